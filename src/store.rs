@@ -1,0 +1,690 @@
+//! [`SessionStore`]: the root object. Owns the sessions, routes every
+//! operation to its session, runs TTL expiry.
+//!
+//! Locking: the session map is a `RwLock<HashMap>`; lookups take its read
+//! lock only long enough to clone the session's `Arc`, so sessions never
+//! contend with each other (there is no global lock on the write path).
+//! Everything inside a session is described in `session.rs`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Condvar, Mutex as StdMutex, Weak};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::session::{
+    Session, SessionInfo, SessionOptions, StoreCounters, UpdateOptions, VarCell, VarDef, Variable, check_name,
+};
+use crate::sync::{Arc, Ordering, RwLock};
+use crate::value::Value;
+use crate::watch::{Watch, WatchOptions, WatcherInfo, watcher_info};
+
+/// Settings of a [`SessionStore`].
+///
+/// ```
+/// use std::time::Duration;
+/// use varwatch::{SessionStore, StoreConfig};
+/// let store = SessionStore::with_config(
+///     StoreConfig::new()
+///         .max_sessions(100)
+///         .default_ttl(Duration::from_secs(3600))
+///         .sweep_interval(Duration::from_secs(60)),
+/// );
+/// # drop(store);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StoreConfig {
+    /// Most sessions the store holds at once (`None`: no limit).
+    pub max_sessions: Option<usize>,
+    /// TTL of sessions created without one (`None`: they never expire).
+    pub default_ttl: Option<Duration>,
+    /// If set, a background thread removes expired sessions this often. It
+    /// stops when the store is dropped.
+    pub sweep_interval: Option<Duration>,
+    /// Initial size of each session's event log (grown on demand up to
+    /// `max_event_log`, to the largest capacity a watch asks for).
+    pub event_log: usize,
+    /// Largest event log a session may grow (caps watch capacities).
+    pub max_event_log: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            max_sessions: None,
+            default_ttl: None,
+            sweep_interval: None,
+            event_log: 1024,
+            max_event_log: 1 << 20,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// The defaults: no session limit, no TTL, no sweeper, 1024-entry logs.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets `max_sessions`.
+    pub fn max_sessions(mut self, n: usize) -> Self {
+        self.max_sessions = Some(n);
+        self
+    }
+    /// Sets `default_ttl`.
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = Some(ttl);
+        self
+    }
+    /// Sets `sweep_interval` (starts the background sweeper).
+    pub fn sweep_interval(mut self, every: Duration) -> Self {
+        self.sweep_interval = Some(every);
+        self
+    }
+    /// Sets `event_log`.
+    pub fn event_log(mut self, n: usize) -> Self {
+        self.event_log = n.max(1);
+        self
+    }
+    /// Sets `max_event_log`.
+    pub fn max_event_log(mut self, n: usize) -> Self {
+        self.max_event_log = n.max(1);
+        self
+    }
+}
+
+/// Store-wide counters, from [`SessionStore::stats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreStats {
+    /// Live sessions.
+    pub sessions: usize,
+    /// Variables across all sessions.
+    pub variables: usize,
+    /// Live watches across all sessions.
+    pub watchers: usize,
+    /// Accepted variable changes since the store was created.
+    pub updates: u64,
+    /// Events delivered to watches since the store was created.
+    pub events_sent: u64,
+}
+
+/// The result of [`SessionStore::get_many`].
+#[derive(Debug, Clone)]
+pub struct GetMany {
+    /// `(identifier as given, variable)` for each one found, in request order.
+    pub found: Vec<(String, Variable)>,
+    /// The identifiers not found, in request order.
+    pub missing: Vec<String>,
+}
+
+/// One item of a batch update: identifier, new value, and optionally the
+/// version it must be at. `(ident, value)` tuples convert into it.
+#[derive(Debug, Clone)]
+pub struct BatchUpdate {
+    /// Variable id or name.
+    pub ident: String,
+    /// The new value.
+    pub value: Value,
+    /// Apply only at this version.
+    pub expected_version: Option<u64>,
+}
+
+impl BatchUpdate {
+    /// An item with no version expectation.
+    pub fn new(ident: impl Into<String>, value: impl Into<Value>) -> Self {
+        BatchUpdate {
+            ident: ident.into(),
+            value: value.into(),
+            expected_version: None,
+        }
+    }
+    /// Sets the expected version.
+    pub fn expected_version(mut self, v: u64) -> Self {
+        self.expected_version = Some(v);
+        self
+    }
+}
+
+impl<I: Into<String>, V: Into<Value>> From<(I, V)> for BatchUpdate {
+    fn from((ident, value): (I, V)) -> Self {
+        BatchUpdate::new(ident, value)
+    }
+}
+
+/// A handle for reading one variable's current state with no lock at all
+/// (one atomic load), from [`SessionStore::reader`]. It keeps reading the
+/// last state once the variable is deleted; see [`VarReader::is_deleted`].
+#[derive(Clone)]
+pub struct VarReader {
+    cell: Arc<VarCell>,
+}
+
+impl VarReader {
+    /// The current state (one reference-count increment).
+    pub fn load(&self) -> Variable {
+        Variable {
+            record: self.cell.current.load_full(),
+        }
+    }
+    /// Runs `f` on the current value without cloning anything.
+    pub fn with_value<R>(&self, f: impl FnOnce(&Value) -> R) -> R {
+        self.cell.current.with(|r| f(&r.value))
+    }
+    /// The current version.
+    pub fn version(&self) -> u64 {
+        self.cell.current.with(|r| r.version)
+    }
+    /// Whether the variable has been deleted (its session closed does not
+    /// count; check the session for that).
+    pub fn is_deleted(&self) -> bool {
+        self.cell
+            .current
+            .with(|r| r.kind == crate::session::RecordKind::Deleted)
+    }
+}
+
+impl fmt::Debug for VarReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("VarReader").field(&self.load()).finish()
+    }
+}
+
+struct Sweeper {
+    stop: std::sync::Arc<(StdMutex<bool>, Condvar)>,
+}
+
+struct StoreInner {
+    sessions: RwLock<HashMap<Arc<str>, Arc<Session>>>,
+    config: StoreConfig,
+    counters: Arc<StoreCounters>,
+    sweeper: Option<Sweeper>,
+}
+
+impl Drop for StoreInner {
+    fn drop(&mut self) {
+        if let Some(s) = &self.sweeper {
+            *s.stop.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+            s.stop.1.notify_all();
+        }
+        // Watches outlive the store (they hold their session); tell them.
+        for (_, session) in self.sessions.write().drain() {
+            session.close();
+        }
+    }
+}
+
+/// The root object: sessions of typed, versioned variables, and watches on
+/// them.
+///
+/// Cheap to clone (an `Arc`); clones share the same sessions. Every method
+/// takes `&self` and is safe to call from any number of threads. Dropping the
+/// last clone closes every session (watches receive
+/// [`EventKind::SessionClosed`](crate::EventKind::SessionClosed)).
+///
+/// ```
+/// use varwatch::{SessionStore, SessionOptions, VarDef, VarType};
+/// let store = SessionStore::new();
+/// store.create_session("s1", SessionOptions::new())?;
+/// store.register("s1", VarDef::new("temperature", VarType::Float, 0.7))?;
+/// assert_eq!(store.update("s1", "temperature", 0.9)?, 1);
+/// assert_eq!(store.value("s1", "temperature")?.as_f64(), Some(0.9));
+/// # Ok::<(), varwatch::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct SessionStore {
+    inner: Arc<StoreInner>,
+}
+
+impl Default for SessionStore {
+    fn default() -> Self {
+        SessionStore::new()
+    }
+}
+
+impl fmt::Debug for SessionStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionStore")
+            .field("sessions", &self.inner.sessions.read().len())
+            .finish()
+    }
+}
+
+impl SessionStore {
+    /// A store with the default [`StoreConfig`].
+    pub fn new() -> SessionStore {
+        SessionStore::with_config(StoreConfig::default())
+    }
+
+    /// A store with `config`; starts the sweeper thread if
+    /// `config.sweep_interval` is set.
+    pub fn with_config(config: StoreConfig) -> SessionStore {
+        let interval = config.sweep_interval;
+        let stop = std::sync::Arc::new((StdMutex::new(false), Condvar::new()));
+        let inner = Arc::new(StoreInner {
+            sessions: RwLock::new(HashMap::new()),
+            config,
+            counters: Arc::new(StoreCounters::default()),
+            sweeper: interval.map(|_| Sweeper { stop: stop.clone() }),
+        });
+        if let Some(every) = interval {
+            let weak = Arc::downgrade(&inner);
+            std::thread::Builder::new()
+                .name("varwatch-sweeper".into())
+                .spawn(move || sweep_loop(weak, stop, every))
+                .expect("spawn the varwatch sweeper thread");
+        }
+        SessionStore { inner }
+    }
+
+    fn lookup(&self, id: &str) -> Result<Arc<Session>> {
+        self.inner
+            .sessions
+            .read()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::SessionNotFound {
+                session: id.to_string(),
+            })
+    }
+
+    /// Looks a session up and marks it accessed.
+    fn session_touched(&self, id: &str) -> Result<Arc<Session>> {
+        let s = self.lookup(id)?;
+        s.touch();
+        Ok(s)
+    }
+
+    // ----- sessions -------------------------------------------------------
+
+    /// Creates a session; [`Error::SessionExists`] if the id is taken,
+    /// [`Error::SessionQuotaExceeded`] if the store is full.
+    pub fn create_session(&self, id: &str, opts: SessionOptions) -> Result<SessionInfo> {
+        self.create(id, opts, false)
+    }
+
+    /// Returns the session, creating it if it does not exist (idempotent,
+    /// race-free: concurrent callers all get the same session).
+    pub fn get_or_create_session(&self, id: &str, opts: SessionOptions) -> Result<SessionInfo> {
+        self.create(id, opts, true)
+    }
+
+    fn create(&self, id: &str, mut opts: SessionOptions, existing_ok: bool) -> Result<SessionInfo> {
+        check_name("session id", id)?;
+        let mut sessions = self.inner.sessions.write();
+        if let Some(s) = sessions.get(id) {
+            return if existing_ok {
+                s.touch();
+                Ok(s.info())
+            } else {
+                Err(Error::SessionExists {
+                    session: id.to_string(),
+                })
+            };
+        }
+        if let Some(max) = self.inner.config.max_sessions {
+            if sessions.len() >= max {
+                return Err(Error::SessionQuotaExceeded {
+                    session: id.to_string(),
+                    max,
+                });
+            }
+        }
+        if opts.ttl.is_none() {
+            opts.ttl = self.inner.config.default_ttl;
+        }
+        let session = Arc::new(Session::new(
+            id,
+            opts,
+            self.inner.config.event_log,
+            self.inner.config.max_event_log,
+            self.inner.counters.clone(),
+        ));
+        sessions.insert(session.id.clone(), session.clone());
+        Ok(session.info())
+    }
+
+    /// The session's facts; marks it accessed.
+    pub fn session(&self, id: &str) -> Result<SessionInfo> {
+        Ok(self.session_touched(id)?.info())
+    }
+
+    /// Whether the session exists (does not count as an access).
+    pub fn session_exists(&self, id: &str) -> bool {
+        self.inner.sessions.read().contains_key(id)
+    }
+
+    /// Deletes the session and its variables; its watches receive
+    /// [`EventKind::SessionClosed`](crate::EventKind::SessionClosed) and end.
+    pub fn delete_session(&self, id: &str) -> Result<()> {
+        let removed = self.inner.sessions.write().remove(id);
+        match removed {
+            Some(s) => {
+                s.close();
+                Ok(())
+            }
+            None => Err(Error::SessionNotFound {
+                session: id.to_string(),
+            }),
+        }
+    }
+
+    /// The ids of all sessions, sorted.
+    pub fn list_sessions(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.inner.sessions.read().keys().map(|k| k.to_string()).collect();
+        ids.sort();
+        ids
+    }
+
+    /// Removes every session idle for longer than its TTL, closing its
+    /// watches. Returns how many were removed.
+    pub fn cleanup_expired(&self) -> usize {
+        cleanup(&self.inner)
+    }
+
+    // ----- variables ------------------------------------------------------
+
+    /// Registers a variable and returns its id. The name must be new in the
+    /// session ([`Error::VariableExists`]); the constraints must fit the type
+    /// and the value must satisfy them.
+    pub fn register(&self, session: &str, def: VarDef) -> Result<String> {
+        let mut ids = self.session_touched(session)?.register(vec![def])?;
+        Ok(ids.pop().expect("one id per definition"))
+    }
+
+    /// The variable (by id, or else by name); marks the session accessed.
+    pub fn get(&self, session: &str, ident: &str) -> Result<Variable> {
+        let cell = self.session_touched(session)?.resolve_or_err(ident)?;
+        Ok(Variable {
+            record: cell.current.load_full(),
+        })
+    }
+
+    /// The variable's current value.
+    pub fn value(&self, session: &str, ident: &str) -> Result<Value> {
+        let cell = self.session_touched(session)?.resolve_or_err(ident)?;
+        Ok(cell.current.with(|r| r.value.clone()))
+    }
+
+    /// A handle that reads the variable's current state with no lock.
+    pub fn reader(&self, session: &str, ident: &str) -> Result<VarReader> {
+        let cell = self.session_touched(session)?.resolve_or_err(ident)?;
+        Ok(VarReader { cell })
+    }
+
+    /// Sets the variable to `value`; returns its new version. Setting the
+    /// value it already has (see [`Value::is_identical`]) is a no-op: no new
+    /// version, no event; the current version is returned.
+    pub fn update(&self, session: &str, ident: &str, value: impl Into<Value>) -> Result<u64> {
+        self.update_with(session, ident, value, &UpdateOptions::default())
+    }
+
+    /// [`update`](Self::update) with options: an expected version
+    /// ([`Error::VersionConflict`] if it is not current), a source and
+    /// metadata for watchers.
+    pub fn update_with(
+        &self,
+        session: &str,
+        ident: &str,
+        value: impl Into<Value>,
+        opts: &UpdateOptions,
+    ) -> Result<u64> {
+        let s = self.session_touched(session)?;
+        let item = vec![(ident.to_string(), value.into(), opts.expected_version)];
+        // A batch of one, best-effort: its one result carries the plain error.
+        let mut results = s.update_many(item, false, opts)?;
+        results.pop().expect("one result per item")
+    }
+
+    /// Applies every update or none, under one session revision; watchers
+    /// receive the changes together. On failure returns
+    /// [`Error::BatchRejected`] listing every failing item. Returns the new
+    /// versions in request order.
+    pub fn update_atomic<U: Into<BatchUpdate>>(
+        &self,
+        session: &str,
+        updates: impl IntoIterator<Item = U>,
+        opts: &UpdateOptions,
+    ) -> Result<Vec<u64>> {
+        let s = self.session_touched(session)?;
+        let items = batch_items(updates);
+        let results = s.update_many(items, true, opts)?;
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("atomic batch succeeded"))
+            .collect())
+    }
+
+    /// Applies each update on its own (each is its own write); returns one
+    /// result per item, in request order.
+    pub fn update_best_effort<U: Into<BatchUpdate>>(
+        &self,
+        session: &str,
+        updates: impl IntoIterator<Item = U>,
+        opts: &UpdateOptions,
+    ) -> Result<Vec<Result<u64>>> {
+        let s = self.session_touched(session)?;
+        s.update_many(batch_items(updates), false, opts)
+    }
+
+    /// Deletes the variable; its watchers receive
+    /// [`EventKind::Deleted`](crate::EventKind::Deleted).
+    pub fn delete_variable(&self, session: &str, ident: &str) -> Result<()> {
+        self.session_touched(session)?.delete_variable(ident)
+    }
+
+    /// The session's variables in registration order, optionally only those
+    /// whose name matches `pattern`: an anchored glob where `*` matches any
+    /// run of characters and `?` any one character (`temp_*`).
+    pub fn list_variables(&self, session: &str, pattern: Option<&str>) -> Result<Vec<Variable>> {
+        let s = self.session_touched(session)?;
+        Ok(s.cells()
+            .into_iter()
+            .filter(|c| pattern.is_none_or(|p| glob_match(p, &c.meta.name)))
+            .map(|c| Variable {
+                record: c.current.load_full(),
+            })
+            .collect())
+    }
+
+    /// Several variables at once: those found (keyed by the identifier as
+    /// given) and those missing, both in request order.
+    pub fn get_many<S: AsRef<str>>(
+        &self,
+        session: &str,
+        idents: impl IntoIterator<Item = S>,
+    ) -> Result<GetMany> {
+        let s = self.session_touched(session)?;
+        let mut out = GetMany {
+            found: Vec::new(),
+            missing: Vec::new(),
+        };
+        for ident in idents {
+            let ident = ident.as_ref();
+            match s.resolve(ident) {
+                Some(c) => out.found.push((
+                    ident.to_string(),
+                    Variable {
+                        record: c.current.load_full(),
+                    },
+                )),
+                None => out.missing.push(ident.to_string()),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every variable of the session as one consistent cut: the session
+    /// revision and each variable's state at it.
+    pub fn snapshot(&self, session: &str) -> Result<(u64, Vec<Variable>)> {
+        self.session_touched(session)?.snapshot()
+    }
+
+    /// The session's variables as definitions (current value, constraints,
+    /// metadata), for [`import`](Self::import) elsewhere.
+    pub fn export(&self, session: &str) -> Result<Vec<VarDef>> {
+        let (_, vars) = self.snapshot(session)?;
+        Ok(vars
+            .into_iter()
+            .map(|v| {
+                let mut def = VarDef::new(v.name(), v.var_type(), v.value().clone());
+                def.constraints = v.constraints().clone();
+                def.metadata = v.metadata().clone();
+                def
+            })
+            .collect())
+    }
+
+    /// Registers all `defs` (validated like [`register`](Self::register))
+    /// or none; returns their new ids.
+    pub fn import(&self, session: &str, defs: Vec<VarDef>) -> Result<Vec<String>> {
+        self.session_touched(session)?.register(defs)
+    }
+
+    // ----- watching -------------------------------------------------------
+
+    /// Watches the given variables (ids or names). Unknown identifiers are
+    /// one [`Error::VariablesNotFound`] listing them all.
+    ///
+    /// Registration and the initial snapshot are atomic: see [`Watch`].
+    pub fn watch<S: AsRef<str>>(
+        &self,
+        session: &str,
+        idents: impl IntoIterator<Item = S>,
+        opts: WatchOptions,
+    ) -> Result<Watch> {
+        let s = self.session_touched(session)?;
+        let idents = idents.into_iter().map(|i| i.as_ref().to_string()).collect();
+        Watch::subscribe(s, Some(idents), opts)
+    }
+
+    /// Watches every variable of the session, including those registered
+    /// later (their first event is [`EventKind::Initial`]) and deleted
+    /// ones ([`EventKind::Deleted`]). Same guarantees as [`watch`](Self::watch).
+    ///
+    /// [`EventKind::Initial`]: crate::EventKind::Initial
+    /// [`EventKind::Deleted`]: crate::EventKind::Deleted
+    pub fn watch_session(&self, session: &str, opts: WatchOptions) -> Result<Watch> {
+        let s = self.session_touched(session)?;
+        Watch::subscribe(s, None, opts)
+    }
+
+    /// The live watches of a session and their counters.
+    pub fn list_watchers(&self, session: &str) -> Result<Vec<WatcherInfo>> {
+        let s = self.lookup(session)?;
+        let tail = s.log.tail();
+        let mut out = Vec::new();
+        s.observers.for_each(|r| out.push(watcher_info(r, tail)));
+        out.sort_by_key(|w| w.id);
+        Ok(out)
+    }
+
+    /// Store-wide counters.
+    pub fn stats(&self) -> StoreStats {
+        let sessions: Vec<Arc<Session>> = self.inner.sessions.read().values().cloned().collect();
+        StoreStats {
+            sessions: sessions.len(),
+            variables: sessions.iter().map(|s| s.variable_count()).sum(),
+            watchers: sessions.iter().map(|s| s.observers.count()).sum(),
+            updates: self.inner.counters.updates.load(Ordering::Relaxed),
+            events_sent: self.inner.counters.events_sent.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn batch_items<U: Into<BatchUpdate>>(
+    updates: impl IntoIterator<Item = U>,
+) -> Vec<(String, Value, Option<u64>)> {
+    updates
+        .into_iter()
+        .map(|u| {
+            let u = u.into();
+            (u.ident, u.value, u.expected_version)
+        })
+        .collect()
+}
+
+fn cleanup(inner: &StoreInner) -> usize {
+    let expired: Vec<Arc<Session>> = {
+        let mut sessions = inner.sessions.write();
+        let ids: Vec<Arc<str>> = sessions
+            .iter()
+            .filter(|(_, s)| s.is_expired())
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.iter().filter_map(|id| sessions.remove(id)).collect()
+    };
+    for s in &expired {
+        s.close();
+    }
+    expired.len()
+}
+
+fn sweep_loop(store: Weak<StoreInner>, stop: std::sync::Arc<(StdMutex<bool>, Condvar)>, every: Duration) {
+    let (lock, cv) = &*stop;
+    let mut stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        stopped = cv
+            .wait_timeout(stopped, every)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+        if *stopped {
+            return;
+        }
+        // Hold the store only while sweeping, so dropping it is never delayed.
+        match store.upgrade() {
+            Some(inner) => {
+                drop(stopped);
+                cleanup(&inner);
+                drop(inner);
+                stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
+            }
+            None => return,
+        }
+    }
+}
+
+/// Anchored glob: `*` any run (possibly empty), `?` exactly one character;
+/// everything else literal.
+pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && p[pi] == n[ni])) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ni));
+            pi += 1;
+        } else if let Some((sp, sn)) = star {
+            pi = sp + 1;
+            ni = sn + 1;
+            star = Some((sp, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn glob() {
+        assert!(glob_match("temp_*", "temp_a"));
+        assert!(glob_match("temp_*", "temp_"));
+        assert!(!glob_match("temp_*", "my_temp_a"));
+        assert!(glob_match("*temp*", "my_temp_a"));
+        assert!(glob_match("a?c", "abc"));
+        assert!(!glob_match("a?c", "ac"));
+        assert!(glob_match("a.c", "a.c"));
+        assert!(!glob_match("a.c", "abc"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("a*b*c", "aXbYbZc"));
+        assert!(!glob_match("a*b*c", "aXbYbZ"));
+    }
+}

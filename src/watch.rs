@@ -1,0 +1,1105 @@
+//! [`Watch`]: a watcher's handle, its options, its events and its statistics.
+//!
+//! # How a watch receives
+//!
+//! A watch owns a cursor into its session's event log and copies records out
+//! in batches, keeping those about what it watches. All user code — the
+//! filter, throttling, the consumer itself — runs here, on the watcher's side,
+//! never under a store lock.
+//!
+//! Per variable the watch remembers the last version it has seen. A record at
+//! or below it is a duplicate (possible only right after a resync) and is
+//! dropped; so versions delivered per variable strictly increase.
+//!
+//! **Overflow.** A watch more than `capacity` session events behind has
+//! overflowed. The writer was never slowed: the watch finds out itself. With
+//! [`OverflowPolicy::Resync`] (the default) it moves its cursor to the log's
+//! tail, then reads each watched variable's current state; for every variable
+//! that moved on it delivers [`EventKind::Lagged`] with the exact range of
+//! versions it skipped (when it skipped any), then the current state, and is
+//! contiguous from there (records after the new cursor that it has already
+//! seen in the current state are dropped as duplicates). With
+//! [`OverflowPolicy::Close`] it delivers the `Lagged` markers and ends. In
+//! coalescing mode overflow is not an event at all: the watch only ever
+//! promised the latest state.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread, ThreadId};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_core::Stream;
+
+use crate::error::Error;
+use crate::event_log::{Entry, Read};
+use crate::observer::{Registration, Signal, WatchCounters};
+use crate::session::{Metadata, Record, RecordKind, Session, VarCell};
+use crate::sync::{Arc, Ordering};
+use crate::value::Value;
+
+/// Records copied out of the event log per lock acquisition.
+const READ_BATCH: usize = 64;
+
+type Filter = Arc<dyn Fn(Option<&Value>, &Value) -> bool + Send + Sync>;
+
+/// What a watch does when it falls more than its capacity behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OverflowPolicy {
+    /// Deliver [`EventKind::Lagged`] with the skipped versions, then the
+    /// current state of each affected variable, and carry on contiguously.
+    #[default]
+    Resync,
+    /// Deliver the [`EventKind::Lagged`] markers and end the watch.
+    Close,
+}
+
+/// How a watch is set up. Build with [`WatchOptions::new`] and the builder
+/// methods.
+///
+/// ```
+/// use std::time::Duration;
+/// use varwatch::{OverflowPolicy, WatchOptions};
+/// let opts = WatchOptions::new()
+///     .include_initial(true)
+///     .capacity(256)
+///     .on_overflow(OverflowPolicy::Close)
+///     .filter(|old, new| old.is_none() || new.as_f64() > old.and_then(|o| o.as_f64()))
+///     .throttle(Duration::from_millis(50));
+/// # let _ = opts;
+/// ```
+#[derive(Clone)]
+pub struct WatchOptions {
+    include_initial: bool,
+    filter: Option<Filter>,
+    capacity: usize,
+    overflow: OverflowPolicy,
+    coalesce: bool,
+    throttle: Option<Duration>,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        WatchOptions {
+            include_initial: true,
+            filter: None,
+            capacity: 1024,
+            overflow: OverflowPolicy::Resync,
+            coalesce: false,
+            throttle: None,
+        }
+    }
+}
+
+impl fmt::Debug for WatchOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WatchOptions")
+            .field("include_initial", &self.include_initial)
+            .field("filter", &self.filter.is_some())
+            .field("capacity", &self.capacity)
+            .field("overflow", &self.overflow)
+            .field("coalesce", &self.coalesce)
+            .field("throttle", &self.throttle)
+            .finish()
+    }
+}
+
+impl WatchOptions {
+    /// The defaults: initial values on, no filter, capacity 1024, resync on
+    /// overflow, lossless, no throttle.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether the first event per variable is its state at subscription
+    /// ([`EventKind::Initial`]). Default `true`.
+    pub fn include_initial(mut self, yes: bool) -> Self {
+        self.include_initial = yes;
+        self
+    }
+
+    /// Deliver only `Initial`/`Changed` events for which
+    /// `filter(old_value, new_value)` is true (`old_value` is `None` for an
+    /// initial event). Filtered events still count as seen. The filter runs on
+    /// the receiving thread; if it panics the event is delivered and counted
+    /// in [`WatchStats::filter_panics`].
+    pub fn filter<F>(mut self, filter: F) -> Self
+    where
+        F: Fn(Option<&Value>, &Value) -> bool + Send + Sync + 'static,
+    {
+        self.filter = Some(Arc::new(filter));
+        self
+    }
+
+    /// How many events of its session the watch may fall behind before it
+    /// has overflowed (default 1024; at least 1). Events of variables the
+    /// watch does not follow count too, since they share the session's log;
+    /// an overflow that skipped none of *its* versions is invisible to it.
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// What to do on overflow. Default [`OverflowPolicy::Resync`].
+    pub fn on_overflow(mut self, policy: OverflowPolicy) -> Self {
+        self.overflow = policy;
+        self
+    }
+
+    /// Coalescing mode: deliver only the latest state of each variable, with
+    /// [`WatchEvent::skipped`] counting the versions passed over, like
+    /// `tokio::sync::watch`. Overflow is then never an event.
+    pub fn coalesce(mut self) -> Self {
+        self.coalesce = true;
+        self
+    }
+
+    /// At most one `Changed` event per variable per `interval`; a change that
+    /// comes sooner is held back and replaced by any later one, so the watch
+    /// always ends on the latest state.
+    pub fn throttle(mut self, interval: Duration) -> Self {
+        self.throttle = Some(interval);
+        self
+    }
+}
+
+/// What an event says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// The variable's state when the watch started (or when it was
+    /// registered, for a whole-session watch).
+    Initial,
+    /// The variable changed to a new version.
+    Changed,
+    /// The variable was deleted; no more events about it follow.
+    Deleted,
+    /// The watch fell behind and did not receive versions `first..=last` of
+    /// this variable. The variable's current state follows (unless the watch
+    /// closes on overflow).
+    Lagged {
+        /// First version not delivered.
+        first: u64,
+        /// Last version not delivered.
+        last: u64,
+    },
+    /// The session was deleted or expired, or the store was dropped. This is
+    /// the watch's last event.
+    SessionClosed,
+}
+
+/// One event received by a [`Watch`]. Cheap to clone (one reference count);
+/// values are shared, never copied per watcher.
+#[derive(Clone)]
+pub struct WatchEvent {
+    kind: EventKind,
+    record: Arc<Record>,
+    skipped: u64,
+}
+
+impl WatchEvent {
+    fn new(kind: EventKind, record: Arc<Record>) -> WatchEvent {
+        WatchEvent {
+            kind,
+            record,
+            skipped: 0,
+        }
+    }
+
+    fn from_record(record: Arc<Record>) -> WatchEvent {
+        let kind = match record.kind {
+            RecordKind::Registered => EventKind::Initial,
+            RecordKind::Changed => EventKind::Changed,
+            RecordKind::Deleted => EventKind::Deleted,
+            RecordKind::SessionClosed => EventKind::SessionClosed,
+        };
+        WatchEvent::new(kind, record)
+    }
+
+    /// What happened.
+    pub fn kind(&self) -> EventKind {
+        self.kind
+    }
+    /// Whether this is the initial state ([`EventKind::Initial`]).
+    pub fn is_initial(&self) -> bool {
+        self.kind == EventKind::Initial
+    }
+    /// The variable's id (empty for `SessionClosed`).
+    pub fn variable_id(&self) -> &str {
+        &self.record.var.id
+    }
+    /// The variable's name (empty for `SessionClosed`).
+    pub fn variable_name(&self) -> &str {
+        &self.record.var.name
+    }
+    /// The version this event brings the variable to. For `Lagged`, the last
+    /// skipped version; for `Deleted`, the deletion's version (one past the
+    /// last value's); 0 for `SessionClosed`.
+    pub fn version(&self) -> u64 {
+        match self.kind {
+            EventKind::Lagged { last, .. } => last,
+            _ => self.record.version,
+        }
+    }
+    /// The session revision of the change (for `Lagged`, of the state that
+    /// follows it).
+    pub fn revision(&self) -> u64 {
+        self.record.revision
+    }
+    /// The new value, for `Initial` and `Changed`.
+    pub fn value(&self) -> Option<&Value> {
+        match self.kind {
+            EventKind::Initial | EventKind::Changed => Some(&self.record.value),
+            _ => None,
+        }
+    }
+    /// The value before the change: for `Changed` the previous version's
+    /// value, for `Deleted` the last value.
+    pub fn old_value(&self) -> Option<&Value> {
+        match self.kind {
+            EventKind::Changed | EventKind::Deleted => self.record.old_value.as_ref(),
+            _ => None,
+        }
+    }
+    /// The source the writer named, if any.
+    pub fn source(&self) -> Option<&str> {
+        match self.kind {
+            EventKind::Changed => self.record.source.as_deref(),
+            _ => None,
+        }
+    }
+    /// The metadata the writer attached to the change, if any.
+    pub fn metadata(&self) -> Option<&Metadata> {
+        match self.kind {
+            EventKind::Changed => self.record.metadata.as_deref(),
+            _ => None,
+        }
+    }
+    /// When the change was made (wall clock).
+    pub fn timestamp(&self) -> SystemTime {
+        self.record.timestamp
+    }
+    /// Versions of this variable passed over just before this event by
+    /// coalescing or throttling (0 in lossless delivery).
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+}
+
+impl fmt::Debug for WatchEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("WatchEvent");
+        d.field("kind", &self.kind)
+            .field("variable", &self.variable_name())
+            .field("version", &self.version())
+            .field("revision", &self.revision());
+        if let Some(v) = self.value() {
+            d.field("value", v);
+        }
+        if self.skipped > 0 {
+            d.field("skipped", &self.skipped);
+        }
+        d.finish()
+    }
+}
+
+/// Why a watch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Its session was deleted or expired, or the store was dropped.
+    SessionClosed,
+    /// Every variable it watched was deleted.
+    VariablesDeleted,
+    /// It overflowed under [`OverflowPolicy::Close`].
+    Overflow,
+}
+
+/// `try_recv` found no event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TryRecvError {
+    /// Nothing to receive now; the watch is still open.
+    #[error("no event is ready")]
+    Empty,
+    /// The watch has ended and delivered its last event.
+    #[error("the watch has ended")]
+    Closed,
+}
+
+/// `recv_timeout` found no event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RecvTimeoutError {
+    /// No event arrived in time; the watch is still open.
+    #[error("timed out waiting for an event")]
+    Timeout,
+    /// The watch has ended and delivered its last event.
+    #[error("the watch has ended")]
+    Closed,
+}
+
+/// Counters of one watch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WatchStats {
+    /// Events handed to the user.
+    pub events_delivered: u64,
+    /// Events the filter rejected.
+    pub events_filtered: u64,
+    /// Filter calls that panicked (their events were delivered).
+    pub filter_panics: u64,
+    /// Times the watch overflowed.
+    pub lag_events: u64,
+    /// Versions passed over by coalescing or throttling.
+    pub versions_skipped: u64,
+    /// Events waiting: session events not yet read plus events read but not
+    /// yet delivered (an upper bound on what the watch is behind).
+    pub queue_depth: u64,
+    /// When the watch was created.
+    pub created_at: SystemTime,
+}
+
+/// One live watch, as listed by
+/// [`SessionStore::list_watchers`](crate::SessionStore::list_watchers).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WatcherInfo {
+    /// The watch's id ([`Watch::id`]).
+    pub id: u64,
+    /// Names of the watched variables; `None` for a whole-session watch.
+    pub variables: Option<Vec<String>>,
+    /// Whether it is in coalescing mode.
+    pub coalescing: bool,
+    /// Its counters.
+    pub stats: WatchStats,
+}
+
+pub(crate) fn stats_of(counters: &WatchCounters, created_at: SystemTime, tail: u64) -> WatchStats {
+    let cursor = counters.cursor.load(Ordering::Relaxed);
+    WatchStats {
+        events_delivered: counters.delivered.load(Ordering::Relaxed),
+        events_filtered: counters.filtered.load(Ordering::Relaxed),
+        filter_panics: counters.filter_panics.load(Ordering::Relaxed),
+        lag_events: counters.lag_events.load(Ordering::Relaxed),
+        versions_skipped: counters.skipped.load(Ordering::Relaxed),
+        queue_depth: tail.saturating_sub(cursor) + counters.local.load(Ordering::Relaxed) as u64,
+        created_at,
+    }
+}
+
+pub(crate) fn watcher_info(reg: &Registration, tail: u64) -> WatcherInfo {
+    WatcherInfo {
+        id: reg.id,
+        variables: reg
+            .variables
+            .as_ref()
+            .map(|v| v.iter().map(|s| s.to_string()).collect()),
+        coalescing: reg.coalescing,
+        stats: stats_of(&reg.counters, reg.created_at, tail),
+    }
+}
+
+/// A variable the watch follows, and the last version it has seen of it.
+struct Tracked {
+    cell: Arc<VarCell>,
+    version: u64,
+    /// Which of the signal's waiter-list flags belongs to this variable.
+    list: u32,
+}
+
+struct Throttle {
+    interval: Duration,
+    /// Per variable slot: when its last event was delivered.
+    last: HashMap<u32, Instant>,
+    /// Held-back events per slot, with the time they become due.
+    held: BTreeMap<u32, (Instant, WatchEvent)>,
+}
+
+impl Throttle {
+    fn take_due(&mut self, now: Instant) -> Option<WatchEvent> {
+        let slot = self
+            .held
+            .iter()
+            .filter(|(_, (due, _))| *due <= now)
+            .min_by_key(|(_, (due, _))| *due)
+            .map(|(s, _)| *s)?;
+        let (_, ev) = self.held.remove(&slot)?;
+        self.last.insert(slot, now);
+        Some(ev)
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        self.held.values().map(|(d, _)| *d).min()
+    }
+}
+
+enum Step {
+    Event(WatchEvent),
+    Ended,
+    Empty(Option<Instant>),
+}
+
+struct ThreadWaker(Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.unpark();
+    }
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// A watcher's handle: receives every change of what it watches, exactly
+/// once, in order, starting from a consistent snapshot.
+///
+/// Created by [`SessionStore::watch`](crate::SessionStore::watch) and
+/// [`SessionStore::watch_session`](crate::SessionStore::watch_session).
+/// Receive with [`recv`](Self::recv), [`recv_timeout`](Self::recv_timeout),
+/// [`try_recv`](Self::try_recv), as an [`Iterator`] (blocking), or as a
+/// [`Stream`](futures_core::Stream) (async, any runtime). Dropping it
+/// unregisters it.
+///
+/// The guarantees, per variable:
+/// * with `include_initial`, the first event is [`EventKind::Initial`] at the
+///   version *s* current at subscription (one consistent revision across all
+///   watched variables), and the next are *s+1, s+2, …*;
+/// * versions strictly increase; an atomic batch's events arrive together;
+/// * a gap is never silent: it is an [`EventKind::Lagged`] naming the
+///   skipped versions;
+/// * the watch ends with an explicit event ([`EventKind::SessionClosed`], or
+///   [`EventKind::Deleted`] of its last variable), after which receiving
+///   returns `None`.
+pub struct Watch {
+    session: Arc<Session>,
+    key: usize,
+    id: u64,
+    signal: Arc<Signal>,
+    whole_session: bool,
+    tracked: Vec<Tracked>,
+    cursor: u64,
+    capacity: usize,
+    pending: VecDeque<WatchEvent>,
+    scratch: Vec<Entry>,
+    opts: WatchOptions,
+    counters: Arc<WatchCounters>,
+    /// Coalescing: slot → absolute position (in `popped` units) of its
+    /// undelivered event in `pending`.
+    coalesce_pos: HashMap<u32, u64>,
+    popped: u64,
+    throttle: Option<Throttle>,
+    ended: Option<CloseReason>,
+    registered: bool,
+    thread_waker: Option<(ThreadId, Waker)>,
+    created_at: SystemTime,
+}
+
+impl fmt::Debug for Watch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Watch")
+            .field("id", &self.id)
+            .field("session", &&*self.session.id)
+            .field("variables", &self.tracked.len())
+            .field("whole_session", &self.whole_session)
+            .field("ended", &self.ended)
+            .finish()
+    }
+}
+
+impl Watch {
+    /// Registers a watch on `idents` (or, with `None`, the whole session) and
+    /// takes its snapshot, atomically.
+    pub(crate) fn subscribe(
+        session: Arc<Session>,
+        idents: Option<Vec<String>>,
+        opts: WatchOptions,
+    ) -> Result<Watch, Error> {
+        if opts.capacity == 0 {
+            return Err(Error::InvalidOption("capacity must be at least 1".into()));
+        }
+        if opts.throttle == Some(Duration::ZERO) {
+            return Err(Error::InvalidOption(
+                "throttle interval must be greater than zero".into(),
+            ));
+        }
+        if idents.as_ref().is_some_and(Vec::is_empty) {
+            return Err(Error::InvalidOption("a watch needs at least one variable".into()));
+        }
+        let whole_session = idents.is_none();
+        let counters = Arc::new(WatchCounters::default());
+        let id = session.counters.next_watch_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let created_at = SystemTime::now();
+
+        // The atomic subscribe: under the session's write lock no change can
+        // happen, so the registration, the log position and the snapshot
+        // below are one consistent cut, and every change after it is in the
+        // log at or after `cursor`.
+        let (cells, snapshot, capacity, cursor, key) = session.with_write_lock(|| {
+            let mut cells = match &idents {
+                None => session.cells(),
+                Some(idents) => {
+                    let mut cells = Vec::with_capacity(idents.len());
+                    let mut missing = Vec::new();
+                    for ident in idents {
+                        match session.resolve(ident) {
+                            Some(c) => cells.push(c),
+                            None => missing.push(ident.clone()),
+                        }
+                    }
+                    if !missing.is_empty() {
+                        return Err(Error::VariablesNotFound {
+                            session: session.id.to_string(),
+                            variables: missing,
+                        });
+                    }
+                    cells.sort_by_key(|c| c.meta.slot);
+                    cells.dedup_by_key(|c| c.meta.slot);
+                    cells
+                }
+            };
+            cells.shrink_to_fit();
+            let capacity = session.log.reserve(opts.capacity);
+            let cursor = session.log.tail();
+            let snapshot: Vec<Arc<Record>> = cells.iter().map(|c| c.current.load_full()).collect();
+            counters.cursor.store(cursor, Ordering::Relaxed);
+            let key = session.observers.register(Registration {
+                id,
+                variables: (!whole_session).then(|| cells.iter().map(|c| c.meta.name.clone()).collect()),
+                created_at,
+                coalescing: opts.coalesce,
+                counters: counters.clone(),
+            });
+            Ok((cells, snapshot, capacity, cursor, key))
+        })?;
+
+        let lists = if whole_session { 1 } else { cells.len() };
+        let mut watch = Watch {
+            key,
+            id,
+            signal: Arc::new(Signal::new(lists)),
+            whole_session,
+            tracked: Vec::with_capacity(cells.len()),
+            cursor,
+            capacity,
+            pending: VecDeque::new(),
+            scratch: Vec::new(),
+            throttle: opts.throttle.map(|interval| Throttle {
+                interval,
+                last: HashMap::new(),
+                held: BTreeMap::new(),
+            }),
+            opts,
+            counters,
+            coalesce_pos: HashMap::new(),
+            popped: 0,
+            ended: None,
+            registered: true,
+            thread_waker: None,
+            created_at,
+            session,
+        };
+        for (i, (cell, record)) in cells.into_iter().zip(snapshot).enumerate() {
+            watch.tracked.push(Tracked {
+                cell,
+                version: record.version,
+                list: if whole_session { 0 } else { i as u32 },
+            });
+            if watch.opts.include_initial {
+                watch.push(WatchEvent::new(EventKind::Initial, record));
+            }
+        }
+        watch.counters.local.store(watch.pending.len(), Ordering::Relaxed);
+        Ok(watch)
+    }
+
+    /// This watch's id, as shown by `list_watchers`.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The id of the session watched.
+    pub fn session_id(&self) -> &str {
+        &self.session.id
+    }
+
+    /// Why the watch ended, once it has.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.ended
+    }
+
+    /// This watch's counters.
+    pub fn stats(&self) -> WatchStats {
+        stats_of(&self.counters, self.created_at, self.session.log.tail())
+    }
+
+    /// Blocks until the next event; `None` once the watch has ended (after
+    /// its final event).
+    pub fn recv(&mut self) -> Option<WatchEvent> {
+        self.recv_until(None).ok()
+    }
+
+    /// Blocks until the next event or until `timeout` has passed.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<WatchEvent, RecvTimeoutError> {
+        self.recv_until(Some(Instant::now() + timeout))
+    }
+
+    /// Blocks until the next event or until `deadline`.
+    pub fn recv_deadline(&mut self, deadline: Instant) -> Result<WatchEvent, RecvTimeoutError> {
+        self.recv_until(Some(deadline))
+    }
+
+    /// Returns the next event if one is ready, without blocking.
+    pub fn try_recv(&mut self) -> Result<WatchEvent, TryRecvError> {
+        match self.step(Instant::now()) {
+            Step::Event(e) => Ok(e),
+            Step::Ended => Err(TryRecvError::Closed),
+            Step::Empty(_) => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// An iterator over the events ready now; it stops when none is ready.
+    pub fn try_iter(&mut self) -> impl Iterator<Item = WatchEvent> + '_ {
+        std::iter::from_fn(move || self.try_recv().ok())
+    }
+
+    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<WatchEvent, RecvTimeoutError> {
+        loop {
+            if let Some(r) = self.step_result(Instant::now()) {
+                return r;
+            }
+            let waker = self.thread_waker();
+            self.arm(&waker);
+            // Register-then-check: anything written before the arm is seen
+            // now; anything after it wakes this thread.
+            let now = Instant::now();
+            let due = match self.step(now) {
+                Step::Event(e) => return Ok(e),
+                Step::Ended => return Err(RecvTimeoutError::Closed),
+                Step::Empty(due) => due,
+            };
+            let wake_at = match (deadline, due) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            match wake_at {
+                None => thread::park(),
+                Some(t) if t > now => thread::park_timeout(t - now),
+                Some(_) => {}
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return match self.step(Instant::now()) {
+                    Step::Event(e) => Ok(e),
+                    Step::Ended => Err(RecvTimeoutError::Closed),
+                    Step::Empty(_) => Err(RecvTimeoutError::Timeout),
+                };
+            }
+        }
+    }
+
+    fn step_result(&mut self, now: Instant) -> Option<Result<WatchEvent, RecvTimeoutError>> {
+        match self.step(now) {
+            Step::Event(e) => Some(Ok(e)),
+            Step::Ended => Some(Err(RecvTimeoutError::Closed)),
+            Step::Empty(_) => None,
+        }
+    }
+
+    fn thread_waker(&mut self) -> Waker {
+        let me = thread::current();
+        match &self.thread_waker {
+            Some((id, w)) if *id == me.id() => w.clone(),
+            _ => {
+                let id = me.id();
+                let w = Waker::from(std::sync::Arc::new(ThreadWaker(me)));
+                self.thread_waker = Some((id, w.clone()));
+                w
+            }
+        }
+    }
+
+    /// Puts this watch's signal where writers of what it watches will find it.
+    fn arm(&self, waker: &Waker) {
+        self.signal.set_waker(waker);
+        if self.whole_session {
+            self.session.observers.session_waiters.enqueue(&self.signal, 0);
+        } else {
+            for t in &self.tracked {
+                t.cell.waiters.enqueue(&self.signal, t.list);
+            }
+        }
+    }
+
+    /// One attempt to produce the next event, without blocking.
+    fn step(&mut self, now: Instant) -> Step {
+        let step = self.step_inner(now);
+        self.counters.local.store(self.pending.len(), Ordering::Relaxed);
+        if let Step::Event(_) = step {
+            self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+            self.session.counters.events_sent.fetch_add(1, Ordering::Relaxed);
+        }
+        step
+    }
+
+    fn step_inner(&mut self, now: Instant) -> Step {
+        loop {
+            if let Some(ev) = self.throttle.as_mut().and_then(|t| t.take_due(now)) {
+                return Step::Event(ev);
+            }
+            if self.opts.coalesce && self.ended.is_none() {
+                // Read all that is there (bounded) so that only the latest
+                // state of each variable is delivered.
+                for _ in 0..self.capacity.div_ceil(READ_BATCH) {
+                    if !self.fill() {
+                        break;
+                    }
+                }
+            }
+            if let Some(ev) = self.pending.pop_front() {
+                self.popped += 1;
+                if let Some(ev) = self.admit(ev, now) {
+                    return Step::Event(ev);
+                }
+                continue;
+            }
+            if self.ended.is_some() {
+                if let Some(t) = &mut self.throttle {
+                    if let Some(slot) = t.held.keys().next().copied() {
+                        return Step::Event(t.held.remove(&slot).expect("present").1);
+                    }
+                }
+                return Step::Ended;
+            }
+            if !self.fill() {
+                return Step::Empty(self.throttle.as_ref().and_then(Throttle::next_due));
+            }
+        }
+    }
+
+    /// Applies the filter and the throttle to an event about to be delivered.
+    fn admit(&mut self, ev: WatchEvent, now: Instant) -> Option<WatchEvent> {
+        match ev.kind {
+            EventKind::Initial | EventKind::Changed => {
+                if let Some(filter) = &self.opts.filter {
+                    let old = ev.old_value();
+                    match catch_unwind(AssertUnwindSafe(|| filter(old, &ev.record.value))) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            self.counters.filtered.fetch_add(1, Ordering::Relaxed);
+                            return None;
+                        }
+                        Err(_) => {
+                            self.counters.filter_panics.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                let Some(t) = &mut self.throttle else {
+                    return Some(ev);
+                };
+                let slot = ev.record.var.slot;
+                if ev.kind == EventKind::Changed {
+                    if let Some(last) = t.last.get(&slot) {
+                        let due = *last + t.interval;
+                        if now < due {
+                            let mut ev = ev;
+                            if let Some((_, held)) = t.held.remove(&slot) {
+                                let passed = held.skipped + ev.record.version - held.record.version;
+                                ev.skipped += passed;
+                                self.counters
+                                    .skipped
+                                    .fetch_add(passed - held.skipped, Ordering::Relaxed);
+                            }
+                            t.held.insert(slot, (due, ev));
+                            return None;
+                        }
+                    }
+                }
+                // An event that passes supersedes anything held for its variable.
+                t.held.remove(&slot);
+                t.last.insert(slot, now);
+                Some(ev)
+            }
+            _ => {
+                // Deleted, Lagged, SessionClosed are never held back; anything
+                // held for the same variable (for SessionClosed, any variable)
+                // goes out first.
+                if let Some(t) = &mut self.throttle {
+                    let slot = if ev.kind == EventKind::SessionClosed {
+                        t.held.keys().next().copied()
+                    } else {
+                        Some(ev.record.var.slot).filter(|s| t.held.contains_key(s))
+                    };
+                    if let Some((_, held)) = slot.and_then(|s| t.held.remove(&s)) {
+                        self.pending.push_front(ev);
+                        self.popped -= 1;
+                        return Some(held);
+                    }
+                }
+                Some(ev)
+            }
+        }
+    }
+
+    fn push(&mut self, ev: WatchEvent) {
+        if self.opts.coalesce {
+            let slot = ev.record.var.slot;
+            if matches!(ev.kind, EventKind::Changed) {
+                if let Some(&pos) = self.coalesce_pos.get(&slot) {
+                    if pos >= self.popped {
+                        let prev = &mut self.pending[(pos - self.popped) as usize];
+                        let passed = ev.record.version - prev.record.version;
+                        self.counters.skipped.fetch_add(passed, Ordering::Relaxed);
+                        prev.skipped += passed + ev.skipped;
+                        prev.record = ev.record;
+                        return;
+                    }
+                }
+                self.coalesce_pos
+                    .insert(slot, self.popped + self.pending.len() as u64);
+            } else {
+                self.coalesce_pos.remove(&slot);
+            }
+        }
+        self.pending.push_back(ev);
+    }
+
+    fn tracked_index(&self, slot: u32) -> Result<usize, usize> {
+        self.tracked.binary_search_by_key(&slot, |t| t.cell.meta.slot)
+    }
+
+    /// Reads the next batch from the log. Returns whether anything was read
+    /// (or the state changed).
+    fn fill(&mut self) -> bool {
+        if self.ended.is_some() {
+            return false;
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let read = self
+            .session
+            .log
+            .read(self.cursor, self.capacity, READ_BATCH, &mut scratch);
+        let progressed = match read {
+            Read::Empty => false,
+            Read::Records(next) => {
+                self.cursor = next;
+                for entry in scratch.drain(..) {
+                    if self.ended.is_some() {
+                        break;
+                    }
+                    self.apply(entry);
+                }
+                scratch.clear();
+                true
+            }
+            Read::Overflow => {
+                self.overflow();
+                true
+            }
+        };
+        self.scratch = scratch;
+        self.counters.cursor.store(self.cursor, Ordering::Relaxed);
+        progressed
+    }
+
+    fn apply(&mut self, entry: Entry) {
+        let record = entry.record;
+        if record.kind == RecordKind::SessionClosed {
+            self.finish(
+                CloseReason::SessionClosed,
+                Some(WatchEvent::new(EventKind::SessionClosed, record)),
+            );
+            return;
+        }
+        match self.tracked_index(record.var.slot) {
+            Ok(i) => {
+                let t = &mut self.tracked[i];
+                if record.version <= t.version {
+                    return; // already seen (through a resync snapshot)
+                }
+                t.version = record.version;
+                let deleted = record.kind == RecordKind::Deleted;
+                self.push(WatchEvent::from_record(record));
+                if deleted {
+                    self.untrack(i);
+                }
+            }
+            Err(pos) => {
+                if self.whole_session && record.kind == RecordKind::Registered {
+                    if let Some(cell) = entry.cell {
+                        self.tracked.insert(
+                            pos,
+                            Tracked {
+                                cell,
+                                version: record.version,
+                                list: 0,
+                            },
+                        );
+                        self.push(WatchEvent::new(EventKind::Initial, record));
+                    }
+                }
+            }
+        }
+    }
+
+    fn untrack(&mut self, i: usize) {
+        let t = self.tracked.remove(i);
+        if !self.whole_session {
+            t.cell.waiters.remove(&self.signal, t.list);
+            if self.tracked.is_empty() {
+                self.finish(CloseReason::VariablesDeleted, None);
+            }
+        }
+    }
+
+    /// The watch fell more than `capacity` behind: see the module docs.
+    fn overflow(&mut self) {
+        self.counters.lag_events.fetch_add(1, Ordering::Relaxed);
+        // Cut first, then read the states: a change after the cut is both in
+        // the states read below and in the log after `cursor`; the log copy
+        // is then dropped as a duplicate. No change can fall in between.
+        self.cursor = self.session.log.tail();
+        if self.session.is_closed() {
+            let closed = self.closed_record();
+            self.finish(CloseReason::SessionClosed, Some(closed));
+            return;
+        }
+        let close = !self.opts.coalesce && self.opts.overflow == OverflowPolicy::Close;
+        if self.whole_session {
+            for cell in self.session.cells() {
+                if let Err(pos) = self.tracked_index(cell.meta.slot) {
+                    let record = cell.current.load_full();
+                    self.tracked.insert(
+                        pos,
+                        Tracked {
+                            cell,
+                            version: record.version,
+                            list: 0,
+                        },
+                    );
+                    if !close {
+                        self.push(WatchEvent::new(EventKind::Initial, record));
+                    }
+                }
+            }
+        }
+        let mut i = 0;
+        while i < self.tracked.len() {
+            let cur = self.tracked[i].cell.current.load_full();
+            let seen = self.tracked[i].version;
+            if cur.version <= seen {
+                i += 1;
+                continue;
+            }
+            self.tracked[i].version = cur.version;
+            let deleted = cur.kind == RecordKind::Deleted;
+            if close {
+                self.push(WatchEvent::new(
+                    EventKind::Lagged {
+                        first: seen + 1,
+                        last: cur.version,
+                    },
+                    cur,
+                ));
+            } else if self.opts.coalesce {
+                let mut ev = WatchEvent::from_record(cur);
+                ev.skipped = ev.record.version - seen - 1;
+                self.counters.skipped.fetch_add(ev.skipped, Ordering::Relaxed);
+                self.push(ev);
+            } else {
+                if cur.version > seen + 1 {
+                    self.push(WatchEvent::new(
+                        EventKind::Lagged {
+                            first: seen + 1,
+                            last: cur.version - 1,
+                        },
+                        cur.clone(),
+                    ));
+                }
+                self.push(WatchEvent::from_record(cur));
+            }
+            if deleted {
+                self.untrack(i);
+                if self.ended.is_some() {
+                    return;
+                }
+            } else {
+                i += 1;
+            }
+        }
+        if close {
+            self.finish(CloseReason::Overflow, None);
+        }
+    }
+
+    fn closed_record(&self) -> WatchEvent {
+        let record = self.session.closed_record(self.session.revision());
+        WatchEvent::new(EventKind::SessionClosed, record)
+    }
+
+    /// Queues the final event (if any) and stops reading; unregisters.
+    fn finish(&mut self, reason: CloseReason, last: Option<WatchEvent>) {
+        if self.ended.is_some() {
+            return;
+        }
+        if let Some(ev) = last {
+            self.push(ev);
+        }
+        self.ended = Some(reason);
+        self.unregister();
+    }
+
+    fn unregister(&mut self) {
+        if !self.registered {
+            return;
+        }
+        self.registered = false;
+        self.session.observers.unregister(self.key);
+        if self.whole_session {
+            self.session.observers.session_waiters.remove(&self.signal, 0);
+        } else {
+            for t in &self.tracked {
+                t.cell.waiters.remove(&self.signal, t.list);
+            }
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.unregister();
+    }
+}
+
+/// Blocking iteration: each `next` is a [`Watch::recv`].
+impl Iterator for Watch {
+    type Item = WatchEvent;
+    fn next(&mut self) -> Option<WatchEvent> {
+        self.recv()
+    }
+}
+
+/// Async iteration, on any executor: the watch wakes the task when an event
+/// arrives (a throttled watch waiting for its interval is woken by a small
+/// shared timer thread).
+impl Stream for Watch {
+    type Item = WatchEvent;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<WatchEvent>> {
+        let this = self.get_mut();
+        let now = Instant::now();
+        match this.step(now) {
+            Step::Event(e) => return Poll::Ready(Some(e)),
+            Step::Ended => return Poll::Ready(None),
+            Step::Empty(_) => {}
+        }
+        this.arm(cx.waker());
+        match this.step(Instant::now()) {
+            Step::Event(e) => Poll::Ready(Some(e)),
+            Step::Ended => Poll::Ready(None),
+            Step::Empty(due) => {
+                if let Some(due) = due {
+                    crate::timer::wake_at(due, cx.waker().clone());
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
