@@ -106,11 +106,6 @@ impl WaiterList {
             self.list.lock().retain(|(s, _)| !Arc::ptr_eq(s, signal));
         }
     }
-
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.list.lock().len()
-    }
 }
 
 /// Counters of one watch, shared between the watch and the registry.

@@ -40,6 +40,7 @@ mod imp {
     use std::sync::Arc;
 
     /// `parking_lot`-shaped wrapper over loom's mutex.
+    #[derive(Default)]
     pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
     impl<T> Mutex<T> {
         pub(crate) fn new(v: T) -> Self {

@@ -195,6 +195,9 @@ pub enum EventKind {
 pub struct WatchEvent {
     kind: EventKind,
     record: Arc<Record>,
+    /// The session revision this event is at: the change's own, or for a
+    /// subscription's initial events the revision of the snapshot.
+    revision: u64,
     skipped: u64,
 }
 
@@ -202,6 +205,7 @@ impl WatchEvent {
     fn new(kind: EventKind, record: Arc<Record>) -> WatchEvent {
         WatchEvent {
             kind,
+            revision: record.revision,
             record,
             skipped: 0,
         }
@@ -243,9 +247,10 @@ impl WatchEvent {
         }
     }
     /// The session revision of the change (for `Lagged`, of the state that
-    /// follows it).
+    /// follows it). The initial events of one subscription all carry the
+    /// revision of its snapshot: one consistent cut.
     pub fn revision(&self) -> u64 {
-        self.record.revision
+        self.revision
     }
     /// The new value, for `Initial` and `Changed`.
     pub fn value(&self) -> Option<&Value> {
@@ -533,7 +538,7 @@ impl Watch {
         // happen, so the registration, the log position and the snapshot
         // below are one consistent cut, and every change after it is in the
         // log at or after `cursor`.
-        let (cells, snapshot, capacity, cursor, key) = session.with_write_lock(|| {
+        let (cells, snapshot, revision, capacity, cursor, key) = session.with_write_lock(|| {
             let mut cells = match &idents {
                 None => session.cells(),
                 Some(idents) => {
@@ -559,6 +564,7 @@ impl Watch {
             cells.shrink_to_fit();
             let capacity = session.log.reserve(opts.capacity);
             let cursor = session.log.tail();
+            let revision = session.revision();
             let snapshot: Vec<Arc<Record>> = cells.iter().map(|c| c.current.load_full()).collect();
             counters.cursor.store(cursor, Ordering::Relaxed);
             let key = session.observers.register(Registration {
@@ -568,7 +574,7 @@ impl Watch {
                 coalescing: opts.coalesce,
                 counters: counters.clone(),
             });
-            Ok((cells, snapshot, capacity, cursor, key))
+            Ok((cells, snapshot, revision, capacity, cursor, key))
         })?;
 
         let lists = if whole_session { 1 } else { cells.len() };
@@ -604,7 +610,9 @@ impl Watch {
                 list: if whole_session { 0 } else { i as u32 },
             });
             if watch.opts.include_initial {
-                watch.push(WatchEvent::new(EventKind::Initial, record));
+                let mut ev = WatchEvent::new(EventKind::Initial, record);
+                ev.revision = revision;
+                watch.push(ev);
             }
         }
         watch.counters.local.store(watch.pending.len(), Ordering::Relaxed);
@@ -841,13 +849,16 @@ impl Watch {
     fn push(&mut self, ev: WatchEvent) {
         if self.opts.coalesce {
             let slot = ev.record.var.slot;
-            if matches!(ev.kind, EventKind::Changed) {
+            if matches!(ev.kind, EventKind::Changed | EventKind::Initial) {
+                // A newer state replaces an undelivered one (keeping its
+                // place in the queue, and its kind if it was the initial).
                 if let Some(&pos) = self.coalesce_pos.get(&slot) {
-                    if pos >= self.popped {
+                    if pos >= self.popped && ev.kind == EventKind::Changed {
                         let prev = &mut self.pending[(pos - self.popped) as usize];
                         let passed = ev.record.version - prev.record.version;
                         self.counters.skipped.fetch_add(passed, Ordering::Relaxed);
                         prev.skipped += passed + ev.skipped;
+                        prev.revision = ev.revision;
                         prev.record = ev.record;
                         return;
                     }

@@ -1,0 +1,320 @@
+//! Property tests: the validation and coercion rules, and a model-based test
+//! of random operation sequences against a simple reference model (a
+//! `BTreeMap` and a log), including a watch that must see the model's log.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use varwatch::{
+    BatchUpdate, Constraints, Error, EventKind, SessionOptions, SessionStore, Tensor, UpdateOptions, Value,
+    VarDef, VarType, WatchOptions,
+};
+
+fn session() -> SessionStore {
+    let s = SessionStore::new();
+    s.create_session("s", SessionOptions::new()).unwrap();
+    s
+}
+
+/// Registers `def`, then tries `value`: returns whether it was accepted,
+/// checking that a rejection changed nothing.
+fn try_value(def: VarDef, value: Value) -> Result<Value, Error> {
+    let store = session();
+    store.register("s", def).unwrap();
+    let before = store.get("s", "v").unwrap();
+    match store.update("s", "v", value) {
+        Ok(_) => Ok(store.value("s", "v").unwrap()),
+        Err(e) => {
+            let after = store.get("s", "v").unwrap();
+            assert_eq!(after.version(), before.version());
+            assert!(after.value().is_identical(before.value()));
+            assert_eq!(store.session("s").unwrap().revision, 1);
+            Err(e)
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn float_bounds_are_inclusive_and_nan_never_passes(
+        lo in -1e6f64..1e6, span in 0f64..1e6, x in prop_oneof![
+            -2e6f64..2e6,
+            Just(f64::NAN), Just(f64::INFINITY), Just(f64::NEG_INFINITY),
+        ],
+    ) {
+        let hi = lo + span;
+        let def = VarDef::new("v", VarType::Float, lo).constraints(Constraints::new().min(lo).max(hi));
+        let got = try_value(def, Value::Float(x));
+        let inside = x >= lo && x <= hi; // false for NaN
+        prop_assert_eq!(got.is_ok(), inside, "{} in [{}, {}]: {:?}", x, lo, hi, got);
+        if let Err(e) = got {
+            let msg = e.to_string();
+            prop_assert!(msg.contains("variable `v` in session `s`"));
+            prop_assert!(msg.contains("minimum") || msg.contains("maximum"), "{}", msg);
+        }
+    }
+
+    #[test]
+    fn unconstrained_floats_take_special_values(x in prop_oneof![any::<f64>(), Just(f64::NAN)]) {
+        let got = try_value(VarDef::new("v", VarType::Float, 0.0), Value::Float(x)).unwrap();
+        prop_assert!(got.is_identical(&Value::Float(x)) || x == 0.0);
+    }
+
+    #[test]
+    fn integer_bounds_are_exact(lo in any::<i32>(), span in 0u32..u32::MAX, v in any::<i64>()) {
+        let hi = lo as i64 + span as i64;
+        let def = VarDef::new("v", VarType::Integer, lo as i64)
+            .constraints(Constraints::new().min(lo as f64).max(hi as f64));
+        let got = try_value(def, Value::Integer(v));
+        prop_assert_eq!(got.is_ok(), (lo as i64..=hi).contains(&v));
+    }
+
+    #[test]
+    fn floats_for_integers_must_be_whole(x in prop_oneof![-1e20f64..1e20, (-1000i64..1000).prop_map(|i| i as f64)]) {
+        let got = try_value(VarDef::new("v", VarType::Integer, 0), Value::Float(x));
+        let whole = x.fract() == 0.0 && x.abs() < 9.2e18;
+        prop_assert_eq!(got.is_ok(), whole, "{}", x);
+        if let Ok(v) = got {
+            prop_assert_eq!(v, Value::Integer(x as i64));
+        }
+    }
+
+    #[test]
+    fn integers_for_floats_become_floats(i in any::<i32>()) {
+        let got = try_value(VarDef::new("v", VarType::Float, 0.5), Value::Integer(i as i64)).unwrap();
+        prop_assert_eq!(got, Value::Float(i as f64));
+    }
+
+    #[test]
+    fn string_lengths_count_chars(s in "\\PC{0,12}", lo in 0usize..6, span in 0usize..6) {
+        let hi = lo + span;
+        let def = VarDef::new("v", VarType::String, "x".repeat(lo))
+            .constraints(Constraints::new().min_length(lo).max_length(hi));
+        let n = s.chars().count();
+        let got = try_value(def, Value::from(s.as_str()));
+        prop_assert_eq!(got.is_ok(), (lo..=hi).contains(&n));
+    }
+
+    #[test]
+    fn choices_are_enforced(pick in 0usize..6) {
+        let options = ["red", "green", "blue", "cyan", "magenta", "yellow"];
+        let def = VarDef::new("v", VarType::Choice, "red").constraints(Constraints::new().choices(options[..3].iter().copied()));
+        let got = try_value(def, Value::choice(options[pick]));
+        prop_assert_eq!(got.is_ok(), pick < 3);
+        if let Err(e) = got {
+            prop_assert!(e.to_string().contains("is not one of the choices: \"red\", \"green\", \"blue\""));
+        }
+    }
+
+    #[test]
+    fn embedding_dimensions(n in 0usize..10) {
+        let def = VarDef::new("v", VarType::Embedding, vec![0f32; 4]).constraints(Constraints::new().dimensions(4));
+        prop_assert_eq!(try_value(def, Value::from(vec![1f32; n])).is_ok(), n == 4);
+    }
+
+    #[test]
+    fn tensor_data_must_match_shape(shape in prop::collection::vec(0usize..5, 0..4), extra in -2i64..3) {
+        let product: usize = shape.iter().product();
+        let len = (product as i64 + extra).max(0) as usize;
+        let t = Tensor::new(shape.clone(), vec![0f32; len]);
+        prop_assert_eq!(t.is_ok(), len == product);
+    }
+
+    #[test]
+    fn type_mismatches_are_rejected(ty in prop::sample::select(VarType::ALL.to_vec()), v in prop_oneof![
+        Just(Value::Float(1.5)), Just(Value::Integer(2)), Just(Value::from("s")), Just(Value::Boolean(true)),
+        Just(Value::from(vec![1f32])), Just(Value::Tensor(Tensor::new(vec![1], vec![1.0]).unwrap())),
+    ]) {
+        let init = match ty {
+            VarType::Float => Value::Float(0.0),
+            VarType::Integer => Value::Integer(0),
+            VarType::String => Value::from("a"),
+            VarType::Boolean => Value::Boolean(false),
+            VarType::Choice => Value::choice("a"),
+            VarType::Module => Value::module("a"),
+            VarType::Embedding => Value::from(vec![0f32]),
+            VarType::Tensor => Value::Tensor(Tensor::new(vec![1], vec![0.0]).unwrap()),
+        };
+        let compatible = matches!(
+            (ty, v.var_type()),
+            (VarType::Float, VarType::Float | VarType::Integer)
+                | (VarType::Integer, VarType::Integer)
+                | (VarType::String | VarType::Choice | VarType::Module, VarType::String)
+                | (VarType::Boolean, VarType::Boolean)
+                | (VarType::Embedding, VarType::Embedding)
+                | (VarType::Tensor, VarType::Tensor)
+        );
+        let got = try_value(VarDef::new("v", ty, init), v.clone());
+        prop_assert_eq!(got.is_ok(), compatible, "{:?} into {}", v, ty);
+        if let Err(e) = got {
+            let article = if matches!(ty, VarType::Integer | VarType::Embedding) { "an" } else { "a" };
+            let want = format!("expected {article} {ty}");
+            prop_assert!(e.to_string().contains(&want), "{} lacks {}", e, want);
+        }
+    }
+}
+
+// ----- model-based ----------------------------------------------------------
+
+#[derive(Debug, Clone)]
+enum Op {
+    Register(usize, i64),
+    Update(usize, i64),
+    UpdateExpected(usize, i64, u64),
+    Delete(usize),
+    Batch(Vec<(usize, i64)>),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let n = 0usize..4;
+    let v = 0i64..4; // small: same-value no-ops happen often
+    prop_oneof![
+        2 => (n.clone(), v.clone()).prop_map(|(n, v)| Op::Register(n, v)),
+        5 => (n.clone(), v.clone()).prop_map(|(n, v)| Op::Update(n, v)),
+        2 => (n.clone(), v.clone(), 0u64..4).prop_map(|(n, v, e)| Op::UpdateExpected(n, v, e)),
+        1 => n.clone().prop_map(Op::Delete),
+        2 => prop::collection::btree_map(n, v, 1..4).prop_map(|m| Op::Batch(m.into_iter().collect())),
+    ]
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Logged {
+    name: String,
+    kind: EventKind,
+    version: u64,
+    value: Option<i64>,
+}
+
+#[derive(Default)]
+struct Model {
+    vars: BTreeMap<String, (u64, i64)>,
+    log: Vec<Logged>,
+    revision: u64,
+}
+
+impl Model {
+    fn changed(&mut self, name: &str, v: i64) -> u64 {
+        let e = self.vars.get_mut(name).unwrap();
+        e.0 += 1;
+        e.1 = v;
+        let version = e.0;
+        self.log.push(Logged {
+            name: name.into(),
+            kind: EventKind::Changed,
+            version,
+            value: Some(v),
+        });
+        version
+    }
+}
+
+fn vname(n: usize) -> String {
+    format!("var{n}")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn store_follows_the_model(ops in prop::collection::vec(op(), 1..60)) {
+        let store = session();
+        let mut model = Model::default();
+        let mut watch = store.watch_session("s", WatchOptions::new().capacity(1 << 12)).unwrap();
+        for op in &ops {
+            match op {
+                Op::Register(n, v) => {
+                    let got = store.register("s", VarDef::new(vname(*n), VarType::Integer, *v));
+                    if model.vars.contains_key(&vname(*n)) {
+                        prop_assert!(matches!(got, Err(Error::VariableExists { .. })), "{:?}", got);
+                    } else {
+                        prop_assert!(got.is_ok());
+                        model.vars.insert(vname(*n), (0, *v));
+                        model.revision += 1;
+                        model.log.push(Logged { name: vname(*n), kind: EventKind::Initial, version: 0, value: Some(*v) });
+                    }
+                }
+                Op::Update(n, v) | Op::UpdateExpected(n, v, _) => {
+                    let expected = match op { Op::UpdateExpected(_, _, e) => Some(*e), _ => None };
+                    let mut opts = UpdateOptions::new();
+                    opts.expected_version = expected;
+                    let got = store.update_with("s", &vname(*n), *v, &opts);
+                    match model.vars.get(&vname(*n)).copied() {
+                        None => prop_assert!(matches!(got, Err(Error::VariableNotFound { .. })), "{:?}", got),
+                        Some((ver, _)) if expected.is_some_and(|e| e != ver) => {
+                            prop_assert_eq!(got, Err(Error::VersionConflict {
+                                session: "s".into(), variable: vname(*n), expected: expected.unwrap(), current: ver,
+                            }));
+                        }
+                        Some((ver, cur)) if cur == *v => prop_assert_eq!(got, Ok(ver)),
+                        Some(_) => {
+                            model.revision += 1;
+                            let ver = model.changed(&vname(*n), *v);
+                            prop_assert_eq!(got, Ok(ver));
+                        }
+                    }
+                }
+                Op::Delete(n) => {
+                    let got = store.delete_variable("s", &vname(*n));
+                    match model.vars.remove(&vname(*n)) {
+                        None => prop_assert!(matches!(got, Err(Error::VariableNotFound { .. })), "{:?}", got),
+                        Some((ver, _)) => {
+                            prop_assert!(got.is_ok());
+                            model.revision += 1;
+                            model.log.push(Logged { name: vname(*n), kind: EventKind::Deleted, version: ver + 1, value: None });
+                        }
+                    }
+                }
+                Op::Batch(items) => {
+                    let updates: Vec<BatchUpdate> = items.iter().map(|(n, v)| BatchUpdate::new(vname(*n), *v)).collect();
+                    let got = store.update_atomic("s", updates, &UpdateOptions::new());
+                    let missing: Vec<String> = items.iter().map(|(n, _)| vname(*n)).filter(|n| !model.vars.contains_key(n)).collect();
+                    if missing.is_empty() {
+                        let mut expect = Vec::new();
+                        let mut any = false;
+                        for (n, v) in items {
+                            let (ver, cur) = model.vars[&vname(*n)];
+                            if cur == *v {
+                                expect.push(ver);
+                            } else {
+                                any = true;
+                                expect.push(model.changed(&vname(*n), *v));
+                            }
+                        }
+                        if any {
+                            model.revision += 1;
+                        }
+                        prop_assert_eq!(got, Ok(expect));
+                    } else {
+                        let Err(Error::BatchRejected { failures, .. }) = got else {
+                            return Err(TestCaseError::fail(format!("expected rejection, got {got:?}")));
+                        };
+                        let failed: Vec<String> = failures.into_iter().map(|(i, _)| i).collect();
+                        prop_assert_eq!(failed, missing);
+                    }
+                }
+            }
+            prop_assert_eq!(store.session("s").unwrap().revision, model.revision);
+        }
+        // The store's state is the model's.
+        let state: BTreeMap<String, (u64, i64)> = store
+            .list_variables("s", None)
+            .unwrap()
+            .iter()
+            .map(|v| (v.name().to_string(), (v.version(), v.value().as_i64().unwrap())))
+            .collect();
+        prop_assert_eq!(&state, &model.vars);
+        // The watch saw exactly the model's log.
+        let seen: Vec<Logged> = watch
+            .try_iter()
+            .map(|e| Logged {
+                name: e.variable_name().to_string(),
+                kind: e.kind(),
+                version: e.version(),
+                value: e.value().and_then(Value::as_i64),
+            })
+            .collect();
+        prop_assert_eq!(seen, model.log);
+    }
+}

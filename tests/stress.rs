@@ -1,0 +1,260 @@
+//! Concurrency stress: writers (single and atomic batch writes on overlapping
+//! variables) against watchers that keep subscribing, receiving and dropping.
+//! Every watch's event sequence is checked against the ground truth the
+//! writers recorded:
+//!
+//! * the first event per variable is `Initial` at some version *s*, with the
+//!   value that version really had;
+//! * after it, per variable, every version is accounted for exactly once and
+//!   in order: delivered as `Changed` (with its true value), or named by a
+//!   `Lagged` marker whose range starts right after the last seen version;
+//! * `Lagged` appears only in watches that overflowed;
+//! * in watches that never overflowed, the events of one atomic batch arrive
+//!   together;
+//! * at the end the registry is empty.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use varwatch::{
+    EventKind, SessionOptions, SessionStore, StoreConfig, UpdateOptions, Value, VarDef, VarType, WatchEvent,
+    WatchOptions,
+};
+
+const VARS: usize = 8;
+const WRITERS: u64 = 4;
+const WATCHERS: u64 = 4;
+const WRITES_PER_WRITER: usize = 6_000;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// What the writers did: per variable, version → value; per revision, the
+/// variables it changed.
+#[derive(Default)]
+struct Truth {
+    values: HashMap<(String, u64), i64>,
+    batches: HashMap<u64, Vec<String>>,
+}
+
+fn name(i: usize) -> String {
+    format!("v{i}")
+}
+
+#[test]
+fn writers_and_churning_watchers_keep_every_guarantee() {
+    let store = SessionStore::with_config(StoreConfig::new().event_log(64));
+    store.create_session("s", SessionOptions::new()).unwrap();
+    let truth = Arc::new(Mutex::new(Truth::default()));
+    for i in 0..VARS {
+        store
+            .register("s", VarDef::new(name(i), VarType::Integer, 0))
+            .unwrap();
+        truth.lock().unwrap().values.insert((name(i), 0), 0);
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let unique = Arc::new(AtomicU64::new(1));
+    let histories: Arc<Mutex<Vec<(Vec<WatchEvent>, u64)>>> = Arc::default();
+
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|t| {
+            let (store, truth, unique) = (store.clone(), truth.clone(), unique.clone());
+            thread::spawn(move || {
+                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (t + 1));
+                for _ in 0..WRITES_PER_WRITER {
+                    if rng.below(4) == 0 {
+                        // An atomic batch over 2..=3 distinct variables.
+                        let mut idx: Vec<usize> = (0..VARS).collect();
+                        let k = 2 + rng.below(2);
+                        for j in 0..k {
+                            let r = j + rng.below(VARS - j);
+                            idx.swap(j, r);
+                        }
+                        let items: Vec<(String, Value)> = idx[..k]
+                            .iter()
+                            .map(|&i| {
+                                (
+                                    name(i),
+                                    Value::Integer(unique.fetch_add(1, Ordering::Relaxed) as i64),
+                                )
+                            })
+                            .collect();
+                        let versions = store
+                            .update_atomic("s", items.clone(), &UpdateOptions::new())
+                            .unwrap();
+                        // The first item read back at the version this batch
+                        // gave it carries the batch's revision.
+                        let var0 = store.get("s", &items[0].0).unwrap();
+                        let mut t = truth.lock().unwrap();
+                        for ((n, v), ver) in items.iter().zip(&versions) {
+                            t.values.insert((n.clone(), *ver), v.as_i64().unwrap());
+                        }
+                        if var0.version() == versions[0] {
+                            t.batches
+                                .insert(var0.revision(), items.iter().map(|(n, _)| n.clone()).collect());
+                        }
+                    } else {
+                        let n = name(rng.below(VARS));
+                        let v = unique.fetch_add(1, Ordering::Relaxed) as i64;
+                        let ver = store.update("s", &n, v).unwrap();
+                        truth.lock().unwrap().values.insert((n, ver), v);
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let watchers: Vec<_> = (0..WATCHERS)
+        .map(|t| {
+            let (store, done, histories) = (store.clone(), done.clone(), histories.clone());
+            thread::spawn(move || {
+                let mut rng = Rng(0xD1B5_4A32_D192_ED03 ^ (t + 7));
+                let mut watches = 0;
+                while !done.load(Ordering::Acquire) || watches < 20 {
+                    watches += 1;
+                    let capacity = [2, 8, 64, 1024][rng.below(4)];
+                    let opts = WatchOptions::new().capacity(capacity);
+                    let mut w = if rng.below(3) == 0 {
+                        store.watch_session("s", opts).unwrap()
+                    } else {
+                        let k = 1 + rng.below(VARS);
+                        let names: Vec<String> = (0..k).map(|_| name(rng.below(VARS))).collect();
+                        store.watch("s", names, opts).unwrap()
+                    };
+                    let want = rng.below(3000);
+                    let mut events = Vec::new();
+                    for _ in 0..want {
+                        let e = if rng.below(2) == 0 {
+                            w.try_recv().ok()
+                        } else {
+                            w.recv_timeout(Duration::from_millis(1)).ok()
+                        };
+                        if let Some(e) = e {
+                            events.push(e);
+                        }
+                        if rng.below(500) == 0 {
+                            thread::sleep(Duration::from_millis(1)); // fall behind
+                        }
+                    }
+                    let lagged = w.stats().lag_events;
+                    drop(w);
+                    histories.lock().unwrap().push((events, lagged));
+                }
+            })
+        })
+        .collect();
+
+    for w in writers {
+        w.join().unwrap();
+    }
+    done.store(true, Ordering::Release);
+    for w in watchers {
+        w.join().unwrap();
+    }
+
+    assert_eq!(store.stats().watchers, 0, "registry must be empty");
+    assert!(store.list_watchers("s").unwrap().is_empty());
+
+    let truth = truth.lock().unwrap();
+    let histories = histories.lock().unwrap();
+    let mut checked_events = 0;
+    let mut lag_markers = 0;
+    for (events, lagged) in histories.iter() {
+        check_history(events, *lagged, &truth);
+        checked_events += events.len();
+        lag_markers += events
+            .iter()
+            .filter(|e| matches!(e.kind(), EventKind::Lagged { .. }))
+            .count();
+    }
+    // The test must have exercised what it checks.
+    assert!(histories.len() >= (WATCHERS * 20) as usize);
+    assert!(checked_events > 10_000, "only {checked_events} events checked");
+    assert!(
+        lag_markers > 0,
+        "no watch ever overflowed: the resync path went untested"
+    );
+}
+
+fn check_history(events: &[WatchEvent], lagged: u64, truth: &Truth) {
+    let mut last: HashMap<&str, u64> = HashMap::new();
+    for (i, e) in events.iter().enumerate() {
+        let var = e.variable_name();
+        match e.kind() {
+            EventKind::Initial => {
+                assert!(!last.contains_key(var), "second Initial for {var}");
+                assert_eq!(
+                    truth.values.get(&(var.to_string(), e.version())),
+                    Some(&e.value().unwrap().as_i64().unwrap()),
+                    "initial value of {var} at version {} is not what was written",
+                    e.version()
+                );
+                last.insert(var, e.version());
+            }
+            EventKind::Changed => {
+                let prev = *last
+                    .get(var)
+                    .unwrap_or_else(|| panic!("Changed before Initial for {var}"));
+                assert_eq!(
+                    e.version(),
+                    prev + 1,
+                    "gap or duplicate in {var}: {prev} then {}",
+                    e.version()
+                );
+                assert_eq!(
+                    truth.values.get(&(var.to_string(), e.version())),
+                    Some(&e.value().unwrap().as_i64().unwrap()),
+                    "value of {var} at version {} is not what was written",
+                    e.version()
+                );
+                last.insert(var, e.version());
+            }
+            EventKind::Lagged { first, last: l } => {
+                assert!(lagged > 0, "Lagged in a watch that never overflowed");
+                let prev = last[var];
+                assert_eq!(
+                    first,
+                    prev + 1,
+                    "lag marker for {var} does not start after {prev}"
+                );
+                assert!(l >= first);
+                last.insert(var, l);
+            }
+            k => panic!("unexpected {k:?}"),
+        }
+        // Atomic batches arrive together (checked where no resync happened).
+        if lagged == 0 && e.kind() == EventKind::Changed {
+            if let Some(batch) = truth.batches.get(&e.revision()) {
+                let starts_here = i == 0 || events[i - 1].revision() != e.revision();
+                if starts_here {
+                    let watched: Vec<&String> =
+                        batch.iter().filter(|n| last.contains_key(n.as_str())).collect();
+                    let run = events[i..]
+                        .iter()
+                        .take_while(|x| x.revision() == e.revision())
+                        .count();
+                    // The run may be cut short only by the end of what was received.
+                    assert!(
+                        run >= watched.len() || i + run == events.len(),
+                        "batch at revision {} split: {run} of {}",
+                        e.revision(),
+                        watched.len()
+                    );
+                }
+            }
+        }
+    }
+}
