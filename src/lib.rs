@@ -97,6 +97,11 @@ mod watch;
 #[cfg(all(test, loom))]
 mod loom_tests;
 
+/// The README's example, compiled and run as a doc test so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub use error::{Error, Result};
 pub use session::{Metadata, SessionInfo, SessionOptions, UpdateOptions, VarDef, Variable};
 pub use store::{BatchUpdate, GetMany, SessionStore, StoreConfig, StoreStats, VarReader};

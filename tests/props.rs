@@ -226,13 +226,13 @@ proptest! {
             match op {
                 Op::Register(n, v) => {
                     let got = store.register("s", VarDef::new(vname(*n), VarType::Integer, *v));
-                    if model.vars.contains_key(&vname(*n)) {
-                        prop_assert!(matches!(got, Err(Error::VariableExists { .. })), "{:?}", got);
-                    } else {
+                    if let std::collections::btree_map::Entry::Vacant(slot) = model.vars.entry(vname(*n)) {
                         prop_assert!(got.is_ok());
-                        model.vars.insert(vname(*n), (0, *v));
+                        slot.insert((0, *v));
                         model.revision += 1;
                         model.log.push(Logged { name: vname(*n), kind: EventKind::Initial, version: 0, value: Some(*v) });
+                    } else {
+                        prop_assert!(matches!(got, Err(Error::VariableExists { .. })), "{:?}", got);
                     }
                 }
                 Op::Update(n, v) | Op::UpdateExpected(n, v, _) => {

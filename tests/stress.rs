@@ -67,7 +67,9 @@ fn writers_and_churning_watchers_keep_every_guarantee() {
     }
     let done = Arc::new(AtomicBool::new(false));
     let unique = Arc::new(AtomicU64::new(1));
-    let histories: Arc<Mutex<Vec<(Vec<WatchEvent>, u64)>>> = Arc::default();
+    // Per finished watch: its events and how often it overflowed.
+    type History = (Vec<WatchEvent>, u64);
+    let histories: Arc<Mutex<Vec<History>>> = Arc::default();
 
     let writers: Vec<_> = (0..WRITERS)
         .map(|t| {
