@@ -104,7 +104,7 @@ pub struct ReadmeDoctests;
 
 pub use error::{Error, Result};
 pub use session::{Metadata, SessionInfo, SessionOptions, UpdateOptions, VarDef, Variable};
-pub use store::{BatchUpdate, GetMany, SessionStore, StoreConfig, StoreStats, VarReader};
+pub use store::{BatchUpdate, GetMany, SessionStore, StoreConfig, StoreStats, VarReader, VarWriter};
 pub use value::{Constraints, Tensor, Value, VarType};
 pub use watch::{
     CloseReason, EventKind, OverflowPolicy, RecvTimeoutError, TryRecvError, Watch, WatchEvent, WatchOptions,

@@ -26,7 +26,7 @@ use std::time::SystemTime;
 
 use slab::Slab;
 
-use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, fence};
 
 /// How a sleeping watch is woken: its current waker (a thread unparker for
 /// blocking receives, the task's waker for async ones) and, per waiter list it
@@ -62,9 +62,17 @@ impl Signal {
 }
 
 /// Signals of the watches asleep on one variable (or on a whole session).
+///
+/// `nonempty` lets a writer skip the lock when nobody sleeps here. It is a
+/// Dekker pair with the event log's tail: the writer appends (stores the
+/// tail), issues a SeqCst fence, then loads `nonempty`; a watch stores
+/// `nonempty`, issues a SeqCst fence, then loads the tail again. The fences
+/// guarantee that at least one of them sees the other's store: either the
+/// writer finds the signal, or the watch finds the record. (loom checks it.)
 #[derive(Default)]
 pub(crate) struct WaiterList {
     list: Mutex<Vec<(Arc<Signal>, u32)>>,
+    nonempty: AtomicBool,
 }
 
 impl WaiterList {
@@ -77,18 +85,28 @@ impl WaiterList {
         if flag.load(Ordering::Acquire) {
             return;
         }
-        let mut list = self.list.lock();
-        if !flag.load(Ordering::Relaxed) {
-            flag.store(true, Ordering::Relaxed);
-            list.push((signal.clone(), idx));
+        {
+            let mut list = self.list.lock();
+            if !flag.load(Ordering::Relaxed) {
+                flag.store(true, Ordering::Relaxed);
+                list.push((signal.clone(), idx));
+                self.nonempty.store(true, Ordering::Relaxed);
+            }
         }
+        // Pairs with the writer's fence (see the type's docs); the caller
+        // re-checks the log after this.
+        fence(Ordering::SeqCst);
     }
 
     /// Wakes and removes every signal. Called by a writer after it appended
-    /// to the event log.
-    pub(crate) fn wake_all(&self) {
+    /// to the event log and issued `fence(SeqCst)` (see the type's docs).
+    pub(crate) fn wake_all_after_fence(&self) {
+        if !self.nonempty.load(Ordering::Relaxed) {
+            return;
+        }
         let taken = {
             let mut list = self.list.lock();
+            self.nonempty.store(false, Ordering::Relaxed);
             if list.is_empty() {
                 return;
             }

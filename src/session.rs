@@ -16,15 +16,19 @@
 //! A variable's current state is an `Arc<Record>` in an `ArcCell` (arc-swap):
 //! replaced under `write`, read with no lock at all.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::Error;
 use crate::event_log::{Entry, EventLog};
 use crate::observer::{ObserverManager, WaiterList};
-use crate::sync::{Arc, ArcCell, AtomicBool, AtomicU64, Mutex, Ordering, RwLock};
+use crate::sync::{Arc, ArcCell, AtomicBool, AtomicU64, Mutex, Ordering, RwLock, fence};
 use crate::value::{Constraints, Value, VarType, validate};
+
+/// Hash maps keyed by names and ids: foldhash is several times faster than
+/// SipHash on short keys and still seeded per process.
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Free-form string metadata of sessions, variables and changes.
 pub type Metadata = BTreeMap<String, String>;
@@ -249,6 +253,8 @@ pub struct SessionInfo {
     pub metadata: Metadata,
     /// When the session was created (wall clock).
     pub created_at: SystemTime,
+    /// When the session was last accessed (wall clock).
+    pub last_accessed: SystemTime,
     /// Time since the session was last accessed.
     pub idle_for: Duration,
     /// The time-to-live, if any: idle longer than this and it expires.
@@ -323,8 +329,11 @@ struct Index {
 pub(crate) struct StoreCounters {
     pub(crate) next_var_id: AtomicU64,
     pub(crate) next_watch_id: AtomicU64,
-    pub(crate) updates: AtomicU64,
-    pub(crate) events_sent: AtomicU64,
+    /// Updates and deliveries of sessions and watches that are gone (live
+    /// ones keep their own counters, so that the hot paths never touch a
+    /// store-wide cache line).
+    pub(crate) retired_updates: AtomicU64,
+    pub(crate) retired_events: AtomicU64,
 }
 
 /// One item of a batch, after resolution and validation.
@@ -344,6 +353,8 @@ pub(crate) struct Session {
     write: Mutex<WriteState>,
     index: RwLock<Index>,
     revision: AtomicU64,
+    /// Accepted variable changes, for the store's statistics.
+    pub(crate) updates: AtomicU64,
     closed: AtomicBool,
     pub(crate) log: EventLog,
     pub(crate) observers: ObserverManager,
@@ -372,6 +383,7 @@ impl Session {
             }),
             index: RwLock::new(Index::default()),
             revision: AtomicU64::new(0),
+            updates: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             log: EventLog::new(log_capacity, max_log_capacity),
             observers: ObserverManager::default(),
@@ -383,12 +395,19 @@ impl Session {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    /// Marks the session as accessed now (resets its TTL clock).
+    /// Marks the session as accessed now (resets its TTL clock). Without a
+    /// TTL nothing depends on it, so the clock is not even read.
     pub(crate) fn touch(&self) {
-        self.last_access.store(self.now_ms(), Ordering::Relaxed);
+        if self.ttl.is_some() {
+            self.last_access.store(self.now_ms(), Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn idle_for(&self) -> Duration {
+        if self.ttl.is_none() {
+            // Not tracked without a TTL (see `touch`): report the age.
+            return self.epoch.elapsed();
+        }
         Duration::from_millis(
             self.now_ms()
                 .saturating_sub(self.last_access.load(Ordering::Relaxed)),
@@ -408,6 +427,9 @@ impl Session {
             id: self.id.to_string(),
             metadata: self.metadata.clone(),
             created_at: self.created_at,
+            last_accessed: SystemTime::now()
+                .checked_sub(self.idle_for())
+                .unwrap_or(SystemTime::UNIX_EPOCH),
             idle_for: self.idle_for(),
             ttl: self.ttl,
             revision: self.revision.load(Ordering::Acquire),
@@ -436,11 +458,13 @@ impl Session {
     /// Finds a variable by id, else by name (an id wins over an equal name).
     pub(crate) fn resolve(&self, ident: &str) -> Option<Arc<VarCell>> {
         let index = self.index.read();
-        index
-            .by_id
-            .get(ident)
-            .or_else(|| index.by_name.get(ident))
-            .cloned()
+        // Ids all start with `var_`; anything else can only be a name.
+        let by_id = if ident.starts_with("var_") {
+            index.by_id.get(ident)
+        } else {
+            None
+        };
+        by_id.or_else(|| index.by_name.get(ident)).cloned()
     }
 
     pub(crate) fn resolve_or_err(&self, ident: &str) -> Result<Arc<VarCell>, Error> {
@@ -556,7 +580,8 @@ impl Session {
         }
         drop(w);
         if notify {
-            self.observers.session_waiters.wake_all();
+            fence(Ordering::SeqCst); // pairs with WaiterList::enqueue
+            self.observers.session_waiters.wake_all_after_fence();
         }
         Ok(ids)
     }
@@ -692,19 +717,85 @@ impl Session {
             self.log.push(entries);
         }
         drop(w);
-        self.counters.updates.fetch_add(changed, Ordering::Relaxed);
+        self.updates.fetch_add(changed, Ordering::Relaxed);
         if !woken.is_empty() {
             self.wake(&woken);
         }
         Ok(results)
     }
 
+    /// One update: the hot path, without the batch machinery.
+    pub(crate) fn update_one(
+        &self,
+        cell: &Arc<VarCell>,
+        value: Value,
+        opts: &UpdateOptions,
+    ) -> Result<u64, Error> {
+        let value = self.validate_for(cell, value)?;
+        let now = SystemTime::now();
+        let mut w = self.write.lock();
+        let cur = cell.current.load_full();
+        if cur.kind == RecordKind::Deleted || self.is_closed() {
+            drop(w);
+            return Err(if self.is_closed() {
+                self.gone()
+            } else {
+                self.not_found(&cell.meta.name)
+            });
+        }
+        if let Some(expected) = opts.expected_version {
+            if expected != cur.version {
+                return Err(Error::VersionConflict {
+                    session: self.id.to_string(),
+                    variable: cell.meta.name.to_string(),
+                    expected,
+                    current: cur.version,
+                });
+            }
+        }
+        if cur.value.is_identical(&value) {
+            return Ok(cur.version); // the no-op rule
+        }
+        w.revision += 1;
+        let record = Arc::new(Record {
+            var: cell.meta.clone(),
+            kind: RecordKind::Changed,
+            version: cur.version + 1,
+            revision: w.revision,
+            value,
+            old_value: Some(cur.value.clone()),
+            source: opts.source.as_deref().map(Into::into),
+            metadata: (!opts.metadata.is_empty()).then(|| Arc::new(opts.metadata.clone())),
+            timestamp: now,
+        });
+        let version = record.version;
+        self.revision.store(w.revision, Ordering::Release);
+        let notify = self.observers.has_watchers();
+        if notify {
+            cell.current.store(record.clone());
+            self.log.push([Entry { record, cell: None }]);
+        } else {
+            cell.current.store(record);
+        }
+        drop(w);
+        // `cur` (the previous state) is released here, outside the lock.
+        drop(cur);
+        self.updates.fetch_add(1, Ordering::Relaxed);
+        if notify {
+            self.wake(std::slice::from_ref(cell));
+        }
+        Ok(version)
+    }
+
     /// Wakes the watches asleep on `cells` and on the whole session.
     fn wake(&self, cells: &[Arc<VarCell>]) {
+        // The log was appended to before this; the fence pairs with the one
+        // in `WaiterList::enqueue` (see there).
+        fence(Ordering::SeqCst);
         for c in cells {
-            c.waiters.wake_all();
+            c.waiters.wake_all_after_fence();
         }
-        self.observers.session_waiters.wake_all();
+        self.observers.session_waiters.wake_all_after_fence();
     }
 
     pub(crate) fn delete_variable(&self, ident: &str) -> Result<(), Error> {
@@ -750,6 +841,11 @@ impl Session {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
+        // No write can follow (writers check `closed` under this lock): the
+        // session's count is final and moves to the store's retired total.
+        self.counters
+            .retired_updates
+            .fetch_add(self.updates.load(Ordering::Relaxed), Ordering::Relaxed);
         let cells = self.cells();
         if self.observers.has_watchers() {
             let record = self.closed_record(w.revision);

@@ -6,16 +6,17 @@
 //! contend with each other (there is no global lock on the write path).
 //! Everything inside a session is described in `session.rs`.
 
-use std::collections::HashMap;
 use std::fmt;
+use std::hash::BuildHasher;
 use std::sync::{Condvar, Mutex as StdMutex, Weak};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::session::{
-    Session, SessionInfo, SessionOptions, StoreCounters, UpdateOptions, VarCell, VarDef, Variable, check_name,
+    HashMap, Session, SessionInfo, SessionOptions, StoreCounters, UpdateOptions, VarCell, VarDef, Variable,
+    check_name,
 };
-use crate::sync::{Arc, Ordering, RwLock};
+use crate::sync::{Arc, AtomicUsize, Ordering, RwLock};
 use crate::value::Value;
 use crate::watch::{Watch, WatchOptions, WatcherInfo, watcher_info};
 
@@ -190,12 +191,106 @@ impl fmt::Debug for VarReader {
     }
 }
 
+/// A handle for writing one variable without resolving its session and name
+/// on each write, from [`SessionStore::writer`]. Writes behave exactly like
+/// [`SessionStore::update_with`]; once the variable or its session is gone
+/// they fail with [`Error::VariableNotFound`] or [`Error::SessionNotFound`].
+#[derive(Clone)]
+pub struct VarWriter {
+    session: Arc<Session>,
+    cell: Arc<VarCell>,
+}
+
+impl VarWriter {
+    /// Sets the value; returns the new version (see [`SessionStore::update`]).
+    pub fn set(&self, value: impl Into<Value>) -> Result<u64> {
+        self.set_with(value, &UpdateOptions::default())
+    }
+
+    /// Sets the value with options (see [`SessionStore::update_with`]).
+    pub fn set_with(&self, value: impl Into<Value>, opts: &UpdateOptions) -> Result<u64> {
+        self.session.touch();
+        self.session.update_one(&self.cell, value.into(), opts)
+    }
+}
+
+impl fmt::Debug for VarWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VarWriter")
+            .field("session", &&*self.session.id)
+            .field("variable", &&*self.cell.meta.name)
+            .finish()
+    }
+}
+
 struct Sweeper {
     stop: std::sync::Arc<(StdMutex<bool>, Condvar)>,
 }
 
+/// Sessions, sharded by id so that operations on different sessions do not
+/// even share a lock word (a single `RwLock`'s reader count is one cache line
+/// that every thread would write).
+struct SessionMap {
+    shards: Box<[RwLock<HashMap<Arc<str>, Arc<Session>>>]>,
+    hasher: foldhash::fast::RandomState,
+    /// Number of sessions, for `max_sessions`.
+    count: AtomicUsize,
+}
+
+const SHARDS: usize = 32;
+
+impl SessionMap {
+    fn new() -> SessionMap {
+        SessionMap {
+            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::default())).collect(),
+            hasher: Default::default(),
+            count: AtomicUsize::new(0),
+        }
+    }
+
+    fn shard(&self, id: &str) -> &RwLock<HashMap<Arc<str>, Arc<Session>>> {
+        &self.shards[self.hasher.hash_one(id) as usize % SHARDS]
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<Session>> {
+        self.shard(id).read().get(id).cloned()
+    }
+
+    fn remove(&self, id: &str) -> Option<Arc<Session>> {
+        let removed = self.shard(id).write().remove(id);
+        if removed.is_some() {
+            self.count.fetch_sub(1, Ordering::AcqRel);
+        }
+        removed
+    }
+
+    fn all(&self) -> Vec<Arc<Session>> {
+        self.shards
+            .iter()
+            .flat_map(|s| s.read().values().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// Removes every session for which `pred` holds.
+    fn remove_where(&self, pred: impl Fn(&Session) -> bool) -> Vec<Arc<Session>> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            shard.write().retain(|_, s| {
+                if pred(s) {
+                    out.push(s.clone());
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        self.count.fetch_sub(out.len(), Ordering::AcqRel);
+        out
+    }
+}
+
 struct StoreInner {
-    sessions: RwLock<HashMap<Arc<str>, Arc<Session>>>,
+    sessions: SessionMap,
     config: StoreConfig,
     counters: Arc<StoreCounters>,
     sweeper: Option<Sweeper>,
@@ -208,7 +303,7 @@ impl Drop for StoreInner {
             s.stop.1.notify_all();
         }
         // Watches outlive the store (they hold their session); tell them.
-        for (_, session) in self.sessions.write().drain() {
+        for session in self.sessions.remove_where(|_| true) {
             session.close();
         }
     }
@@ -245,7 +340,7 @@ impl Default for SessionStore {
 impl fmt::Debug for SessionStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionStore")
-            .field("sessions", &self.inner.sessions.read().len())
+            .field("sessions", &self.inner.sessions.count.load(Ordering::Relaxed))
             .finish()
     }
 }
@@ -262,7 +357,7 @@ impl SessionStore {
         let interval = config.sweep_interval;
         let stop = std::sync::Arc::new((StdMutex::new(false), Condvar::new()));
         let inner = Arc::new(StoreInner {
-            sessions: RwLock::new(HashMap::new()),
+            sessions: SessionMap::new(),
             config,
             counters: Arc::new(StoreCounters::default()),
             sweeper: interval.map(|_| Sweeper { stop: stop.clone() }),
@@ -278,14 +373,9 @@ impl SessionStore {
     }
 
     fn lookup(&self, id: &str) -> Result<Arc<Session>> {
-        self.inner
-            .sessions
-            .read()
-            .get(id)
-            .cloned()
-            .ok_or_else(|| Error::SessionNotFound {
-                session: id.to_string(),
-            })
+        self.inner.sessions.get(id).ok_or_else(|| Error::SessionNotFound {
+            session: id.to_string(),
+        })
     }
 
     /// Looks a session up and marks it accessed.
@@ -311,7 +401,8 @@ impl SessionStore {
 
     fn create(&self, id: &str, mut opts: SessionOptions, existing_ok: bool) -> Result<SessionInfo> {
         check_name("session id", id)?;
-        let mut sessions = self.inner.sessions.write();
+        let map = &self.inner.sessions;
+        let mut sessions = map.shard(id).write();
         if let Some(s) = sessions.get(id) {
             return if existing_ok {
                 s.touch();
@@ -322,13 +413,19 @@ impl SessionStore {
                 })
             };
         }
-        if let Some(max) = self.inner.config.max_sessions {
-            if sessions.len() >= max {
-                return Err(Error::SessionQuotaExceeded {
-                    session: id.to_string(),
-                    max,
-                });
-            }
+        // Reserve a place under the quota (other shards create concurrently).
+        let max = self.inner.config.max_sessions.unwrap_or(usize::MAX);
+        if map
+            .count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_err()
+        {
+            return Err(Error::SessionQuotaExceeded {
+                session: id.to_string(),
+                max,
+            });
         }
         if opts.ttl.is_none() {
             opts.ttl = self.inner.config.default_ttl;
@@ -351,13 +448,13 @@ impl SessionStore {
 
     /// Whether the session exists (does not count as an access).
     pub fn session_exists(&self, id: &str) -> bool {
-        self.inner.sessions.read().contains_key(id)
+        self.inner.sessions.shard(id).read().contains_key(id)
     }
 
     /// Deletes the session and its variables; its watches receive
     /// [`EventKind::SessionClosed`](crate::EventKind::SessionClosed) and end.
     pub fn delete_session(&self, id: &str) -> Result<()> {
-        let removed = self.inner.sessions.write().remove(id);
+        let removed = self.inner.sessions.remove(id);
         match removed {
             Some(s) => {
                 s.close();
@@ -371,7 +468,13 @@ impl SessionStore {
 
     /// The ids of all sessions, sorted.
     pub fn list_sessions(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.inner.sessions.read().keys().map(|k| k.to_string()).collect();
+        let mut ids: Vec<String> = self
+            .inner
+            .sessions
+            .all()
+            .iter()
+            .map(|s| s.id.to_string())
+            .collect();
         ids.sort();
         ids
     }
@@ -406,6 +509,13 @@ impl SessionStore {
         Ok(cell.current.with(|r| r.value.clone()))
     }
 
+    /// A handle that writes the variable without looking it up each time.
+    pub fn writer(&self, session: &str, ident: &str) -> Result<VarWriter> {
+        let s = self.session_touched(session)?;
+        let cell = s.resolve_or_err(ident)?;
+        Ok(VarWriter { session: s, cell })
+    }
+
     /// A handle that reads the variable's current state with no lock.
     pub fn reader(&self, session: &str, ident: &str) -> Result<VarReader> {
         let cell = self.session_touched(session)?.resolve_or_err(ident)?;
@@ -430,10 +540,8 @@ impl SessionStore {
         opts: &UpdateOptions,
     ) -> Result<u64> {
         let s = self.session_touched(session)?;
-        let item = vec![(ident.to_string(), value.into(), opts.expected_version)];
-        // A batch of one, best-effort: its one result carries the plain error.
-        let mut results = s.update_many(item, false, opts)?;
-        results.pop().expect("one result per item")
+        let cell = s.resolve_or_err(ident)?;
+        s.update_one(&cell, value.into(), opts)
     }
 
     /// Applies every update or none, under one session revision; watchers
@@ -581,13 +689,23 @@ impl SessionStore {
 
     /// Store-wide counters.
     pub fn stats(&self) -> StoreStats {
-        let sessions: Vec<Arc<Session>> = self.inner.sessions.read().values().cloned().collect();
+        let sessions = self.inner.sessions.all();
+        let counters = &self.inner.counters;
+        let mut events_sent = counters.retired_events.load(Ordering::Relaxed);
+        for s in &sessions {
+            s.observers
+                .for_each(|r| events_sent += r.counters.delivered.load(Ordering::Relaxed));
+        }
         StoreStats {
             sessions: sessions.len(),
             variables: sessions.iter().map(|s| s.variable_count()).sum(),
             watchers: sessions.iter().map(|s| s.observers.count()).sum(),
-            updates: self.inner.counters.updates.load(Ordering::Relaxed),
-            events_sent: self.inner.counters.events_sent.load(Ordering::Relaxed),
+            updates: counters.retired_updates.load(Ordering::Relaxed)
+                + sessions
+                    .iter()
+                    .map(|s| s.updates.load(Ordering::Relaxed))
+                    .sum::<u64>(),
+            events_sent,
         }
     }
 }
@@ -605,15 +723,7 @@ fn batch_items<U: Into<BatchUpdate>>(
 }
 
 fn cleanup(inner: &StoreInner) -> usize {
-    let expired: Vec<Arc<Session>> = {
-        let mut sessions = inner.sessions.write();
-        let ids: Vec<Arc<str>> = sessions
-            .iter()
-            .filter(|(_, s)| s.is_expired())
-            .map(|(id, _)| id.clone())
-            .collect();
-        ids.iter().filter_map(|id| sessions.remove(id)).collect()
-    };
+    let expired = inner.sessions.remove_where(Session::is_expired);
     for s in &expired {
         s.close();
     }

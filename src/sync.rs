@@ -12,7 +12,7 @@ pub(crate) use std::sync::Arc;
 mod imp {
     pub(crate) use parking_lot::{Mutex, RwLock};
     use std::sync::Arc;
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 
     /// A shared, atomically replaceable `Arc<T>`; loads take no lock.
     pub(crate) struct ArcCell<T>(arc_swap::ArcSwap<T>);
@@ -36,7 +36,7 @@ mod imp {
 
 #[cfg(loom)]
 mod imp {
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
     use std::sync::Arc;
 
     /// `parking_lot`-shaped wrapper over loom's mutex.

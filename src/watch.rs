@@ -43,6 +43,10 @@ use crate::value::Value;
 /// Records copied out of the event log per lock acquisition.
 const READ_BATCH: usize = 64;
 
+/// Attempts before a blocking receive parks: 6 rounds of exponential spinning,
+/// then yields.
+const SPIN_ROUNDS: u32 = 16;
+
 type Filter = Arc<dyn Fn(Option<&Value>, &Value) -> bool + Send + Sync>;
 
 /// What a watch does when it falls more than its capacity behind.
@@ -494,6 +498,7 @@ pub struct Watch {
     throttle: Option<Throttle>,
     ended: Option<CloseReason>,
     registered: bool,
+    delivered: u64,
     thread_waker: Option<(ThreadId, Waker)>,
     created_at: SystemTime,
 }
@@ -599,6 +604,7 @@ impl Watch {
             popped: 0,
             ended: None,
             registered: true,
+            delivered: 0,
             thread_waker: None,
             created_at,
             session,
@@ -670,6 +676,24 @@ impl Watch {
     }
 
     fn recv_until(&mut self, deadline: Option<Instant>) -> Result<WatchEvent, RecvTimeoutError> {
+        // Spin, then yield, before sleeping: a park/unpark pair costs tens of
+        // microseconds on virtual machines, far more than the usual wait for
+        // a writer that is already running (crossbeam's backoff, in short).
+        for round in 0..SPIN_ROUNDS {
+            if let Some(r) = self.step_result(Instant::now()) {
+                return r;
+            }
+            if round < 6 {
+                for _ in 0..(1 << round) {
+                    std::hint::spin_loop();
+                }
+            } else {
+                thread::yield_now();
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+        }
         loop {
             if let Some(r) = self.step_result(Instant::now()) {
                 return r;
@@ -741,8 +765,16 @@ impl Watch {
         let step = self.step_inner(now);
         self.counters.local.store(self.pending.len(), Ordering::Relaxed);
         if let Step::Event(_) = step {
-            self.counters.delivered.fetch_add(1, Ordering::Relaxed);
-            self.session.counters.events_sent.fetch_add(1, Ordering::Relaxed);
+            // Only this watch writes its count: a plain store, no shared RMW.
+            self.delivered += 1;
+            self.counters.delivered.store(self.delivered, Ordering::Relaxed);
+            if !self.registered {
+                // Unregistered (ended): counted by the store directly.
+                self.session
+                    .counters
+                    .retired_events
+                    .fetch_add(1, Ordering::Relaxed);
+            }
         }
         step
     }
@@ -1063,6 +1095,10 @@ impl Watch {
         }
         self.registered = false;
         self.session.observers.unregister(self.key);
+        self.session
+            .counters
+            .retired_events
+            .fetch_add(self.delivered, Ordering::Relaxed);
         if self.whole_session {
             self.session.observers.session_waiters.remove(&self.signal, 0);
         } else {

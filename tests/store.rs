@@ -27,6 +27,17 @@ fn temperature(store: &SessionStore) -> String {
 // ----- sessions -------------------------------------------------------------
 
 #[test]
+fn handles_are_thread_safe() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<SessionStore>();
+    send_sync::<varwatch::Variable>();
+    send_sync::<varwatch::VarReader>();
+    send_sync::<varwatch::WatchEvent>();
+    send::<varwatch::Watch>();
+}
+
+#[test]
 fn session_lifecycle() {
     let store = SessionStore::new();
     let info = store
