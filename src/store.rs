@@ -230,8 +230,10 @@ struct Sweeper {
 /// Sessions, sharded by id so that operations on different sessions do not
 /// even share a lock word (a single `RwLock`'s reader count is one cache line
 /// that every thread would write).
+type Shard = RwLock<HashMap<Arc<str>, Arc<Session>>>;
+
 struct SessionMap {
-    shards: Box<[RwLock<HashMap<Arc<str>, Arc<Session>>>]>,
+    shards: Box<[Shard]>,
     hasher: foldhash::fast::RandomState,
     /// Number of sessions, for `max_sessions`.
     count: AtomicUsize,
@@ -248,7 +250,7 @@ impl SessionMap {
         }
     }
 
-    fn shard(&self, id: &str) -> &RwLock<HashMap<Arc<str>, Arc<Session>>> {
+    fn shard(&self, id: &str) -> &Shard {
         &self.shards[self.hasher.hash_one(id) as usize % SHARDS]
     }
 
