@@ -119,6 +119,7 @@ impl EventLog {
             return Read::Overflow;
         }
         let end = tail.min(cursor + max as u64);
+        out.reserve((end - cursor) as usize);
         for seq in cursor..end {
             let e = ring.slots[(seq & ring.mask) as usize]
                 .as_ref()

@@ -488,18 +488,18 @@ pub struct Watch {
     cursor: u64,
     capacity: usize,
     pending: VecDeque<WatchEvent>,
-    scratch: Vec<Entry>,
     opts: WatchOptions,
     counters: Arc<WatchCounters>,
-    /// Coalescing: slot → absolute position (in `popped` units) of its
-    /// undelivered event in `pending`.
-    coalesce_pos: HashMap<u32, u64>,
+    /// Coalescing only: slot → absolute position (in `popped` units) of its
+    /// undelivered event in `pending`. Boxed, like everything a plain watch
+    /// does not use, to keep an idle watch small.
+    coalesce_pos: Option<Box<HashMap<u32, u64>>>,
     popped: u64,
-    throttle: Option<Throttle>,
+    throttle: Option<Box<Throttle>>,
     ended: Option<CloseReason>,
     registered: bool,
     delivered: u64,
-    thread_waker: Option<(ThreadId, Waker)>,
+    thread_waker: Option<Box<(ThreadId, Waker)>>,
     created_at: SystemTime,
 }
 
@@ -592,15 +592,16 @@ impl Watch {
             cursor,
             capacity,
             pending: VecDeque::new(),
-            scratch: Vec::new(),
-            throttle: opts.throttle.map(|interval| Throttle {
-                interval,
-                last: HashMap::new(),
-                held: BTreeMap::new(),
+            throttle: opts.throttle.map(|interval| {
+                Box::new(Throttle {
+                    interval,
+                    last: HashMap::new(),
+                    held: BTreeMap::new(),
+                })
             }),
+            coalesce_pos: opts.coalesce.then(Box::default),
             opts,
             counters,
-            coalesce_pos: HashMap::new(),
             popped: 0,
             ended: None,
             registered: true,
@@ -737,12 +738,12 @@ impl Watch {
 
     fn thread_waker(&mut self) -> Waker {
         let me = thread::current();
-        match &self.thread_waker {
+        match self.thread_waker.as_deref() {
             Some((id, w)) if *id == me.id() => w.clone(),
             _ => {
                 let id = me.id();
                 let w = Waker::from(std::sync::Arc::new(ThreadWaker(me)));
-                self.thread_waker = Some((id, w.clone()));
+                self.thread_waker = Some(Box::new((id, w.clone())));
                 w
             }
         }
@@ -809,7 +810,7 @@ impl Watch {
                 return Step::Ended;
             }
             if !self.fill() {
-                return Step::Empty(self.throttle.as_ref().and_then(Throttle::next_due));
+                return Step::Empty(self.throttle.as_deref().and_then(Throttle::next_due));
             }
         }
     }
@@ -879,12 +880,12 @@ impl Watch {
     }
 
     fn push(&mut self, ev: WatchEvent) {
-        if self.opts.coalesce {
+        if let Some(coalesce_pos) = self.coalesce_pos.as_deref_mut() {
             let slot = ev.record.var.slot;
             if matches!(ev.kind, EventKind::Changed | EventKind::Initial) {
                 // A newer state replaces an undelivered one (keeping its
                 // place in the queue, and its kind if it was the initial).
-                if let Some(&pos) = self.coalesce_pos.get(&slot) {
+                if let Some(&pos) = coalesce_pos.get(&slot) {
                     if pos >= self.popped && ev.kind == EventKind::Changed {
                         let prev = &mut self.pending[(pos - self.popped) as usize];
                         let passed = ev.record.version - prev.record.version;
@@ -895,10 +896,9 @@ impl Watch {
                         return;
                     }
                 }
-                self.coalesce_pos
-                    .insert(slot, self.popped + self.pending.len() as u64);
+                coalesce_pos.insert(slot, self.popped + self.pending.len() as u64);
             } else {
-                self.coalesce_pos.remove(&slot);
+                coalesce_pos.remove(&slot);
             }
         }
         self.pending.push_back(ev);
@@ -914,7 +914,9 @@ impl Watch {
         if self.ended.is_some() {
             return false;
         }
-        let mut scratch = std::mem::take(&mut self.scratch);
+        // A fresh buffer per batch: keeping one would pin a kilobyte to every
+        // watch that ever received anything.
+        let mut scratch = Vec::new();
         let read = self
             .session
             .log
@@ -923,13 +925,12 @@ impl Watch {
             Read::Empty => false,
             Read::Records(next) => {
                 self.cursor = next;
-                for entry in scratch.drain(..) {
+                for entry in scratch {
                     if self.ended.is_some() {
                         break;
                     }
                     self.apply(entry);
                 }
-                scratch.clear();
                 true
             }
             Read::Overflow => {
@@ -937,7 +938,6 @@ impl Watch {
                 true
             }
         };
-        self.scratch = scratch;
         self.counters.cursor.store(self.cursor, Ordering::Relaxed);
         progressed
     }
