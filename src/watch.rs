@@ -493,6 +493,7 @@ pub struct Watch {
     /// Coalescing only: slot → absolute position (in `popped` units) of its
     /// undelivered event in `pending`. Boxed, like everything a plain watch
     /// does not use, to keep an idle watch small.
+        #[expect(clippy::box_collection, reason = "8 bytes inline instead of a 48-byte map")]
     coalesce_pos: Option<Box<HashMap<u32, u64>>>,
     popped: u64,
     throttle: Option<Box<Throttle>>,
