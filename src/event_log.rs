@@ -14,7 +14,7 @@
 //! load; it is stored under the write lock after the slots are filled.
 
 use crate::session::{Record, VarCell};
-use crate::sync::{Arc, AtomicU64, Ordering, RwLock};
+use crate::sync::{Arc, AtomicU64, AtomicUsize, Ordering, RwLock};
 
 /// One slot: the record, and for registrations the new variable's cell (so a
 /// watch of the whole session can start tracking it).
@@ -36,6 +36,8 @@ pub(crate) struct EventLog {
     tail: AtomicU64,
     /// Largest capacity the ring may grow to.
     max_capacity: usize,
+    /// The ring's size, readable without its lock.
+    capacity: AtomicUsize,
 }
 
 /// The outcome of [`EventLog::read`].
@@ -59,6 +61,7 @@ impl EventLog {
             }),
             tail: AtomicU64::new(0),
             max_capacity: max_capacity.next_power_of_two(),
+            capacity: AtomicUsize::new(cap),
         }
     }
 
@@ -72,6 +75,9 @@ impl EventLog {
     /// maximum). Caller holds the session's write lock.
     pub(crate) fn reserve(&self, capacity: usize) -> usize {
         let want = capacity.min(self.max_capacity);
+        if self.capacity.load(Ordering::Relaxed) >= want {
+            return want; // the common case: no need for the ring's lock
+        }
         let mut ring = self.ring.write();
         if ring.slots.len() < want {
             let new_len = want.next_power_of_two();
@@ -85,6 +91,7 @@ impl EventLog {
             }
             ring.slots = slots;
             ring.mask = new_mask;
+            self.capacity.store(new_len, Ordering::Relaxed);
         }
         want
     }

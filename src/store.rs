@@ -664,8 +664,8 @@ impl SessionStore {
         opts: WatchOptions,
     ) -> Result<Watch> {
         let s = self.session_touched(session)?;
-        let idents = idents.into_iter().map(|i| i.as_ref().to_string()).collect();
-        Watch::subscribe(s, Some(idents), opts)
+        let idents: Vec<S> = idents.into_iter().collect();
+        Watch::subscribe(s, Some(&idents), opts)
     }
 
     /// Watches every variable of the session, including those registered
@@ -676,7 +676,7 @@ impl SessionStore {
     /// [`EventKind::Deleted`]: crate::EventKind::Deleted
     pub fn watch_session(&self, session: &str, opts: WatchOptions) -> Result<Watch> {
         let s = self.session_touched(session)?;
-        Watch::subscribe(s, None, opts)
+        Watch::subscribe::<&str>(s, None, opts)
     }
 
     /// The live watches of a session and their counters.

@@ -493,7 +493,7 @@ pub struct Watch {
     /// Coalescing only: slot → absolute position (in `popped` units) of its
     /// undelivered event in `pending`. Boxed, like everything a plain watch
     /// does not use, to keep an idle watch small.
-        #[expect(clippy::box_collection, reason = "8 bytes inline instead of a 48-byte map")]
+    #[expect(clippy::box_collection, reason = "8 bytes inline instead of a 48-byte map")]
     coalesce_pos: Option<Box<HashMap<u32, u64>>>,
     popped: u64,
     throttle: Option<Box<Throttle>>,
@@ -519,9 +519,9 @@ impl fmt::Debug for Watch {
 impl Watch {
     /// Registers a watch on `idents` (or, with `None`, the whole session) and
     /// takes its snapshot, atomically.
-    pub(crate) fn subscribe(
+    pub(crate) fn subscribe<S: AsRef<str>>(
         session: Arc<Session>,
-        idents: Option<Vec<String>>,
+        idents: Option<&[S]>,
         opts: WatchOptions,
     ) -> Result<Watch, Error> {
         if opts.capacity == 0 {
@@ -532,7 +532,7 @@ impl Watch {
                 "throttle interval must be greater than zero".into(),
             ));
         }
-        if idents.as_ref().is_some_and(Vec::is_empty) {
+        if idents.is_some_and(<[S]>::is_empty) {
             return Err(Error::InvalidOption("a watch needs at least one variable".into()));
         }
         let whole_session = idents.is_none();
@@ -550,10 +550,10 @@ impl Watch {
                 Some(idents) => {
                     let mut cells = Vec::with_capacity(idents.len());
                     let mut missing = Vec::new();
-                    for ident in idents {
-                        match session.resolve(ident) {
+                    for ident in *idents {
+                        match session.resolve(ident.as_ref()) {
                             Some(c) => cells.push(c),
-                            None => missing.push(ident.clone()),
+                            None => missing.push(ident.as_ref().to_string()),
                         }
                     }
                     if !missing.is_empty() {
@@ -665,7 +665,7 @@ impl Watch {
 
     /// Returns the next event if one is ready, without blocking.
     pub fn try_recv(&mut self) -> Result<WatchEvent, TryRecvError> {
-        match self.step(Instant::now()) {
+        match self.step() {
             Step::Event(e) => Ok(e),
             Step::Ended => Err(TryRecvError::Closed),
             Step::Empty(_) => Err(TryRecvError::Empty),
@@ -682,7 +682,7 @@ impl Watch {
         // microseconds on virtual machines, far more than the usual wait for
         // a writer that is already running (crossbeam's backoff, in short).
         for round in 0..SPIN_ROUNDS {
-            if let Some(r) = self.step_result(Instant::now()) {
+            if let Some(r) = self.step_result() {
                 return r;
             }
             if round < 6 {
@@ -697,7 +697,7 @@ impl Watch {
             }
         }
         loop {
-            if let Some(r) = self.step_result(Instant::now()) {
+            if let Some(r) = self.step_result() {
                 return r;
             }
             let waker = self.thread_waker();
@@ -705,7 +705,7 @@ impl Watch {
             // Register-then-check: anything written before the arm is seen
             // now; anything after it wakes this thread.
             let now = Instant::now();
-            let due = match self.step(now) {
+            let due = match self.step() {
                 Step::Event(e) => return Ok(e),
                 Step::Ended => return Err(RecvTimeoutError::Closed),
                 Step::Empty(due) => due,
@@ -720,7 +720,7 @@ impl Watch {
                 Some(_) => {}
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                return match self.step(Instant::now()) {
+                return match self.step() {
                     Step::Event(e) => Ok(e),
                     Step::Ended => Err(RecvTimeoutError::Closed),
                     Step::Empty(_) => Err(RecvTimeoutError::Timeout),
@@ -729,8 +729,8 @@ impl Watch {
         }
     }
 
-    fn step_result(&mut self, now: Instant) -> Option<Result<WatchEvent, RecvTimeoutError>> {
-        match self.step(now) {
+    fn step_result(&mut self) -> Option<Result<WatchEvent, RecvTimeoutError>> {
+        match self.step() {
             Step::Event(e) => Some(Ok(e)),
             Step::Ended => Some(Err(RecvTimeoutError::Closed)),
             Step::Empty(_) => None,
@@ -763,7 +763,10 @@ impl Watch {
     }
 
     /// One attempt to produce the next event, without blocking.
-    fn step(&mut self, now: Instant) -> Step {
+    fn step(&mut self) -> Step {
+        // Only throttling needs the time; reading a clock costs as much as
+        // delivering an event.
+        let now = self.throttle.is_some().then(Instant::now);
         let step = self.step_inner(now);
         self.counters.local.store(self.pending.len(), Ordering::Relaxed);
         if let Step::Event(_) = step {
@@ -781,10 +784,12 @@ impl Watch {
         step
     }
 
-    fn step_inner(&mut self, now: Instant) -> Step {
+    fn step_inner(&mut self, now: Option<Instant>) -> Step {
         loop {
-            if let Some(ev) = self.throttle.as_mut().and_then(|t| t.take_due(now)) {
-                return Step::Event(ev);
+            if let (Some(t), Some(now)) = (self.throttle.as_mut(), now) {
+                if let Some(ev) = t.take_due(now) {
+                    return Step::Event(ev);
+                }
             }
             if self.opts.coalesce && self.ended.is_none() {
                 // Read all that is there (bounded) so that only the latest
@@ -817,7 +822,7 @@ impl Watch {
     }
 
     /// Applies the filter and the throttle to an event about to be delivered.
-    fn admit(&mut self, ev: WatchEvent, now: Instant) -> Option<WatchEvent> {
+    fn admit(&mut self, ev: WatchEvent, now: Option<Instant>) -> Option<WatchEvent> {
         match ev.kind {
             EventKind::Initial | EventKind::Changed => {
                 if let Some(filter) = &self.opts.filter {
@@ -833,7 +838,7 @@ impl Watch {
                         }
                     }
                 }
-                let Some(t) = &mut self.throttle else {
+                let (Some(t), Some(now)) = (&mut self.throttle, now) else {
                     return Some(ev);
                 };
                 let slot = ev.record.var.slot;
@@ -1132,14 +1137,13 @@ impl Stream for Watch {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<WatchEvent>> {
         let this = self.get_mut();
-        let now = Instant::now();
-        match this.step(now) {
+        match this.step() {
             Step::Event(e) => return Poll::Ready(Some(e)),
             Step::Ended => return Poll::Ready(None),
             Step::Empty(_) => {}
         }
         this.arm(cx.waker());
-        match this.step(Instant::now()) {
+        match this.step() {
             Step::Event(e) => Poll::Ready(Some(e)),
             Step::Ended => Poll::Ready(None),
             Step::Empty(due) => {
