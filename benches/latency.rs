@@ -31,11 +31,15 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 }
 
 struct Report {
-    out: std::fs::File,
+    /// `None` in quick mode: smoke runs must not overwrite real results.
+    out: Option<std::fs::File>,
 }
 
 impl Report {
     fn new() -> Report {
+        if quick() {
+            return Report { out: None };
+        }
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/varwatch-bench");
         std::fs::create_dir_all(&dir).unwrap();
         let out = std::fs::OpenOptions::new()
@@ -43,7 +47,7 @@ impl Report {
             .append(true)
             .open(dir.join("latency.jsonl"))
             .unwrap();
-        Report { out }
+        Report { out: Some(out) }
     }
 
     fn row(&mut self, workload: &str, name: &str, unit: &str, mut samples: Vec<f64>) {
@@ -57,8 +61,9 @@ impl Report {
         println!(
             "{workload:<9} {name:<18} p10 {p10:>12.1}  p50 {p50:>12.1}  p90 {p90:>12.1}  p99 {p99:>12.1}  {unit}"
         );
+        let Some(out) = &mut self.out else { return };
         writeln!(
-            self.out,
+            out,
             "{{\"workload\":\"{workload}\",\"name\":\"{name}\",\"unit\":\"{unit}\",\"p10\":{p10},\"p50\":{p50},\"p90\":{p90},\"p99\":{p99},\"n\":{}}}",
             samples.len()
         )

@@ -114,7 +114,13 @@ fn main() {
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/varwatch-bench");
     std::fs::create_dir_all(&dir).unwrap();
-    let mut out = std::fs::File::create(dir.join("memory.jsonl")).unwrap();
+    // Smoke runs (quick mode) must not overwrite real results.
+    let name = if n == 100_000 {
+        "memory.jsonl"
+    } else {
+        "memory-quick.jsonl"
+    };
+    let mut out = std::fs::File::create(dir.join(name)).unwrap();
     let exe = std::env::current_exe().unwrap();
     for kind in KINDS {
         let child = Command::new(&exe).args(["--child", kind]).output().unwrap();
