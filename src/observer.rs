@@ -55,8 +55,11 @@ impl Signal {
     }
 
     fn wake(&self) {
-        if let Some(w) = &*self.waker.lock() {
-            w.wake_by_ref();
+        // Wake outside the lock: a waker is user code (an executor may poll
+        // the watch, and so re-enter `set_waker`, from inside `wake`).
+        let waker = self.waker.lock().clone();
+        if let Some(w) = waker {
+            w.wake();
         }
     }
 }

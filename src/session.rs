@@ -33,6 +33,10 @@ pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::
 /// Free-form string metadata of sessions, variables and changes.
 pub type Metadata = BTreeMap<String, String>;
 
+/// A variable's registration number within its session (never reused; 64
+/// bits so that no amount of register/delete churn can wrap it).
+pub(crate) type Slot = u64;
+
 /// Immutable facts about a variable, shared by all its records.
 pub(crate) struct VarMeta {
     pub(crate) id: Arc<str>,
@@ -43,7 +47,7 @@ pub(crate) struct VarMeta {
     pub(crate) created_at: SystemTime,
     /// Registration order within the session; watches keep their tracked
     /// variables sorted by it.
-    pub(crate) slot: u32,
+    pub(crate) slot: Slot,
 }
 
 /// What a record says happened.
@@ -315,7 +319,7 @@ pub(crate) fn check_name(what: &'static str, name: &str) -> Result<(), Error> {
 
 struct WriteState {
     revision: u64,
-    next_slot: u32,
+    next_slot: Slot,
 }
 
 #[derive(Default)]
@@ -864,7 +868,7 @@ impl Session {
             constraints: Constraints::default(),
             metadata: Arc::default(),
             created_at: self.created_at,
-            slot: u32::MAX,
+            slot: Slot::MAX,
         });
         Arc::new(Record {
             var,

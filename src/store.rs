@@ -355,7 +355,11 @@ impl SessionStore {
 
     /// A store with `config`; starts the sweeper thread if
     /// `config.sweep_interval` is set.
-    pub fn with_config(config: StoreConfig) -> SessionStore {
+    pub fn with_config(mut config: StoreConfig) -> SessionStore {
+        // The fields are public: keep the log sizes in a range that cannot
+        // overflow (1 .. 2^30 entries, initial size within the maximum).
+        config.max_event_log = config.max_event_log.clamp(1, 1 << 30);
+        config.event_log = config.event_log.clamp(1, config.max_event_log);
         let interval = config.sweep_interval;
         let stop = std::sync::Arc::new((StdMutex::new(false), Condvar::new()));
         let inner = Arc::new(StoreInner {

@@ -44,13 +44,21 @@ impl Timer {
         let mut due = self.due.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             let now = Instant::now();
+            let mut ready = Vec::new();
             let mut i = 0;
             while i < due.len() {
                 if due[i].0 <= now {
-                    due.swap_remove(i).1.wake();
+                    ready.push(due.swap_remove(i).1);
                 } else {
                     i += 1;
                 }
+            }
+            if !ready.is_empty() {
+                // Wakers are user code: call them without holding the lock.
+                drop(due);
+                ready.into_iter().for_each(Waker::wake);
+                due = self.due.lock().unwrap_or_else(|e| e.into_inner());
+                continue;
             }
             due = match due.iter().map(|(t, _)| *t).min() {
                 None => self.cv.wait(due).unwrap_or_else(|e| e.into_inner()),

@@ -36,7 +36,7 @@ use futures_core::Stream;
 use crate::error::Error;
 use crate::event_log::{Entry, Read};
 use crate::observer::{Registration, Signal, WatchCounters};
-use crate::session::{Metadata, Record, RecordKind, Session, VarCell};
+use crate::session::{Metadata, Record, RecordKind, Session, Slot, VarCell};
 use crate::sync::{Arc, Ordering};
 use crate::value::Value;
 
@@ -164,7 +164,8 @@ impl WatchOptions {
     /// comes sooner is held back and replaced by any later one, so the watch
     /// always ends on the latest state.
     pub fn throttle(mut self, interval: Duration) -> Self {
-        self.throttle = Some(interval);
+        // Capped at a year so that deadlines never overflow.
+        self.throttle = Some(interval.min(Duration::from_secs(365 * 24 * 3600)));
         self
     }
 }
@@ -418,9 +419,9 @@ struct Tracked {
 struct Throttle {
     interval: Duration,
     /// Per variable slot: when its last event was delivered.
-    last: HashMap<u32, Instant>,
+    last: HashMap<Slot, Instant>,
     /// Held-back events per slot, with the time they become due.
-    held: BTreeMap<u32, (Instant, WatchEvent)>,
+    held: BTreeMap<Slot, (Instant, WatchEvent)>,
 }
 
 impl Throttle {
@@ -494,7 +495,7 @@ pub struct Watch {
     /// undelivered event in `pending`. Boxed, like everything a plain watch
     /// does not use, to keep an idle watch small.
     #[expect(clippy::box_collection, reason = "8 bytes inline instead of a 48-byte map")]
-    coalesce_pos: Option<Box<HashMap<u32, u64>>>,
+    coalesce_pos: Option<Box<HashMap<Slot, u64>>>,
     popped: u64,
     throttle: Option<Box<Throttle>>,
     ended: Option<CloseReason>,
@@ -655,7 +656,8 @@ impl Watch {
 
     /// Blocks until the next event or until `timeout` has passed.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<WatchEvent, RecvTimeoutError> {
-        self.recv_until(Some(Instant::now() + timeout))
+        // A timeout too large to represent (Duration::MAX) means no deadline.
+        self.recv_until(Instant::now().checked_add(timeout))
     }
 
     /// Blocks until the next event or until `deadline`.
@@ -848,11 +850,14 @@ impl Watch {
                         if now < due {
                             let mut ev = ev;
                             if let Some((_, held)) = t.held.remove(&slot) {
-                                let passed = held.skipped + ev.record.version - held.record.version;
-                                ev.skipped += passed;
+                                // The held event and everything between it and
+                                // this one are passed over; `ev.skipped` (from
+                                // coalescing) is already counted.
+                                let total = held.skipped + (ev.record.version - held.record.version);
                                 self.counters
                                     .skipped
-                                    .fetch_add(passed - held.skipped, Ordering::Relaxed);
+                                    .fetch_add(total - held.skipped - ev.skipped, Ordering::Relaxed);
+                                ev.skipped = total;
                             }
                             t.held.insert(slot, (due, ev));
                             return None;
@@ -894,9 +899,14 @@ impl Watch {
                 if let Some(&pos) = coalesce_pos.get(&slot) {
                     if pos >= self.popped && ev.kind == EventKind::Changed {
                         let prev = &mut self.pending[(pos - self.popped) as usize];
+                        // `prev` and every version between it and `ev` are
+                        // passed over; `ev.skipped` (set by a resync) counts
+                        // some of those already.
                         let passed = ev.record.version - prev.record.version;
-                        self.counters.skipped.fetch_add(passed, Ordering::Relaxed);
-                        prev.skipped += passed + ev.skipped;
+                        self.counters
+                            .skipped
+                            .fetch_add(passed - ev.skipped, Ordering::Relaxed);
+                        prev.skipped += passed;
                         prev.revision = ev.revision;
                         prev.record = ev.record;
                         return;
@@ -910,7 +920,7 @@ impl Watch {
         self.pending.push_back(ev);
     }
 
-    fn tracked_index(&self, slot: u32) -> Result<usize, usize> {
+    fn tracked_index(&self, slot: Slot) -> Result<usize, usize> {
         self.tracked.binary_search_by_key(&slot, |t| t.cell.meta.slot)
     }
 
@@ -1015,6 +1025,11 @@ impl Watch {
             for cell in self.session.cells() {
                 if let Err(pos) = self.tracked_index(cell.meta.slot) {
                     let record = cell.current.load_full();
+                    if record.kind == RecordKind::Deleted {
+                        // Registered and deleted within the gap: listed by
+                        // the index a moment ago, gone now. Nothing to report.
+                        continue;
+                    }
                     self.tracked.insert(
                         pos,
                         Tracked {
@@ -1040,13 +1055,20 @@ impl Watch {
             self.tracked[i].version = cur.version;
             let deleted = cur.kind == RecordKind::Deleted;
             if close {
-                self.push(WatchEvent::new(
-                    EventKind::Lagged {
-                        first: seen + 1,
-                        last: cur.version,
-                    },
-                    cur,
-                ));
+                // Report the skipped versions, and a deletion as itself.
+                let last = if deleted { cur.version - 1 } else { cur.version };
+                if last > seen {
+                    self.push(WatchEvent::new(
+                        EventKind::Lagged {
+                            first: seen + 1,
+                            last,
+                        },
+                        cur.clone(),
+                    ));
+                }
+                if deleted {
+                    self.push(WatchEvent::from_record(cur));
+                }
             } else if self.opts.coalesce {
                 let mut ev = WatchEvent::from_record(cur);
                 ev.skipped = ev.record.version - seen - 1;
@@ -1153,5 +1175,34 @@ impl Stream for Watch {
                 Poll::Pending
             }
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::{SessionOptions, SessionStore, StoreConfig, VarDef, VarType};
+
+    /// An undelivered coalesced event replaced during a resync: every
+    /// version passed over is counted once (here v1..=v9 before v10).
+    #[test]
+    fn coalesced_resync_counts_each_skipped_version_once() {
+        let store = SessionStore::with_config(StoreConfig::new().event_log(4));
+        store.create_session("s", SessionOptions::new()).unwrap();
+        store
+            .register("s", VarDef::new("x", VarType::Integer, 0))
+            .unwrap();
+        let opts = WatchOptions::new().coalesce().capacity(4).include_initial(false);
+        let mut w = store.watch("s", ["x"], opts).unwrap();
+        store.update("s", "x", 1).unwrap();
+        assert!(w.fill()); // v1 queued, not yet delivered
+        for i in 2..=10 {
+            store.update("s", "x", i).unwrap(); // more than the capacity: overflow
+        }
+        assert!(w.fill()); // resync: v10 replaces the queued v1
+        let e = w.try_recv().unwrap();
+        assert_eq!((e.version(), e.skipped()), (10, 9));
+        assert_eq!(w.stats().versions_skipped, 9);
+        assert_eq!(w.try_recv().unwrap_err(), TryRecvError::Empty);
     }
 }

@@ -260,3 +260,66 @@ fn check_history(events: &[WatchEvent], lagged: u64, truth: &Truth) {
         }
     }
 }
+
+/// A whole-session watch that keeps overflowing while variables are
+/// registered, changed and deleted: every variable it has announced is
+/// eventually announced deleted, and nothing about it follows its deletion.
+#[test]
+fn session_watch_sees_every_deletion_through_resyncs() {
+    let store = SessionStore::with_config(StoreConfig::new().event_log(4));
+    store.create_session("s", SessionOptions::new()).unwrap();
+    store
+        .register("s", VarDef::new("noise", VarType::Integer, 0))
+        .unwrap();
+    // Many live variables make each resync's pass over the session long, so
+    // deletions land in the middle of it.
+    for i in 0..500 {
+        store
+            .register("s", VarDef::new(format!("static{i}"), VarType::Integer, 0))
+            .unwrap();
+    }
+    let mut w = store.watch_session("s", WatchOptions::new().capacity(2)).unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let churn = {
+        let (store, done) = (store.clone(), done.clone());
+        thread::spawn(move || {
+            for k in 0..3_000 {
+                let n = format!("t{k}");
+                store
+                    .register("s", VarDef::new(n.as_str(), VarType::Integer, 0))
+                    .unwrap();
+                store.update("s", &n, 1).unwrap();
+                store.update("s", "noise", k + 1).unwrap();
+                store.delete_variable("s", &n).unwrap();
+            }
+            done.store(true, Ordering::Release);
+        })
+    };
+    // name -> deleted?
+    let mut seen: HashMap<String, bool> = HashMap::new();
+    let mut handle = |e: WatchEvent| {
+        let name = e.variable_name().to_string();
+        if name == "noise" || name.starts_with("static") {
+            return;
+        }
+        let deleted = seen.entry(name.clone()).or_insert(false);
+        assert!(!*deleted, "event {:?} after {name} was deleted", e.kind());
+        match e.kind() {
+            EventKind::Deleted => *deleted = true,
+            EventKind::Initial | EventKind::Changed | EventKind::Lagged { .. } => {}
+            k => panic!("unexpected {k:?}"),
+        }
+    };
+    while !done.load(Ordering::Acquire) {
+        if let Ok(e) = w.recv_timeout(Duration::from_millis(1)) {
+            handle(e);
+        }
+    }
+    churn.join().unwrap();
+    while let Ok(e) = w.try_recv() {
+        handle(e);
+    }
+    assert!(w.stats().lag_events > 0, "the watch never overflowed");
+    let undeleted: Vec<&String> = seen.iter().filter(|(_, d)| !**d).map(|(n, _)| n).collect();
+    assert!(undeleted.is_empty(), "announced but never deleted: {undeleted:?}");
+}

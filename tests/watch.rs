@@ -734,3 +734,131 @@ async fn async_throttled_watch_is_woken_by_the_timer() {
     }
     assert_eq!(got, [1, 2]);
 }
+
+// ----- regressions from review ----------------------------------------------
+
+/// Coalescing across resyncs with a concurrent writer: every version is
+/// either delivered or counted as skipped, exactly once.
+#[test]
+fn coalescing_skip_counts_add_up_under_overflow() {
+    let store = store_with(&[("x", 0)]);
+    let mut w = store
+        .watch("s", ["x"], WatchOptions::new().coalesce().capacity(4))
+        .unwrap();
+    const N: i64 = 20_000;
+    let writer = {
+        let store = store.clone();
+        thread::spawn(move || {
+            for i in 1..=N {
+                store.update("s", "x", i).unwrap();
+            }
+        })
+    };
+    let mut accounted = 0u64;
+    let mut skipped = 0u64;
+    loop {
+        let e = next(&mut w);
+        accounted += 1 + e.skipped();
+        skipped += e.skipped();
+        if e.version() == N as u64 {
+            break;
+        }
+    }
+    writer.join().unwrap();
+    // Versions 0..=N: each delivered once or passed over once.
+    assert_eq!(accounted, N as u64 + 1);
+    assert_eq!(w.stats().versions_skipped, skipped);
+}
+
+#[test]
+fn huge_timeouts_and_intervals_do_not_overflow() {
+    let store = store_with(&[("x", 0)]);
+    let mut w = store.watch("s", ["x"], WatchOptions::new()).unwrap();
+    assert!(w.recv_timeout(Duration::MAX).unwrap().is_initial());
+    let mut t = store
+        .watch(
+            "s",
+            ["x"],
+            WatchOptions::new().include_initial(false).throttle(Duration::MAX),
+        )
+        .unwrap();
+    store.update("s", "x", 1).unwrap();
+    store.update("s", "x", 2).unwrap();
+    assert_eq!(int(&t.try_recv().unwrap()), 1);
+    assert_eq!(t.try_recv().unwrap_err(), TryRecvError::Empty); // held back
+}
+
+#[test]
+fn out_of_range_log_sizes_are_clamped() {
+    let mut config = StoreConfig::new();
+    config.max_event_log = 0;
+    config.event_log = usize::MAX;
+    let store = SessionStore::with_config(config);
+    store.create_session("s", SessionOptions::new()).unwrap();
+    store
+        .register("s", VarDef::new("x", VarType::Integer, 0))
+        .unwrap();
+    let mut w = store
+        .watch("s", ["x"], WatchOptions::new().capacity(usize::MAX))
+        .unwrap();
+    store.update("s", "x", 1).unwrap();
+    assert!(next(&mut w).is_initial());
+    assert_eq!(int(&next(&mut w)), 1);
+}
+
+/// A waker that polls the watch again from inside `wake` (as some executors
+/// do) must not deadlock on the watch's signal lock.
+#[test]
+fn reentrant_waker_does_not_deadlock() {
+    use std::pin::Pin;
+    use std::sync::Mutex;
+    use std::task::{Context, Wake, Waker};
+
+    use futures_core::Stream;
+
+    struct Repoll(Mutex<Option<Arc<Mutex<Watch>>>>);
+    impl Wake for Repoll {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            let watch = self.0.lock().unwrap().clone();
+            if let Some(w) = watch {
+                let waker = Waker::from(self.clone());
+                let mut cx = Context::from_waker(&waker);
+                // Take what is there, then poll once more so that the watch
+                // arms itself again, from inside `wake`.
+                let mut w = w.lock().unwrap();
+                while Pin::new(&mut *w).poll_next(&mut cx).is_ready() {}
+            }
+        }
+    }
+
+    let store = store_with(&[("x", 0)]);
+    let watch = Arc::new(Mutex::new(
+        store
+            .watch("s", ["x"], WatchOptions::new().include_initial(false))
+            .unwrap(),
+    ));
+    let repoll = Arc::new(Repoll(Mutex::new(Some(watch.clone()))));
+    let waker = Waker::from(repoll.clone());
+    let mut cx = Context::from_waker(&waker);
+    assert!(
+        Pin::new(&mut *watch.lock().unwrap())
+            .poll_next(&mut cx)
+            .is_pending()
+    );
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let writer = {
+        let store = store.clone();
+        thread::spawn(move || {
+            store.update("s", "x", 1).unwrap(); // wakes the waker, which re-polls
+            done_tx.send(()).unwrap();
+        })
+    };
+    done_rx
+        .recv_timeout(LONG)
+        .expect("the write deadlocked inside the waker");
+    writer.join().unwrap();
+    *repoll.0.lock().unwrap() = None;
+}
