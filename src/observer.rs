@@ -28,19 +28,78 @@ use slab::Slab;
 
 use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, fence};
 
-/// How a sleeping watch is woken: its current waker (a thread unparker for
-/// blocking receives, the task's waker for async ones) and, per waiter list it
-/// may sit in, whether it is in that list now.
-pub(crate) struct Signal {
+/// Everything about one watch that other threads see, in one allocation:
+/// how to wake it, its counters, and what the registry lists about it.
+pub(crate) struct WatchShared {
+    /// The current waker: a thread unparker for blocking receives, the
+    /// task's waker for async ones.
     waker: Mutex<Option<Waker>>,
-    queued: Box<[AtomicBool]>,
+    /// Per waiter list the watch may sit in (its variables', or the
+    /// session's), whether it is in that list now.
+    queued: QueuedFlags,
+    pub(crate) counters: WatchCounters,
+    pub(crate) id: u64,
+    pub(crate) created_at: SystemTime,
+    pub(crate) coalescing: bool,
+    pub(crate) variables: Names,
 }
 
-impl Signal {
-    pub(crate) fn new(lists: usize) -> Signal {
-        Signal {
+/// Names of what a watch follows, as `list_watchers` shows them.
+pub(crate) enum Names {
+    Session,
+    One(Arc<str>),
+    Many(Box<[Arc<str>]>),
+}
+
+/// One bit per waiter list; the first 64 inline (no allocation).
+struct QueuedFlags {
+    first: AtomicU64,
+    rest: Box<[AtomicU64]>,
+}
+
+impl QueuedFlags {
+    fn new(lists: usize) -> QueuedFlags {
+        QueuedFlags {
+            first: AtomicU64::new(0),
+            rest: (0..lists.saturating_sub(64).div_ceil(64))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        }
+    }
+
+    fn word(&self, idx: u32) -> (&AtomicU64, u64) {
+        match idx.checked_sub(64) {
+            None => (&self.first, 1 << idx),
+            Some(i) => (&self.rest[(i / 64) as usize], 1 << (i % 64)),
+        }
+    }
+
+    fn is_set(&self, idx: u32, order: Ordering) -> bool {
+        let (word, bit) = self.word(idx);
+        word.load(order) & bit != 0
+    }
+
+    fn set(&self, idx: u32) {
+        let (word, bit) = self.word(idx);
+        word.fetch_or(bit, Ordering::Relaxed);
+    }
+
+    fn clear(&self, idx: u32) {
+        let (word, bit) = self.word(idx);
+        word.fetch_and(!bit, Ordering::Release);
+    }
+}
+
+impl WatchShared {
+    pub(crate) fn new(lists: usize, id: u64, coalescing: bool, variables: Names) -> WatchShared {
+        WatchShared {
             waker: Mutex::new(None),
-            queued: (0..lists).map(|_| AtomicBool::new(false)).collect(),
+            queued: QueuedFlags::new(lists),
+            counters: WatchCounters::default(),
+            id,
+            created_at: SystemTime::now(),
+            coalescing,
+            variables,
         }
     }
 
@@ -74,24 +133,24 @@ impl Signal {
 /// writer finds the signal, or the watch finds the record. (loom checks it.)
 #[derive(Default)]
 pub(crate) struct WaiterList {
-    list: Mutex<Vec<(Arc<Signal>, u32)>>,
+    list: Mutex<Vec<(Arc<WatchShared>, u32)>>,
     nonempty: AtomicBool,
 }
 
 impl WaiterList {
     /// Puts `signal` into this list (as its list number `idx`) unless it is
     /// already there.
-    pub(crate) fn enqueue(&self, signal: &Arc<Signal>, idx: u32) {
-        let flag = &signal.queued[idx as usize];
+    pub(crate) fn enqueue(&self, signal: &Arc<WatchShared>, idx: u32) {
+        let flags = &signal.queued;
         // Already queued (or being woken right now by a writer that took the
         // list and will clear the flag and then wake us): nothing to do.
-        if flag.load(Ordering::Acquire) {
+        if flags.is_set(idx, Ordering::Acquire) {
             return;
         }
         {
             let mut list = self.list.lock();
-            if !flag.load(Ordering::Relaxed) {
-                flag.store(true, Ordering::Relaxed);
+            if !flags.is_set(idx, Ordering::Relaxed) {
+                flags.set(idx);
                 list.push((signal.clone(), idx));
                 self.nonempty.store(true, Ordering::Relaxed);
             }
@@ -116,14 +175,14 @@ impl WaiterList {
             mem::take(&mut *list)
         };
         for (signal, idx) in &taken {
-            signal.queued[*idx as usize].store(false, Ordering::Release);
+            signal.queued.clear(*idx);
             signal.wake();
         }
     }
 
     /// Removes `signal` (a dropped watch) if it is queued here.
-    pub(crate) fn remove(&self, signal: &Arc<Signal>, idx: u32) {
-        if signal.queued[idx as usize].load(Ordering::Acquire) {
+    pub(crate) fn remove(&self, signal: &Arc<WatchShared>, idx: u32) {
+        if signal.queued.is_set(idx, Ordering::Acquire) {
             self.list.lock().retain(|(s, _)| !Arc::ptr_eq(s, signal));
         }
     }
@@ -142,20 +201,10 @@ pub(crate) struct WatchCounters {
     pub(crate) local: AtomicUsize,
 }
 
-/// What one registration records.
-pub(crate) struct Registration {
-    pub(crate) id: u64,
-    /// Names of the watched variables; `None` for a whole-session watch.
-    pub(crate) variables: Option<Vec<Arc<str>>>,
-    pub(crate) created_at: SystemTime,
-    pub(crate) coalescing: bool,
-    pub(crate) counters: Arc<WatchCounters>,
-}
-
 /// Who watches what in one session.
 #[derive(Default)]
 pub(crate) struct ObserverManager {
-    registrations: Mutex<Slab<Registration>>,
+    registrations: Mutex<Slab<Arc<WatchShared>>>,
     /// `registrations.len()`, readable without the lock. Incremented only
     /// while the session's write lock is held (see `store.rs`).
     count: AtomicUsize,
@@ -166,7 +215,7 @@ pub(crate) struct ObserverManager {
 impl ObserverManager {
     /// Adds a registration. The caller holds the session's write lock, so no
     /// write can happen between this and the watch's snapshot.
-    pub(crate) fn register(&self, reg: Registration) -> usize {
+    pub(crate) fn register(&self, reg: Arc<WatchShared>) -> usize {
         let key = self.registrations.lock().insert(reg);
         self.count.fetch_add(1, Ordering::AcqRel);
         key
@@ -190,7 +239,7 @@ impl ObserverManager {
     }
 
     /// Runs `f` on every registration.
-    pub(crate) fn for_each(&self, mut f: impl FnMut(&Registration)) {
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&WatchShared)) {
         for (_, r) in self.registrations.lock().iter() {
             f(r);
         }

@@ -35,7 +35,7 @@ use futures_core::Stream;
 
 use crate::error::Error;
 use crate::event_log::{Entry, Read};
-use crate::observer::{Registration, Signal, WatchCounters};
+use crate::observer::{Names, WatchShared};
 use crate::session::{Metadata, Record, RecordKind, Session, Slot, VarCell};
 use crate::sync::{Arc, Ordering};
 use crate::value::Value;
@@ -383,7 +383,8 @@ pub struct WatcherInfo {
     pub stats: WatchStats,
 }
 
-pub(crate) fn stats_of(counters: &WatchCounters, created_at: SystemTime, tail: u64) -> WatchStats {
+pub(crate) fn stats_of(shared: &WatchShared, tail: u64) -> WatchStats {
+    let counters = &shared.counters;
     let cursor = counters.cursor.load(Ordering::Relaxed);
     WatchStats {
         events_delivered: counters.delivered.load(Ordering::Relaxed),
@@ -392,19 +393,20 @@ pub(crate) fn stats_of(counters: &WatchCounters, created_at: SystemTime, tail: u
         lag_events: counters.lag_events.load(Ordering::Relaxed),
         versions_skipped: counters.skipped.load(Ordering::Relaxed),
         queue_depth: tail.saturating_sub(cursor) + counters.local.load(Ordering::Relaxed) as u64,
-        created_at,
+        created_at: shared.created_at,
     }
 }
 
-pub(crate) fn watcher_info(reg: &Registration, tail: u64) -> WatcherInfo {
+pub(crate) fn watcher_info(reg: &WatchShared, tail: u64) -> WatcherInfo {
     WatcherInfo {
         id: reg.id,
-        variables: reg
-            .variables
-            .as_ref()
-            .map(|v| v.iter().map(|s| s.to_string()).collect()),
+        variables: match &reg.variables {
+            Names::Session => None,
+            Names::One(n) => Some(vec![n.to_string()]),
+            Names::Many(ns) => Some(ns.iter().map(|n| n.to_string()).collect()),
+        },
         coalescing: reg.coalescing,
-        stats: stats_of(&reg.counters, reg.created_at, tail),
+        stats: stats_of(reg, tail),
     }
 }
 
@@ -482,15 +484,14 @@ impl Wake for ThreadWaker {
 pub struct Watch {
     session: Arc<Session>,
     key: usize,
-    id: u64,
-    signal: Arc<Signal>,
+    /// Waker, counters and registry facts, shared with writers and the registry.
+    shared: Arc<WatchShared>,
     whole_session: bool,
     tracked: Vec<Tracked>,
     cursor: u64,
     capacity: usize,
     pending: VecDeque<WatchEvent>,
     opts: WatchOptions,
-    counters: Arc<WatchCounters>,
     /// Coalescing only: slot → absolute position (in `popped` units) of its
     /// undelivered event in `pending`. Boxed, like everything a plain watch
     /// does not use, to keep an idle watch small.
@@ -502,13 +503,12 @@ pub struct Watch {
     registered: bool,
     delivered: u64,
     thread_waker: Option<Box<(ThreadId, Waker)>>,
-    created_at: SystemTime,
 }
 
 impl fmt::Debug for Watch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Watch")
-            .field("id", &self.id)
+            .field("id", &self.shared.id)
             .field("session", &&*self.session.id)
             .field("variables", &self.tracked.len())
             .field("whole_session", &self.whole_session)
@@ -537,15 +537,13 @@ impl Watch {
             return Err(Error::InvalidOption("a watch needs at least one variable".into()));
         }
         let whole_session = idents.is_none();
-        let counters = Arc::new(WatchCounters::default());
         let id = session.counters.next_watch_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let created_at = SystemTime::now();
 
         // The atomic subscribe: under the session's write lock no change can
         // happen, so the registration, the log position and the snapshot
         // below are one consistent cut, and every change after it is in the
         // log at or after `cursor`.
-        let (cells, snapshot, revision, capacity, cursor, key) = session.with_write_lock(|| {
+        let (cells, snapshot, revision, capacity, cursor, key, shared) = session.with_write_lock(|| {
             let mut cells = match &idents {
                 None => session.cells(),
                 Some(idents) => {
@@ -573,22 +571,21 @@ impl Watch {
             let cursor = session.log.tail();
             let revision = session.revision();
             let snapshot: Vec<Arc<Record>> = cells.iter().map(|c| c.current.load_full()).collect();
-            counters.cursor.store(cursor, Ordering::Relaxed);
-            let key = session.observers.register(Registration {
-                id,
-                variables: (!whole_session).then(|| cells.iter().map(|c| c.meta.name.clone()).collect()),
-                created_at,
-                coalescing: opts.coalesce,
-                counters: counters.clone(),
-            });
-            Ok((cells, snapshot, revision, capacity, cursor, key))
+            let names = match &cells[..] {
+                _ if whole_session => Names::Session,
+                [one] => Names::One(one.meta.name.clone()),
+                many => Names::Many(many.iter().map(|c| c.meta.name.clone()).collect()),
+            };
+            let lists = if whole_session { 1 } else { cells.len() };
+            let shared = Arc::new(WatchShared::new(lists, id, opts.coalesce, names));
+            shared.counters.cursor.store(cursor, Ordering::Relaxed);
+            let key = session.observers.register(shared.clone());
+            Ok((cells, snapshot, revision, capacity, cursor, key, shared))
         })?;
 
-        let lists = if whole_session { 1 } else { cells.len() };
         let mut watch = Watch {
             key,
-            id,
-            signal: Arc::new(Signal::new(lists)),
+            shared,
             whole_session,
             tracked: Vec::with_capacity(cells.len()),
             cursor,
@@ -603,13 +600,11 @@ impl Watch {
             }),
             coalesce_pos: opts.coalesce.then(Box::default),
             opts,
-            counters,
             popped: 0,
             ended: None,
             registered: true,
             delivered: 0,
             thread_waker: None,
-            created_at,
             session,
         };
         for (i, (cell, record)) in cells.into_iter().zip(snapshot).enumerate() {
@@ -624,13 +619,17 @@ impl Watch {
                 watch.push(ev);
             }
         }
-        watch.counters.local.store(watch.pending.len(), Ordering::Relaxed);
+        watch
+            .shared
+            .counters
+            .local
+            .store(watch.pending.len(), Ordering::Relaxed);
         Ok(watch)
     }
 
     /// This watch's id, as shown by `list_watchers`.
     pub fn id(&self) -> u64 {
-        self.id
+        self.shared.id
     }
 
     /// The id of the session watched.
@@ -645,7 +644,7 @@ impl Watch {
 
     /// This watch's counters.
     pub fn stats(&self) -> WatchStats {
-        stats_of(&self.counters, self.created_at, self.session.log.tail())
+        stats_of(&self.shared, self.session.log.tail())
     }
 
     /// Blocks until the next event; `None` once the watch has ended (after
@@ -754,12 +753,12 @@ impl Watch {
 
     /// Puts this watch's signal where writers of what it watches will find it.
     fn arm(&self, waker: &Waker) {
-        self.signal.set_waker(waker);
+        self.shared.set_waker(waker);
         if self.whole_session {
-            self.session.observers.session_waiters.enqueue(&self.signal, 0);
+            self.session.observers.session_waiters.enqueue(&self.shared, 0);
         } else {
             for t in &self.tracked {
-                t.cell.waiters.enqueue(&self.signal, t.list);
+                t.cell.waiters.enqueue(&self.shared, t.list);
             }
         }
     }
@@ -770,11 +769,17 @@ impl Watch {
         // delivering an event.
         let now = self.throttle.is_some().then(Instant::now);
         let step = self.step_inner(now);
-        self.counters.local.store(self.pending.len(), Ordering::Relaxed);
+        self.shared
+            .counters
+            .local
+            .store(self.pending.len(), Ordering::Relaxed);
         if let Step::Event(_) = step {
             // Only this watch writes its count: a plain store, no shared RMW.
             self.delivered += 1;
-            self.counters.delivered.store(self.delivered, Ordering::Relaxed);
+            self.shared
+                .counters
+                .delivered
+                .store(self.delivered, Ordering::Relaxed);
             if !self.registered {
                 // Unregistered (ended): counted by the store directly.
                 self.session
@@ -832,11 +837,11 @@ impl Watch {
                     match catch_unwind(AssertUnwindSafe(|| filter(old, &ev.record.value))) {
                         Ok(true) => {}
                         Ok(false) => {
-                            self.counters.filtered.fetch_add(1, Ordering::Relaxed);
+                            self.shared.counters.filtered.fetch_add(1, Ordering::Relaxed);
                             return None;
                         }
                         Err(_) => {
-                            self.counters.filter_panics.fetch_add(1, Ordering::Relaxed);
+                            self.shared.counters.filter_panics.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                 }
@@ -854,7 +859,8 @@ impl Watch {
                                 // this one are passed over; `ev.skipped` (from
                                 // coalescing) is already counted.
                                 let total = held.skipped + (ev.record.version - held.record.version);
-                                self.counters
+                                self.shared
+                                    .counters
                                     .skipped
                                     .fetch_add(total - held.skipped - ev.skipped, Ordering::Relaxed);
                                 ev.skipped = total;
@@ -903,7 +909,8 @@ impl Watch {
                         // passed over; `ev.skipped` (set by a resync) counts
                         // some of those already.
                         let passed = ev.record.version - prev.record.version;
-                        self.counters
+                        self.shared
+                            .counters
                             .skipped
                             .fetch_add(passed - ev.skipped, Ordering::Relaxed);
                         prev.skipped += passed;
@@ -954,7 +961,7 @@ impl Watch {
                 true
             }
         };
-        self.counters.cursor.store(self.cursor, Ordering::Relaxed);
+        self.shared.counters.cursor.store(self.cursor, Ordering::Relaxed);
         progressed
     }
 
@@ -1001,7 +1008,7 @@ impl Watch {
     fn untrack(&mut self, i: usize) {
         let t = self.tracked.remove(i);
         if !self.whole_session {
-            t.cell.waiters.remove(&self.signal, t.list);
+            t.cell.waiters.remove(&self.shared, t.list);
             if self.tracked.is_empty() {
                 self.finish(CloseReason::VariablesDeleted, None);
             }
@@ -1010,7 +1017,7 @@ impl Watch {
 
     /// The watch fell more than `capacity` behind: see the module docs.
     fn overflow(&mut self) {
-        self.counters.lag_events.fetch_add(1, Ordering::Relaxed);
+        self.shared.counters.lag_events.fetch_add(1, Ordering::Relaxed);
         // Cut first, then read the states: a change after the cut is both in
         // the states read below and in the log after `cursor`; the log copy
         // is then dropped as a duplicate. No change can fall in between.
@@ -1072,7 +1079,10 @@ impl Watch {
             } else if self.opts.coalesce {
                 let mut ev = WatchEvent::from_record(cur);
                 ev.skipped = ev.record.version - seen - 1;
-                self.counters.skipped.fetch_add(ev.skipped, Ordering::Relaxed);
+                self.shared
+                    .counters
+                    .skipped
+                    .fetch_add(ev.skipped, Ordering::Relaxed);
                 self.push(ev);
             } else {
                 if cur.version > seen + 1 {
@@ -1128,10 +1138,10 @@ impl Watch {
             .retired_events
             .fetch_add(self.delivered, Ordering::Relaxed);
         if self.whole_session {
-            self.session.observers.session_waiters.remove(&self.signal, 0);
+            self.session.observers.session_waiters.remove(&self.shared, 0);
         } else {
             for t in &self.tracked {
-                t.cell.waiters.remove(&self.signal, t.list);
+                t.cell.waiters.remove(&self.shared, t.list);
             }
         }
     }
