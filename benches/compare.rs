@@ -206,6 +206,25 @@ fn two_drainers<T: Send>(items: &mut [T], write: impl FnOnce(), drain: impl Fn(&
     start.elapsed()
 }
 
+/// Polls every receiver in `items` with `try_one` until each has received
+/// `k` values (the count is the tuple's second field).
+fn drain_all<T>(items: &mut [(T, usize)], k: usize, mut try_one: impl FnMut(&mut T) -> bool) {
+    let mut left = items.len();
+    while left > 0 {
+        for (rx, got) in items.iter_mut() {
+            if *got == k {
+                continue;
+            }
+            while try_one(rx) {
+                *got += 1;
+            }
+            if *got == k {
+                left -= 1;
+            }
+        }
+    }
+}
+
 /// One writer, N watchers drained by two threads: the time per delivered
 /// event (per watcher per write).
 fn fanout_e2e(c: &mut Criterion) {
@@ -236,23 +255,7 @@ fn fanout_e2e(c: &mut Criterion) {
                                 store.update("s", "x", v.clone()).unwrap();
                             }
                         },
-                        |ws| {
-                            let mut left = ws.len();
-                            while left > 0 {
-                                for (w, got) in ws.iter_mut() {
-                                    if *got == k {
-                                        continue;
-                                    }
-                                    while let Ok(e) = w.try_recv() {
-                                        black_box(&e);
-                                        *got += 1;
-                                    }
-                                    if *got == k {
-                                        left -= 1;
-                                    }
-                                }
-                            }
-                        },
+                        |items| drain_all(items, k, |w| w.try_recv().map(black_box).is_ok()),
                     );
                     total += per_event(d);
                 }
@@ -273,23 +276,7 @@ fn fanout_e2e(c: &mut Criterion) {
                                 tx.send(v.clone()).unwrap();
                             }
                         },
-                        |rs| {
-                            let mut left = rs.len();
-                            while left > 0 {
-                                for (rx, got) in rs.iter_mut() {
-                                    if *got == k {
-                                        continue;
-                                    }
-                                    while let Ok(v) = rx.try_recv() {
-                                        black_box(&v);
-                                        *got += 1;
-                                    }
-                                    if *got == k {
-                                        left -= 1;
-                                    }
-                                }
-                            }
-                        },
+                        |items| drain_all(items, k, |rx| rx.try_recv().map(black_box).is_ok()),
                     );
                     total += per_event(d);
                 }
@@ -316,23 +303,7 @@ fn fanout_e2e(c: &mut Criterion) {
                                 }
                             }
                         },
-                        |rs| {
-                            let mut left = rs.len();
-                            while left > 0 {
-                                for (rx, got) in rs.iter_mut() {
-                                    if *got == k {
-                                        continue;
-                                    }
-                                    while let Ok(v) = rx.try_recv() {
-                                        black_box(&v);
-                                        *got += 1;
-                                    }
-                                    if *got == k {
-                                        left -= 1;
-                                    }
-                                }
-                            }
-                        },
+                        |items| drain_all(items, k, |rx| rx.try_recv().map(black_box).is_ok()),
                     );
                     total += per_event(d);
                 }

@@ -990,19 +990,26 @@ impl Watch {
             Err(pos) => {
                 if self.whole_session && record.kind == RecordKind::Registered {
                     if let Some(cell) = entry.cell {
-                        self.tracked.insert(
-                            pos,
-                            Tracked {
-                                cell,
-                                version: record.version,
-                                list: 0,
-                            },
-                        );
+                        self.track_new(pos, cell, record.version);
                         self.push(WatchEvent::new(EventKind::Initial, record));
                     }
                 }
             }
         }
+    }
+
+    /// A whole-session watch starts following a variable it has just found.
+    fn track_new(&mut self, pos: usize, cell: Arc<VarCell>, version: u64) {
+        debug_assert!(self.whole_session);
+        // Whole-session watches sleep on the session's one waiter list.
+        self.tracked.insert(
+            pos,
+            Tracked {
+                cell,
+                version,
+                list: 0,
+            },
+        );
     }
 
     fn untrack(&mut self, i: usize) {
@@ -1037,14 +1044,7 @@ impl Watch {
                         // the index a moment ago, gone now. Nothing to report.
                         continue;
                     }
-                    self.tracked.insert(
-                        pos,
-                        Tracked {
-                            cell,
-                            version: record.version,
-                            list: 0,
-                        },
-                    );
+                    self.track_new(pos, cell, record.version);
                     if !close {
                         self.push(WatchEvent::new(EventKind::Initial, record));
                     }
