@@ -91,6 +91,7 @@ mod session;
 mod store;
 mod sync;
 mod timer;
+pub mod transport;
 mod value;
 mod watch;
 

@@ -1,0 +1,268 @@
+//! Conversions between the wire messages and the library's types, and from
+//! [`Error`] to gRPC statuses. Malformed input becomes `INVALID_ARGUMENT`;
+//! nothing here panics on input.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use tonic::{Code, Status};
+
+use super::proto;
+use crate::{Constraints, Error, SessionInfo, Tensor, Value, VarType, Variable};
+
+/// The status a client can act on for each error.
+pub(crate) fn status(err: Error) -> Status {
+    let code = match &err {
+        Error::SessionNotFound { .. } | Error::VariableNotFound { .. } | Error::VariablesNotFound { .. } => {
+            Code::NotFound
+        }
+        Error::SessionExists { .. } | Error::VariableExists { .. } => Code::AlreadyExists,
+        Error::SessionQuotaExceeded { .. } => Code::ResourceExhausted,
+        Error::VersionConflict { .. } => Code::FailedPrecondition,
+        // A rejected batch takes the code of its first failure.
+        Error::BatchRejected { failures, .. } => match failures.first() {
+            Some((_, first)) => return Status::new(status(first.clone()).code(), err.to_string()),
+            None => Code::InvalidArgument,
+        },
+        _ => Code::InvalidArgument,
+    };
+    Status::new(code, err.to_string())
+}
+
+fn invalid(msg: impl Into<String>) -> Status {
+    Status::invalid_argument(msg)
+}
+
+fn to_usize(n: u64, what: &str) -> Result<usize, Status> {
+    usize::try_from(n).map_err(|_| invalid(format!("{what} {n} is too large")))
+}
+
+pub(crate) fn var_type_from(raw: i32) -> Result<VarType, Status> {
+    use proto::VarType as P;
+    Ok(match P::try_from(raw).unwrap_or(P::Unspecified) {
+        P::Float => VarType::Float,
+        P::Integer => VarType::Integer,
+        P::String => VarType::String,
+        P::Boolean => VarType::Boolean,
+        P::Choice => VarType::Choice,
+        P::Module => VarType::Module,
+        P::Embedding => VarType::Embedding,
+        P::Tensor => VarType::Tensor,
+        P::Unspecified => return Err(invalid(format!("unknown or unspecified variable type {raw}"))),
+    })
+}
+
+pub(crate) fn var_type_to(t: VarType) -> proto::VarType {
+    use proto::VarType as P;
+    match t {
+        VarType::Float => P::Float,
+        VarType::Integer => P::Integer,
+        VarType::String => P::String,
+        VarType::Boolean => P::Boolean,
+        VarType::Choice => P::Choice,
+        VarType::Module => P::Module,
+        VarType::Embedding => P::Embedding,
+        VarType::Tensor => P::Tensor,
+    }
+}
+
+/// A required value; `max_bytes` bounds strings and vectors.
+pub(crate) fn value_from(v: Option<proto::Value>, max_bytes: usize) -> Result<Value, Status> {
+    use proto::value::Kind;
+    let kind = v
+        .and_then(|v| v.kind)
+        .ok_or_else(|| invalid("a value is required"))?;
+    let too_big = |n: usize| {
+        invalid(format!(
+            "value of {n} bytes is larger than the server's limit of {max_bytes} bytes"
+        ))
+    };
+    Ok(match kind {
+        Kind::FloatValue(x) => Value::Float(x),
+        Kind::IntegerValue(i) => Value::Integer(i),
+        Kind::BooleanValue(b) => Value::Boolean(b),
+        Kind::StringValue(s) | Kind::ChoiceValue(s) | Kind::ModuleValue(s) if s.len() > max_bytes => {
+            return Err(too_big(s.len()));
+        }
+        Kind::StringValue(s) => Value::String(s.into()),
+        Kind::ChoiceValue(s) => Value::Choice(s.into()),
+        Kind::ModuleValue(s) => Value::Module(s.into()),
+        Kind::EmbeddingValue(e) => {
+            if e.values.len() * 4 > max_bytes {
+                return Err(too_big(e.values.len() * 4));
+            }
+            Value::Embedding(e.values.into())
+        }
+        Kind::TensorValue(t) => {
+            if t.data.len() * 4 > max_bytes {
+                return Err(too_big(t.data.len() * 4));
+            }
+            let shape = t
+                .shape
+                .iter()
+                .map(|&d| to_usize(d, "tensor dimension"))
+                .collect::<Result<Vec<_>, _>>()?;
+            Value::Tensor(Tensor::new(shape, t.data).map_err(status)?)
+        }
+    })
+}
+
+pub(crate) fn value_to(v: &Value) -> proto::Value {
+    use proto::value::Kind;
+    let kind = match v {
+        Value::Float(x) => Kind::FloatValue(*x),
+        Value::Integer(i) => Kind::IntegerValue(*i),
+        Value::String(s) => Kind::StringValue(s.to_string()),
+        Value::Boolean(b) => Kind::BooleanValue(*b),
+        Value::Choice(s) => Kind::ChoiceValue(s.to_string()),
+        Value::Module(s) => Kind::ModuleValue(s.to_string()),
+        Value::Embedding(e) => Kind::EmbeddingValue(proto::FloatVector { values: e.to_vec() }),
+        Value::Tensor(t) => Kind::TensorValue(proto::Tensor {
+            shape: t.shape().iter().map(|&d| d as u64).collect(),
+            data: t.data().to_vec(),
+        }),
+    };
+    proto::Value { kind: Some(kind) }
+}
+
+fn list(v: Vec<String>) -> Option<Vec<String>> {
+    (!v.is_empty()).then_some(v)
+}
+
+pub(crate) fn constraints_from(c: Option<proto::Constraints>) -> Result<Constraints, Status> {
+    let Some(c) = c else {
+        return Ok(Constraints::default());
+    };
+    let shape = if c.has_shape || !c.shape.is_empty() {
+        Some(
+            c.shape
+                .iter()
+                .map(|&d| to_usize(d, "shape dimension"))
+                .collect::<Result<_, _>>()?,
+        )
+    } else {
+        None
+    };
+    Ok(Constraints {
+        min: c.min,
+        max: c.max,
+        min_length: c.min_length.map(|n| to_usize(n, "min_length")).transpose()?,
+        max_length: c.max_length.map(|n| to_usize(n, "max_length")).transpose()?,
+        allowed_values: list(c.allowed_values),
+        choices: list(c.choices),
+        allowed_modules: list(c.allowed_modules),
+        dimensions: c.dimensions.map(|n| to_usize(n, "dimensions")).transpose()?,
+        shape,
+    })
+}
+
+pub(crate) fn constraints_to(c: &Constraints) -> proto::Constraints {
+    proto::Constraints {
+        min: c.min,
+        max: c.max,
+        min_length: c.min_length.map(|n| n as u64),
+        max_length: c.max_length.map(|n| n as u64),
+        allowed_values: c.allowed_values.clone().unwrap_or_default(),
+        choices: c.choices.clone().unwrap_or_default(),
+        allowed_modules: c.allowed_modules.clone().unwrap_or_default(),
+        dimensions: c.dimensions.map(|n| n as u64),
+        shape: c.shape.iter().flatten().map(|&d| d as u64).collect(),
+        has_shape: c.shape.is_some(),
+    }
+}
+
+pub(crate) fn metadata_from(m: std::collections::HashMap<String, String>) -> BTreeMap<String, String> {
+    m.into_iter().collect()
+}
+
+fn metadata_to(m: &BTreeMap<String, String>) -> std::collections::HashMap<String, String> {
+    m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+fn time(t: SystemTime) -> prost_types::Timestamp {
+    prost_types::Timestamp::from(t)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+pub(crate) fn variable_to(v: &Variable) -> proto::Variable {
+    proto::Variable {
+        id: v.id().to_string(),
+        name: v.name().to_string(),
+        r#type: var_type_to(v.var_type()) as i32,
+        value: Some(value_to(v.value())),
+        constraints: Some(constraints_to(v.constraints())),
+        metadata: metadata_to(v.metadata()),
+        version: v.version(),
+        revision: v.revision(),
+        created_at: Some(time(v.created_at())),
+        updated_at: Some(time(v.updated_at())),
+        source: v.source().map(str::to_string),
+        change_metadata: v.change_metadata().map(metadata_to).unwrap_or_default(),
+    }
+}
+
+pub(crate) fn session_to(s: &SessionInfo) -> proto::SessionInfo {
+    proto::SessionInfo {
+        session: s.id.clone(),
+        metadata: metadata_to(&s.metadata),
+        created_at: Some(time(s.created_at)),
+        last_accessed: Some(time(s.last_accessed)),
+        ttl_ms: s.ttl.map(millis),
+        revision: s.revision,
+        variables: s.variables as u64,
+        watchers: s.watchers as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip() {
+        let t = Tensor::new(vec![2, 2], vec![1.0, 2.0, 3.0, 4.0]).unwrap();
+        for v in [
+            Value::Float(f64::NAN),
+            Value::Float(-0.0),
+            Value::Integer(i64::MIN),
+            Value::String("Hello, 世界".into()),
+            Value::Boolean(true),
+            Value::choice("a"),
+            Value::module("Predict"),
+            Value::Embedding(vec![0.5f32; 4096].into()),
+            Value::Tensor(t),
+        ] {
+            let back = value_from(Some(value_to(&v)), 1 << 20).unwrap();
+            assert!(back.is_identical(&v), "{v:?} became {back:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_values_are_invalid_arguments() {
+        assert_eq!(value_from(None, 100).unwrap_err().code(), Code::InvalidArgument);
+        let bad_tensor = proto::Value {
+            kind: Some(proto::value::Kind::TensorValue(proto::Tensor {
+                shape: vec![2, 3],
+                data: vec![0.0; 5],
+            })),
+        };
+        assert_eq!(
+            value_from(Some(bad_tensor), 100).unwrap_err().code(),
+            Code::InvalidArgument
+        );
+        let huge = proto::Value {
+            kind: Some(proto::value::Kind::StringValue("x".repeat(101))),
+        };
+        let err = value_from(Some(huge), 100).unwrap_err();
+        assert!(
+            err.message().contains("larger than the server's limit"),
+            "{}",
+            err.message()
+        );
+        assert_eq!(var_type_from(0).unwrap_err().code(), Code::InvalidArgument);
+        assert_eq!(var_type_from(99).unwrap_err().code(), Code::InvalidArgument);
+    }
+}

@@ -1,0 +1,34 @@
+//! A gRPC service over a [`SessionStore`] (feature `grpc`).
+//!
+//! The protocol is `proto/varwatch/v1/varwatch.proto` (package
+//! `varwatch.v1`, service `VarWatch`), compiled at build time by protox, so a
+//! fresh machine needs no `protoc`. Every session and variable operation is a
+//! unary call; errors are statuses a client can act on: `NOT_FOUND`,
+//! `INVALID_ARGUMENT` (with the validation message), `ALREADY_EXISTS`,
+//! `FAILED_PRECONDITION` (version conflict, with the current version),
+//! `RESOURCE_EXHAUSTED` (limits).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use varwatch::SessionStore;
+//! use varwatch::transport::grpc::GrpcService;
+//!
+//! let store = SessionStore::new();
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:50551").await?;
+//! GrpcService::new(store).serve(listener, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! [`SessionStore`]: crate::SessionStore
+
+mod convert;
+mod server;
+
+/// The code generated from the `.proto` file: messages, the client
+/// (`var_watch_client::VarWatchClient`) and the server trait.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod proto {
+    tonic::include_proto!("varwatch.v1");
+}
+
+pub use server::GrpcService;

@@ -1,0 +1,294 @@
+//! The `VarWatch` service: each RPC is one [`SessionStore`] call. Store
+//! operations never block on I/O and hold their locks briefly, so they run
+//! directly on the async worker.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tonic::{Request, Response, Status};
+
+use super::convert::{
+    constraints_from, metadata_from, session_to, status, value_from, var_type_from, variable_to,
+};
+use super::proto::var_watch_server::{VarWatch, VarWatchServer};
+use super::proto::{self, item_result};
+use crate::{BatchUpdate, SessionOptions, SessionStore, UpdateOptions, VarDef};
+
+/// Serves a [`SessionStore`] over gRPC.
+///
+/// Limits (all configurable): requests up to 4 MiB, values up to 4 MiB, at
+/// most 10 000 items per batch or multi-get.
+#[derive(Clone, Debug)]
+pub struct GrpcService {
+    store: SessionStore,
+    max_message_bytes: usize,
+    max_value_bytes: usize,
+    max_batch_items: usize,
+}
+
+impl GrpcService {
+    /// A service over `store` with the default limits.
+    pub fn new(store: SessionStore) -> GrpcService {
+        GrpcService {
+            store,
+            max_message_bytes: 4 << 20,
+            max_value_bytes: 4 << 20,
+            max_batch_items: 10_000,
+        }
+    }
+
+    /// Largest request message accepted (bytes).
+    pub fn max_message_bytes(mut self, n: usize) -> Self {
+        self.max_message_bytes = n;
+        self
+    }
+
+    /// Largest string or vector value accepted (bytes).
+    pub fn max_value_bytes(mut self, n: usize) -> Self {
+        self.max_value_bytes = n;
+        self
+    }
+
+    /// Most items in one batch update or multi-get.
+    pub fn max_batch_items(mut self, n: usize) -> Self {
+        self.max_batch_items = n;
+        self
+    }
+
+    /// The tonic service, for adding to your own `tonic::transport::Server`.
+    pub fn into_server(self) -> VarWatchServer<GrpcService> {
+        let max = self.max_message_bytes;
+        VarWatchServer::new(self)
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(usize::MAX)
+    }
+
+    /// Serves on `listener` until `shutdown` completes.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), tonic::transport::Error> {
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(10)))
+            .add_service(self.into_server())
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+    }
+
+    fn check_items(&self, n: usize) -> Result<(), Status> {
+        if n > self.max_batch_items {
+            return Err(Status::resource_exhausted(format!(
+                "{n} items in one request; the server's limit is {}",
+                self.max_batch_items
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn ok<T>(t: T) -> Result<Response<T>, Status> {
+    Ok(Response::new(t))
+}
+
+fn update_options(
+    expected_version: Option<u64>,
+    source: Option<String>,
+    metadata: std::collections::HashMap<String, String>,
+) -> UpdateOptions {
+    let mut opts = UpdateOptions::new();
+    opts.expected_version = expected_version;
+    opts.source = source;
+    opts.metadata = metadata_from(metadata);
+    opts
+}
+
+#[tonic::async_trait]
+impl VarWatch for GrpcService {
+    async fn create_session(
+        &self,
+        req: Request<proto::CreateSessionRequest>,
+    ) -> Result<Response<proto::SessionInfo>, Status> {
+        let r = req.into_inner();
+        let mut opts = SessionOptions::new();
+        opts.ttl = r.ttl_ms.map(Duration::from_millis);
+        opts.metadata = metadata_from(r.metadata);
+        ok(session_to(
+            &self.store.create_session(&r.session, opts).map_err(status)?,
+        ))
+    }
+
+    async fn get_or_create_session(
+        &self,
+        req: Request<proto::CreateSessionRequest>,
+    ) -> Result<Response<proto::SessionInfo>, Status> {
+        let r = req.into_inner();
+        let mut opts = SessionOptions::new();
+        opts.ttl = r.ttl_ms.map(Duration::from_millis);
+        opts.metadata = metadata_from(r.metadata);
+        ok(session_to(
+            &self
+                .store
+                .get_or_create_session(&r.session, opts)
+                .map_err(status)?,
+        ))
+    }
+
+    async fn get_session(
+        &self,
+        req: Request<proto::SessionRequest>,
+    ) -> Result<Response<proto::SessionInfo>, Status> {
+        let r = req.into_inner();
+        ok(session_to(&self.store.session(&r.session).map_err(status)?))
+    }
+
+    async fn delete_session(
+        &self,
+        req: Request<proto::SessionRequest>,
+    ) -> Result<Response<proto::Empty>, Status> {
+        self.store
+            .delete_session(&req.into_inner().session)
+            .map_err(status)?;
+        ok(proto::Empty {})
+    }
+
+    async fn list_sessions(
+        &self,
+        _req: Request<proto::Empty>,
+    ) -> Result<Response<proto::ListSessionsResponse>, Status> {
+        ok(proto::ListSessionsResponse {
+            sessions: self.store.list_sessions(),
+        })
+    }
+
+    async fn register_variable(
+        &self,
+        req: Request<proto::RegisterVariableRequest>,
+    ) -> Result<Response<proto::RegisterVariableResponse>, Status> {
+        let r = req.into_inner();
+        let mut def = VarDef::new(
+            r.name,
+            var_type_from(r.r#type)?,
+            value_from(r.value, self.max_value_bytes)?,
+        );
+        def.constraints = constraints_from(r.constraints)?;
+        def.metadata = metadata_from(r.metadata);
+        let id = self.store.register(&r.session, def).map_err(status)?;
+        ok(proto::RegisterVariableResponse { id })
+    }
+
+    async fn get_variable(
+        &self,
+        req: Request<proto::VariableRequest>,
+    ) -> Result<Response<proto::Variable>, Status> {
+        let r = req.into_inner();
+        ok(variable_to(
+            &self.store.get(&r.session, &r.variable).map_err(status)?,
+        ))
+    }
+
+    async fn get_variables(
+        &self,
+        req: Request<proto::GetVariablesRequest>,
+    ) -> Result<Response<proto::GetVariablesResponse>, Status> {
+        let r = req.into_inner();
+        self.check_items(r.variables.len())?;
+        let got = self.store.get_many(&r.session, &r.variables).map_err(status)?;
+        ok(proto::GetVariablesResponse {
+            found: got
+                .found
+                .iter()
+                .map(|(ident, v)| proto::FoundVariable {
+                    identifier: ident.clone(),
+                    variable: Some(variable_to(v)),
+                })
+                .collect(),
+            missing: got.missing,
+        })
+    }
+
+    async fn list_variables(
+        &self,
+        req: Request<proto::ListVariablesRequest>,
+    ) -> Result<Response<proto::ListVariablesResponse>, Status> {
+        let r = req.into_inner();
+        let pattern = (!r.pattern.is_empty()).then_some(r.pattern.as_str());
+        let vars = self.store.list_variables(&r.session, pattern).map_err(status)?;
+        ok(proto::ListVariablesResponse {
+            variables: vars.iter().map(variable_to).collect(),
+        })
+    }
+
+    async fn update_variable(
+        &self,
+        req: Request<proto::UpdateVariableRequest>,
+    ) -> Result<Response<proto::UpdateVariableResponse>, Status> {
+        let r = req.into_inner();
+        let value = value_from(r.value, self.max_value_bytes)?;
+        let opts = update_options(r.expected_version, r.source, r.metadata);
+        let version = self
+            .store
+            .update_with(&r.session, &r.variable, value, &opts)
+            .map_err(status)?;
+        ok(proto::UpdateVariableResponse { version })
+    }
+
+    async fn update_variables(
+        &self,
+        req: Request<proto::UpdateVariablesRequest>,
+    ) -> Result<Response<proto::UpdateVariablesResponse>, Status> {
+        let r = req.into_inner();
+        self.check_items(r.items.len())?;
+        // Decode every item first: a malformed one rejects the request and
+        // changes nothing, atomic or not.
+        let mut items = Vec::with_capacity(r.items.len());
+        for (i, item) in r.items.into_iter().enumerate() {
+            let value = value_from(item.value, self.max_value_bytes).map_err(|s| {
+                Status::invalid_argument(format!("item {i} (`{}`): {}", item.variable, s.message()))
+            })?;
+            let mut u = BatchUpdate::new(item.variable, value);
+            u.expected_version = item.expected_version;
+            items.push(u);
+        }
+        let opts = update_options(None, r.source, r.metadata);
+        let results = if r.atomic {
+            let versions = self
+                .store
+                .update_atomic(&r.session, items, &opts)
+                .map_err(status)?;
+            versions
+                .into_iter()
+                .map(item_result::Result::Version)
+                .collect::<Vec<_>>()
+        } else {
+            self.store
+                .update_best_effort(&r.session, items, &opts)
+                .map_err(status)?
+                .into_iter()
+                .map(|r| match r {
+                    Ok(v) => item_result::Result::Version(v),
+                    Err(e) => item_result::Result::Error(e.to_string()),
+                })
+                .collect()
+        };
+        ok(proto::UpdateVariablesResponse {
+            results: results
+                .into_iter()
+                .map(|r| proto::ItemResult { result: Some(r) })
+                .collect(),
+        })
+    }
+
+    async fn delete_variable(
+        &self,
+        req: Request<proto::VariableRequest>,
+    ) -> Result<Response<proto::Empty>, Status> {
+        let r = req.into_inner();
+        self.store
+            .delete_variable(&r.session, &r.variable)
+            .map_err(status)?;
+        ok(proto::Empty {})
+    }
+}

@@ -1,0 +1,363 @@
+//! The gRPC service on loopback, driven by the generated client: every
+//! operation, the status codes, all eight types, and bad input.
+#![cfg(all(feature = "grpc", not(loom)))]
+
+use std::collections::HashMap;
+
+use tonic::Code;
+use tonic::transport::Channel;
+use varwatch::SessionStore;
+use varwatch::transport::grpc::GrpcService;
+use varwatch::transport::grpc::proto::value::Kind;
+use varwatch::transport::grpc::proto::var_watch_client::VarWatchClient;
+use varwatch::transport::grpc::proto::{self, VarType};
+
+struct Server {
+    client: VarWatchClient<Channel>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    store: SessionStore,
+}
+
+async fn start(service: impl FnOnce(SessionStore) -> GrpcService) -> Server {
+    let store = SessionStore::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let svc = service(store.clone());
+    tokio::spawn(async move {
+        svc.serve(listener, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap()
+    });
+    let client = VarWatchClient::connect(format!("http://{addr}")).await.unwrap();
+    Server {
+        client,
+        stop: Some(stop),
+        store,
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+fn v(kind: Kind) -> Option<proto::Value> {
+    Some(proto::Value { kind: Some(kind) })
+}
+
+fn session(name: &str) -> proto::CreateSessionRequest {
+    proto::CreateSessionRequest {
+        session: name.into(),
+        ttl_ms: None,
+        metadata: HashMap::new(),
+    }
+}
+
+fn register(session: &str, name: &str, ty: VarType, value: Kind) -> proto::RegisterVariableRequest {
+    proto::RegisterVariableRequest {
+        session: session.into(),
+        name: name.into(),
+        r#type: ty as i32,
+        value: v(value),
+        constraints: None,
+        metadata: HashMap::new(),
+    }
+}
+
+fn update(session: &str, var: &str, value: Kind) -> proto::UpdateVariableRequest {
+    proto::UpdateVariableRequest {
+        session: session.into(),
+        variable: var.into(),
+        value: v(value),
+        expected_version: None,
+        source: None,
+        metadata: HashMap::new(),
+    }
+}
+
+#[tokio::test]
+async fn sessions_and_variables_over_the_wire() {
+    let mut s = start(GrpcService::new).await;
+    let c = &mut s.client;
+    let info = c.create_session(session("s1")).await.unwrap().into_inner();
+    assert_eq!((info.session.as_str(), info.revision), ("s1", 0));
+    let err = c.create_session(session("s1")).await.unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    assert_eq!(err.message(), "session `s1` already exists");
+    c.get_or_create_session(session("s1")).await.unwrap();
+
+    let mut req = register("s1", "temperature", VarType::Float, Kind::FloatValue(20.0));
+    req.constraints = Some(proto::Constraints {
+        min: Some(0.0),
+        max: Some(100.0),
+        ..Default::default()
+    });
+    let id = c.register_variable(req).await.unwrap().into_inner().id;
+    assert!(id.starts_with("var_"));
+
+    // Constraint violation: INVALID_ARGUMENT with the validation message.
+    let err = c
+        .update_variable(update("s1", "temperature", Kind::FloatValue(150.0)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(
+        err.message(),
+        "variable `temperature` in session `s1`: 150 is above maximum 100"
+    );
+    let version = c
+        .update_variable(update("s1", &id, Kind::FloatValue(42.0)))
+        .await
+        .unwrap()
+        .into_inner()
+        .version;
+    assert_eq!(version, 1);
+
+    // Version conflict: FAILED_PRECONDITION naming the current version.
+    let mut stale = update("s1", "temperature", Kind::FloatValue(43.0));
+    stale.expected_version = Some(0);
+    let err = c.update_variable(stale).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message().contains("current version is 1"),
+        "{}",
+        err.message()
+    );
+
+    let var = c
+        .get_variable(proto::VariableRequest {
+            session: "s1".into(),
+            variable: "temperature".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((var.version, var.r#type), (1, VarType::Float as i32));
+    assert_eq!(var.value.unwrap().kind, Some(Kind::FloatValue(42.0)));
+    assert_eq!(var.constraints.unwrap().max, Some(100.0));
+
+    // Not found: session and variable.
+    let err = c
+        .get_variable(proto::VariableRequest {
+            session: "nope".into(),
+            variable: "x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), err.message()),
+        (Code::NotFound, "session `nope` not found")
+    );
+    let err = c
+        .delete_variable(proto::VariableRequest {
+            session: "s1".into(),
+            variable: "ghost".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+
+    // Multi-get: found and missing in request order.
+    let got = c
+        .get_variables(proto::GetVariablesRequest {
+            session: "s1".into(),
+            variables: vec!["ghost".into(), "temperature".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.missing, ["ghost"]);
+    assert_eq!(got.found[0].identifier, "temperature");
+
+    let names: Vec<String> = c
+        .list_variables(proto::ListVariablesRequest {
+            session: "s1".into(),
+            pattern: "temp*".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .variables
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    assert_eq!(names, ["temperature"]);
+
+    c.delete_session(proto::SessionRequest { session: "s1".into() })
+        .await
+        .unwrap();
+    let sessions = c
+        .list_sessions(proto::Empty {})
+        .await
+        .unwrap()
+        .into_inner()
+        .sessions;
+    assert!(sessions.is_empty());
+}
+
+#[tokio::test]
+async fn all_eight_types_round_trip() {
+    let mut s = start(GrpcService::new).await;
+    let c = &mut s.client;
+    c.create_session(session("t")).await.unwrap();
+    let embedding: Vec<f32> = (0..4096).map(|i| i as f32 * 0.5).collect();
+    let cases = [
+        ("f", VarType::Float, Kind::FloatValue(-0.0)),
+        ("i", VarType::Integer, Kind::IntegerValue(i64::MIN)),
+        ("s", VarType::String, Kind::StringValue("Hello, 世界".into())),
+        ("b", VarType::Boolean, Kind::BooleanValue(true)),
+        ("c", VarType::Choice, Kind::ChoiceValue("a".into())),
+        ("m", VarType::Module, Kind::ModuleValue("Predict".into())),
+        (
+            "e",
+            VarType::Embedding,
+            Kind::EmbeddingValue(proto::FloatVector { values: embedding }),
+        ),
+        (
+            "t",
+            VarType::Tensor,
+            Kind::TensorValue(proto::Tensor {
+                shape: vec![2, 3],
+                data: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            }),
+        ),
+    ];
+    for (name, ty, value) in cases.clone() {
+        c.register_variable(register("t", name, ty, value)).await.unwrap();
+    }
+    for (name, ty, value) in cases {
+        let var = c
+            .get_variable(proto::VariableRequest {
+                session: "t".into(),
+                variable: name.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(var.r#type, ty as i32, "{name}");
+        assert_eq!(var.value.unwrap().kind, Some(value), "{name}");
+    }
+    // And the store holds the real types.
+    let e = s.store.get("t", "e").unwrap();
+    assert_eq!(e.value().as_embedding().unwrap().len(), 4096);
+}
+
+#[tokio::test]
+async fn batches_and_isolated_sessions() {
+    let mut s = start(GrpcService::new).await;
+    let c = &mut s.client;
+    for name in ["a", "b"] {
+        c.create_session(session(name)).await.unwrap();
+        c.register_variable(register(name, "x", VarType::Integer, Kind::IntegerValue(0)))
+            .await
+            .unwrap();
+    }
+    c.update_variable(update("a", "x", Kind::IntegerValue(5)))
+        .await
+        .unwrap();
+    let b = s.store.value("b", "x").unwrap();
+    assert_eq!(b.as_i64(), Some(0), "sessions must stay isolated");
+
+    let item = |var: &str, value: Kind| proto::BatchItem {
+        variable: var.into(),
+        value: v(value),
+        expected_version: None,
+    };
+    // Atomic: one bad item rejects all, with the first failure's code.
+    let err = c
+        .update_variables(proto::UpdateVariablesRequest {
+            session: "a".into(),
+            items: vec![
+                item("x", Kind::IntegerValue(6)),
+                item("ghost", Kind::IntegerValue(1)),
+            ],
+            atomic: true,
+            source: None,
+            metadata: HashMap::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert!(err.message().contains("nothing was changed"), "{}", err.message());
+    assert_eq!(s.store.value("a", "x").unwrap().as_i64(), Some(5));
+    // Best effort: per-item results.
+    let res = c
+        .update_variables(proto::UpdateVariablesRequest {
+            session: "a".into(),
+            items: vec![
+                item("x", Kind::IntegerValue(6)),
+                item("ghost", Kind::IntegerValue(1)),
+            ],
+            atomic: false,
+            source: Some("py".into()),
+            metadata: HashMap::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    assert_eq!(res[0].result, Some(proto::item_result::Result::Version(2)));
+    assert!(matches!(&res[1].result, Some(proto::item_result::Result::Error(e)) if e.contains("not found")));
+    assert_eq!(s.store.get("a", "x").unwrap().source(), Some("py"));
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_input_is_rejected_and_changes_nothing() {
+    let mut s = start(|store| GrpcService::new(store).max_value_bytes(1024).max_batch_items(2)).await;
+    let c = &mut s.client;
+    c.create_session(session("s")).await.unwrap();
+    // Unknown type, missing value, bad tensor, empty name, oversized value.
+    let mut bad_type = register("s", "x", VarType::Float, Kind::FloatValue(1.0));
+    bad_type.r#type = 42;
+    let mut no_value = register("s", "x", VarType::Float, Kind::FloatValue(1.0));
+    no_value.value = None;
+    let bad_tensor = register(
+        "s",
+        "x",
+        VarType::Tensor,
+        Kind::TensorValue(proto::Tensor {
+            shape: vec![u64::MAX, 2],
+            data: vec![0.0; 3],
+        }),
+    );
+    let empty_name = register("s", "", VarType::Float, Kind::FloatValue(1.0));
+    let too_big = register(
+        "s",
+        "x",
+        VarType::Embedding,
+        Kind::EmbeddingValue(proto::FloatVector {
+            values: vec![0.0; 1000],
+        }),
+    );
+    for req in [bad_type, no_value, bad_tensor, empty_name, too_big] {
+        let err = c.register_variable(req).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+    }
+    assert!(s.store.list_variables("s", None).unwrap().is_empty());
+    // Too many items: RESOURCE_EXHAUSTED.
+    let err = c
+        .get_variables(proto::GetVariablesRequest {
+            session: "s".into(),
+            variables: vec!["a".into(), "b".into(), "c".into()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    // Wrong value type for the variable: INVALID_ARGUMENT, value unchanged.
+    c.register_variable(register("s", "n", VarType::Integer, Kind::IntegerValue(1)))
+        .await
+        .unwrap();
+    let err = c
+        .update_variable(update("s", "n", Kind::StringValue("one".into())))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("expected an integer"), "{}", err.message());
+    assert_eq!(s.store.get("s", "n").unwrap().version(), 0);
+}
