@@ -295,6 +295,19 @@ impl WatchEvent {
     pub fn skipped(&self) -> u64 {
         self.skipped
     }
+
+    /// The same state presented as a change (for resuming a remote watch:
+    /// the state is new to that client, and `old_value`, source and metadata
+    /// are the change's own).
+    #[cfg(feature = "grpc")]
+    pub(crate) fn as_changed(&self) -> WatchEvent {
+        WatchEvent {
+            kind: EventKind::Changed,
+            record: self.record.clone(),
+            revision: self.record.revision,
+            skipped: 0,
+        }
+    }
 }
 
 impl fmt::Debug for WatchEvent {

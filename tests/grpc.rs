@@ -361,3 +361,328 @@ async fn malformed_and_oversized_input_is_rejected_and_changes_nothing() {
     assert!(err.message().contains("expected an integer"), "{}", err.message());
     assert_eq!(s.store.get("s", "n").unwrap().version(), 0);
 }
+
+// ----- remote watches ---------------------------------------------------------
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use proto::watch_request::Kind as Req;
+use proto::{EventKind, WatchRequest, WatchResponse};
+use varwatch::{VarDef, VarType as LocalType};
+
+/// The client's half of a watch stream: messages pushed through a channel.
+struct Outbound(tokio::sync::mpsc::UnboundedReceiver<WatchRequest>);
+impl futures_core::Stream for Outbound {
+    type Item = WatchRequest;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<WatchRequest>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+struct RemoteWatch {
+    send: tokio::sync::mpsc::UnboundedSender<WatchRequest>,
+    recv: tonic::Streaming<WatchResponse>,
+}
+
+async fn open_watch(
+    c: &mut VarWatchClient<Channel>,
+    sub: proto::Subscribe,
+) -> Result<RemoteWatch, tonic::Status> {
+    let (send, rx) = tokio::sync::mpsc::unbounded_channel();
+    send.send(WatchRequest {
+        kind: Some(Req::Subscribe(sub)),
+    })
+    .unwrap();
+    let recv = c.watch(Outbound(rx)).await?.into_inner();
+    Ok(RemoteWatch { send, recv })
+}
+
+fn sub(session: &str, vars: &[&str]) -> proto::Subscribe {
+    proto::Subscribe {
+        session: session.into(),
+        variables: vars.iter().map(|v| v.to_string()).collect(),
+        whole_session: vars.is_empty(),
+        include_initial: true,
+        resume_versions: HashMap::new(),
+        capacity: 0,
+    }
+}
+
+/// Receives until `pred` says stop; returns the events and the number of
+/// messages they came in.
+async fn collect_until(
+    w: &mut RemoteWatch,
+    mut stop: impl FnMut(&[proto::WatchEvent], bool) -> bool,
+) -> (Vec<proto::WatchEvent>, usize, bool) {
+    let mut events = Vec::new();
+    let mut messages = 0;
+    let mut synced = false;
+    while !stop(&events, synced) {
+        let msg = tokio::time::timeout(Duration::from_secs(20), w.recv.message())
+            .await
+            .expect("an event within 20 s")
+            .expect("no error")
+            .expect("stream open");
+        if !msg.events.is_empty() {
+            messages += 1;
+        }
+        events.extend(msg.events);
+        synced |= msg.sync_complete.is_some();
+    }
+    (events, messages, synced)
+}
+
+fn int_of(e: &proto::WatchEvent) -> i64 {
+    match e.value.as_ref().and_then(|v| v.kind.clone()) {
+        Some(Kind::IntegerValue(i)) => i,
+        other => panic!("not an integer: {other:?}"),
+    }
+}
+
+fn local(store: &SessionStore, session: &str, vars: &[(&str, i64)]) {
+    store
+        .create_session(session, varwatch::SessionOptions::new())
+        .unwrap();
+    for (n, v) in vars {
+        store
+            .register(session, VarDef::new(*n, LocalType::Integer, *v))
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_watch_stale_read_and_order() {
+    let mut s = start(GrpcService::new).await;
+    local(&s.store, "s", &[("x", 1)]);
+    for _ in 0..20 {
+        s.store.update("s", "x", 1).unwrap();
+        let writer = {
+            let store = s.store.clone();
+            std::thread::spawn(move || {
+                store.update("s", "x", 2).unwrap();
+                store.update("s", "x", 3).unwrap();
+            })
+        };
+        let mut w = open_watch(&mut s.client, sub("s", &["x"])).await.unwrap();
+        let (events, _, synced) = collect_until(&mut w, |ev, synced| {
+            synced && ev.last().is_some_and(|e| int_of(e) == 3)
+        })
+        .await;
+        writer.join().unwrap();
+        assert!(synced);
+        assert_eq!(events[0].kind, EventKind::Initial as i32);
+        for pair in events.windows(2) {
+            assert_eq!(pair[1].kind, EventKind::Changed as i32);
+            assert_eq!(pair[1].version, pair[0].version + 1);
+            assert_eq!(int_of(&pair[1]), int_of(&pair[0]) + 1);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_watch_batches_a_burst() {
+    let mut s = start(GrpcService::new).await;
+    local(&s.store, "s", &[("x", 0)]);
+    let mut w = open_watch(&mut s.client, sub("s", &["x"])).await.unwrap();
+    collect_until(&mut w, |_, synced| synced).await;
+    let store = s.store.clone();
+    std::thread::spawn(move || {
+        for i in 1..=10_000 {
+            store.update("s", "x", i).unwrap();
+        }
+    });
+    let (events, messages, _) =
+        collect_until(&mut w, |ev, _| ev.last().is_some_and(|e| e.version >= 10_000)).await;
+    // Lossless (the default capacity may resync; then a Lagged names the gap).
+    let mut expect = 1;
+    for e in &events {
+        if e.kind == EventKind::Lagged as i32 {
+            assert_eq!(e.lag_first, expect);
+            expect = e.lag_last + 1;
+        } else {
+            assert_eq!(e.version, expect);
+            expect += 1;
+        }
+    }
+    assert!(
+        messages * 4 < events.len(),
+        "{} events came in {messages} messages: not batched",
+        events.len()
+    );
+}
+
+#[tokio::test]
+async fn remote_watch_resumes_from_versions() {
+    let mut s = start(GrpcService::new).await;
+    local(&s.store, "s", &[("x", 0), ("y", 0), ("same", 0)]);
+    let ids: HashMap<String, String> = s
+        .store
+        .list_variables("s", None)
+        .unwrap()
+        .iter()
+        .map(|v| (v.name().to_string(), v.id().to_string()))
+        .collect();
+    // The client saw x at 1, y at 0 and `same` at 0; then it went away.
+    s.store.update("s", "x", 1).unwrap();
+    s.store.update("s", "x", 2).unwrap();
+    s.store.update("s", "x", 3).unwrap(); // x now at version 3
+    s.store.delete_variable("s", "y").unwrap();
+    s.store
+        .register("s", VarDef::new("z", LocalType::Integer, 9))
+        .unwrap();
+    let mut resume = sub("s", &[]);
+    resume.resume_versions = [
+        (ids["x"].clone(), 1),
+        (ids["y"].clone(), 0),
+        (ids["same"].clone(), 0),
+    ]
+    .into();
+    let mut w = open_watch(&mut s.client, resume).await.unwrap();
+    let (events, _, _) = collect_until(&mut w, |_, synced| synced).await;
+    let mut got: Vec<(String, i32, u64)> = events
+        .iter()
+        .map(|e| {
+            let who = if e.variable_name.is_empty() {
+                e.variable_id.clone()
+            } else {
+                e.variable_name.clone()
+            };
+            (who, e.kind, e.version)
+        })
+        .collect();
+    got.sort();
+    let mut want = vec![
+        ("x".to_string(), EventKind::Lagged as i32, 2), // version 2 was missed
+        ("x".to_string(), EventKind::Changed as i32, 3),
+        (ids["y"].clone(), EventKind::Deleted as i32, 1),
+        ("z".to_string(), EventKind::Initial as i32, 0),
+    ];
+    want.sort();
+    assert_eq!(got, want, "`same` is unchanged and must not be sent");
+    // Then it is live.
+    s.store.update("s", "same", 5).unwrap();
+    let (events, _, _) = collect_until(&mut w, |ev, _| !ev.is_empty()).await;
+    assert_eq!((events[0].variable_name.as_str(), events[0].version), ("same", 1));
+}
+
+#[tokio::test]
+async fn heartbeats_are_answered_and_silent_clients_dropped() {
+    let mut s = start(|store| {
+        GrpcService::new(store)
+            .heartbeat_interval(Duration::from_millis(50))
+            .heartbeat_timeout(Duration::from_millis(300))
+    })
+    .await;
+    local(&s.store, "s", &[("x", 0)]);
+    let mut w = open_watch(&mut s.client, sub("s", &["x"])).await.unwrap();
+    w.send
+        .send(WatchRequest {
+            kind: Some(Req::Heartbeat(proto::Heartbeat { sequence: 77 })),
+        })
+        .unwrap();
+    // The echo, and the server's own heartbeats.
+    let mut echoed = false;
+    let mut own = 0;
+    while !(echoed && own >= 2) {
+        let msg = tokio::time::timeout(Duration::from_secs(10), w.recv.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        match msg.heartbeat.map(|h| h.sequence) {
+            Some(77) => echoed = true,
+            Some(_) => own += 1,
+            None => {}
+        }
+    }
+    assert_eq!(s.store.list_watchers("s").unwrap().len(), 1);
+    // Now silence: the server closes the stream and frees the watch.
+    let end = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match w.recv.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => return None,
+                Err(status) => return Some(status.code()),
+            }
+        }
+    })
+    .await
+    .expect("the server must drop a silent client");
+    assert_eq!(end, Some(Code::DeadlineExceeded));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !s.store.list_watchers("s").unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "registration outlived the stream"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_remote_watches_on_one_connection() {
+    let mut s = start(GrpcService::new).await;
+    local(&s.store, "s", &[("x", 0)]);
+    let mut watches = Vec::new();
+    for _ in 0..1000 {
+        let mut w = open_watch(&mut s.client, sub("s", &["x"])).await.unwrap();
+        collect_until(&mut w, |_, synced| synced).await;
+        watches.push(w);
+    }
+    assert_eq!(s.store.list_watchers("s").unwrap().len(), 1000);
+    for i in 1..=50 {
+        s.store.update("s", "x", i).unwrap();
+    }
+    let tasks: Vec<_> = watches
+        .into_iter()
+        .map(|mut w| {
+            tokio::spawn(async move {
+                let (events, _, _) =
+                    collect_until(&mut w, |ev, _| ev.last().is_some_and(|e| e.version == 50)).await;
+                let versions: Vec<u64> = events.iter().map(|e| e.version).collect();
+                assert_eq!(versions, (1..=50).collect::<Vec<_>>());
+                w
+            })
+        })
+        .collect();
+    let mut kept = Vec::new();
+    for t in tasks {
+        kept.push(t.await.unwrap());
+    }
+    drop(kept); // closing the streams frees the registrations
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !s.store.list_watchers("s").unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "registrations outlived their streams"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn bad_watch_requests() {
+    let mut s = start(GrpcService::new).await;
+    local(&s.store, "s", &[("x", 0)]);
+    let err = open_watch(&mut s.client, sub("s", &["x", "nope"]))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = open_watch(&mut s.client, sub("missing", &[]))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err.code(), Code::NotFound);
+    // First message not a Subscribe.
+    let (send, rx) = tokio::sync::mpsc::unbounded_channel();
+    send.send(WatchRequest {
+        kind: Some(Req::Heartbeat(proto::Heartbeat { sequence: 1 })),
+    })
+    .unwrap();
+    let err = s.client.watch(Outbound(rx)).await.err().unwrap();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(s.store.list_watchers("s").unwrap().is_empty());
+}

@@ -175,11 +175,11 @@ pub(crate) fn metadata_from(m: std::collections::HashMap<String, String>) -> BTr
     m.into_iter().collect()
 }
 
-fn metadata_to(m: &BTreeMap<String, String>) -> std::collections::HashMap<String, String> {
+pub(crate) fn metadata_to(m: &BTreeMap<String, String>) -> std::collections::HashMap<String, String> {
     m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
-fn time(t: SystemTime) -> prost_types::Timestamp {
+pub(crate) fn time(t: SystemTime) -> prost_types::Timestamp {
     prost_types::Timestamp::from(t)
 }
 

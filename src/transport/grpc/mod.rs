@@ -23,6 +23,7 @@
 
 mod convert;
 mod server;
+mod watch;
 
 /// The code generated from the `.proto` file: messages, the client
 /// (`var_watch_client::VarWatchClient`) and the server trait.

@@ -6,25 +6,33 @@ use std::future::Future;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tonic::{Request, Response, Status};
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::{
     constraints_from, metadata_from, session_to, status, value_from, var_type_from, variable_to,
 };
 use super::proto::var_watch_server::{VarWatch, VarWatchServer};
-use super::proto::{self, item_result};
+use super::proto::{self, item_result, watch_request};
+use super::watch::{self, ResponseStream, WatchConfig};
 use crate::{BatchUpdate, SessionOptions, SessionStore, UpdateOptions, VarDef};
 
 /// Serves a [`SessionStore`] over gRPC.
 ///
 /// Limits (all configurable): requests up to 4 MiB, values up to 4 MiB, at
-/// most 10 000 items per batch or multi-get.
+/// most 10 000 items per batch, multi-get or watch, 10 000 concurrent
+/// streams per connection. Remote watches: heartbeats every 5 s, a client
+/// silent for 15 s is dropped, at most 256 events per message.
 #[derive(Clone, Debug)]
 pub struct GrpcService {
     store: SessionStore,
     max_message_bytes: usize,
     max_value_bytes: usize,
     max_batch_items: usize,
+    max_concurrent_streams: u32,
+    heartbeat_interval: Duration,
+    heartbeat_timeout: Duration,
+    max_events_per_message: usize,
 }
 
 impl GrpcService {
@@ -35,6 +43,38 @@ impl GrpcService {
             max_message_bytes: 4 << 20,
             max_value_bytes: 4 << 20,
             max_batch_items: 10_000,
+            max_concurrent_streams: 10_000,
+            heartbeat_interval: Duration::from_secs(5),
+            heartbeat_timeout: Duration::from_secs(15),
+            max_events_per_message: 256,
+        }
+    }
+
+    /// How often a remote watch sends a heartbeat.
+    pub fn heartbeat_interval(mut self, d: Duration) -> Self {
+        self.heartbeat_interval = d.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long a remote watch may hear nothing from its client before the
+    /// server closes it and frees everything it held.
+    pub fn heartbeat_timeout(mut self, d: Duration) -> Self {
+        self.heartbeat_timeout = d;
+        self
+    }
+
+    /// Most HTTP/2 streams (calls and watches) per connection.
+    pub fn max_concurrent_streams(mut self, n: u32) -> Self {
+        self.max_concurrent_streams = n;
+        self
+    }
+
+    fn watch_config(&self) -> WatchConfig {
+        WatchConfig {
+            heartbeat_interval: self.heartbeat_interval,
+            heartbeat_timeout: self.heartbeat_timeout,
+            max_variables: self.max_batch_items,
+            max_events_per_message: self.max_events_per_message,
         }
     }
 
@@ -73,6 +113,7 @@ impl GrpcService {
         let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
+            .max_concurrent_streams(Some(self.max_concurrent_streams))
             .add_service(self.into_server())
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
@@ -107,6 +148,31 @@ fn update_options(
 
 #[tonic::async_trait]
 impl VarWatch for GrpcService {
+    type WatchStream = ResponseStream;
+
+    async fn watch(
+        &self,
+        req: Request<Streaming<proto::WatchRequest>>,
+    ) -> Result<Response<ResponseStream>, Status> {
+        let cfg = self.watch_config();
+        let mut inbound = req.into_inner();
+        let first = tokio::time::timeout(cfg.heartbeat_timeout, inbound.message())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no Subscribe message before the heartbeat timeout"))??;
+        let sub = match first.and_then(|m| m.kind) {
+            Some(watch_request::Kind::Subscribe(s)) => s,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first message of a watch must be a Subscribe",
+                ));
+            }
+        };
+        let opened = watch::open(&self.store, sub, &cfg)?;
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(watch::run(opened, inbound, tx, cfg));
+        Ok(Response::new(ResponseStream::new(rx)))
+    }
+
     async fn create_session(
         &self,
         req: Request<proto::CreateSessionRequest>,
