@@ -1,0 +1,250 @@
+"""A small Python client for a varwatch gRPC server.
+
+Generate the stubs first (run_tests.sh does it):
+
+    python -m grpc_tools.protoc -I ../../proto --python_out=gen --pyi_out=gen \
+        --grpc_python_out=gen ../../proto/varwatch/v1/varwatch.proto
+
+Then, with a server running (cargo run --release --example grpc_server --features grpc):
+
+    python varwatch_client.py 127.0.0.1:50551
+"""
+
+import asyncio
+import os
+import queue
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterator, List, Optional
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "gen"))
+
+import grpc  # noqa: E402
+from varwatch.v1 import varwatch_pb2 as pb  # noqa: E402
+from varwatch.v1 import varwatch_pb2_grpc as rpc  # noqa: E402
+
+TYPES = {
+    "float": pb.VAR_TYPE_FLOAT,
+    "integer": pb.VAR_TYPE_INTEGER,
+    "string": pb.VAR_TYPE_STRING,
+    "boolean": pb.VAR_TYPE_BOOLEAN,
+    "choice": pb.VAR_TYPE_CHOICE,
+    "module": pb.VAR_TYPE_MODULE,
+    "embedding": pb.VAR_TYPE_EMBEDDING,
+    "tensor": pb.VAR_TYPE_TENSOR,
+}
+
+KINDS = {
+    pb.EVENT_KIND_INITIAL: "initial",
+    pb.EVENT_KIND_CHANGED: "changed",
+    pb.EVENT_KIND_DELETED: "deleted",
+    pb.EVENT_KIND_LAGGED: "lagged",
+    pb.EVENT_KIND_SESSION_CLOSED: "session_closed",
+}
+
+
+def to_value(var_type: str, x: Any) -> pb.Value:
+    """A Python value as a typed wire value. Tensors are (shape, data)."""
+    if var_type == "float":
+        return pb.Value(float_value=float(x))
+    if var_type == "integer":
+        return pb.Value(integer_value=int(x))
+    if var_type == "string":
+        return pb.Value(string_value=str(x))
+    if var_type == "boolean":
+        return pb.Value(boolean_value=bool(x))
+    if var_type == "choice":
+        return pb.Value(choice_value=str(x))
+    if var_type == "module":
+        return pb.Value(module_value=str(x))
+    if var_type == "embedding":
+        return pb.Value(embedding_value=pb.FloatVector(values=list(x)))
+    if var_type == "tensor":
+        shape, data = x
+        return pb.Value(tensor_value=pb.Tensor(shape=list(shape), data=list(data)))
+    raise ValueError(f"unknown type {var_type!r}")
+
+
+def from_value(v: pb.Value) -> Any:
+    kind = v.WhichOneof("kind")
+    if kind is None:
+        return None
+    x = getattr(v, kind)
+    if kind == "embedding_value":
+        return list(x.values)
+    if kind == "tensor_value":
+        return (list(x.shape), list(x.data))
+    return x
+
+
+@dataclass
+class Event:
+    kind: str
+    name: str
+    id: str
+    version: int
+    revision: int
+    value: Any = None
+    old_value: Any = None
+    source: Optional[str] = None
+    lagged: Optional[tuple] = None
+
+
+def event_of(e: pb.WatchEvent) -> Event:
+    return Event(
+        kind=KINDS.get(e.kind, "unknown"),
+        name=e.variable_name,
+        id=e.variable_id,
+        version=e.version,
+        revision=e.revision,
+        value=from_value(e.value) if e.HasField("value") else None,
+        old_value=from_value(e.old_value) if e.HasField("old_value") else None,
+        source=e.source if e.HasField("source") else None,
+        lagged=(e.lag_first, e.lag_last) if e.kind == pb.EVENT_KIND_LAGGED else None,
+    )
+
+
+class Client:
+    """Blocking client: store operations and watches as iterators."""
+
+    def __init__(self, addr: str):
+        self.channel = grpc.insecure_channel(addr)
+        self.stub = rpc.VarWatchStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def create_session(self, session: str) -> pb.SessionInfo:
+        return self.stub.CreateSession(pb.CreateSessionRequest(session=session))
+
+    def register(self, session: str, name: str, var_type: str, value: Any, **constraints) -> str:
+        c = pb.Constraints(**constraints) if constraints else None
+        req = pb.RegisterVariableRequest(
+            session=session, name=name, type=TYPES[var_type], value=to_value(var_type, value), constraints=c
+        )
+        return self.stub.RegisterVariable(req).id
+
+    def get(self, session: str, variable: str) -> pb.Variable:
+        return self.stub.GetVariable(pb.VariableRequest(session=session, variable=variable))
+
+    def value(self, session: str, variable: str) -> Any:
+        return from_value(self.get(session, variable).value)
+
+    def update(self, session: str, variable: str, var_type: str, value: Any, *, expected_version=None, source=None) -> int:
+        req = pb.UpdateVariableRequest(
+            session=session,
+            variable=variable,
+            value=to_value(var_type, value),
+            expected_version=expected_version,
+            source=source,
+        )
+        return self.stub.UpdateVariable(req).version
+
+    def watch(self, session: str, variables: Optional[List[str]] = None, include_initial: bool = True,
+              heartbeat_s: float = 5.0) -> "Watch":
+        return Watch(self.stub, session, variables, include_initial, heartbeat_s)
+
+
+class Watch:
+    """A remote watch as a blocking iterator of Events. `synced` becomes True
+    once the initial states have all arrived."""
+
+    def __init__(self, stub, session, variables, include_initial, heartbeat_s):
+        self._outbox: "queue.Queue[Optional[pb.WatchRequest]]" = queue.Queue()
+        sub = pb.Subscribe(
+            session=session,
+            variables=variables or [],
+            whole_session=not variables,
+            include_initial=include_initial,
+        )
+        self._outbox.put(pb.WatchRequest(subscribe=sub))
+        self._heartbeat_s = heartbeat_s
+        self._call = stub.Watch(self._requests())
+        self._pending: List[Event] = []
+        self.synced = False
+
+    def _requests(self) -> Iterator[pb.WatchRequest]:
+        seq = 0
+        while True:
+            try:
+                msg = self._outbox.get(timeout=self._heartbeat_s)
+            except queue.Empty:
+                seq += 1
+                msg = pb.WatchRequest(heartbeat=pb.Heartbeat(sequence=seq))
+            if msg is None:
+                return
+            yield msg
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> Event:
+        while not self._pending:
+            resp = next(self._call)  # raises StopIteration at the end
+            self._pending.extend(event_of(e) for e in resp.events)
+            if resp.HasField("sync_complete"):
+                self.synced = True
+        return self._pending.pop(0)
+
+    def wait_synced(self) -> List[Event]:
+        """Receives until the snapshot is complete; returns its events."""
+        events = []
+        while not self.synced or self._pending:
+            if self._pending:
+                events.append(self._pending.pop(0))
+                continue
+            resp = next(self._call)
+            self._pending.extend(event_of(e) for e in resp.events)
+            if resp.HasField("sync_complete"):
+                self.synced = True
+        return events
+
+    def close(self) -> None:
+        self._outbox.put(None)
+        self._call.cancel()
+
+
+async def watch_async(addr: str, session: str, variables: List[str], count: int) -> List[Event]:
+    """Receives `count` events of a watch with asyncio (grpc.aio)."""
+    async with grpc.aio.insecure_channel(addr) as channel:
+        call = rpc.VarWatchStub(channel).Watch()
+        await call.write(pb.WatchRequest(subscribe=pb.Subscribe(
+            session=session, variables=variables, include_initial=True)))
+        events: List[Event] = []
+        async for resp in call:
+            events.extend(event_of(e) for e in resp.events)
+            if len(events) >= count:
+                break
+        call.cancel()
+        return events[:count]
+
+
+def main(addr: str) -> None:
+    client = Client(addr)
+    session = f"py-demo-{os.getpid()}"
+    client.create_session(session)
+    client.register(session, "temperature", "float", 20.0, min=0.0, max=100.0)
+    watch = client.watch(session, ["temperature"])
+    for event in watch.wait_synced():
+        print(f"{event.kind:8} {event.name} v{event.version} = {event.value}")
+
+    def writer():
+        for t in (21.0, 22.5, 24.0):
+            client.update(session, "temperature", "float", t, source="python")
+
+    threading.Thread(target=writer).start()
+    for event in watch:
+        print(f"{event.kind:8} {event.name} v{event.version} = {event.value} (from {event.source})")
+        if event.value == 24.0:
+            break
+    watch.close()
+    try:
+        client.update(session, "temperature", "float", 150.0)
+    except grpc.RpcError as e:
+        print(f"refused: {e.code().name}: {e.details()}")
+    print("async:", [e.value for e in asyncio.run(watch_async(addr, session, ["temperature"], 1))])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:50551")
