@@ -147,6 +147,26 @@ pub enum Error {
     /// A watch option is out of range (for example a capacity of zero).
     #[error("invalid watch option: {0}")]
     InvalidOption(String),
+
+    /// A remote server refused the request. `code` is the gRPC status code
+    /// (`NOT_FOUND`, `INVALID_ARGUMENT`, ...), `message` the server's own
+    /// message, which names the session, variable and rule.
+    #[error("server refused ({code}): {message}")]
+    Remote {
+        /// The gRPC status code name.
+        code: String,
+        /// The server's message.
+        message: String,
+    },
+
+    /// The connection to a remote server failed.
+    #[error("cannot reach the server at {addr}: {reason}")]
+    Transport {
+        /// The address dialled.
+        addr: String,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 fn list(items: &[String]) -> String {

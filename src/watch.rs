@@ -192,6 +192,10 @@ pub enum EventKind {
     /// The session was deleted or expired, or the store was dropped. This is
     /// the watch's last event.
     SessionClosed,
+    /// A remote watch gave up reconnecting (its retry policy was exhausted).
+    /// This is the watch's last event; versions after the last one received
+    /// were not delivered.
+    Disconnected,
 }
 
 /// One event received by a [`Watch`]. Cheap to clone (one reference count);
@@ -299,6 +303,17 @@ impl WatchEvent {
     /// The same state presented as a change (for resuming a remote watch:
     /// the state is new to that client, and `old_value`, source and metadata
     /// are the change's own).
+    /// An event received from a remote server.
+    #[cfg(feature = "grpc")]
+    pub(crate) fn from_parts(kind: EventKind, record: Arc<Record>, skipped: u64) -> WatchEvent {
+        WatchEvent {
+            kind,
+            revision: record.revision,
+            record,
+            skipped,
+        }
+    }
+
     #[cfg(feature = "grpc")]
     pub(crate) fn as_changed(&self) -> WatchEvent {
         WatchEvent {

@@ -74,7 +74,8 @@ proptest! {
     #[test]
     fn floats_for_integers_must_be_whole(x in prop_oneof![-1e20f64..1e20, (-1000i64..1000).prop_map(|i| i as f64)]) {
         let got = try_value(VarDef::new("v", VarType::Integer, 0), Value::Float(x));
-        let whole = x.fract() == 0.0 && x.abs() < 9.2e18;
+                // i64's range is [-2^63, 2^63): exactly representable bounds.
+        let whole = x.fract() == 0.0 && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&x);
         prop_assert_eq!(got.is_ok(), whole, "{}", x);
         if let Ok(v) = got {
             prop_assert_eq!(v, Value::Integer(x as i64));

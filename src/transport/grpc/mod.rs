@@ -21,6 +21,7 @@
 //!
 //! [`SessionStore`]: crate::SessionStore
 
+mod client;
 mod convert;
 mod server;
 mod watch;
@@ -32,4 +33,5 @@ pub mod proto {
     tonic::include_proto!("varwatch.v1");
 }
 
+pub use client::{RemoteConfig, RemoteStore, RemoteWatch, RemoteWatchStats};
 pub use server::GrpcService;

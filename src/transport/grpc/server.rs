@@ -33,11 +33,16 @@ pub struct GrpcService {
     heartbeat_interval: Duration,
     heartbeat_timeout: Duration,
     max_events_per_message: usize,
+    /// Set when `serve`'s shutdown fires: open watch streams end, so that the
+    /// graceful shutdown (which waits for every connection) can finish.
+    closing: tokio::sync::watch::Receiver<bool>,
+    close: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl GrpcService {
     /// A service over `store` with the default limits.
     pub fn new(store: SessionStore) -> GrpcService {
+        let (close, closing) = tokio::sync::watch::channel(false);
         GrpcService {
             store,
             max_message_bytes: 4 << 20,
@@ -47,6 +52,8 @@ impl GrpcService {
             heartbeat_interval: Duration::from_secs(5),
             heartbeat_timeout: Duration::from_secs(15),
             max_events_per_message: 256,
+            closing,
+            close: std::sync::Arc::new(close),
         }
     }
 
@@ -75,6 +82,7 @@ impl GrpcService {
             heartbeat_timeout: self.heartbeat_timeout,
             max_variables: self.max_batch_items,
             max_events_per_message: self.max_events_per_message,
+            closing: self.closing.clone(),
         }
     }
 
@@ -104,12 +112,25 @@ impl GrpcService {
             .max_encoding_message_size(usize::MAX)
     }
 
-    /// Serves on `listener` until `shutdown` completes.
+    /// Ends every open watch stream (with `UNAVAILABLE`, so that clients
+    /// reconnect elsewhere or later). `serve` does this when its shutdown
+    /// fires; call it yourself when serving through [`into_server`](Self::into_server).
+    pub fn close_watches(&self) {
+        let _ = self.close.send(true);
+    }
+
+    /// Serves on `listener` until `shutdown` completes; then ends open
+    /// watches and waits for connections to close.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
+        let close = self.close.clone();
+        let shutdown = async move {
+            shutdown.await;
+            let _ = close.send(true);
+        };
         let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(10)))

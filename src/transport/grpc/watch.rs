@@ -32,6 +32,8 @@ pub(crate) struct WatchConfig {
     pub(crate) heartbeat_timeout: Duration,
     pub(crate) max_variables: usize,
     pub(crate) max_events_per_message: usize,
+    /// Becomes true when the server shuts down.
+    pub(crate) closing: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The server's side of one remote watch, as handed to tonic.
@@ -58,6 +60,7 @@ fn event_to(e: &WatchEvent) -> proto::WatchEvent {
         EventKind::Deleted => (K::Deleted, (0, 0)),
         EventKind::Lagged { first, last } => (K::Lagged, (first, last)),
         EventKind::SessionClosed => (K::SessionClosed, (0, 0)),
+        EventKind::Disconnected => (K::Unspecified, (0, 0)), // client-side only
     };
     proto::WatchEvent {
         kind: kind as i32,
@@ -183,13 +186,26 @@ pub(crate) struct Opened {
     revision: u64,
 }
 
+/// Resolves once the server starts shutting down (never, if it is dropped
+/// without doing so).
+async fn shutting_down(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow_and_update() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 /// Runs one remote watch until the client leaves, falls silent, or the watch
 /// ends. Returns when everything it held is released.
 pub(crate) async fn run(
     opened: Opened,
     mut inbound: Streaming<proto::WatchRequest>,
     tx: mpsc::Sender<Result<proto::WatchResponse, Status>>,
-    cfg: WatchConfig,
+    mut cfg: WatchConfig,
 ) {
     let sync = proto::WatchResponse {
         events: opened.snapshot,
@@ -255,7 +271,11 @@ pub(crate) async fn run(
                     return;
                 }
             }
-            _ = tx.closed() => return,
+                        _ = tx.closed() => return,
+                        _ = shutting_down(&mut cfg.closing) => {
+                let _ = tx.try_send(Err(Status::unavailable("the server is shutting down")));
+                return;
+            }
         }
     }
 }
