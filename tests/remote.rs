@@ -288,3 +288,33 @@ fn an_old_streams_timeout_does_not_remove_a_newer_registration() {
     assert_eq!(store.list_watchers("s").unwrap().len(), 1);
     drop(old);
 }
+
+#[test]
+fn bearer_token_is_required_when_configured() {
+    fn with_token(store: SessionStore) -> GrpcService {
+        GrpcService::new(store).bearer_token("s3cret")
+    }
+    let store = SessionStore::new();
+    store.create_session("s", SessionOptions::new()).unwrap();
+    store
+        .register("s", VarDef::new("x", VarType::Integer, 0))
+        .unwrap();
+    let server = Server::start(&store, "127.0.0.1:0", with_token);
+    let addr = server.addr.to_string();
+    fn code<T>(r: varwatch::Result<T>) -> String {
+        match r {
+            Err(Error::Remote { code, .. }) => code,
+            Err(e) => format!("{e}"),
+            Ok(_) => "OK".to_string(),
+        }
+    }
+    let none = RemoteStore::connect(&addr, RemoteConfig::new()).unwrap();
+    assert_eq!(code(none.list_sessions()), "Unauthenticated");
+    assert_eq!(code(none.watch("s", ["x"], true)), "Unauthenticated");
+    let wrong = RemoteStore::connect(&addr, RemoteConfig::new().token("s3creT")).unwrap();
+    assert_eq!(code(wrong.list_sessions()), "Unauthenticated");
+    let right = RemoteStore::connect(&addr, RemoteConfig::new().token("s3cret")).unwrap();
+    assert_eq!(right.list_sessions().unwrap(), ["s"]);
+    let mut w = right.watch("s", ["x"], true).unwrap();
+    assert!(w.recv_timeout(Duration::from_secs(20)).unwrap().is_initial());
+}

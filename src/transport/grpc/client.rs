@@ -23,9 +23,11 @@ use std::time::{Duration, SystemTime};
 use futures_core::Stream;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
+use super::auth::BearerToken;
 use super::convert::{
     constraints_from, constraints_to, metadata_from, value_from, value_to, var_type_from, var_type_to,
 };
@@ -56,6 +58,8 @@ pub struct RemoteConfig {
     pub max_failures: Option<u32>,
     /// Events buffered per watch between the connection and the user.
     pub buffer: usize,
+    /// Sent as `authorization: Bearer <token>` on every call.
+    pub token: Option<String>,
 }
 
 impl Default for RemoteConfig {
@@ -68,6 +72,7 @@ impl Default for RemoteConfig {
             backoff_max: Duration::from_secs(30),
             max_failures: None,
             buffer: 1024,
+            token: None,
         }
     }
 }
@@ -90,6 +95,12 @@ impl RemoteConfig {
         self.backoff_max = max.max(initial);
         self
     }
+    /// Sets the bearer token.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
     /// Gives up after `n` consecutive failed reconnections.
     pub fn max_failures(mut self, n: u32) -> Self {
         self.max_failures = Some(n);
@@ -112,7 +123,7 @@ fn remote(status: Status) -> Error {
 #[derive(Clone)]
 pub struct RemoteStore {
     rt: Arc<Runtime>,
-    client: VarWatchClient<Channel>,
+    client: Client,
     config: RemoteConfig,
 }
 
@@ -148,14 +159,24 @@ impl RemoteStore {
             let _guard = rt.enter();
             endpoint.connect_lazy()
         };
+        let header = match &config.token {
+            Some(t) => Some(
+                format!("Bearer {t}")
+                    .parse()
+                    .map_err(|_| transport("the token is not valid in an HTTP header".into()))?,
+            ),
+            None => None,
+        };
+        let client = VarWatchClient::with_interceptor(channel, BearerToken(header))
+            .max_decoding_message_size(usize::MAX);
         Ok(RemoteStore {
             rt: Arc::new(rt),
-            client: VarWatchClient::new(channel).max_decoding_message_size(usize::MAX),
+            client,
             config,
         })
     }
 
-    fn call<T, F>(&self, f: impl FnOnce(VarWatchClient<Channel>) -> F) -> Result<T>
+    fn call<T, F>(&self, f: impl FnOnce(Client) -> F) -> Result<T>
     where
         F: Future<Output = std::result::Result<tonic::Response<T>, Status>>,
     {
@@ -429,7 +450,7 @@ enum StreamEnd {
 
 /// The client side of one watch, across streams.
 struct Follower {
-    client: VarWatchClient<Channel>,
+    client: Client,
     sub: proto::Subscribe,
     config: RemoteConfig,
     tx: mpsc::Sender<WatchEvent>,
@@ -447,6 +468,9 @@ struct Follower {
 }
 
 type Outbound = mpsc::UnboundedSender<proto::WatchRequest>;
+
+/// The generated client, with the bearer-token header added to each call.
+type Client = VarWatchClient<InterceptedService<Channel, BearerToken>>;
 
 struct OutStream(mpsc::UnboundedReceiver<proto::WatchRequest>);
 impl Stream for OutStream {

@@ -21,6 +21,7 @@
 //!
 //! [`SessionStore`]: crate::SessionStore
 
+mod auth;
 mod client;
 mod convert;
 mod server;
@@ -33,5 +34,6 @@ pub mod proto {
     tonic::include_proto!("varwatch.v1");
 }
 
+pub use auth::{BearerCheck, BearerToken};
 pub use client::{RemoteConfig, RemoteStore, RemoteWatch, RemoteWatchStats};
 pub use server::GrpcService;

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::auth::BearerCheck;
 use super::convert::{
     constraints_from, metadata_from, session_to, status, value_from, var_type_from, variable_to,
 };
@@ -16,6 +17,7 @@ use super::proto::var_watch_server::{VarWatch, VarWatchServer};
 use super::proto::{self, item_result, watch_request};
 use super::watch::{self, ResponseStream, WatchConfig};
 use crate::{BatchUpdate, SessionOptions, SessionStore, UpdateOptions, VarDef};
+use tonic::service::interceptor::InterceptedService;
 
 /// Serves a [`SessionStore`] over gRPC.
 ///
@@ -37,6 +39,7 @@ pub struct GrpcService {
     /// graceful shutdown (which waits for every connection) can finish.
     closing: tokio::sync::watch::Receiver<bool>,
     close: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+    token: Option<std::sync::Arc<str>>,
 }
 
 impl GrpcService {
@@ -54,6 +57,7 @@ impl GrpcService {
             max_events_per_message: 256,
             closing,
             close: std::sync::Arc::new(close),
+            token: None,
         }
     }
 
@@ -105,11 +109,20 @@ impl GrpcService {
     }
 
     /// The tonic service, for adding to your own `tonic::transport::Server`.
-    pub fn into_server(self) -> VarWatchServer<GrpcService> {
+    pub fn into_server(self) -> InterceptedService<VarWatchServer<GrpcService>, BearerCheck> {
         let max = self.max_message_bytes;
-        VarWatchServer::new(self)
+        let check = BearerCheck(self.token.clone());
+        let server = VarWatchServer::new(self)
             .max_decoding_message_size(max)
-            .max_encoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX);
+        InterceptedService::new(server, check)
+    }
+
+    /// Requires `authorization: Bearer <token>` on every call (compared in
+    /// constant time; `UNAUTHENTICATED` otherwise).
+    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into().into());
+        self
     }
 
     /// Ends every open watch stream (with `UNAVAILABLE`, so that clients

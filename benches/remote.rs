@@ -1,0 +1,166 @@
+//! Remote watches on loopback: latency from a write to the remote client's
+//! `recv`, and updates/s delivered to 1, 100 and 1 000 remote watchers.
+//!
+//! `cargo bench --features grpc --bench remote` (`VARWATCH_BENCH_QUICK=1` for
+//! a smoke run). Server and clients are in this process, on 127.0.0.1; all
+//! watches of one run share one HTTP/2 connection, as with one RemoteStore.
+
+use std::io::Write;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use futures_core::Stream;
+use varwatch::transport::grpc::{GrpcService, RemoteConfig, RemoteStore, RemoteWatch};
+use varwatch::{SessionOptions, SessionStore, VarDef, VarType};
+
+fn quick() -> bool {
+    std::env::var_os("VARWATCH_BENCH_QUICK").is_some()
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Starts a server for `store` on a loopback port on its own runtime.
+fn serve(store: &SessionStore) -> (String, tokio::runtime::Runtime) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let svc = GrpcService::new(store.clone());
+    rt.spawn(async move { svc.serve(listener, std::future::pending()).await.unwrap() });
+    (addr, rt)
+}
+
+/// Drains `watches` on a runtime until each has seen version `until`;
+/// each task returns its watch and the number of changes it received.
+fn drain_async(
+    rt: &tokio::runtime::Runtime,
+    watches: Vec<RemoteWatch>,
+    until: u64,
+) -> Vec<tokio::task::JoinHandle<(RemoteWatch, u64)>> {
+    watches
+        .into_iter()
+        .map(|mut w| {
+            rt.spawn(async move {
+                let mut changes = 0;
+                loop {
+                    let e = std::future::poll_fn(|cx| Pin::new(&mut w).poll_next(cx)).await;
+                    match e {
+                        Some(e) => {
+                            if e.kind() == varwatch::EventKind::Changed {
+                                changes += 1;
+                            }
+                            if e.version() >= until {
+                                return (w, changes);
+                            }
+                        }
+                        None => panic!("watch ended"),
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+fn main() {
+    if std::env::args()
+        .skip(1)
+        .any(|a| !a.starts_with('-') && !"remote".contains(a.as_str()))
+    {
+        return; // `cargo bench -- <other workload>`
+    }
+    let mut out = (!quick()).then(|| {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/varwatch-bench");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::File::create(dir.join("remote.jsonl")).unwrap()
+    });
+    let store = SessionStore::new();
+    store.create_session("s", SessionOptions::new()).unwrap();
+    store
+        .register("s", VarDef::new("x", VarType::Integer, 0))
+        .unwrap();
+    let (addr, _server_rt) = serve(&store);
+    let remote = RemoteStore::connect(&addr, RemoteConfig::new()).unwrap();
+    let drain_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut version = 0u64;
+
+    // Latency at 100 watchers: one is timed, 99 are drained by tasks.
+    let rounds = if quick() { 200 } else { 5_000 };
+    let mut timed = remote.watch("s", ["x"], false).unwrap();
+    let others: Vec<RemoteWatch> = (0..99)
+        .map(|_| remote.watch("s", ["x"], false).unwrap())
+        .collect();
+    let drains = drain_async(&drain_rt, others, version + rounds as u64);
+    let mut samples = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        version += 1;
+        let t = Instant::now();
+        store.update("s", "x", version as i64).unwrap();
+        loop {
+            let e = timed.recv_timeout(Duration::from_secs(10)).expect("event");
+            if e.version() >= version {
+                break;
+            }
+        }
+        samples.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    drain_rt.block_on(async {
+        for d in drains {
+            drop(d.await.unwrap());
+        }
+    });
+    drop(timed);
+    samples.sort_by(f64::total_cmp);
+    let (p50, p99) = (pct(&samples, 0.5), pct(&samples, 0.99));
+    println!("remote    latency, 100 watchers   p50 {p50:>8.1} us   p99 {p99:>8.1} us   ({rounds} writes)");
+    if let Some(f) = &mut out {
+        writeln!(
+            f,
+            "{{\"workload\":\"remote_latency\",\"watchers\":100,\"p50_us\":{p50},\"p99_us\":{p99}}}"
+        )
+        .unwrap();
+    }
+
+    // Throughput: K updates, time until every watcher has all of them.
+    for n in [1usize, 100, 1000] {
+        let k: u64 = if quick() { 200 } else { 20_000 / (n as u64).min(20) };
+        let watches: Vec<RemoteWatch> = (0..n).map(|_| remote.watch("s", ["x"], false).unwrap()).collect();
+        let start = Instant::now();
+        let drains = drain_async(&drain_rt, watches, version + k);
+        for _ in 0..k {
+            version += 1;
+            store.update("s", "x", version as i64).unwrap();
+        }
+        let received: u64 = drain_rt.block_on(async {
+            let mut total = 0;
+            for d in drains {
+                total += d.await.unwrap().1;
+            }
+            total
+        });
+        let secs = start.elapsed().as_secs_f64();
+        let delivered = received as f64 / secs;
+        // Fewer than k * n means some watches resynced (Lagged) instead of
+        // receiving every version: the writer never waits for them.
+        println!(
+            "remote    throughput, {n:>4} watchers  {delivered:>12.0} updates/s delivered ({received} of {} versions)",
+            k * n as u64
+        );
+        if let Some(f) = &mut out {
+            writeln!(
+                f,
+                "{{\"workload\":\"remote_throughput\",\"watchers\":{n},\"updates_per_s\":{delivered},\"received\":{received},\"written\":{}}}",
+                k * n as u64
+            )
+            .unwrap();
+        }
+    }
+}
