@@ -42,6 +42,9 @@ pub(crate) struct WatchShared {
     pub(crate) created_at: SystemTime,
     pub(crate) coalescing: bool,
     pub(crate) variables: Names,
+    /// For a watch serving a remote client: the session revision the client
+    /// has acknowledged taking, plus one (0: no acknowledgement yet).
+    pub(crate) acked: AtomicU64,
 }
 
 /// Names of what a watch follows, as `list_watchers` shows them.
@@ -100,6 +103,7 @@ impl WatchShared {
             created_at: SystemTime::now(),
             coalescing,
             variables,
+            acked: AtomicU64::new(0),
         }
     }
 

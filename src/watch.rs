@@ -409,6 +409,9 @@ pub struct WatcherInfo {
     pub coalescing: bool,
     /// Its counters.
     pub stats: WatchStats,
+    /// For a watch serving a remote client: the session revision of the last
+    /// event the client's user has taken, as the client acknowledged it.
+    pub acked_revision: Option<u64>,
 }
 
 pub(crate) fn stats_of(shared: &WatchShared, tail: u64) -> WatchStats {
@@ -435,6 +438,7 @@ pub(crate) fn watcher_info(reg: &WatchShared, tail: u64) -> WatcherInfo {
         },
         coalescing: reg.coalescing,
         stats: stats_of(reg, tail),
+        acked_revision: reg.acked.load(Ordering::Relaxed).checked_sub(1),
     }
 }
 
@@ -668,6 +672,15 @@ impl Watch {
     /// Why the watch ended, once it has.
     pub fn close_reason(&self) -> Option<CloseReason> {
         self.ended
+    }
+
+    /// Records a remote client's acknowledgement (monotonic: an older one
+    /// changes nothing).
+    #[cfg(feature = "grpc")]
+    pub(crate) fn acknowledge(&self, revision: u64) {
+        self.shared
+            .acked
+            .fetch_max(revision.saturating_add(1), Ordering::Relaxed);
     }
 
     /// This watch's counters.

@@ -318,3 +318,55 @@ fn bearer_token_is_required_when_configured() {
     let mut w = right.watch("s", ["x"], true).unwrap();
     assert!(w.recv_timeout(Duration::from_secs(20)).unwrap().is_initial());
 }
+
+/// The client acknowledges what its user took; the server's watcher list
+/// shows it, so a remote consumer's lag is visible. Dropping the watch
+/// flushes the acknowledgement and frees the registration.
+#[test]
+fn acks_show_remote_consumers_in_list_watchers() {
+    let store = SessionStore::new();
+    store.create_session("s", SessionOptions::new()).unwrap();
+    store
+        .register("s", VarDef::new("x", VarType::Integer, 0))
+        .unwrap();
+    let server = Server::start(&store, "127.0.0.1:0", fast_service);
+    let remote = RemoteStore::connect(&server.addr.to_string(), fast()).unwrap();
+    let mut w = remote.watch("s", ["x"], true).unwrap();
+    assert!(w.recv_timeout(Duration::from_secs(20)).unwrap().is_initial());
+    for i in 1..=5 {
+        store.update("s", "x", i).unwrap();
+    }
+    let mut last = 0;
+    for _ in 0..3 {
+        last = w.recv_timeout(Duration::from_secs(20)).unwrap().revision(); // takes 3 of 5
+    }
+    let acked = || {
+        store
+            .list_watchers("s")
+            .unwrap()
+            .first()
+            .and_then(|i| i.acked_revision)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while acked() != Some(last) {
+        assert!(
+            Instant::now() < deadline,
+            "ack never arrived: {:?} vs {last}",
+            acked()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        store.session("s").unwrap().revision > last,
+        "the consumer is visibly behind"
+    );
+    drop(w);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !store.list_watchers("s").unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "registration outlived the dropped watch"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}

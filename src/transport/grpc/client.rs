@@ -421,8 +421,9 @@ pub struct RemoteWatchStats {
 /// [`Iterator`], or as a [`Stream`]. Dropping it closes the stream.
 pub struct RemoteWatch {
     rx: mpsc::Receiver<WatchEvent>,
+    taken: Arc<AtomicU64>,
     rt: Arc<Runtime>,
-    task: tokio::task::JoinHandle<()>,
+
     counters: Arc<RemoteCounters>,
 }
 
@@ -436,7 +437,9 @@ impl std::fmt::Debug for RemoteWatch {
 
 impl Drop for RemoteWatch {
     fn drop(&mut self) {
-        self.task.abort();
+        // Closing the channel tells the task to flush its acknowledgement
+        // and end the stream (it never waits on anything else for long).
+        self.rx.close();
     }
 }
 
@@ -465,6 +468,11 @@ struct Follower {
     user_initial: bool,
     /// Whether a first snapshot has been completed.
     synced_once: bool,
+    /// Session revision of the last event the user took, plus one (0: none);
+    /// written by the `RemoteWatch`, read here to send acks.
+    taken: Arc<AtomicU64>,
+    /// The last value acknowledged to the current stream.
+    acked: u64,
 }
 
 type Outbound = mpsc::UnboundedSender<proto::WatchRequest>;
@@ -586,6 +594,7 @@ impl Follower {
         out: Outbound,
     ) -> StreamEnd {
         let mut synced = false;
+        self.acked = 0; // a new stream: its server-side watch knows nothing yet
         let mut beat = tokio::time::interval(self.config.heartbeat_interval);
         beat.reset();
         let mut sequence = 0u64;
@@ -619,15 +628,36 @@ impl Follower {
                         self.synced_once = true;
                     }
                 }
-                _ = beat.tick() => {
+                                _ = beat.tick() => {
                     sequence += 1;
                     let hb = proto::WatchRequest { kind: Some(watch_request::Kind::Heartbeat(proto::Heartbeat { sequence })) };
                     if out.send(hb).is_err() {
                         return StreamEnd::Broken { synced };
                     }
+                    self.ack(&out);
                 }
-                _ = self.tx.closed() => return StreamEnd::Done,
+                _ = self.tx.closed() => {
+                    // The user dropped the watch: flush the acknowledgement
+                    // (the request stream then closes with `out`).
+                    self.ack(&out);
+                    return StreamEnd::Done;
+                }
             }
+        }
+    }
+
+    /// Tells the server what the user has taken, if that moved.
+    fn ack(&mut self, out: &Outbound) {
+        let taken = self.taken.load(Ordering::Relaxed);
+        if taken > self.acked {
+            self.acked = taken;
+            let ack = proto::WatchRequest {
+                kind: Some(watch_request::Kind::Ack(proto::Ack {
+                    versions: Default::default(),
+                    revision: taken - 1,
+                })),
+            };
+            let _ = out.send(ack);
         }
     }
 
@@ -733,7 +763,10 @@ impl RemoteWatch {
         let (tx, rx) = mpsc::channel(store.config.buffer.max(1));
         let counters = Arc::new(RemoteCounters::default());
         let user_initial = sub.include_initial;
+        let taken = Arc::new(AtomicU64::new(0));
         let mut follower = Follower {
+            taken: taken.clone(),
+            acked: 0,
             client: store.client.clone(),
             user_initial,
             synced_once: false,
@@ -745,18 +778,26 @@ impl RemoteWatch {
             metas: HashMap::new(),
         };
         let first = store.rt.block_on(follower.subscribe()).map_err(remote)?;
-        let task = store.rt.spawn(follower.run(first));
+        // The task ends by itself once this watch is dropped (see Drop).
+        store.rt.spawn(follower.run(first));
         Ok(RemoteWatch {
             rx,
+            taken,
             rt: store.rt.clone(),
-            task,
             counters,
         })
     }
 
+    /// Notes that the user took `e` (acknowledged to the server).
+    fn took(&self, e: WatchEvent) -> WatchEvent {
+        self.taken.fetch_max(e.revision() + 1, Ordering::Relaxed);
+        e
+    }
+
     /// Blocks until the next event; `None` once the watch has ended.
     pub fn recv(&mut self) -> Option<WatchEvent> {
-        self.rt.block_on(self.rx.recv())
+        let e = self.rt.block_on(self.rx.recv())?;
+        Some(self.took(e))
     }
 
     /// Blocks until the next event or until `timeout` has passed.
@@ -770,7 +811,7 @@ impl RemoteWatch {
             .rt
             .block_on(async move { tokio::time::timeout(timeout, rx.recv()).await })
         {
-            Ok(Some(e)) => Ok(e),
+            Ok(Some(e)) => Ok(self.took(e)),
             Ok(None) => Err(crate::RecvTimeoutError::Closed),
             Err(_) => Err(crate::RecvTimeoutError::Timeout),
         }
@@ -778,7 +819,7 @@ impl RemoteWatch {
 
     /// The next event if one is ready.
     pub fn try_recv(&mut self) -> std::result::Result<WatchEvent, crate::TryRecvError> {
-        self.rx.try_recv().map_err(|e| match e {
+        self.rx.try_recv().map(|e| self.took(e)).map_err(|e| match e {
             mpsc::error::TryRecvError::Empty => crate::TryRecvError::Empty,
             mpsc::error::TryRecvError::Disconnected => crate::TryRecvError::Closed,
         })
@@ -804,6 +845,6 @@ impl Iterator for RemoteWatch {
 impl Stream for RemoteWatch {
     type Item = WatchEvent;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<WatchEvent>> {
-        self.rx.poll_recv(cx)
+        self.rx.poll_recv(cx).map(|e| e.map(|e| self.took(e)))
     }
 }

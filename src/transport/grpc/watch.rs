@@ -229,11 +229,15 @@ pub(crate) async fn run(
             msg = inbound.message() => match msg {
                 Ok(Some(m)) => {
                     deadline = Instant::now() + cfg.heartbeat_timeout;
-                    if let Some(watch_request::Kind::Heartbeat(h)) = m.kind {
-                        let echo = proto::WatchResponse { heartbeat: Some(h), ..Default::default() };
-                        if tx.send(Ok(echo)).await.is_err() {
-                            return;
+                                        match m.kind {
+                        Some(watch_request::Kind::Heartbeat(h)) => {
+                            let echo = proto::WatchResponse { heartbeat: Some(h), ..Default::default() };
+                            if tx.send(Ok(echo)).await.is_err() {
+                                return;
+                            }
                         }
+                        Some(watch_request::Kind::Ack(a)) => w.acknowledge(a.revision),
+                        _ => {}
                     }
                 }
                 // The client closed its side, or the connection broke.
