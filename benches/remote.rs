@@ -92,41 +92,46 @@ fn main() {
         .unwrap();
     let mut version = 0u64;
 
-    // Latency at 100 watchers: one is timed, 99 are drained by tasks.
-    let rounds = if quick() { 200 } else { 5_000 };
-    let mut timed = remote.watch("s", ["x"], false).unwrap();
-    let others: Vec<RemoteWatch> = (0..99)
-        .map(|_| remote.watch("s", ["x"], false).unwrap())
-        .collect();
-    let drains = drain_async(&drain_rt, others, version + rounds as u64);
-    let mut samples = Vec::with_capacity(rounds);
-    for _ in 0..rounds {
-        version += 1;
-        let t = Instant::now();
-        store.update("s", "x", version as i64).unwrap();
-        loop {
-            let e = timed.recv_timeout(Duration::from_secs(10)).expect("event");
-            if e.version() >= version {
-                break;
+    // Latency at 1 and 100 watchers: one is timed, the others are drained
+    // by tasks.
+    for watchers in [1usize, 100] {
+        let rounds = if quick() { 200 } else { 5_000 };
+        let mut timed = remote.watch("s", ["x"], false).unwrap();
+        let others: Vec<RemoteWatch> = (1..watchers)
+            .map(|_| remote.watch("s", ["x"], false).unwrap())
+            .collect();
+        let drains = drain_async(&drain_rt, others, version + rounds as u64);
+        let mut samples = Vec::with_capacity(rounds);
+        for _ in 0..rounds {
+            version += 1;
+            let t = Instant::now();
+            store.update("s", "x", version as i64).unwrap();
+            loop {
+                let e = timed.recv_timeout(Duration::from_secs(10)).expect("event");
+                if e.version() >= version {
+                    break;
+                }
             }
+            samples.push(t.elapsed().as_secs_f64() * 1e6);
         }
-        samples.push(t.elapsed().as_secs_f64() * 1e6);
-    }
-    drain_rt.block_on(async {
-        for d in drains {
-            drop(d.await.unwrap());
-        }
-    });
-    drop(timed);
-    samples.sort_by(f64::total_cmp);
-    let (p50, p99) = (pct(&samples, 0.5), pct(&samples, 0.99));
-    println!("remote    latency, 100 watchers   p50 {p50:>8.1} us   p99 {p99:>8.1} us   ({rounds} writes)");
-    if let Some(f) = &mut out {
-        writeln!(
+        drain_rt.block_on(async {
+            for d in drains {
+                drop(d.await.unwrap());
+            }
+        });
+        drop(timed);
+        samples.sort_by(f64::total_cmp);
+        let (p50, p99) = (pct(&samples, 0.5), pct(&samples, 0.99));
+        println!(
+            "remote    latency, {watchers:>4} watchers  p50 {p50:>8.1} us   p99 {p99:>8.1} us   ({rounds} writes)"
+        );
+        if let Some(f) = &mut out {
+            writeln!(
             f,
-            "{{\"workload\":\"remote_latency\",\"watchers\":100,\"p50_us\":{p50},\"p99_us\":{p99}}}"
+            "{{\"workload\":\"remote_latency\",\"watchers\":{watchers},\"p50_us\":{p50},\"p99_us\":{p99}}}"
         )
         .unwrap();
+        }
     }
 
     // Throughput: K updates, time until every watcher has all of them.
