@@ -168,6 +168,13 @@ fn ok<T>(t: T) -> Result<Response<T>, Status> {
     Ok(Response::new(t))
 }
 
+fn session_options(r: proto::CreateSessionRequest) -> (String, SessionOptions) {
+    let mut opts = SessionOptions::new();
+    opts.ttl = r.ttl_ms.map(Duration::from_millis);
+    opts.metadata = metadata_from(r.metadata);
+    (r.session, opts)
+}
+
 fn update_options(
     expected_version: Option<u64>,
     source: Option<String>,
@@ -211,28 +218,17 @@ impl VarWatch for GrpcService {
         &self,
         req: Request<proto::CreateSessionRequest>,
     ) -> Result<Response<proto::SessionInfo>, Status> {
-        let r = req.into_inner();
-        let mut opts = SessionOptions::new();
-        opts.ttl = r.ttl_ms.map(Duration::from_millis);
-        opts.metadata = metadata_from(r.metadata);
-        ok(session_to(
-            &self.store.create_session(&r.session, opts).map_err(status)?,
-        ))
+        let (id, opts) = session_options(req.into_inner());
+        ok(session_to(&self.store.create_session(&id, opts).map_err(status)?))
     }
 
     async fn get_or_create_session(
         &self,
         req: Request<proto::CreateSessionRequest>,
     ) -> Result<Response<proto::SessionInfo>, Status> {
-        let r = req.into_inner();
-        let mut opts = SessionOptions::new();
-        opts.ttl = r.ttl_ms.map(Duration::from_millis);
-        opts.metadata = metadata_from(r.metadata);
+        let (id, opts) = session_options(req.into_inner());
         ok(session_to(
-            &self
-                .store
-                .get_or_create_session(&r.session, opts)
-                .map_err(status)?,
+            &self.store.get_or_create_session(&id, opts).map_err(status)?,
         ))
     }
 
