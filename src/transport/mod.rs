@@ -13,3 +13,6 @@
 
 #[cfg(feature = "grpc")]
 pub mod grpc;
+mod store_api;
+
+pub use store_api::VarStore;

@@ -1,0 +1,212 @@
+//! One contract, two stores: every check here runs against the in-process
+//! `SessionStore` and (feature `grpc`) against a `RemoteStore` talking to a
+//! server on loopback, through the `VarStore` trait they both implement.
+//! A new transport is checked by calling these functions on it.
+#![cfg(not(loom))]
+
+use std::thread;
+
+use varwatch::transport::VarStore;
+use varwatch::{
+    Constraints, Error, EventKind, SessionOptions, UpdateOptions, Value, VarDef, VarType, WatchEvent,
+};
+
+/// The status-like name of an error, local or remote.
+fn code(e: &Error) -> String {
+    match e {
+        Error::Remote { code, .. } => code.clone(),
+        Error::SessionNotFound { .. } | Error::VariableNotFound { .. } | Error::VariablesNotFound { .. } => {
+            "NotFound".into()
+        }
+        Error::SessionExists { .. } | Error::VariableExists { .. } => "AlreadyExists".into(),
+        Error::VersionConflict { .. } => "FailedPrecondition".into(),
+        Error::SessionQuotaExceeded { .. } => "ResourceExhausted".into(),
+        _ => "InvalidArgument".into(),
+    }
+}
+
+fn message(e: &Error) -> String {
+    match e {
+        Error::Remote { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn next<W: Iterator<Item = WatchEvent>>(w: &mut W) -> WatchEvent {
+    w.next().expect("an event")
+}
+
+fn int(e: &WatchEvent) -> i64 {
+    e.value().and_then(Value::as_i64).expect("an integer value")
+}
+
+/// Sessions, variables, versions and every error a client can act on.
+pub fn operations<S: VarStore>(s: &S) {
+    s.create_session("c1", SessionOptions::new()).unwrap();
+    assert_eq!(
+        code(&s.create_session("c1", SessionOptions::new()).unwrap_err()),
+        "AlreadyExists"
+    );
+    s.get_or_create_session("c1", SessionOptions::new()).unwrap();
+    let id = s
+        .register(
+            "c1",
+            VarDef::new("t", VarType::Float, 20.0).constraints(Constraints::new().min(0.0).max(100.0)),
+        )
+        .unwrap();
+    assert_eq!(
+        code(
+            &s.register("c1", VarDef::new("t", VarType::Integer, 1))
+                .unwrap_err()
+        ),
+        "AlreadyExists"
+    );
+    let err = s
+        .update_with("c1", "t", Value::Float(150.0), &UpdateOptions::new())
+        .unwrap_err();
+    assert_eq!(code(&err), "InvalidArgument");
+    assert_eq!(
+        message(&err),
+        "variable `t` in session `c1`: 150 is above maximum 100"
+    );
+    assert_eq!(
+        s.update_with("c1", &id, Value::Integer(42), &UpdateOptions::new())
+            .unwrap(),
+        1
+    );
+    let err = s
+        .update_with(
+            "c1",
+            "t",
+            Value::Float(1.0),
+            &UpdateOptions::new().expected_version(0),
+        )
+        .unwrap_err();
+    assert_eq!(code(&err), "FailedPrecondition");
+    assert!(message(&err).contains("current version is 1"));
+    // Same value: no new version.
+    assert_eq!(
+        s.update_with("c1", "t", Value::Float(42.0), &UpdateOptions::new())
+            .unwrap(),
+        1
+    );
+    let v = s.get("c1", "t").unwrap();
+    assert_eq!(
+        (v.id(), v.version(), v.value()),
+        (id.as_str(), 1, &Value::Float(42.0))
+    );
+    assert_eq!(code(&s.get("c1", "nope").unwrap_err()), "NotFound");
+    assert_eq!(code(&s.get("nope", "t").unwrap_err()), "NotFound");
+    s.register("c1", VarDef::new("temp_2", VarType::Integer, 0))
+        .unwrap();
+    let names: Vec<String> = s
+        .list_variables("c1", Some("temp_*"))
+        .unwrap()
+        .iter()
+        .map(|v| v.name().to_string())
+        .collect();
+    assert_eq!(names, ["temp_2"]);
+    s.delete_variable("c1", "temp_2").unwrap();
+    assert_eq!(code(&s.delete_variable("c1", "temp_2").unwrap_err()), "NotFound");
+    assert!(s.list_sessions().unwrap().contains(&"c1".to_string()));
+    assert_eq!(s.session("c1").unwrap().variables, 1);
+    s.delete_session("c1").unwrap();
+    assert_eq!(code(&s.session("c1").unwrap_err()), "NotFound");
+}
+
+/// The watch guarantees: the stale-read case, order, deletion, whole-session
+/// watches and session close.
+pub fn watching<S: VarStore + Sync>(s: &S) {
+    s.create_session("c2", SessionOptions::new()).unwrap();
+    s.register("c2", VarDef::new("x", VarType::Integer, 1)).unwrap();
+    // Subscribed first: exactly [1, 2, 3], the first initial.
+    let mut w = s.watch_variables("c2", &["x"], true).unwrap();
+    for v in [2, 3] {
+        s.update_with("c2", "x", Value::Integer(v), &UpdateOptions::new())
+            .unwrap();
+    }
+    let got: Vec<(EventKind, i64, u64)> = (0..3)
+        .map(|_| next(&mut w))
+        .map(|e| (e.kind(), int(&e), e.version()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (EventKind::Initial, 1, 0),
+            (EventKind::Changed, 2, 1),
+            (EventKind::Changed, 3, 2)
+        ]
+    );
+    // A writer racing the subscription: contiguous from the snapshot.
+    for _ in 0..20 {
+        s.update_with("c2", "x", Value::Integer(1), &UpdateOptions::new())
+            .unwrap();
+        thread::scope(|scope| {
+            scope.spawn(|| {
+                for v in [2, 3] {
+                    s.update_with("c2", "x", Value::Integer(v), &UpdateOptions::new())
+                        .unwrap();
+                }
+            });
+            let mut w = s.watch_variables("c2", &["x"], true).unwrap();
+            let first = next(&mut w);
+            assert!(first.is_initial());
+            let (mut value, mut version) = (int(&first), first.version());
+            while value != 3 {
+                let e = next(&mut w);
+                assert_eq!(
+                    (e.kind(), e.version(), int(&e)),
+                    (EventKind::Changed, version + 1, value + 1)
+                );
+                (value, version) = (int(&e), e.version());
+            }
+        });
+    }
+    // Whole session: a new variable's first event is its initial state.
+    let mut all = s.watch_whole_session("c2", false).unwrap();
+    s.register("c2", VarDef::new("y", VarType::Integer, 7)).unwrap();
+    let e = next(&mut all);
+    assert_eq!(
+        (e.kind(), e.variable_name(), int(&e)),
+        (EventKind::Initial, "y", 7)
+    );
+    // Deleting the only watched variable ends a watch.
+    let mut wy = s.watch_variables("c2", &["y"], false).unwrap();
+    s.delete_variable("c2", "y").unwrap();
+    assert_eq!(next(&mut wy).kind(), EventKind::Deleted);
+    assert!(wy.next().is_none());
+    assert_eq!(next(&mut all).kind(), EventKind::Deleted);
+    // Deleting the session ends the rest.
+    s.delete_session("c2").unwrap();
+    assert_eq!(next(&mut all).kind(), EventKind::SessionClosed);
+    assert!(all.next().is_none());
+    let last = w.find(|e| e.kind() == EventKind::SessionClosed);
+    assert!(last.is_some());
+}
+
+#[test]
+fn local_store_keeps_the_contract() {
+    let s = varwatch::SessionStore::new();
+    operations(&s);
+    watching(&s);
+}
+
+#[cfg(feature = "grpc")]
+#[test]
+fn remote_store_keeps_the_contract() {
+    use varwatch::transport::grpc::{GrpcService, RemoteConfig, RemoteStore};
+
+    let store = varwatch::SessionStore::new();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let svc = GrpcService::new(store.clone());
+    rt.spawn(async move { svc.serve(listener, std::future::pending()).await.unwrap() });
+    let remote = RemoteStore::connect(&addr, RemoteConfig::new()).unwrap();
+    operations(&remote);
+    watching(&remote);
+}
