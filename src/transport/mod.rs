@@ -1,15 +1,19 @@
-//! Exposing a store to other processes.
+//! Exposing a store to other processes, and code that works on either kind
+//! of store.
 //!
-//! * [`grpc`] (feature `grpc`): a gRPC service over a [`SessionStore`]
-//!   (tonic + prost; the protocol is `proto/varwatch/v1/varwatch.proto`).
-//!   It serves every session and variable operation as a unary call, with
-//!   errors as gRPC statuses a client can act on.
+//! * [`VarStore`]: the operations the in-process
+//!   [`SessionStore`](crate::SessionStore) and a remote store share
+//!   (sessions, variables, watches yielding the same
+//!   [`WatchEvent`](crate::WatchEvent)s), so that code can take either.
+//! * [`grpc`] (feature `grpc`): a gRPC service over a store
+//!   ([`grpc::GrpcService`]: every operation as a unary call, and remote
+//!   watches as a bidirectional stream with snapshot, resume, heartbeats and
+//!   batching), and its client ([`grpc::RemoteStore`], whose watches
+//!   reconnect and resume by themselves). The protocol is
+//!   `proto/varwatch/v1/varwatch.proto`.
 //!
-//! Not here yet: remote watches (a bidirectional stream with heartbeats and
-//! resume), the `Transport` trait and in-memory transport, and a `RemoteStore`
-//! client with the local watch API.
-//!
-//! [`SessionStore`]: crate::SessionStore
+//! Not here yet: a `Transport` trait below the service (requests and
+//! responses independent of protobuf) with an in-memory transport.
 
 #[cfg(feature = "grpc")]
 pub mod grpc;
