@@ -7,6 +7,7 @@
 //!
 //! Session `demo` holds `temperature` (float, 0..100, changing every half
 //! second), `fan` (choice) and `embedding` (8 floats). Stop with Ctrl-C.
+//! With `VARWATCH_TOKEN` set, every call must carry that bearer token.
 
 use std::time::Duration;
 
@@ -60,7 +61,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "varwatch gRPC server on {} (session `demo`); Ctrl-C to stop",
         listener.local_addr()?
     );
-    GrpcService::new(store)
+    let mut service = GrpcService::new(store);
+    if let Ok(token) = std::env::var("VARWATCH_TOKEN") {
+        println!("clients must send `authorization: Bearer <VARWATCH_TOKEN>`");
+        service = service.bearer_token(token);
+    }
+    service
         .serve(listener, async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -19,6 +19,9 @@ rm -rf gen && mkdir -p gen
 
 cargo build --quiet --example grpc_server --features grpc --manifest-path "$root/Cargo.toml"
 port="$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+# The server requires a bearer token; the tests pass it (and check that
+# calls without it are refused).
+export VARWATCH_TOKEN="test-token-$$"
 "$root/target/debug/examples/grpc_server" "127.0.0.1:$port" > "$root/target/grpc_server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT

@@ -12,11 +12,12 @@ import pytest
 from varwatch_client import Client, watch_async
 
 ADDR = os.environ.get("VARWATCH_ADDR", "127.0.0.1:50551")
+TOKEN = os.environ.get("VARWATCH_TOKEN")
 
 
 @pytest.fixture
 def client():
-    c = Client(ADDR)
+    c = Client(ADDR, TOKEN)
     yield c
     c.close()
 
@@ -111,5 +112,15 @@ def test_sessions_are_isolated(client):
 
 def test_async_watch(client, session):
     client.register(session, "x", "integer", 5)
-    events = asyncio.run(watch_async(ADDR, session, ["x"], 1))
+    events = asyncio.run(watch_async(ADDR, session, ["x"], 1, TOKEN))
     assert [(e.kind, e.value) for e in events] == [("initial", 5)]
+
+
+@pytest.mark.skipif(not TOKEN, reason="the server was started without a token")
+def test_bearer_token_is_required():
+    for token in (None, TOKEN + "-wrong"):
+        c = Client(ADDR, token)
+        with pytest.raises(grpc.RpcError) as err:
+            c.create_session(f"nope-{uuid.uuid4().hex[:6]}")
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        c.close()

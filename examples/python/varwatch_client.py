@@ -108,25 +108,27 @@ def event_of(e: pb.WatchEvent) -> Event:
 class Client:
     """Blocking client: store operations and watches as iterators."""
 
-    def __init__(self, addr: str):
+    def __init__(self, addr: str, token: Optional[str] = None):
         self.channel = grpc.insecure_channel(addr)
         self.stub = rpc.VarWatchStub(self.channel)
+        # Sent with every call when the server requires a bearer token.
+        self.md = [("authorization", f"Bearer {token}")] if token else None
 
     def close(self) -> None:
         self.channel.close()
 
     def create_session(self, session: str) -> pb.SessionInfo:
-        return self.stub.CreateSession(pb.CreateSessionRequest(session=session))
+        return self.stub.CreateSession(pb.CreateSessionRequest(session=session), metadata=self.md)
 
     def register(self, session: str, name: str, var_type: str, value: Any, **constraints) -> str:
         c = pb.Constraints(**constraints) if constraints else None
         req = pb.RegisterVariableRequest(
             session=session, name=name, type=TYPES[var_type], value=to_value(var_type, value), constraints=c
         )
-        return self.stub.RegisterVariable(req).id
+        return self.stub.RegisterVariable(req, metadata=self.md).id
 
     def get(self, session: str, variable: str) -> pb.Variable:
-        return self.stub.GetVariable(pb.VariableRequest(session=session, variable=variable))
+        return self.stub.GetVariable(pb.VariableRequest(session=session, variable=variable), metadata=self.md)
 
     def value(self, session: str, variable: str) -> Any:
         return from_value(self.get(session, variable).value)
@@ -139,18 +141,18 @@ class Client:
             expected_version=expected_version,
             source=source,
         )
-        return self.stub.UpdateVariable(req).version
+        return self.stub.UpdateVariable(req, metadata=self.md).version
 
     def watch(self, session: str, variables: Optional[List[str]] = None, include_initial: bool = True,
               heartbeat_s: float = 5.0) -> "Watch":
-        return Watch(self.stub, session, variables, include_initial, heartbeat_s)
+        return Watch(self.stub, session, variables, include_initial, heartbeat_s, self.md)
 
 
 class Watch:
     """A remote watch as a blocking iterator of Events. `synced` becomes True
     once the initial states have all arrived."""
 
-    def __init__(self, stub, session, variables, include_initial, heartbeat_s):
+    def __init__(self, stub, session, variables, include_initial, heartbeat_s, metadata=None):
         self._outbox: "queue.Queue[Optional[pb.WatchRequest]]" = queue.Queue()
         sub = pb.Subscribe(
             session=session,
@@ -160,7 +162,7 @@ class Watch:
         )
         self._outbox.put(pb.WatchRequest(subscribe=sub))
         self._heartbeat_s = heartbeat_s
-        self._call = stub.Watch(self._requests())
+        self._call = stub.Watch(self._requests(), metadata=metadata)
         self._pending: List[Event] = []
         self.synced = False
 
@@ -205,10 +207,12 @@ class Watch:
         self._call.cancel()
 
 
-async def watch_async(addr: str, session: str, variables: List[str], count: int) -> List[Event]:
+async def watch_async(addr: str, session: str, variables: List[str], count: int,
+                      token: Optional[str] = None) -> List[Event]:
     """Receives `count` events of a watch with asyncio (grpc.aio)."""
+    md = [("authorization", f"Bearer {token}")] if token else None
     async with grpc.aio.insecure_channel(addr) as channel:
-        call = rpc.VarWatchStub(channel).Watch()
+        call = rpc.VarWatchStub(channel).Watch(metadata=md)
         await call.write(pb.WatchRequest(subscribe=pb.Subscribe(
             session=session, variables=variables, include_initial=True)))
         events: List[Event] = []
@@ -221,7 +225,8 @@ async def watch_async(addr: str, session: str, variables: List[str], count: int)
 
 
 def main(addr: str) -> None:
-    client = Client(addr)
+    token = os.environ.get("VARWATCH_TOKEN")
+    client = Client(addr, token)
     session = f"py-demo-{os.getpid()}"
     client.create_session(session)
     client.register(session, "temperature", "float", 20.0, min=0.0, max=100.0)
@@ -243,7 +248,7 @@ def main(addr: str) -> None:
         client.update(session, "temperature", "float", 150.0)
     except grpc.RpcError as e:
         print(f"refused: {e.code().name}: {e.details()}")
-    print("async:", [e.value for e in asyncio.run(watch_async(addr, session, ["temperature"], 1))])
+    print("async:", [e.value for e in asyncio.run(watch_async(addr, session, ["temperature"], 1, token))])
 
 
 if __name__ == "__main__":
