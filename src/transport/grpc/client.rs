@@ -598,15 +598,19 @@ impl Follower {
         let mut beat = tokio::time::interval(self.config.heartbeat_interval);
         beat.reset();
         let mut sequence = 0u64;
+        // Silence past the timeout means a dead connection. The deadline
+        // moves only when the server says something (our own heartbeats must
+        // not reset it).
+        let mut deadline = tokio::time::Instant::now() + self.config.heartbeat_timeout;
         loop {
             tokio::select! {
-                msg = tokio::time::timeout(self.config.heartbeat_timeout, inbound.message()) => {
+                _ = tokio::time::sleep_until(deadline) => return StreamEnd::Broken { synced },
+                msg = inbound.message() => {
                     let msg = match msg {
-                        Err(_) => return StreamEnd::Broken { synced },
-                        Ok(Err(_)) => return StreamEnd::Broken { synced },
-                        Ok(Ok(None)) => return StreamEnd::Broken { synced },
-                        Ok(Ok(Some(m))) => m,
+                        Ok(Some(m)) => m,
+                        Err(_) | Ok(None) => return StreamEnd::Broken { synced },
                     };
+                    deadline = tokio::time::Instant::now() + self.config.heartbeat_timeout;
                     if msg.heartbeat.is_some() {
                         self.counters.heartbeats.fetch_add(1, Ordering::Relaxed);
                     }
