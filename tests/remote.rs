@@ -82,6 +82,15 @@ impl Drop for Server {
     }
 }
 
+/// Polls `done` until it holds; fails the test after 20 s.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn fast() -> RemoteConfig {
     RemoteConfig::new()
         .heartbeats(Duration::from_millis(50), Duration::from_millis(1000))
@@ -277,11 +286,9 @@ fn an_old_streams_timeout_does_not_remove_a_newer_registration() {
     let mut new = live.watch("s", ["x"], true).unwrap();
     assert_eq!(store.list_watchers("s").unwrap().len(), 2);
     // The server drops the silent one after its 1 s timeout.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while store.list_watchers("s").unwrap().len() != 1 {
-        assert!(Instant::now() < deadline, "the silent stream was never dropped");
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the silent stream to be dropped", || {
+        store.list_watchers("s").unwrap().len() == 1
+    });
     assert!(new.recv_timeout(Duration::from_secs(20)).unwrap().is_initial());
     store.update("s", "x", 1).unwrap();
     assert_eq!(new.recv_timeout(Duration::from_secs(20)).unwrap().version(), 1);
@@ -347,28 +354,15 @@ fn acks_show_remote_consumers_in_list_watchers() {
             .first()
             .and_then(|i| i.acked_revision)
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while acked() != Some(last) {
-        assert!(
-            Instant::now() < deadline,
-            "ack never arrived: {:?} vs {last}",
-            acked()
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("the ack of the last event taken", || acked() == Some(last));
     assert!(
         store.session("s").unwrap().revision > last,
         "the consumer is visibly behind"
     );
     drop(w);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !store.list_watchers("s").unwrap().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "registration outlived the dropped watch"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("the dropped watch's registration to go", || {
+        store.list_watchers("s").unwrap().is_empty()
+    });
 }
 
 /// A loopback TCP proxy that can freeze: while frozen it forwards nothing in

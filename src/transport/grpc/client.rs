@@ -423,7 +423,6 @@ pub struct RemoteWatch {
     rx: mpsc::Receiver<WatchEvent>,
     taken: Arc<AtomicU64>,
     rt: Arc<Runtime>,
-
     counters: Arc<RemoteCounters>,
 }
 
