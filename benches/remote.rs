@@ -10,7 +10,8 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use futures_core::Stream;
-use varwatch::transport::grpc::{GrpcService, RemoteConfig, RemoteStore, RemoteWatch};
+use varwatch::transport::grpc::GrpcService;
+use varwatch::transport::{RemoteConfig, RemoteStore, RemoteWatch};
 use varwatch::{SessionOptions, SessionStore, VarDef, VarType};
 
 fn quick() -> bool {

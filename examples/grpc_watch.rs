@@ -7,7 +7,7 @@
 //! ```
 
 use varwatch::EventKind;
-use varwatch::transport::grpc::{RemoteConfig, RemoteStore};
+use varwatch::transport::{RemoteConfig, RemoteStore};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

@@ -148,13 +148,25 @@ pub enum Error {
     #[error("invalid watch option: {0}")]
     InvalidOption(String),
 
-    /// A remote server refused the request. `code` is the gRPC status code
-    /// (`NOT_FOUND`, `INVALID_ARGUMENT`, ...), `message` the server's own
-    /// message, which names the session, variable and rule.
-    #[error("server refused ({code}): {message}")]
+    /// A request went over a limit of the server that serves the store
+    /// (items per request, bytes per value): nothing was changed.
+    #[error("{what}: {actual} is over the server's limit of {limit}")]
+    LimitExceeded {
+        /// What was measured (for example "items in one request").
+        what: String,
+        /// The server's limit.
+        limit: usize,
+        /// What the request had.
+        actual: usize,
+    },
+
+    /// A remote server refused the request. `code` says what kind of error
+    /// it was (the same [`Error::code`] a local error has), `message` is the
+    /// server's own message, which names the session, variable and rule.
+    #[error("server refused ({code:?}): {message}")]
     Remote {
-        /// The gRPC status code name.
-        code: String,
+        /// The kind of error.
+        code: ErrorCode,
         /// The server's message.
         message: String,
     },
@@ -167,6 +179,59 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+}
+
+/// The kind of an [`Error`], the same for a local store and a remote one
+/// (where it travels as a gRPC status code): code that must work on either
+/// matches on this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// A session or variable does not exist.
+    NotFound,
+    /// A session or variable of that name exists already.
+    AlreadyExists,
+    /// The input was rejected: a value's type or a constraint, a name, a
+    /// tensor's shape, an option, a malformed message.
+    InvalidArgument,
+    /// The variable was not at the expected version.
+    FailedPrecondition,
+    /// A quota or limit was reached (sessions, items, bytes, streams).
+    ResourceExhausted,
+    /// The server wants a (different) bearer token.
+    Unauthenticated,
+    /// The server could not be reached, or is shutting down.
+    Unavailable,
+    /// A deadline passed before the server answered.
+    DeadlineExceeded,
+    /// Anything else a remote server reported.
+    Other,
+}
+
+impl Error {
+    /// The kind of this error, for code that handles local and remote
+    /// errors alike. A rejected batch has the kind of its first failure.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::SessionNotFound { .. }
+            | Error::VariableNotFound { .. }
+            | Error::VariablesNotFound { .. } => ErrorCode::NotFound,
+            Error::SessionExists { .. } | Error::VariableExists { .. } => ErrorCode::AlreadyExists,
+            Error::SessionQuotaExceeded { .. } | Error::LimitExceeded { .. } => ErrorCode::ResourceExhausted,
+            Error::VersionConflict { .. } => ErrorCode::FailedPrecondition,
+            Error::BatchRejected { failures, .. } => failures
+                .first()
+                .map_or(ErrorCode::InvalidArgument, |(_, first)| first.code()),
+            Error::Remote { code, .. } => *code,
+            Error::Transport { .. } => ErrorCode::Unavailable,
+            Error::InvalidName { .. }
+            | Error::InvalidValue { .. }
+            | Error::InvalidConstraints { .. }
+            | Error::InvalidTensor { .. }
+            | Error::DuplicateInBatch { .. }
+            | Error::InvalidOption(_) => ErrorCode::InvalidArgument,
+        }
+    }
 }
 
 fn list(items: &[String]) -> String {

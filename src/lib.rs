@@ -103,7 +103,7 @@ mod loom_tests;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorCode, Result};
 pub use session::{Metadata, SessionInfo, SessionOptions, UpdateOptions, VarDef, Variable};
 pub use store::{BatchUpdate, GetMany, SessionStore, StoreConfig, StoreStats, VarReader, VarWriter};
 pub use value::{Constraints, Tensor, Value, VarType};

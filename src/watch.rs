@@ -300,11 +300,8 @@ impl WatchEvent {
         self.skipped
     }
 
-    /// The same state presented as a change (for resuming a remote watch:
-    /// the state is new to that client, and `old_value`, source and metadata
-    /// are the change's own).
     /// An event received from a remote server.
-    #[cfg(feature = "grpc")]
+    #[cfg(feature = "transport")]
     pub(crate) fn from_parts(kind: EventKind, record: Arc<Record>, skipped: u64) -> WatchEvent {
         WatchEvent {
             kind,
@@ -314,7 +311,48 @@ impl WatchEvent {
         }
     }
 
-    #[cfg(feature = "grpc")]
+    /// The record behind this event.
+    #[cfg(feature = "transport")]
+    pub(crate) fn record(&self) -> &Arc<Record> {
+        &self.record
+    }
+
+    /// An event about a variable known only by id and name (a deletion
+    /// noticed on resume, a remote watch's last event).
+    #[cfg(feature = "transport")]
+    pub(crate) fn bare(kind: EventKind, id: &str, name: &str, version: u64, revision: u64) -> WatchEvent {
+        use crate::session::VarMeta;
+        let record = Record {
+            var: Arc::new(VarMeta {
+                id: id.into(),
+                name: name.into(),
+                var_type: crate::VarType::Boolean,
+                constraints: Default::default(),
+                metadata: Arc::default(),
+                created_at: SystemTime::UNIX_EPOCH,
+                slot: 0,
+            }),
+            kind: match kind {
+                EventKind::Deleted => RecordKind::Deleted,
+                EventKind::SessionClosed | EventKind::Disconnected => RecordKind::SessionClosed,
+                EventKind::Initial => RecordKind::Registered,
+                _ => RecordKind::Changed,
+            },
+            version,
+            revision,
+            value: Value::Boolean(false),
+            old_value: None,
+            source: None,
+            metadata: None,
+            timestamp: SystemTime::now(),
+        };
+        WatchEvent::from_parts(kind, Arc::new(record), 0)
+    }
+
+    /// The same state presented as a change (for resuming a remote watch:
+    /// the state is new to that client, and `old_value`, source and metadata
+    /// are the change's own).
+    #[cfg(feature = "transport")]
     pub(crate) fn as_changed(&self) -> WatchEvent {
         WatchEvent {
             kind: EventKind::Changed,
@@ -676,7 +714,7 @@ impl Watch {
 
     /// Records a remote client's acknowledgement (monotonic: an older one
     /// changes nothing).
-    #[cfg(feature = "grpc")]
+    #[cfg(feature = "transport")]
     pub(crate) fn acknowledge(&self, revision: u64) {
         self.shared
             .acked

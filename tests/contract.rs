@@ -1,28 +1,21 @@
-//! One contract, two stores: every check here runs against the in-process
-//! `SessionStore` and (feature `grpc`) against a `RemoteStore` talking to a
-//! server on loopback, through the `VarStore` trait they both implement.
-//! A new transport is checked by calling these functions on it.
+//! One contract, every store: each check here runs against the in-process
+//! `SessionStore`, against a `RemoteStore` over the in-memory transport
+//! (feature `transport`) and over gRPC on loopback (feature `grpc`), through
+//! the `VarStore` trait they all implement. A new transport is checked by
+//! calling these functions on a `RemoteStore` over it.
 #![cfg(not(loom))]
 
 use std::thread;
 
 use varwatch::transport::VarStore;
 use varwatch::{
-    Constraints, Error, EventKind, SessionOptions, UpdateOptions, Value, VarDef, VarType, WatchEvent,
+    BatchUpdate, Constraints, Error, EventKind, SessionOptions, UpdateOptions, Value, VarDef, VarType,
+    WatchEvent,
 };
 
-/// The status-like name of an error, local or remote.
+/// The kind of an error, local or remote, as the name the tests compare.
 fn code(e: &Error) -> String {
-    match e {
-        Error::Remote { code, .. } => code.clone(),
-        Error::SessionNotFound { .. } | Error::VariableNotFound { .. } | Error::VariablesNotFound { .. } => {
-            "NotFound".into()
-        }
-        Error::SessionExists { .. } | Error::VariableExists { .. } => "AlreadyExists".into(),
-        Error::VersionConflict { .. } => "FailedPrecondition".into(),
-        Error::SessionQuotaExceeded { .. } => "ResourceExhausted".into(),
-        _ => "InvalidArgument".into(),
-    }
+    format!("{:?}", e.code())
 }
 
 fn message(e: &Error) -> String {
@@ -106,6 +99,42 @@ pub fn operations<S: VarStore>(s: &S) {
         .map(|v| v.name().to_string())
         .collect();
     assert_eq!(names, ["temp_2"]);
+    // Batches: all or nothing, or item by item.
+    let err = s
+        .update_atomic(
+            "c1",
+            vec![BatchUpdate::new("temp_2", 5), BatchUpdate::new("t", 500.0)],
+            &UpdateOptions::new(),
+        )
+        .unwrap_err();
+    assert_eq!(code(&err), "InvalidArgument");
+    assert!(message(&err).contains("nothing was changed"), "{}", message(&err));
+    assert_eq!(s.get("c1", "temp_2").unwrap().version(), 0);
+    let versions = s
+        .update_atomic(
+            "c1",
+            vec![BatchUpdate::new("temp_2", 5), BatchUpdate::new("t", 50.0)],
+            &UpdateOptions::new(),
+        )
+        .unwrap();
+    assert_eq!(versions, [1, 2]);
+    let items = s
+        .update_best_effort(
+            "c1",
+            vec![BatchUpdate::new("temp_2", 6), BatchUpdate::new("nope", 1)],
+            &UpdateOptions::new(),
+        )
+        .unwrap();
+    assert_eq!(items[0], Ok(2));
+    assert_eq!(code(items[1].as_ref().unwrap_err()), "NotFound");
+    let got = s.get_many("c1", &["t", "nope", "temp_2"]).unwrap();
+    let found: Vec<(&str, u64)> = got
+        .found
+        .iter()
+        .map(|(ident, v)| (ident.as_str(), v.version()))
+        .collect();
+    assert_eq!(found, [("t", 2), ("temp_2", 2)]);
+    assert_eq!(got.missing, ["nope"]);
     s.delete_variable("c1", "temp_2").unwrap();
     assert_eq!(code(&s.delete_variable("c1", "temp_2").unwrap_err()), "NotFound");
     assert!(s.list_sessions().unwrap().contains(&"c1".to_string()));
@@ -170,6 +199,26 @@ pub fn watching<S: VarStore + Sync>(s: &S) {
         (e.kind(), e.variable_name(), int(&e)),
         (EventKind::Initial, "y", 7)
     );
+    // An atomic batch arrives whole, at one revision, in order.
+    s.update_atomic(
+        "c2",
+        vec![BatchUpdate::new("x", 10), BatchUpdate::new("y", 70)],
+        &UpdateOptions::new(),
+    )
+    .unwrap();
+    let (a, b) = (next(&mut all), next(&mut all));
+    assert_eq!((a.variable_name(), int(&a)), ("x", 10));
+    assert_eq!((b.variable_name(), int(&b)), ("y", 70));
+    assert_eq!(a.revision(), b.revision());
+    // Unknown sessions and variables are refused when the watch is made.
+    assert_eq!(
+        code(&s.watch_variables("c2", &["nope"], true).unwrap_err()),
+        "NotFound"
+    );
+    assert_eq!(
+        code(&s.watch_whole_session("nope", true).unwrap_err()),
+        "NotFound"
+    );
     // Deleting the only watched variable ends a watch.
     let mut wy = s.watch_variables("c2", &["y"], false).unwrap();
     s.delete_variable("c2", "y").unwrap();
@@ -191,10 +240,22 @@ fn local_store_keeps_the_contract() {
     watching(&s);
 }
 
+#[cfg(feature = "transport")]
+#[test]
+fn remote_store_over_the_memory_transport_keeps_the_contract() {
+    use varwatch::transport::{MemoryTransport, RemoteConfig, RemoteStore, Service};
+
+    let store = varwatch::SessionStore::new();
+    let remote = RemoteStore::new(MemoryTransport::new(Service::new(store)), RemoteConfig::new()).unwrap();
+    operations(&remote);
+    watching(&remote);
+}
+
 #[cfg(feature = "grpc")]
 #[test]
-fn remote_store_keeps_the_contract() {
-    use varwatch::transport::grpc::{GrpcService, RemoteConfig, RemoteStore};
+fn remote_store_over_grpc_keeps_the_contract() {
+    use varwatch::transport::grpc::GrpcService;
+    use varwatch::transport::{RemoteConfig, RemoteStore};
 
     let store = varwatch::SessionStore::new();
     let rt = tokio::runtime::Builder::new_multi_thread()

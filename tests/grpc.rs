@@ -335,10 +335,13 @@ async fn malformed_and_oversized_input_is_rejected_and_changes_nothing() {
             values: vec![0.0; 1000],
         }),
     );
-    for req in [bad_type, no_value, bad_tensor, empty_name, too_big] {
+    for req in [bad_type, no_value, bad_tensor, empty_name] {
         let err = c.register_variable(req).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
     }
+    // Over a limit: RESOURCE_EXHAUSTED.
+    let err = c.register_variable(too_big).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
     assert!(s.store.list_variables("s", None).unwrap().is_empty());
     // Too many items: RESOURCE_EXHAUSTED.
     let err = c

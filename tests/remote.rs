@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use varwatch::transport::grpc::{GrpcService, RemoteConfig, RemoteStore};
-use varwatch::{Error, EventKind, SessionOptions, SessionStore, Value, VarDef, VarType};
+use varwatch::transport::grpc::GrpcService;
+use varwatch::transport::{RemoteConfig, RemoteStore};
+use varwatch::{Error, ErrorCode, EventKind, SessionOptions, SessionStore, Value, VarDef, VarType};
 
 /// A server on its own runtime thread, which can be stopped and restarted
 /// on the same address.
@@ -132,12 +133,14 @@ fn remote_store_operations_and_errors() {
     let err = remote.update("s", "t", 20.0).unwrap_err();
     match &err {
         Error::Remote { code, message } => {
-            assert_eq!(code, "InvalidArgument");
+            assert_eq!(*code, ErrorCode::InvalidArgument);
             assert_eq!(message, "variable `t` in session `s`: 20 is above maximum 10");
         }
         other => panic!("{other}"),
     }
-    assert!(matches!(remote.get("s", "nope"), Err(Error::Remote { code, .. }) if code == "NotFound"));
+    assert!(
+        matches!(remote.get("s", "nope"), Err(Error::Remote { code, .. }) if code == ErrorCode::NotFound)
+    );
     assert_eq!(remote.list_sessions().unwrap(), ["s"]);
     assert_eq!(remote.list_variables("s", Some("t*")).unwrap().len(), 1);
     remote.delete_variable("s", "t").unwrap();
@@ -182,7 +185,7 @@ fn remote_watch_delivers_like_a_local_one() {
     assert!(w2.recv().is_none());
     // Unknown variables fail at subscription.
     assert!(
-        matches!(remote.watch("s", ["nope"], true), Err(Error::Remote { code, .. }) if code == "NotFound")
+        matches!(remote.watch("s", ["nope"], true), Err(Error::Remote { code, .. }) if code == ErrorCode::NotFound)
     );
 }
 
@@ -308,7 +311,7 @@ fn bearer_token_is_required_when_configured() {
     let addr = server.addr.to_string();
     fn code<T>(r: varwatch::Result<T>) -> String {
         match r {
-            Err(Error::Remote { code, .. }) => code,
+            Err(Error::Remote { code, .. }) => format!("{code:?}"),
             Err(e) => format!("{e}"),
             Ok(_) => "OK".to_string(),
         }

@@ -1,22 +1,115 @@
 //! Exposing a store to other processes, and code that works on either kind
 //! of store.
 //!
-//! * [`VarStore`]: the operations the in-process
-//!   [`SessionStore`](crate::SessionStore) and a remote store share
-//!   (sessions, variables, watches yielding the same
-//!   [`WatchEvent`](crate::WatchEvent)s), so that code can take either.
-//! * [`grpc`] (feature `grpc`): a gRPC service over a store
-//!   ([`grpc::GrpcService`]: every operation as a unary call, and remote
-//!   watches as a bidirectional stream with snapshot, resume, heartbeats and
-//!   batching), and its client ([`grpc::RemoteStore`], whose watches
-//!   reconnect and resume by themselves). The protocol is
-//!   `proto/varwatch/v1/varwatch.proto`.
+//! The layers, from the store outwards:
 //!
-//! Not here yet: a `Transport` trait below the service (requests and
-//! responses independent of protobuf) with an in-memory transport.
+//! * [`Service`] (feature `transport`): the store served to remote clients,
+//!   independent of how bytes move. It answers protocol-neutral
+//!   [`Request`]s (one per store operation) and runs watch streams (a
+//!   [`Subscribe`], then [`ClientMessage`]s in and [`ServerMessage`]s out):
+//!   atomic registration with the snapshot, resume, `sync_complete`,
+//!   batching, heartbeats, acks, limits.
+//! * [`Transport`]: how a client reaches a service: one unary call per
+//!   request and one stream per watch. It moves messages; it does not
+//!   interpret them. Two implementations: [`MemoryTransport`] (in the same
+//!   process, no socket: for tests and for embedding) and, with feature
+//!   `grpc`, [`grpc::GrpcTransport`] over `proto/varwatch/v1/varwatch.proto`
+//!   (served by [`grpc::GrpcService`]).
+//! * [`RemoteStore`] and [`AsyncRemoteStore`]: the store's operations over
+//!   any transport, blocking or async, and [`RemoteWatch`]es that reconnect
+//!   and resume by themselves (heartbeats, silence timeout, backoff with
+//!   jitter, idempotent apply) and deliver the same [`WatchEvent`]s as a
+//!   local [`Watch`](crate::Watch).
+//! * [`VarStore`]: the operations [`SessionStore`](crate::SessionStore) and
+//!   [`RemoteStore`] share, so that code can take either.
+//!
+//! A third transport implements [`Transport`] on the client side and feeds
+//! [`Service::call`] and [`Service::watch`] on the server side; the contract
+//! suite in `tests/contract.rs` then checks it like the other two.
+//!
+//! [`WatchEvent`]: crate::WatchEvent
 
 #[cfg(feature = "grpc")]
 pub mod grpc;
+#[cfg(feature = "transport")]
+mod memory;
+#[cfg(feature = "transport")]
+mod protocol;
+#[cfg(feature = "transport")]
+mod remote;
+#[cfg(feature = "transport")]
+mod remote_watch;
+#[cfg(feature = "transport")]
+mod server_watch;
+#[cfg(feature = "transport")]
+mod service;
 mod store_api;
 
+#[cfg(feature = "transport")]
+pub use memory::MemoryTransport;
+#[cfg(feature = "transport")]
+pub use protocol::{ClientMessage, Request, Response, ServerMessage, Subscribe, WatchTarget};
+#[cfg(feature = "transport")]
+pub use remote::{AsyncRemoteStore, RemoteConfig, RemoteStore};
+#[cfg(feature = "transport")]
+pub use remote_watch::{RemoteWatch, RemoteWatchStats};
+#[cfg(feature = "transport")]
+pub use service::{ServerStream, Service};
 pub use store_api::VarStore;
+
+#[cfg(feature = "transport")]
+pub use transport_trait::{BoxFuture, ClientMessages, ServerMessages, Transport};
+
+#[cfg(feature = "transport")]
+mod transport_trait {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use futures_core::Stream;
+    use tokio::sync::mpsc;
+
+    use super::protocol::{ClientMessage, Request, Response, ServerMessage, Subscribe};
+    use crate::Result;
+
+    /// A boxed, sendable future (what [`Transport`] methods return).
+    pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+    /// The server's side of one watch stream, as a client's transport
+    /// delivers it. An `Err` item or the end of the stream means the stream
+    /// is over (the [`RemoteWatch`](super::RemoteWatch) then reconnects).
+    pub type ServerMessages = Pin<Box<dyn Stream<Item = Result<ServerMessage>> + Send + 'static>>;
+
+    /// The client's side of one watch stream after its [`Subscribe`]:
+    /// heartbeats and acks, in order. It ends when the watch is dropped or
+    /// the stream is abandoned; the transport then closes its side.
+    #[derive(Debug)]
+    pub struct ClientMessages(pub(crate) mpsc::UnboundedReceiver<ClientMessage>);
+
+    impl Stream for ClientMessages {
+        type Item = ClientMessage;
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ClientMessage>> {
+            self.0.poll_recv(cx)
+        }
+    }
+
+    /// How a remote client reaches a [`Service`](super::Service): one call
+    /// per request, one bidirectional stream per watch.
+    ///
+    /// Implementations move messages and report failures; they never
+    /// interpret requests, retry, or reorder. Errors the service returned
+    /// come back as they were (or, over a network, as
+    /// [`Error::Remote`](crate::Error::Remote) with the same
+    /// [`ErrorCode`](crate::ErrorCode)); a failure to reach the service is
+    /// [`Error::Transport`](crate::Error::Transport). Futures run on the
+    /// [`RemoteStore`](super::RemoteStore)'s tokio runtime.
+    pub trait Transport: Send + Sync + 'static {
+        /// Sends one request and returns the service's answer.
+        fn call(&self, request: Request) -> BoxFuture<Result<Response>>;
+
+        /// Opens a watch stream: sends `subscribe`, then forwards `outbound`
+        /// until it ends, and returns the server's messages. Resolves once
+        /// the service has accepted or refused the subscription.
+        fn watch(&self, subscribe: Subscribe, outbound: ClientMessages) -> BoxFuture<Result<ServerMessages>>;
+    }
+}

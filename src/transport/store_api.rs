@@ -18,8 +18,8 @@
 //! [`SessionStore`]: crate::SessionStore
 
 use crate::{
-    Result, SessionInfo, SessionOptions, SessionStore, UpdateOptions, Value, VarDef, Variable, Watch,
-    WatchEvent, WatchOptions,
+    BatchUpdate, GetMany, Result, SessionInfo, SessionOptions, SessionStore, UpdateOptions, Value, VarDef,
+    Variable, Watch, WatchEvent, WatchOptions,
 };
 
 /// A store of sessions of versioned variables that can be watched: the
@@ -29,7 +29,11 @@ use crate::{
 /// [`Iterator`]) or async (as a [`Stream`](futures_core::Stream)).
 pub trait VarStore {
     /// The store's watch handle.
-    type Watch: Iterator<Item = WatchEvent> + futures_core::Stream<Item = WatchEvent> + Send + Unpin;
+    type Watch: Iterator<Item = WatchEvent>
+        + futures_core::Stream<Item = WatchEvent>
+        + Send
+        + Unpin
+        + std::fmt::Debug;
 
     /// Creates a session (an error if it exists).
     fn create_session(&self, id: &str, opts: SessionOptions) -> Result<SessionInfo>;
@@ -49,6 +53,18 @@ pub trait VarStore {
     fn update_with(&self, session: &str, ident: &str, value: Value, opts: &UpdateOptions) -> Result<u64>;
     /// Deletes the variable; its watchers receive `Deleted`.
     fn delete_variable(&self, session: &str, ident: &str) -> Result<()>;
+    /// Several variables at once: those found, and the identifiers missing.
+    fn get_many(&self, session: &str, idents: &[&str]) -> Result<GetMany>;
+    /// Applies every update or none, at one revision.
+    fn update_atomic(&self, session: &str, items: Vec<BatchUpdate>, opts: &UpdateOptions)
+    -> Result<Vec<u64>>;
+    /// Applies each update on its own; one result per item.
+    fn update_best_effort(
+        &self,
+        session: &str,
+        items: Vec<BatchUpdate>,
+        opts: &UpdateOptions,
+    ) -> Result<Vec<Result<u64>>>;
     /// The session's variables, optionally filtered by an anchored glob.
     fn list_variables(&self, session: &str, pattern: Option<&str>) -> Result<Vec<Variable>>;
     /// Watches the named variables (ids or names).
@@ -87,6 +103,25 @@ impl VarStore for SessionStore {
     fn delete_variable(&self, session: &str, ident: &str) -> Result<()> {
         SessionStore::delete_variable(self, session, ident)
     }
+    fn get_many(&self, session: &str, idents: &[&str]) -> Result<GetMany> {
+        SessionStore::get_many(self, session, idents)
+    }
+    fn update_atomic(
+        &self,
+        session: &str,
+        items: Vec<BatchUpdate>,
+        opts: &UpdateOptions,
+    ) -> Result<Vec<u64>> {
+        SessionStore::update_atomic(self, session, items, opts)
+    }
+    fn update_best_effort(
+        &self,
+        session: &str,
+        items: Vec<BatchUpdate>,
+        opts: &UpdateOptions,
+    ) -> Result<Vec<Result<u64>>> {
+        SessionStore::update_best_effort(self, session, items, opts)
+    }
     fn list_variables(&self, session: &str, pattern: Option<&str>) -> Result<Vec<Variable>> {
         SessionStore::list_variables(self, session, pattern)
     }
@@ -107,44 +142,63 @@ impl VarStore for SessionStore {
     }
 }
 
-#[cfg(feature = "grpc")]
-impl VarStore for super::grpc::RemoteStore {
-    type Watch = super::grpc::RemoteWatch;
+#[cfg(feature = "transport")]
+impl VarStore for super::RemoteStore {
+    type Watch = super::RemoteWatch;
 
     fn create_session(&self, id: &str, opts: SessionOptions) -> Result<SessionInfo> {
-        super::grpc::RemoteStore::create_session(self, id, opts)
+        super::RemoteStore::create_session(self, id, opts)
     }
     fn get_or_create_session(&self, id: &str, opts: SessionOptions) -> Result<SessionInfo> {
-        super::grpc::RemoteStore::get_or_create_session(self, id, opts)
+        super::RemoteStore::get_or_create_session(self, id, opts)
     }
     fn session(&self, id: &str) -> Result<SessionInfo> {
-        super::grpc::RemoteStore::session(self, id)
+        super::RemoteStore::session(self, id)
     }
     fn delete_session(&self, id: &str) -> Result<()> {
-        super::grpc::RemoteStore::delete_session(self, id)
+        super::RemoteStore::delete_session(self, id)
     }
     fn list_sessions(&self) -> Result<Vec<String>> {
-        super::grpc::RemoteStore::list_sessions(self)
+        super::RemoteStore::list_sessions(self)
     }
     fn register(&self, session: &str, def: VarDef) -> Result<String> {
-        super::grpc::RemoteStore::register(self, session, def)
+        super::RemoteStore::register(self, session, def)
     }
     fn get(&self, session: &str, ident: &str) -> Result<Variable> {
-        super::grpc::RemoteStore::get(self, session, ident)
+        super::RemoteStore::get(self, session, ident)
     }
     fn update_with(&self, session: &str, ident: &str, value: Value, opts: &UpdateOptions) -> Result<u64> {
-        super::grpc::RemoteStore::update_with(self, session, ident, value, opts)
+        super::RemoteStore::update_with(self, session, ident, value, opts)
     }
     fn delete_variable(&self, session: &str, ident: &str) -> Result<()> {
-        super::grpc::RemoteStore::delete_variable(self, session, ident)
+        super::RemoteStore::delete_variable(self, session, ident)
+    }
+    fn get_many(&self, session: &str, idents: &[&str]) -> Result<GetMany> {
+        super::RemoteStore::get_many(self, session, idents)
+    }
+    fn update_atomic(
+        &self,
+        session: &str,
+        items: Vec<BatchUpdate>,
+        opts: &UpdateOptions,
+    ) -> Result<Vec<u64>> {
+        super::RemoteStore::update_atomic(self, session, items, opts)
+    }
+    fn update_best_effort(
+        &self,
+        session: &str,
+        items: Vec<BatchUpdate>,
+        opts: &UpdateOptions,
+    ) -> Result<Vec<Result<u64>>> {
+        super::RemoteStore::update_best_effort(self, session, items, opts)
     }
     fn list_variables(&self, session: &str, pattern: Option<&str>) -> Result<Vec<Variable>> {
-        super::grpc::RemoteStore::list_variables(self, session, pattern)
+        super::RemoteStore::list_variables(self, session, pattern)
     }
     fn watch_variables(&self, session: &str, idents: &[&str], include_initial: bool) -> Result<Self::Watch> {
-        super::grpc::RemoteStore::watch(self, session, idents, include_initial)
+        super::RemoteStore::watch(self, session, idents, include_initial)
     }
     fn watch_whole_session(&self, session: &str, include_initial: bool) -> Result<Self::Watch> {
-        super::grpc::RemoteStore::watch_session(self, session, include_initial)
+        super::RemoteStore::watch_session(self, session, include_initial)
     }
 }

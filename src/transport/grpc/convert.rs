@@ -2,31 +2,70 @@
 //! [`Error`] to gRPC statuses. Malformed input becomes `INVALID_ARGUMENT`;
 //! nothing here panics on input.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tonic::{Code, Status};
 
 use super::proto;
-use crate::{Constraints, Error, SessionInfo, Tensor, Value, VarType, Variable};
+use crate::session::{Record, RecordKind, VarMeta};
+use crate::{
+    Constraints, Error, ErrorCode, EventKind, SessionInfo, Tensor, Value, VarType, Variable, WatchEvent,
+};
 
-/// The status a client can act on for each error.
+/// The status code of each kind of error, and back.
+fn tonic_code(code: ErrorCode) -> Code {
+    match code {
+        ErrorCode::NotFound => Code::NotFound,
+        ErrorCode::AlreadyExists => Code::AlreadyExists,
+        ErrorCode::InvalidArgument => Code::InvalidArgument,
+        ErrorCode::FailedPrecondition => Code::FailedPrecondition,
+        ErrorCode::ResourceExhausted => Code::ResourceExhausted,
+        ErrorCode::Unauthenticated => Code::Unauthenticated,
+        ErrorCode::Unavailable => Code::Unavailable,
+        ErrorCode::DeadlineExceeded => Code::DeadlineExceeded,
+        _ => Code::Unknown,
+    }
+}
+
+fn error_code(code: Code) -> ErrorCode {
+    match code {
+        Code::NotFound => ErrorCode::NotFound,
+        Code::AlreadyExists => ErrorCode::AlreadyExists,
+        Code::InvalidArgument | Code::OutOfRange => ErrorCode::InvalidArgument,
+        Code::FailedPrecondition | Code::Aborted => ErrorCode::FailedPrecondition,
+        Code::ResourceExhausted => ErrorCode::ResourceExhausted,
+        Code::Unauthenticated | Code::PermissionDenied => ErrorCode::Unauthenticated,
+        Code::Unavailable | Code::Cancelled => ErrorCode::Unavailable,
+        Code::DeadlineExceeded => ErrorCode::DeadlineExceeded,
+        _ => ErrorCode::Other,
+    }
+}
+
+/// The status a client can act on for each error, with its message.
 pub(crate) fn status(err: Error) -> Status {
-    let code = match &err {
-        Error::SessionNotFound { .. } | Error::VariableNotFound { .. } | Error::VariablesNotFound { .. } => {
-            Code::NotFound
-        }
-        Error::SessionExists { .. } | Error::VariableExists { .. } => Code::AlreadyExists,
-        Error::SessionQuotaExceeded { .. } => Code::ResourceExhausted,
-        Error::VersionConflict { .. } => Code::FailedPrecondition,
-        // A rejected batch takes the code of its first failure.
-        Error::BatchRejected { failures, .. } => match failures.first() {
-            Some((_, first)) => return Status::new(status(first.clone()).code(), err.to_string()),
-            None => Code::InvalidArgument,
-        },
-        _ => Code::InvalidArgument,
+    let message = match &err {
+        Error::Remote { message, .. } => message.clone(),
+        other => other.to_string(),
     };
-    Status::new(code, err.to_string())
+    Status::new(tonic_code(err.code()), message)
+}
+
+/// A status received by the client, as the error it stands for.
+pub(crate) fn error_from(s: Status) -> Error {
+    Error::Remote {
+        code: error_code(s.code()),
+        message: s.message().to_string(),
+    }
+}
+
+/// A malformed answer from a server.
+fn bad_answer(s: Status) -> Error {
+    Error::Remote {
+        code: ErrorCode::Other,
+        message: format!("malformed answer from the server: {}", s.message()),
+    }
 }
 
 fn invalid(msg: impl Into<String>) -> Status {
@@ -73,7 +112,7 @@ pub(crate) fn value_from(v: Option<proto::Value>, max_bytes: usize) -> Result<Va
         .and_then(|v| v.kind)
         .ok_or_else(|| invalid("a value is required"))?;
     let too_big = |n: usize| {
-        invalid(format!(
+        Status::resource_exhausted(format!(
             "value of {n} bytes is larger than the server's limit of {max_bytes} bytes"
         ))
     };
@@ -214,6 +253,150 @@ pub(crate) fn session_to(s: &SessionInfo) -> proto::SessionInfo {
         revision: s.revision,
         variables: s.variables as u64,
         watchers: s.watchers as u64,
+    }
+}
+
+fn when(t: Option<prost_types::Timestamp>) -> SystemTime {
+    t.and_then(|t| SystemTime::try_from(t).ok())
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+pub(crate) fn session_from(s: proto::SessionInfo) -> SessionInfo {
+    let last_accessed = when(s.last_accessed);
+    SessionInfo {
+        id: s.session,
+        metadata: metadata_from(s.metadata),
+        created_at: when(s.created_at),
+        last_accessed,
+        idle_for: SystemTime::now()
+            .duration_since(last_accessed)
+            .unwrap_or_default(),
+        ttl: s.ttl_ms.map(Duration::from_millis),
+        revision: s.revision,
+        variables: usize::try_from(s.variables).unwrap_or(usize::MAX),
+        watchers: usize::try_from(s.watchers).unwrap_or(usize::MAX),
+    }
+}
+
+pub(crate) fn variable_from(v: proto::Variable) -> Result<Variable, Error> {
+    let var_type = var_type_from(v.r#type).map_err(bad_answer)?;
+    let meta = Arc::new(VarMeta {
+        id: v.id.into(),
+        name: v.name.into(),
+        var_type,
+        constraints: constraints_from(v.constraints).map_err(bad_answer)?,
+        metadata: Arc::new(metadata_from(v.metadata)),
+        created_at: when(v.created_at),
+        slot: 0,
+    });
+    Ok(Variable {
+        record: Arc::new(Record {
+            var: meta,
+            kind: if v.version == 0 {
+                RecordKind::Registered
+            } else {
+                RecordKind::Changed
+            },
+            version: v.version,
+            revision: v.revision,
+            value: value_from(v.value, usize::MAX).map_err(bad_answer)?,
+            old_value: None,
+            source: v.source.map(Into::into),
+            metadata: (!v.change_metadata.is_empty()).then(|| Arc::new(metadata_from(v.change_metadata))),
+            timestamp: when(v.updated_at),
+        }),
+    })
+}
+
+pub(crate) fn event_to(e: &WatchEvent) -> proto::WatchEvent {
+    use proto::EventKind as K;
+    let (kind, lag) = match e.kind() {
+        EventKind::Initial => (K::Initial, (0, 0)),
+        EventKind::Changed => (K::Changed, (0, 0)),
+        EventKind::Deleted => (K::Deleted, (0, 0)),
+        EventKind::Lagged { first, last } => (K::Lagged, (first, last)),
+        EventKind::SessionClosed => (K::SessionClosed, (0, 0)),
+        EventKind::Disconnected => (K::Unspecified, (0, 0)), // client-side only
+    };
+    proto::WatchEvent {
+        kind: kind as i32,
+        variable_id: e.variable_id().to_string(),
+        variable_name: e.variable_name().to_string(),
+        version: e.version(),
+        revision: e.revision(),
+        value: e.value().map(value_to),
+        old_value: e.old_value().map(value_to),
+        source: e.source().map(str::to_string),
+        metadata: e.metadata().map(metadata_to).unwrap_or_default(),
+        timestamp: Some(time(e.timestamp())),
+        lag_first: lag.0,
+        lag_last: lag.1,
+        skipped: e.skipped(),
+    }
+}
+
+/// Turns one stream's wire events back into [`WatchEvent`]s, sharing one
+/// description per variable across its events.
+#[derive(Default)]
+pub(crate) struct EventDecoder {
+    metas: HashMap<String, Arc<VarMeta>>,
+}
+
+impl EventDecoder {
+    /// `None` for an event of a kind this client does not know (a newer
+    /// server's), which is skipped.
+    pub(crate) fn decode(&mut self, e: proto::WatchEvent) -> Option<WatchEvent> {
+        use proto::EventKind as K;
+        let kind = match K::try_from(e.kind).ok()? {
+            K::Initial => EventKind::Initial,
+            K::Changed => EventKind::Changed,
+            K::Deleted => EventKind::Deleted,
+            K::Lagged => EventKind::Lagged {
+                first: e.lag_first,
+                last: e.lag_last,
+            },
+            K::SessionClosed => EventKind::SessionClosed,
+            K::Unspecified => return None,
+        };
+        let value = e.value.and_then(|v| value_from(Some(v), usize::MAX).ok());
+        let old_value = e.old_value.and_then(|v| value_from(Some(v), usize::MAX).ok());
+        let meta = self
+            .metas
+            .entry(e.variable_id.clone())
+            .or_insert_with(|| {
+                Arc::new(VarMeta {
+                    id: e.variable_id.as_str().into(),
+                    name: e.variable_name.as_str().into(),
+                    var_type: value.as_ref().map_or(VarType::Boolean, Value::var_type),
+                    constraints: Constraints::default(),
+                    metadata: Arc::default(),
+                    created_at: SystemTime::UNIX_EPOCH,
+                    slot: 0,
+                })
+            })
+            .clone();
+        if kind == EventKind::Deleted {
+            self.metas.remove(&e.variable_id);
+        }
+        let record = Record {
+            var: meta,
+            kind: match kind {
+                EventKind::Deleted => RecordKind::Deleted,
+                EventKind::SessionClosed => RecordKind::SessionClosed,
+                EventKind::Initial => RecordKind::Registered,
+                _ => RecordKind::Changed,
+            },
+            version: e.version,
+            revision: e.revision,
+            value: value
+                .or_else(|| old_value.clone())
+                .unwrap_or(Value::Boolean(false)),
+            old_value,
+            source: e.source.map(Into::into),
+            metadata: (!e.metadata.is_empty()).then(|| Arc::new(metadata_from(e.metadata))),
+            timestamp: when(e.timestamp),
+        };
+        Some(WatchEvent::from_parts(kind, Arc::new(record), e.skipped))
     }
 }
 

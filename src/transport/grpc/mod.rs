@@ -1,12 +1,15 @@
-//! A gRPC service over a [`SessionStore`] (feature `grpc`).
+//! The gRPC transport (feature `grpc`): [`GrpcService`] serves a
+//! [`Service`](super::Service) over HTTP/2, [`GrpcTransport`] is the client
+//! side that a [`RemoteStore`](super::RemoteStore) uses
+//! ([`RemoteStore::connect`](super::RemoteStore::connect)).
 //!
 //! The protocol is `proto/varwatch/v1/varwatch.proto` (package
 //! `varwatch.v1`, service `VarWatch`), compiled at build time by protox, so a
 //! fresh machine needs no `protoc`. Every session and variable operation is a
-//! unary call; errors are statuses a client can act on: `NOT_FOUND`,
-//! `INVALID_ARGUMENT` (with the validation message), `ALREADY_EXISTS`,
-//! `FAILED_PRECONDITION` (version conflict, with the current version),
-//! `RESOURCE_EXHAUSTED` (limits).
+//! unary call; a watch is a bidirectional stream. Errors are statuses a
+//! client can act on: `NOT_FOUND`, `INVALID_ARGUMENT` (with the validation
+//! message), `ALREADY_EXISTS`, `FAILED_PRECONDITION` (version conflict, with
+//! the current version), `RESOURCE_EXHAUSTED` (limits), `UNAUTHENTICATED`.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -18,14 +21,11 @@
 //! GrpcService::new(store).serve(listener, std::future::pending()).await?;
 //! # Ok(()) }
 //! ```
-//!
-//! [`SessionStore`]: crate::SessionStore
 
 mod auth;
 mod client;
 mod convert;
 mod server;
-mod watch;
 
 /// The code generated from the `.proto` file: messages, the client
 /// (`var_watch_client::VarWatchClient`) and the server trait.
@@ -35,5 +35,5 @@ pub mod proto {
 }
 
 pub use auth::{BearerCheck, BearerToken};
-pub use client::{RemoteConfig, RemoteStore, RemoteWatch, RemoteWatchStats};
-pub use server::GrpcService;
+pub use client::GrpcTransport;
+pub use server::{GrpcService, ResponseStream};

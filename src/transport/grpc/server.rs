@@ -1,76 +1,70 @@
-//! The `VarWatch` service: each RPC is one [`SessionStore`] call. Store
-//! operations never block on I/O and hold their locks briefly, so they run
-//! directly on the async worker.
+//! The `VarWatch` gRPC service: each RPC decodes its message into a
+//! [`Request`], asks the [`Service`], and encodes the answer; the `Watch`
+//! stream is the service's watch stream with wire messages on both sides.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_core::Stream;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::service::interceptor::InterceptedService;
+use tonic::{Request as Request_, Response as Response_, Status, Streaming};
 
 use super::auth::BearerCheck;
 use super::convert::{
-    constraints_from, metadata_from, session_to, status, value_from, var_type_from, variable_to,
+    constraints_from, event_to, metadata_from, session_to, status, value_from, var_type_from, variable_to,
 };
 use super::proto::var_watch_server::{VarWatch, VarWatchServer};
 use super::proto::{self, item_result, watch_request};
-use super::watch::{self, ResponseStream, WatchConfig};
+use crate::transport::{ClientMessage, Request, Response, ServerStream, Service, Subscribe, WatchTarget};
 use crate::{BatchUpdate, SessionOptions, SessionStore, UpdateOptions, VarDef};
-use tonic::service::interceptor::InterceptedService;
 
-/// Serves a [`SessionStore`] over gRPC.
+/// Serves a [`SessionStore`] over gRPC: the transport-neutral [`Service`]
+/// behind the `VarWatch` protocol.
 ///
-/// Limits (all configurable): requests up to 4 MiB, values up to 4 MiB, at
-/// most 10 000 items per batch, multi-get or watch, 10 000 concurrent
-/// streams per connection. Remote watches: heartbeats every 5 s, a client
-/// silent for 15 s is dropped, at most 256 events per message.
+/// Limits (all configurable): requests up to 4 MiB, 10 000 concurrent
+/// streams per connection, and the [`Service`]'s own (values, items per
+/// request, heartbeats, events per message).
 #[derive(Clone, Debug)]
 pub struct GrpcService {
-    store: SessionStore,
+    service: Service,
     max_message_bytes: usize,
-    max_value_bytes: usize,
-    max_batch_items: usize,
     max_concurrent_streams: u32,
-    heartbeat_interval: Duration,
-    heartbeat_timeout: Duration,
-    max_events_per_message: usize,
-    /// Set when `serve`'s shutdown fires: open watch streams end, so that the
-    /// graceful shutdown (which waits for every connection) can finish.
-    closing: tokio::sync::watch::Receiver<bool>,
-    close: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
     token: Option<std::sync::Arc<str>>,
 }
 
 impl GrpcService {
     /// A service over `store` with the default limits.
     pub fn new(store: SessionStore) -> GrpcService {
-        let (close, closing) = tokio::sync::watch::channel(false);
+        GrpcService::from_service(Service::new(store))
+    }
+
+    /// Serves `service` (configured as you like).
+    pub fn from_service(service: Service) -> GrpcService {
         GrpcService {
-            store,
+            service,
             max_message_bytes: 4 << 20,
-            max_value_bytes: 4 << 20,
-            max_batch_items: 10_000,
             max_concurrent_streams: 10_000,
-            heartbeat_interval: Duration::from_secs(5),
-            heartbeat_timeout: Duration::from_secs(15),
-            max_events_per_message: 256,
-            closing,
-            close: std::sync::Arc::new(close),
             token: None,
         }
     }
 
-    /// How often a remote watch sends a heartbeat.
+    /// The service behind this server.
+    pub fn service(&self) -> &Service {
+        &self.service
+    }
+
+    /// See [`Service::heartbeat_interval`].
     pub fn heartbeat_interval(mut self, d: Duration) -> Self {
-        self.heartbeat_interval = d.max(Duration::from_millis(1));
+        self.service = self.service.heartbeat_interval(d);
         self
     }
 
-    /// How long a remote watch may hear nothing from its client before the
-    /// server closes it and frees everything it held.
+    /// See [`Service::heartbeat_timeout`].
     pub fn heartbeat_timeout(mut self, d: Duration) -> Self {
-        self.heartbeat_timeout = d;
+        self.service = self.service.heartbeat_timeout(d);
         self
     }
 
@@ -80,31 +74,21 @@ impl GrpcService {
         self
     }
 
-    fn watch_config(&self) -> WatchConfig {
-        WatchConfig {
-            heartbeat_interval: self.heartbeat_interval,
-            heartbeat_timeout: self.heartbeat_timeout,
-            max_variables: self.max_batch_items,
-            max_events_per_message: self.max_events_per_message,
-            closing: self.closing.clone(),
-        }
-    }
-
     /// Largest request message accepted (bytes).
     pub fn max_message_bytes(mut self, n: usize) -> Self {
         self.max_message_bytes = n;
         self
     }
 
-    /// Largest string or vector value accepted (bytes).
+    /// See [`Service::max_value_bytes`].
     pub fn max_value_bytes(mut self, n: usize) -> Self {
-        self.max_value_bytes = n;
+        self.service = self.service.max_value_bytes(n);
         self
     }
 
-    /// Most items in one batch update or multi-get.
+    /// See [`Service::max_batch_items`].
     pub fn max_batch_items(mut self, n: usize) -> Self {
-        self.max_batch_items = n;
+        self.service = self.service.max_batch_items(n);
         self
     }
 
@@ -129,7 +113,7 @@ impl GrpcService {
     /// reconnect elsewhere or later). `serve` does this when its shutdown
     /// fires; call it yourself when serving through [`into_server`](Self::into_server).
     pub fn close_watches(&self) {
-        let _ = self.close.send(true);
+        self.service.close_watches();
     }
 
     /// Serves on `listener` until `shutdown` completes; then ends open
@@ -139,10 +123,10 @@ impl GrpcService {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
-        let close = self.close.clone();
+        let service = self.service.clone();
         let shutdown = async move {
             shutdown.await;
-            let _ = close.send(true);
+            service.close_watches();
         };
         let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         tonic::transport::Server::builder()
@@ -152,20 +136,10 @@ impl GrpcService {
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
     }
-
-    fn check_items(&self, n: usize) -> Result<(), Status> {
-        if n > self.max_batch_items {
-            return Err(Status::resource_exhausted(format!(
-                "{n} items in one request; the server's limit is {}",
-                self.max_batch_items
-            )));
-        }
-        Ok(())
-    }
 }
 
-fn ok<T>(t: T) -> Result<Response<T>, Status> {
-    Ok(Response::new(t))
+fn ok<T>(t: T) -> Result<Response_<T>, Status> {
+    Ok(Response_::new(t))
 }
 
 fn session_options(r: proto::CreateSessionRequest) -> (String, SessionOptions) {
@@ -187,112 +161,199 @@ fn update_options(
     opts
 }
 
+fn wrong_answer(r: Response) -> Status {
+    Status::internal(format!("the service gave an unexpected answer: {r:?}"))
+}
+
+/// Reads the one kind of answer a request has.
+macro_rules! expect {
+    ($r:expr, $variant:ident($x:pat) => $out:expr) => {
+        match $r {
+            Response::$variant($x) => ok($out),
+            other => Err(wrong_answer(other)),
+        }
+    };
+}
+
+impl GrpcService {
+    /// Decodes nothing, calls the service, maps its error to a status.
+    fn call(&self, request: Request) -> Result<Response, Status> {
+        self.service.call(request).map_err(status)
+    }
+
+    fn max_value_bytes_(&self) -> usize {
+        self.service.limits().max_value_bytes
+    }
+}
+
+/// The client's messages after its `Subscribe`. Ends when the client closes
+/// its side or the connection breaks; messages of unknown kinds are skipped.
+struct Inbound(Streaming<proto::WatchRequest>);
+
+impl Stream for Inbound {
+    type Item = ClientMessage;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ClientMessage>> {
+        loop {
+            match Pin::new(&mut self.0).poll_next(cx) {
+                Poll::Ready(Some(Ok(m))) => match m.kind {
+                    Some(watch_request::Kind::Heartbeat(h)) => {
+                        return Poll::Ready(Some(ClientMessage::Heartbeat(h.sequence)));
+                    }
+                    Some(watch_request::Kind::Ack(a)) => {
+                        return Poll::Ready(Some(ClientMessage::Ack(a.revision)));
+                    }
+                    _ => continue,
+                },
+                Poll::Ready(_) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// The server's side of one remote watch, as handed to tonic.
+pub struct ResponseStream(ServerStream);
+
+impl std::fmt::Debug for ResponseStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResponseStream")
+    }
+}
+
+impl Stream for ResponseStream {
+    type Item = Result<proto::WatchResponse, Status>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.0).poll_next(cx).map(|m| {
+            m.map(|m| {
+                m.map(|m| proto::WatchResponse {
+                    events: m.events.iter().map(event_to).collect(),
+                    sync_complete: m.sync_complete.map(|revision| proto::SyncComplete { revision }),
+                    heartbeat: m.heartbeat.map(|sequence| proto::Heartbeat { sequence }),
+                })
+                .map_err(status)
+            })
+        })
+    }
+}
+
+fn subscribe_from(s: proto::Subscribe) -> Subscribe {
+    let target = if s.whole_session {
+        WatchTarget::Session
+    } else {
+        WatchTarget::Variables(s.variables)
+    };
+    let mut sub = Subscribe::new(s.session, target);
+    sub.include_initial = s.include_initial;
+    sub.resume = s.resume_versions;
+    sub.capacity = s.capacity as usize;
+    sub
+}
+
 #[tonic::async_trait]
 impl VarWatch for GrpcService {
     type WatchStream = ResponseStream;
 
     async fn watch(
         &self,
-        req: Request<Streaming<proto::WatchRequest>>,
-    ) -> Result<Response<ResponseStream>, Status> {
-        let cfg = self.watch_config();
+        req: Request_<Streaming<proto::WatchRequest>>,
+    ) -> Result<Response_<ResponseStream>, Status> {
+        let timeout = self.service.limits().heartbeat_timeout;
         let mut inbound = req.into_inner();
-        let first = tokio::time::timeout(cfg.heartbeat_timeout, inbound.message())
+        let first = tokio::time::timeout(timeout, inbound.message())
             .await
             .map_err(|_| Status::deadline_exceeded("no Subscribe message before the heartbeat timeout"))??;
         let sub = match first.and_then(|m| m.kind) {
-            Some(watch_request::Kind::Subscribe(s)) => s,
+            Some(watch_request::Kind::Subscribe(s)) => subscribe_from(s),
             _ => {
                 return Err(Status::invalid_argument(
                     "the first message of a watch must be a Subscribe",
                 ));
             }
         };
-        let opened = watch::open(&self.store, sub, &cfg)?;
-        let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(watch::run(opened, inbound, tx, cfg));
-        Ok(Response::new(ResponseStream::new(rx)))
+        let stream = self.service.watch(sub, Inbound(inbound)).map_err(status)?;
+        Ok(Response_::new(ResponseStream(stream)))
     }
 
     async fn create_session(
         &self,
-        req: Request<proto::CreateSessionRequest>,
-    ) -> Result<Response<proto::SessionInfo>, Status> {
-        let (id, opts) = session_options(req.into_inner());
-        ok(session_to(&self.store.create_session(&id, opts).map_err(status)?))
+        req: Request_<proto::CreateSessionRequest>,
+    ) -> Result<Response_<proto::SessionInfo>, Status> {
+        let (session, options) = session_options(req.into_inner());
+        expect!(self.call(Request::CreateSession { session, options })?, Session(s) => session_to(&s))
     }
 
     async fn get_or_create_session(
         &self,
-        req: Request<proto::CreateSessionRequest>,
-    ) -> Result<Response<proto::SessionInfo>, Status> {
-        let (id, opts) = session_options(req.into_inner());
-        ok(session_to(
-            &self.store.get_or_create_session(&id, opts).map_err(status)?,
-        ))
+        req: Request_<proto::CreateSessionRequest>,
+    ) -> Result<Response_<proto::SessionInfo>, Status> {
+        let (session, options) = session_options(req.into_inner());
+        expect!(self.call(Request::GetOrCreateSession { session, options })?, Session(s) => session_to(&s))
     }
 
     async fn get_session(
         &self,
-        req: Request<proto::SessionRequest>,
-    ) -> Result<Response<proto::SessionInfo>, Status> {
-        let r = req.into_inner();
-        ok(session_to(&self.store.session(&r.session).map_err(status)?))
+        req: Request_<proto::SessionRequest>,
+    ) -> Result<Response_<proto::SessionInfo>, Status> {
+        let session = req.into_inner().session;
+        expect!(self.call(Request::GetSession { session })?, Session(s) => session_to(&s))
     }
 
     async fn delete_session(
         &self,
-        req: Request<proto::SessionRequest>,
-    ) -> Result<Response<proto::Empty>, Status> {
-        self.store
-            .delete_session(&req.into_inner().session)
-            .map_err(status)?;
-        ok(proto::Empty {})
+        req: Request_<proto::SessionRequest>,
+    ) -> Result<Response_<proto::Empty>, Status> {
+        let session = req.into_inner().session;
+        match self.call(Request::DeleteSession { session })? {
+            Response::Done => ok(proto::Empty {}),
+            other => Err(wrong_answer(other)),
+        }
     }
 
     async fn list_sessions(
         &self,
-        _req: Request<proto::Empty>,
-    ) -> Result<Response<proto::ListSessionsResponse>, Status> {
-        ok(proto::ListSessionsResponse {
-            sessions: self.store.list_sessions(),
-        })
+        _req: Request_<proto::Empty>,
+    ) -> Result<Response_<proto::ListSessionsResponse>, Status> {
+        expect!(self.call(Request::ListSessions)?, Sessions(sessions) => proto::ListSessionsResponse { sessions })
     }
 
     async fn register_variable(
         &self,
-        req: Request<proto::RegisterVariableRequest>,
-    ) -> Result<Response<proto::RegisterVariableResponse>, Status> {
+        req: Request_<proto::RegisterVariableRequest>,
+    ) -> Result<Response_<proto::RegisterVariableResponse>, Status> {
         let r = req.into_inner();
         let mut def = VarDef::new(
             r.name,
             var_type_from(r.r#type)?,
-            value_from(r.value, self.max_value_bytes)?,
+            value_from(r.value, self.max_value_bytes_())?,
         );
         def.constraints = constraints_from(r.constraints)?;
         def.metadata = metadata_from(r.metadata);
-        let id = self.store.register(&r.session, def).map_err(status)?;
-        ok(proto::RegisterVariableResponse { id })
+        let session = r.session;
+        expect!(self.call(Request::Register { session, def })?, Registered(id) => proto::RegisterVariableResponse { id })
     }
 
     async fn get_variable(
         &self,
-        req: Request<proto::VariableRequest>,
-    ) -> Result<Response<proto::Variable>, Status> {
+        req: Request_<proto::VariableRequest>,
+    ) -> Result<Response_<proto::Variable>, Status> {
         let r = req.into_inner();
-        ok(variable_to(
-            &self.store.get(&r.session, &r.variable).map_err(status)?,
-        ))
+        let request = Request::Get {
+            session: r.session,
+            variable: r.variable,
+        };
+        expect!(self.call(request)?, Variable(v) => variable_to(&v))
     }
 
     async fn get_variables(
         &self,
-        req: Request<proto::GetVariablesRequest>,
-    ) -> Result<Response<proto::GetVariablesResponse>, Status> {
+        req: Request_<proto::GetVariablesRequest>,
+    ) -> Result<Response_<proto::GetVariablesResponse>, Status> {
         let r = req.into_inner();
-        self.check_items(r.variables.len())?;
-        let got = self.store.get_many(&r.session, &r.variables).map_err(status)?;
-        ok(proto::GetVariablesResponse {
+        let request = Request::GetMany {
+            session: r.session,
+            variables: r.variables,
+        };
+        expect!(self.call(request)?, Many(got) => proto::GetVariablesResponse {
             found: got
                 .found
                 .iter()
@@ -307,84 +368,94 @@ impl VarWatch for GrpcService {
 
     async fn list_variables(
         &self,
-        req: Request<proto::ListVariablesRequest>,
-    ) -> Result<Response<proto::ListVariablesResponse>, Status> {
+        req: Request_<proto::ListVariablesRequest>,
+    ) -> Result<Response_<proto::ListVariablesResponse>, Status> {
         let r = req.into_inner();
-        let pattern = (!r.pattern.is_empty()).then_some(r.pattern.as_str());
-        let vars = self.store.list_variables(&r.session, pattern).map_err(status)?;
-        ok(proto::ListVariablesResponse {
+        let request = Request::ListVariables {
+            session: r.session,
+            pattern: (!r.pattern.is_empty()).then_some(r.pattern),
+        };
+        expect!(self.call(request)?, Variables(vars) => proto::ListVariablesResponse {
             variables: vars.iter().map(variable_to).collect(),
         })
     }
 
     async fn update_variable(
         &self,
-        req: Request<proto::UpdateVariableRequest>,
-    ) -> Result<Response<proto::UpdateVariableResponse>, Status> {
+        req: Request_<proto::UpdateVariableRequest>,
+    ) -> Result<Response_<proto::UpdateVariableResponse>, Status> {
         let r = req.into_inner();
-        let value = value_from(r.value, self.max_value_bytes)?;
-        let opts = update_options(r.expected_version, r.source, r.metadata);
-        let version = self
-            .store
-            .update_with(&r.session, &r.variable, value, &opts)
-            .map_err(status)?;
-        ok(proto::UpdateVariableResponse { version })
+        let request = Request::Update {
+            value: value_from(r.value, self.max_value_bytes_())?,
+            options: update_options(r.expected_version, r.source, r.metadata),
+            session: r.session,
+            variable: r.variable,
+        };
+        expect!(self.call(request)?, Version(version) => proto::UpdateVariableResponse { version })
     }
 
     async fn update_variables(
         &self,
-        req: Request<proto::UpdateVariablesRequest>,
-    ) -> Result<Response<proto::UpdateVariablesResponse>, Status> {
+        req: Request_<proto::UpdateVariablesRequest>,
+    ) -> Result<Response_<proto::UpdateVariablesResponse>, Status> {
         let r = req.into_inner();
-        self.check_items(r.items.len())?;
+        let max = self.service.limits().max_items;
+        if r.items.len() > max {
+            return Err(status(crate::Error::LimitExceeded {
+                what: "items in one batch".into(),
+                limit: max,
+                actual: r.items.len(),
+            }));
+        }
         // Decode every item first: a malformed one rejects the request and
         // changes nothing, atomic or not.
         let mut items = Vec::with_capacity(r.items.len());
         for (i, item) in r.items.into_iter().enumerate() {
-            let value = value_from(item.value, self.max_value_bytes).map_err(|s| {
-                Status::invalid_argument(format!("item {i} (`{}`): {}", item.variable, s.message()))
+            let value = value_from(item.value, self.max_value_bytes_()).map_err(|s| {
+                Status::new(
+                    s.code(),
+                    format!("item {i} (`{}`): {}", item.variable, s.message()),
+                )
             })?;
             let mut u = BatchUpdate::new(item.variable, value);
             u.expected_version = item.expected_version;
             items.push(u);
         }
-        let opts = update_options(None, r.source, r.metadata);
-        let results = if r.atomic {
-            let versions = self
-                .store
-                .update_atomic(&r.session, items, &opts)
-                .map_err(status)?;
-            versions
-                .into_iter()
-                .map(item_result::Result::Version)
-                .collect::<Vec<_>>()
-        } else {
-            self.store
-                .update_best_effort(&r.session, items, &opts)
-                .map_err(status)?
-                .into_iter()
-                .map(|r| match r {
-                    Ok(v) => item_result::Result::Version(v),
-                    Err(e) => item_result::Result::Error(e.to_string()),
-                })
-                .collect()
+        let request = Request::UpdateMany {
+            session: r.session,
+            items,
+            options: update_options(None, r.source, r.metadata),
+            atomic: r.atomic,
         };
-        ok(proto::UpdateVariablesResponse {
+        expect!(self.call(request)?, Items(results) => proto::UpdateVariablesResponse {
             results: results
                 .into_iter()
-                .map(|r| proto::ItemResult { result: Some(r) })
+                .map(|r| match r {
+                    Ok(v) => proto::ItemResult {
+                        result: Some(item_result::Result::Version(v)),
+                        error_code: String::new(),
+                    },
+                    Err(e) => proto::ItemResult {
+                        error_code: status(e.clone()).code().description().to_string(),
+                        result: Some(item_result::Result::Error(e.to_string())),
+                    },
+                })
                 .collect(),
         })
     }
 
     async fn delete_variable(
         &self,
-        req: Request<proto::VariableRequest>,
-    ) -> Result<Response<proto::Empty>, Status> {
+        req: Request_<proto::VariableRequest>,
+    ) -> Result<Response_<proto::Empty>, Status> {
         let r = req.into_inner();
-        self.store
-            .delete_variable(&r.session, &r.variable)
-            .map_err(status)?;
-        ok(proto::Empty {})
+        let request = Request::DeleteVariable {
+            session: r.session,
+            variable: r.variable,
+        };
+        match self.call(request)? {
+            Response::Done => ok(proto::Empty {}),
+            other => Err(wrong_answer(other)),
+        }
     }
 }

@@ -1,0 +1,127 @@
+//! [`MemoryTransport`]: a client and a [`Service`] in the same process, with
+//! no socket and no encoding: requests, events and errors are handed over as
+//! they are.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+use tokio::sync::watch;
+
+use super::protocol::{Request, Response, ServerMessage, Subscribe};
+use super::service::{ServerStream, Service};
+use super::transport_trait::{BoxFuture, ClientMessages, ServerMessages, Transport};
+use crate::{Error, Result};
+
+/// A [`Transport`] to a [`Service`] in the same process.
+///
+/// Useful to embed a store behind the remote API without a socket, and to
+/// test code (or a [`RemoteWatch`](super::RemoteWatch)'s recovery) against
+/// a connection that can be cut at will with
+/// [`set_reachable`](Self::set_reachable).
+///
+/// ```
+/// use varwatch::transport::{MemoryTransport, RemoteConfig, RemoteStore, Service};
+/// use varwatch::{SessionOptions, SessionStore, VarDef, VarType};
+///
+/// let store = SessionStore::new();
+/// let remote = RemoteStore::new(MemoryTransport::new(Service::new(store.clone())), RemoteConfig::new())?;
+/// remote.create_session("s", SessionOptions::new())?;
+/// remote.register("s", VarDef::new("x", VarType::Integer, 0))?;
+/// let mut watch = remote.watch("s", ["x"], true)?;
+/// store.update("s", "x", 1)?;
+/// assert_eq!(watch.recv().unwrap().version(), 0); // initial
+/// assert_eq!(watch.recv().unwrap().version(), 1);
+/// # Ok::<(), varwatch::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct MemoryTransport {
+    service: Service,
+    /// Whether the service can be reached; every open stream watches it.
+    reachable: Arc<watch::Sender<bool>>,
+}
+
+impl MemoryTransport {
+    /// A transport to `service`.
+    pub fn new(service: Service) -> MemoryTransport {
+        MemoryTransport {
+            service,
+            reachable: Arc::new(watch::channel(true).0),
+        }
+    }
+
+    /// The service this transport reaches.
+    pub fn service(&self) -> &Service {
+        &self.service
+    }
+
+    /// Cuts the "connection" (`false`): open watch streams end with an
+    /// error and calls fail with [`Error::Transport`] until it is restored
+    /// (`true`). For fault tests.
+    pub fn set_reachable(&self, reachable: bool) {
+        self.reachable.send_replace(reachable);
+    }
+
+    fn check(&self) -> Result<()> {
+        if *self.reachable.borrow() {
+            Ok(())
+        } else {
+            Err(unreachable())
+        }
+    }
+}
+
+fn unreachable() -> Error {
+    Error::Transport {
+        addr: "memory".into(),
+        reason: "the in-memory service was made unreachable".into(),
+    }
+}
+
+impl Transport for MemoryTransport {
+    fn call(&self, request: Request) -> BoxFuture<Result<Response>> {
+        let result = self.check().and_then(|()| self.service.call(request));
+        Box::pin(std::future::ready(result))
+    }
+
+    fn watch(&self, subscribe: Subscribe, outbound: ClientMessages) -> BoxFuture<Result<ServerMessages>> {
+        let opened = self
+            .check()
+            .and_then(|()| self.service.watch(subscribe, outbound));
+        let mut rx = self.reachable.subscribe();
+        let result = opened.map(|inner| -> ServerMessages {
+            let cut = async move {
+                while rx.wait_for(|up| !*up).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            Box::pin(Cuttable {
+                inner: Some(inner),
+                cut: Box::pin(cut),
+            })
+        });
+        Box::pin(std::future::ready(result))
+    }
+}
+
+/// A server stream that ends with an error once the transport is cut.
+struct Cuttable {
+    /// Dropped when cut, which ends the server's side too.
+    inner: Option<ServerStream>,
+    cut: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl Stream for Cuttable {
+    type Item = Result<ServerMessage>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.cut.as_mut().poll(cx).is_ready() && self.inner.take().is_some() {
+            return Poll::Ready(Some(Err(unreachable())));
+        }
+        match self.inner.as_mut() {
+            Some(inner) => Pin::new(inner).poll_next(cx),
+            None => Poll::Ready(None),
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The protocol-neutral messages between a remote client and a
+//! [`Service`](super::Service): one [`Request`] variant per store operation,
+//! one [`Response`] variant per kind of answer, and the messages of a watch
+//! stream ([`Subscribe`], [`ClientMessage`], [`ServerMessage`]).
+//!
+//! A [`Transport`](super::Transport) moves these; it does not interpret them.
+//! The gRPC transport maps each one onto a message of
+//! `proto/varwatch/v1/varwatch.proto`; the in-memory transport hands them
+//! over as they are.
+
+use std::collections::HashMap;
+
+use crate::{
+    BatchUpdate, GetMany, Result, SessionInfo, SessionOptions, UpdateOptions, Value, VarDef, Variable,
+    WatchEvent,
+};
+
+/// One store operation, as sent by a remote client. Each variant is the
+/// [`SessionStore`](crate::SessionStore) method of the same name.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Request {
+    /// [`SessionStore::create_session`](crate::SessionStore::create_session).
+    CreateSession {
+        /// The session id.
+        session: String,
+        /// Its TTL and metadata.
+        options: SessionOptions,
+    },
+    /// [`SessionStore::get_or_create_session`](crate::SessionStore::get_or_create_session).
+    GetOrCreateSession {
+        /// The session id.
+        session: String,
+        /// Its TTL and metadata, if it is created.
+        options: SessionOptions,
+    },
+    /// [`SessionStore::session`](crate::SessionStore::session).
+    GetSession {
+        /// The session id.
+        session: String,
+    },
+    /// [`SessionStore::delete_session`](crate::SessionStore::delete_session).
+    DeleteSession {
+        /// The session id.
+        session: String,
+    },
+    /// [`SessionStore::list_sessions`](crate::SessionStore::list_sessions).
+    ListSessions,
+    /// [`SessionStore::register`](crate::SessionStore::register).
+    Register {
+        /// The session id.
+        session: String,
+        /// The variable's name, type, value, constraints and metadata.
+        def: VarDef,
+    },
+    /// [`SessionStore::get`](crate::SessionStore::get).
+    Get {
+        /// The session id.
+        session: String,
+        /// The variable's id or name.
+        variable: String,
+    },
+    /// [`SessionStore::get_many`](crate::SessionStore::get_many).
+    GetMany {
+        /// The session id.
+        session: String,
+        /// Ids or names.
+        variables: Vec<String>,
+    },
+    /// [`SessionStore::list_variables`](crate::SessionStore::list_variables).
+    ListVariables {
+        /// The session id.
+        session: String,
+        /// An anchored glob over names (`*` and `?`), or all.
+        pattern: Option<String>,
+    },
+    /// [`SessionStore::update_with`](crate::SessionStore::update_with).
+    Update {
+        /// The session id.
+        session: String,
+        /// The variable's id or name.
+        variable: String,
+        /// The new value.
+        value: Value,
+        /// Expected version, source and metadata.
+        options: UpdateOptions,
+    },
+    /// [`SessionStore::update_atomic`](crate::SessionStore::update_atomic)
+    /// or [`update_best_effort`](crate::SessionStore::update_best_effort).
+    UpdateMany {
+        /// The session id.
+        session: String,
+        /// The updates, applied in order.
+        items: Vec<BatchUpdate>,
+        /// Source and metadata of every change.
+        options: UpdateOptions,
+        /// All or nothing (one revision), or each item on its own.
+        atomic: bool,
+    },
+    /// [`SessionStore::delete_variable`](crate::SessionStore::delete_variable).
+    DeleteVariable {
+        /// The session id.
+        session: String,
+        /// The variable's id or name.
+        variable: String,
+    },
+}
+
+/// The answer to a [`Request`]. Each request has exactly one kind of answer
+/// (named in its variant's documentation); any other is a protocol error.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Response {
+    /// To `CreateSession`, `GetOrCreateSession`, `GetSession`.
+    Session(SessionInfo),
+    /// To `ListSessions`: the ids, sorted.
+    Sessions(Vec<String>),
+    /// To `Register`: the new variable's id.
+    Registered(String),
+    /// To `Get`.
+    Variable(Variable),
+    /// To `GetMany`.
+    Many(GetMany),
+    /// To `ListVariables`.
+    Variables(Vec<Variable>),
+    /// To `Update`: the new version.
+    Version(u64),
+    /// To `UpdateMany`: each item's new version or error, in order (an
+    /// atomic batch either succeeds whole or fails as a request).
+    Items(Vec<Result<u64>>),
+    /// To `DeleteSession` and `DeleteVariable`.
+    Done,
+}
+
+/// What a remote watch follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchTarget {
+    /// These variables (ids or names).
+    Variables(Vec<String>),
+    /// Every variable of the session, including later ones.
+    Session,
+}
+
+/// The first message of a watch stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscribe {
+    /// The session id.
+    pub session: String,
+    /// What to follow.
+    pub target: WatchTarget,
+    /// Send each variable's current state first (as `Initial`).
+    pub include_initial: bool,
+    /// On reconnect: the last version the client has of each variable (by
+    /// id). The server then sends only what is newer, `Deleted` for what is
+    /// gone, and a `Lagged` marker for any gap.
+    pub resume: HashMap<String, u64>,
+    /// The server-side watch's capacity (0: the server's default).
+    pub capacity: usize,
+}
+
+impl Subscribe {
+    /// A subscription to `target` in `session`, with the initial states.
+    pub fn new(session: impl Into<String>, target: WatchTarget) -> Subscribe {
+        Subscribe {
+            session: session.into(),
+            target,
+            include_initial: true,
+            resume: HashMap::new(),
+            capacity: 0,
+        }
+    }
+}
+
+/// A message from the client on an open watch stream (after [`Subscribe`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientMessage {
+    /// "I am alive"; the server echoes it.
+    Heartbeat(u64),
+    /// The user has taken everything up to this session revision
+    /// (idempotent; shown as the watch's acked revision in
+    /// [`list_watchers`](crate::SessionStore::list_watchers)).
+    Ack(u64),
+}
+
+/// A message from the server on a watch stream. Any combination of the
+/// three parts may be present.
+#[derive(Debug, Clone, Default)]
+pub struct ServerMessage {
+    /// Events, oldest first. Several per message under load.
+    pub events: Vec<WatchEvent>,
+    /// Set on the message that ends the snapshot (or resume): the session
+    /// revision it was taken at. Changes follow.
+    pub sync_complete: Option<u64>,
+    /// A heartbeat's sequence number (the server's own, or an echo).
+    pub heartbeat: Option<u64>,
+}

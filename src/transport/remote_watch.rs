@@ -1,0 +1,380 @@
+//! [`RemoteWatch`]: a watch of a remote store that survives reconnects.
+//!
+//! A task (the "follower") keeps the stream alive: it sends heartbeats,
+//! treats silence past its timeout as a dead connection, and re-subscribes
+//! with the last version it delivered of each variable, with exponential
+//! backoff and jitter (reset once a stream reaches `sync_complete`). Events
+//! are applied idempotently (anything at or below a version already
+//! delivered is dropped), so across reconnects the user sees a contiguous
+//! stream or an explicit `Lagged`, never a silent gap and never a version
+//! twice. The follower and the user meet in a bounded queue.
+
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use futures_core::Stream;
+use tokio::sync::mpsc;
+
+use super::WatchTarget;
+use super::protocol::{ClientMessage, Subscribe};
+use super::remote::{Inner, RemoteConfig};
+use super::transport_trait::{ClientMessages, ServerMessages, Transport};
+use crate::{Error, ErrorCode, EventKind, Result, WatchEvent};
+
+/// Counters of a remote watch, shared with its follower.
+#[derive(Debug, Default)]
+struct RemoteCounters {
+    reconnects: AtomicU64,
+    resyncs: AtomicU64,
+    heartbeats: AtomicU64,
+}
+
+/// Counters of a [`RemoteWatch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RemoteWatchStats {
+    /// Streams re-opened after a failure.
+    pub reconnects: u64,
+    /// Lag markers received (the server-side watch fell behind, or a resume
+    /// found versions the client never saw).
+    pub resyncs: u64,
+    /// Heartbeats received from the server (its own and echoes).
+    pub heartbeats: u64,
+}
+
+/// A watch of a remote store: the same [`WatchEvent`]s as a local
+/// [`Watch`](crate::Watch), delivered across reconnects with nothing missed
+/// silently and nothing twice. Blocking ([`recv`](Self::recv), an
+/// [`Iterator`]) or async (a [`Stream`]).
+///
+/// It ends after `SessionClosed`, after the `Deleted` of its last variable,
+/// or with [`EventKind::Disconnected`] once the retry policy is spent.
+/// Dropping it closes the stream (after flushing the acknowledgement).
+pub struct RemoteWatch {
+    rx: mpsc::Receiver<WatchEvent>,
+    /// One past the highest revision the user has taken (0: none).
+    taken: Arc<AtomicU64>,
+    inner: Arc<Inner>,
+    counters: Arc<RemoteCounters>,
+}
+
+impl std::fmt::Debug for RemoteWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteWatch")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// How one stream ended.
+enum StreamEnd {
+    /// The watch is over (user gone, session closed, last variable deleted).
+    Done,
+    /// The stream broke; reconnect. `synced`: it had reached sync-complete.
+    Broken { synced: bool },
+}
+
+/// The task behind a [`RemoteWatch`].
+struct Follower {
+    /// Not the whole client: a task of the client's runtime must not own
+    /// the runtime.
+    transport: Arc<dyn Transport>,
+    config: RemoteConfig,
+    /// The user's subscription.
+    sub: Subscribe,
+    /// Whether a stream has reached sync-complete (initial events after
+    /// that are resume states, delivered whatever the user asked).
+    synced_once: bool,
+    tx: mpsc::Sender<WatchEvent>,
+    counters: Arc<RemoteCounters>,
+    /// The last version delivered (or skipped as unwanted initial state) of
+    /// each variable, by id: what a resume asks to continue from.
+    seen: HashMap<String, u64>,
+    /// Written by the `RemoteWatch`, read here to send acks.
+    taken: Arc<AtomicU64>,
+    /// The last value acknowledged to the current stream.
+    acked: u64,
+}
+
+type Outbound = mpsc::UnboundedSender<ClientMessage>;
+
+impl Follower {
+    /// Opens a stream, subscribing with the versions seen so far.
+    async fn subscribe(&mut self) -> Result<(ServerMessages, Outbound)> {
+        let mut sub = self.sub.clone();
+        sub.resume = self.seen.clone();
+        sub.include_initial = true; // the follower needs every version
+        let (out, rx) = mpsc::unbounded_channel();
+        let timeout = self.config.heartbeat_timeout;
+        let opened = tokio::time::timeout(timeout, self.transport.watch(sub, ClientMessages(rx)))
+            .await
+            .map_err(|_| Error::Remote {
+                code: ErrorCode::DeadlineExceeded,
+                message: format!("no answer to the subscription within {timeout:?}"),
+            })??;
+        Ok((opened, out))
+    }
+
+    /// Idempotent apply: `Some` if `e` is news to the user.
+    fn apply(&mut self, e: WatchEvent) -> Option<WatchEvent> {
+        let kind = e.kind();
+        if kind != EventKind::SessionClosed {
+            // `version()` is a Lagged marker's last skipped version.
+            let newest = e.version();
+            if self.seen.get(e.variable_id()).is_some_and(|&s| newest <= s) {
+                return None;
+            }
+            if kind == EventKind::Deleted {
+                self.seen.remove(e.variable_id());
+            } else {
+                self.seen.insert(e.variable_id().to_string(), newest);
+            }
+        }
+        if matches!(kind, EventKind::Lagged { .. }) {
+            self.counters.resyncs.fetch_add(1, Ordering::Relaxed);
+        }
+        if kind == EventKind::Initial && !self.sub.include_initial && !self.synced_once {
+            return None; // recorded above, not wanted by the user
+        }
+        Some(e)
+    }
+
+    /// Delivers a stream's messages until it ends or breaks.
+    async fn follow(&mut self, mut inbound: ServerMessages, out: Outbound) -> StreamEnd {
+        let mut synced = false;
+        self.acked = 0; // a new stream: its server-side watch knows nothing yet
+        let (interval, timeout) = (self.config.heartbeat_interval, self.config.heartbeat_timeout);
+        let mut beat = tokio::time::interval(interval);
+        beat.reset();
+        let mut sequence = 0u64;
+        // Silence past the timeout means a dead connection. The deadline
+        // moves only when the server says something (our own heartbeats must
+        // not move it).
+        let mut deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => return StreamEnd::Broken { synced },
+                msg = poll_fn(|cx| inbound.as_mut().poll_next(cx)) => {
+                    let Some(Ok(msg)) = msg else { return StreamEnd::Broken { synced } };
+                    deadline = tokio::time::Instant::now() + timeout;
+                    if msg.heartbeat.is_some() {
+                        self.counters.heartbeats.fetch_add(1, Ordering::Relaxed);
+                    }
+                    for e in msg.events {
+                        let Some(e) = self.apply(e) else { continue };
+                        // The last event: the session is gone, or every
+                        // variable of a named watch was deleted.
+                        let last = e.kind() == EventKind::SessionClosed
+                            || (e.kind() == EventKind::Deleted
+                                && self.sub.target != WatchTarget::Session
+                                && self.seen.is_empty());
+                        if self.tx.send(e).await.is_err() {
+                            return StreamEnd::Done; // the user dropped the watch
+                        }
+                        if last {
+                            return StreamEnd::Done;
+                        }
+                    }
+                    if msg.sync_complete.is_some() {
+                        synced = true;
+                        self.synced_once = true;
+                    }
+                }
+                _ = beat.tick() => {
+                    sequence += 1;
+                    if out.send(ClientMessage::Heartbeat(sequence)).is_err() {
+                        return StreamEnd::Broken { synced };
+                    }
+                    self.ack(&out);
+                }
+                _ = self.tx.closed() => {
+                    // The user dropped the watch: flush the acknowledgement
+                    // (the client's side then closes with `out`).
+                    self.ack(&out);
+                    return StreamEnd::Done;
+                }
+            }
+        }
+    }
+
+    /// Tells the server what the user has taken, if that moved.
+    fn ack(&mut self, out: &Outbound) {
+        let taken = self.taken.load(Ordering::Relaxed);
+        if taken > self.acked {
+            self.acked = taken;
+            let _ = out.send(ClientMessage::Ack(taken - 1));
+        }
+    }
+
+    /// Follows streams, reconnecting with backoff, until the watch is over.
+    async fn run(mut self, first: (ServerMessages, Outbound)) {
+        let mut stream = Some(first);
+        let mut failures = 0u32;
+        let mut backoff = self.config.backoff_initial;
+        loop {
+            let (inbound, out) = match stream.take() {
+                Some(s) => s,
+                None => match self.subscribe().await {
+                    Ok(s) => {
+                        self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                        s
+                    }
+                    Err(e) if e.code() == ErrorCode::NotFound => {
+                        // The session is gone: nothing to come back to.
+                        let closed = WatchEvent::bare(EventKind::SessionClosed, "", "", 0, 0);
+                        let _ = self.tx.send(closed).await;
+                        return;
+                    }
+                    Err(_) => {
+                        if !self.wait(&mut failures, &mut backoff).await {
+                            return;
+                        }
+                        continue;
+                    }
+                },
+            };
+            match self.follow(inbound, out).await {
+                StreamEnd::Done => return,
+                StreamEnd::Broken { synced } => {
+                    if synced {
+                        failures = 0;
+                        backoff = self.config.backoff_initial;
+                    }
+                    if !self.wait(&mut failures, &mut backoff).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sleeps before the next attempt; false once the retry policy is spent
+    /// (after delivering `Disconnected`) or the user has gone.
+    async fn wait(&mut self, failures: &mut u32, backoff: &mut Duration) -> bool {
+        *failures += 1;
+        if self.config.max_failures.is_some_and(|max| *failures > max) {
+            let gone = WatchEvent::bare(EventKind::Disconnected, "", "", 0, 0);
+            let _ = self.tx.send(gone).await;
+            return false;
+        }
+        // Jitter: a delay drawn from [backoff/2, backoff].
+        let nanos = u64::try_from(backoff.as_nanos()).unwrap_or(u64::MAX);
+        let delay = nanos / 2 + jitter_below(nanos / 2 + 1);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_nanos(delay)) => {}
+            _ = self.tx.closed() => return false,
+        }
+        *backoff = (*backoff * 2).min(self.config.backoff_max);
+        true
+    }
+}
+
+/// A number below `n`, different for every call (no RNG dependency).
+fn jitter_below(n: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64,
+    );
+    h.finish() % n.max(1)
+}
+
+impl RemoteWatch {
+    /// Makes the first subscription (so that its errors reach the caller),
+    /// then starts the follower on the client's runtime.
+    pub(crate) async fn open(inner: Arc<Inner>, sub: Subscribe) -> Result<RemoteWatch> {
+        let (tx, rx) = mpsc::channel(inner.config.buffer.max(1));
+        let counters = Arc::new(RemoteCounters::default());
+        let taken = Arc::new(AtomicU64::new(0));
+        let mut follower = Follower {
+            transport: inner.transport.clone(),
+            config: inner.config.clone(),
+            sub,
+            synced_once: false,
+            tx,
+            counters: counters.clone(),
+            seen: HashMap::new(),
+            taken: taken.clone(),
+            acked: 0,
+        };
+        let first = follower.subscribe().await?;
+        // The task ends by itself once this watch is dropped (`tx.closed`).
+        inner.rt().spawn(follower.run(first));
+        Ok(RemoteWatch {
+            rx,
+            taken,
+            inner,
+            counters,
+        })
+    }
+
+    /// Notes that the user took `e` (acknowledged to the server).
+    fn took(&self, e: WatchEvent) -> WatchEvent {
+        self.taken.fetch_max(e.revision() + 1, Ordering::Relaxed);
+        e
+    }
+
+    /// Blocks until the next event; `None` once the watch has ended. Not
+    /// for use inside an async runtime (use the `Stream` there).
+    pub fn recv(&mut self) -> Option<WatchEvent> {
+        let e = self.inner.rt().block_on(self.rx.recv())?;
+        Some(self.took(e))
+    }
+
+    /// Blocks until the next event or until `timeout` has passed.
+    pub fn recv_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> std::result::Result<WatchEvent, crate::RecvTimeoutError> {
+        let rx = &mut self.rx;
+        // The timer must be created inside the runtime.
+        let got = self
+            .inner
+            .rt()
+            .block_on(async move { tokio::time::timeout(timeout, rx.recv()).await });
+        match got {
+            Ok(Some(e)) => Ok(self.took(e)),
+            Ok(None) => Err(crate::RecvTimeoutError::Closed),
+            Err(_) => Err(crate::RecvTimeoutError::Timeout),
+        }
+    }
+
+    /// The next event if one is ready.
+    pub fn try_recv(&mut self) -> std::result::Result<WatchEvent, crate::TryRecvError> {
+        self.rx.try_recv().map(|e| self.took(e)).map_err(|e| match e {
+            mpsc::error::TryRecvError::Empty => crate::TryRecvError::Empty,
+            mpsc::error::TryRecvError::Disconnected => crate::TryRecvError::Closed,
+        })
+    }
+
+    /// Reconnects, resyncs and heartbeats so far.
+    pub fn stats(&self) -> RemoteWatchStats {
+        RemoteWatchStats {
+            reconnects: self.counters.reconnects.load(Ordering::Relaxed),
+            resyncs: self.counters.resyncs.load(Ordering::Relaxed),
+            heartbeats: self.counters.heartbeats.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Iterator for RemoteWatch {
+    type Item = WatchEvent;
+    fn next(&mut self) -> Option<WatchEvent> {
+        self.recv()
+    }
+}
+
+impl Stream for RemoteWatch {
+    type Item = WatchEvent;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<WatchEvent>> {
+        self.rx.poll_recv(cx).map(|e| e.map(|e| self.took(e)))
+    }
+}
