@@ -39,8 +39,10 @@ use crate::{Error, Result};
 #[derive(Clone, Debug)]
 pub struct MemoryTransport {
     service: Service,
-    /// Whether the service can be reached; every open stream watches it.
-    reachable: Arc<watch::Sender<bool>>,
+    /// Whether the service can be reached, and how many cuts there have
+    /// been; every open stream watches it and ends at the first cut after
+    /// it was opened (even one already healed).
+    state: Arc<watch::Sender<(bool, u64)>>,
 }
 
 impl MemoryTransport {
@@ -48,7 +50,7 @@ impl MemoryTransport {
     pub fn new(service: Service) -> MemoryTransport {
         MemoryTransport {
             service,
-            reachable: Arc::new(watch::channel(true).0),
+            state: Arc::new(watch::channel((true, 0)).0),
         }
     }
 
@@ -61,11 +63,16 @@ impl MemoryTransport {
     /// error and calls fail with [`Error::Transport`] until it is restored
     /// (`true`). For fault tests.
     pub fn set_reachable(&self, reachable: bool) {
-        self.reachable.send_replace(reachable);
+        self.state.send_modify(|(up, cuts)| {
+            if *up && !reachable {
+                *cuts += 1;
+            }
+            *up = reachable;
+        });
     }
 
     fn check(&self) -> Result<()> {
-        if *self.reachable.borrow() {
+        if self.state.borrow().0 {
             Ok(())
         } else {
             Err(unreachable())
@@ -90,11 +97,12 @@ impl Transport for MemoryTransport {
         let opened = self
             .check()
             .and_then(|()| self.service.watch(subscribe, outbound));
-        let mut rx = self.reachable.subscribe();
+        let mut rx = self.state.subscribe();
+        let cuts_before = rx.borrow().1;
         let result = opened.map(|inner| -> ServerMessages {
             let cut = async move {
-                while rx.wait_for(|up| !*up).await.is_err() {
-                    std::future::pending::<()>().await;
+                if rx.wait_for(|&(_, cuts)| cuts != cuts_before).await.is_err() {
+                    std::future::pending::<()>().await; // the transport is gone
                 }
             };
             Box::pin(Cuttable {

@@ -144,9 +144,36 @@ impl Follower {
         Some(e)
     }
 
+    /// Reads a new stream up to its `sync_complete`, and returns the events
+    /// the user must get first. Done before [`RemoteWatch::open`] returns,
+    /// so that the watch's starting point is the server's snapshot: a
+    /// change made after `watch` returned is never taken for initial state.
+    async fn first_sync(&mut self, inbound: &mut ServerMessages) -> Result<Vec<WatchEvent>> {
+        let mut first = Vec::new();
+        loop {
+            let timeout = self.config.heartbeat_timeout;
+            let msg = tokio::time::timeout(timeout, poll_fn(|cx| inbound.as_mut().poll_next(cx)))
+                .await
+                .map_err(|_| Error::Remote {
+                    code: ErrorCode::DeadlineExceeded,
+                    message: format!("no snapshot within {timeout:?} of subscribing"),
+                })?;
+            let msg = msg.unwrap_or_else(|| {
+                Err(Error::Remote {
+                    code: ErrorCode::Unavailable,
+                    message: "the watch stream ended before its snapshot".into(),
+                })
+            })?;
+            first.extend(msg.events.into_iter().filter_map(|e| self.apply(e)));
+            if msg.sync_complete.is_some() {
+                self.synced_once = true;
+                return Ok(first);
+            }
+        }
+    }
+
     /// Delivers a stream's messages until it ends or breaks.
-    async fn follow(&mut self, mut inbound: ServerMessages, out: Outbound) -> StreamEnd {
-        let mut synced = false;
+    async fn follow(&mut self, mut inbound: ServerMessages, out: Outbound, mut synced: bool) -> StreamEnd {
         self.acked = 0; // a new stream: its server-side watch knows nothing yet
         let (interval, timeout) = (self.config.heartbeat_interval, self.config.heartbeat_timeout);
         let mut beat = tokio::time::interval(interval);
@@ -212,8 +239,15 @@ impl Follower {
     }
 
     /// Follows streams, reconnecting with backoff, until the watch is over.
-    async fn run(mut self, first: (ServerMessages, Outbound)) {
+    async fn run(mut self, first: (ServerMessages, Outbound), ready: Vec<WatchEvent>) {
+        for e in ready {
+            if self.tx.send(e).await.is_err() {
+                return;
+            }
+        }
         let mut stream = Some(first);
+        let mut synced = true; // the first stream was read up to its sync
+
         let mut failures = 0u32;
         let mut backoff = self.config.backoff_initial;
         loop {
@@ -221,6 +255,7 @@ impl Follower {
                 Some(s) => s,
                 None => match self.subscribe().await {
                     Ok(s) => {
+                        synced = false;
                         self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
                         s
                     }
@@ -238,7 +273,7 @@ impl Follower {
                     }
                 },
             };
-            match self.follow(inbound, out).await {
+            match self.follow(inbound, out, synced).await {
                 StreamEnd::Done => return,
                 StreamEnd::Broken { synced } => {
                     if synced {
@@ -305,9 +340,10 @@ impl RemoteWatch {
             taken: taken.clone(),
             acked: 0,
         };
-        let first = follower.subscribe().await?;
+        let (mut inbound, out) = follower.subscribe().await?;
+        let ready = follower.first_sync(&mut inbound).await?;
         // The task ends by itself once this watch is dropped (`tx.closed`).
-        inner.rt().spawn(follower.run(first));
+        inner.rt().spawn(follower.run((inbound, out), ready));
         Ok(RemoteWatch {
             rx,
             taken,

@@ -1,0 +1,414 @@
+//! The transport layer without a network: the `Service` on its own, and a
+//! `RemoteStore` over the `MemoryTransport`, whose "connection" the tests
+//! cut and restore at will. Everything here is bounded in time and waits for
+//! conditions, not for fixed sleeps.
+#![cfg(all(feature = "transport", not(loom)))]
+
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use futures_core::Stream;
+use tokio::sync::mpsc;
+use varwatch::transport::{
+    ClientMessage, MemoryTransport, RemoteConfig, RemoteStore, Request, ServerMessage, ServerStream, Service,
+    Subscribe, WatchTarget,
+};
+use varwatch::{
+    BatchUpdate, ErrorCode, EventKind, SessionOptions, SessionStore, UpdateOptions, Value, VarDef, VarType,
+};
+
+fn store_with(vars: &[&str]) -> SessionStore {
+    let store = SessionStore::new();
+    store.create_session("s", SessionOptions::new()).unwrap();
+    for v in vars {
+        store.register("s", VarDef::new(*v, VarType::Integer, 0)).unwrap();
+    }
+    store
+}
+
+/// Polls `done` until it holds; fails the test after 20 s.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn fast() -> RemoteConfig {
+    RemoteConfig::new()
+        .heartbeats(Duration::from_millis(20), Duration::from_millis(500))
+        .backoff(Duration::from_millis(5), Duration::from_millis(50))
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn next(s: &mut ServerStream) -> Option<varwatch::Result<ServerMessage>> {
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        poll_fn(|cx| Pin::new(&mut *s).poll_next(cx)),
+    )
+    .await
+    .expect("a server message within 20 s")
+}
+
+/// The client's half of a raw watch stream.
+struct ClientSide(mpsc::UnboundedReceiver<ClientMessage>);
+impl Stream for ClientSide {
+    type Item = ClientMessage;
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<ClientMessage>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+fn raw_watch(service: &Service, vars: &[&str]) -> (mpsc::UnboundedSender<ClientMessage>, ServerStream) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let target = WatchTarget::Variables(vars.iter().map(|v| v.to_string()).collect());
+    let stream = service
+        .watch(Subscribe::new("s", target), ClientSide(rx))
+        .unwrap();
+    (tx, stream)
+}
+
+/// While a writer keeps updating two variables, the connection is cut and
+/// restored three times. The watch must end on the final versions, and each
+/// variable's stream must be contiguous or explicit: every version is
+/// delivered or named by a `Lagged` marker; no silent gap, no duplicate.
+#[test]
+fn a_watch_survives_cuts_while_writes_continue() {
+    let store = store_with(&["x", "y"]);
+    let transport = MemoryTransport::new(Service::new(store.clone()));
+    let remote = RemoteStore::new(transport.clone(), fast()).unwrap();
+    let mut w = remote.watch("s", ["x", "y"], true).unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let final_version = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (store, done, final_version) = (store.clone(), done.clone(), final_version.clone());
+        thread::spawn(move || {
+            let mut i = 0;
+            while !done.load(Ordering::Relaxed) || i < 1000 {
+                i += 1;
+                store.update("s", "x", i).unwrap();
+                store.update("s", "y", -i).unwrap();
+                if i % 20 == 0 {
+                    thread::sleep(Duration::from_millis(1));
+                }
+            }
+            final_version.store(i as u64, Ordering::Relaxed);
+        })
+    };
+    let cutter = {
+        let done = done.clone();
+        thread::spawn(move || {
+            for _ in 0..3 {
+                thread::sleep(Duration::from_millis(30));
+                transport.set_reachable(false);
+                thread::sleep(Duration::from_millis(30));
+                transport.set_reachable(true);
+            }
+            done.store(true, Ordering::Relaxed);
+        })
+    };
+    let mut last: HashMap<String, u64> = HashMap::new();
+    let (mut lagged, mut changed) = (0, 0);
+    loop {
+        let n = final_version.load(Ordering::Relaxed);
+        if n > 0 && last.get("x") == Some(&n) && last.get("y") == Some(&n) {
+            break;
+        }
+        let e = w.recv_timeout(Duration::from_secs(20)).expect("an event");
+        let name = e.variable_name().to_string();
+        let prev = last.get(&name).copied();
+        match e.kind() {
+            EventKind::Initial => assert_eq!(prev, None, "a second initial state for {name}"),
+            EventKind::Changed => {
+                changed += 1;
+                assert_eq!(Some(e.version() - 1), prev, "{name}: silent gap or duplicate");
+            }
+            EventKind::Lagged { first, .. } => {
+                lagged += 1;
+                assert_eq!(
+                    Some(first - 1),
+                    prev,
+                    "{name}: a lag marker not after the last version"
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        last.insert(name, e.version()); // a Lagged marker's version is its last
+    }
+    writer.join().unwrap();
+    cutter.join().unwrap();
+    assert!(w.stats().reconnects >= 1, "{:?}", w.stats());
+    assert!(changed > 0, "{lagged} lag markers and no change");
+    // Nothing more: no duplicate arrives after the final versions.
+    store.update("s", "x", 0).unwrap();
+    let e = w.recv_timeout(Duration::from_secs(20)).unwrap();
+    let n = final_version.load(Ordering::Relaxed);
+    assert_eq!((e.variable_name(), e.version()), ("x", n + 1));
+}
+
+/// A client that neither reads nor heartbeats is dropped at the server's
+/// timeout even while the server waits for room to send, and its
+/// registration is gone.
+#[test]
+fn a_client_that_stops_reading_and_heartbeating_is_dropped() {
+    let store = store_with(&["x"]);
+    let service = Service::new(store.clone()).heartbeat_timeout(Duration::from_millis(300));
+    let rt = rt();
+    let (_client, stream) = rt.block_on(async { raw_watch(&service, &["x"]) });
+    assert_eq!(store.list_watchers("s").unwrap().len(), 1);
+    // Many separate messages, far more than the server's queue holds; the
+    // stream is never read.
+    rt.block_on(async {
+        for i in 1..=200 {
+            store.update("s", "x", i).unwrap();
+            tokio::task::yield_now().await;
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !store.list_watchers("s").unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the silent client's registration is still there"
+        );
+        rt.block_on(async { tokio::time::sleep(Duration::from_millis(10)).await });
+    }
+    drop(stream);
+}
+
+/// A client that heartbeats is kept past the timeout; one that goes silent
+/// is told why its stream ended.
+#[test]
+fn heartbeats_keep_a_stream_and_silence_ends_it() {
+    let store = store_with(&["x"]);
+    let service = Service::new(store.clone())
+        .heartbeat_interval(Duration::from_secs(60))
+        .heartbeat_timeout(Duration::from_millis(200));
+    rt().block_on(async {
+        let (client, mut stream) = raw_watch(&service, &["x"]);
+        let sync = next(&mut stream).await.unwrap().unwrap();
+        assert_eq!(sync.sync_complete, Some(store.session("s").unwrap().revision));
+        assert_eq!(sync.events.len(), 1);
+        for seq in 1..=6 {
+            tokio::time::sleep(Duration::from_millis(80)).await;
+            client.send(ClientMessage::Heartbeat(seq)).unwrap();
+            let echo = next(&mut stream).await.unwrap().unwrap();
+            assert_eq!(echo.heartbeat, Some(seq));
+        }
+        assert_eq!(
+            store.list_watchers("s").unwrap().len(),
+            1,
+            "dropped despite heartbeats"
+        );
+        // Acks are recorded (and an older one changes nothing).
+        client.send(ClientMessage::Ack(5)).unwrap();
+        client.send(ClientMessage::Ack(3)).unwrap();
+        client.send(ClientMessage::Heartbeat(7)).unwrap();
+        next(&mut stream).await.unwrap().unwrap();
+        assert_eq!(store.list_watchers("s").unwrap()[0].acked_revision, Some(5));
+        // Silence.
+        let end = next(&mut stream).await.unwrap().unwrap_err();
+        assert_eq!(end.code(), ErrorCode::DeadlineExceeded, "{end}");
+        assert!(next(&mut stream).await.is_none());
+        assert!(store.list_watchers("s").unwrap().is_empty());
+    });
+}
+
+/// Under load several events share a message, within the count and the
+/// byte budget; the stream stays in order.
+#[test]
+fn bursts_are_batched_within_the_byte_budget() {
+    let store = SessionStore::new();
+    store.create_session("s", SessionOptions::new()).unwrap();
+    store
+        .register("s", VarDef::new("x", VarType::String, ""))
+        .unwrap();
+    let service = Service::new(store.clone()).max_message_value_bytes(1000);
+    rt().block_on(async {
+        let (_client, mut stream) = raw_watch(&service, &["x"]);
+        next(&mut stream).await.unwrap().unwrap(); // the snapshot
+        // All written before the server's task runs (one thread): one burst.
+        for i in 1..=10 {
+            store.update("s", "x", format!("{i:0>400}")).unwrap();
+        }
+        let mut sizes = Vec::new();
+        let mut version = 0;
+        while version < 10 {
+            let m = next(&mut stream).await.unwrap().unwrap();
+            for e in &m.events {
+                assert_eq!(e.version(), version + 1);
+                version = e.version();
+            }
+            sizes.push(m.events.len());
+        }
+        // 400-byte values, 1000-byte budget: at most three per message.
+        assert_eq!(sizes, [3, 3, 3, 1]);
+    });
+}
+
+/// Requests over the service's limits fail with `LimitExceeded`
+/// (RESOURCE_EXHAUSTED on the wire) and change nothing.
+#[test]
+fn limits_refuse_and_change_nothing() {
+    let store = store_with(&["a", "b", "c"]);
+    store
+        .register("s", VarDef::new("text", VarType::String, ""))
+        .unwrap();
+    let service = Service::new(store.clone()).max_batch_items(2).max_value_bytes(16);
+    let items = vec![
+        BatchUpdate::new("a", 1),
+        BatchUpdate::new("b", 1),
+        BatchUpdate::new("c", 1),
+    ];
+    let err = service
+        .call(Request::UpdateMany {
+            session: "s".into(),
+            items,
+            options: UpdateOptions::new(),
+            atomic: false,
+        })
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ResourceExhausted);
+    assert_eq!(
+        err.to_string(),
+        "items in one batch: 3 is over the server's limit of 2"
+    );
+    let err = service
+        .call(Request::Update {
+            session: "s".into(),
+            variable: "text".into(),
+            value: Value::from("x".repeat(17)),
+            options: UpdateOptions::new(),
+        })
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ResourceExhausted);
+    assert!(err.to_string().contains("`text`"), "{err}");
+    for v in ["a", "b", "c", "text"] {
+        assert_eq!(store.get("s", v).unwrap().version(), 0);
+    }
+    let (_tx, rx) = mpsc::unbounded_channel();
+    let target = WatchTarget::Variables(vec!["a".into(), "b".into(), "c".into()]);
+    let err = rt()
+        .block_on(async { service.watch(Subscribe::new("s", target), ClientSide(rx)) })
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ResourceExhausted);
+    assert!(store.list_watchers("s").unwrap().is_empty());
+}
+
+/// Calls fail with `Unavailable` while the transport is cut, and a watch
+/// opened before resumes once it is back.
+#[test]
+fn calls_fail_while_cut_and_work_again_after() {
+    let store = store_with(&["x"]);
+    let transport = MemoryTransport::new(Service::new(store.clone()));
+    let remote = RemoteStore::new(transport.clone(), fast()).unwrap();
+    let mut w = remote.watch("s", ["x"], false).unwrap();
+    transport.set_reachable(false);
+    assert_eq!(
+        remote.update("s", "x", 1).unwrap_err().code(),
+        ErrorCode::Unavailable
+    );
+    assert_eq!(
+        remote.watch("s", ["x"], true).unwrap_err().code(),
+        ErrorCode::Unavailable
+    );
+    store.update("s", "x", 2).unwrap(); // written while the watch is cut off
+    transport.set_reachable(true);
+    let e = w
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("{e:?} {:?}", w.stats()));
+    assert_eq!(
+        (e.kind(), e.version(), e.value()),
+        (EventKind::Changed, 1, Some(&Value::Integer(2)))
+    );
+    assert!(w.stats().reconnects >= 1);
+}
+
+/// A watch whose session is deleted while it is cut off ends with
+/// `SessionClosed` when it comes back.
+#[test]
+fn a_session_deleted_while_away_closes_the_watch() {
+    let store = store_with(&["x"]);
+    let transport = MemoryTransport::new(Service::new(store.clone()));
+    let remote = RemoteStore::new(transport.clone(), fast()).unwrap();
+    let mut w = remote.watch("s", ["x"], false).unwrap();
+    transport.set_reachable(false);
+    // The cut stream is gone on the server's side too.
+    wait_until("the cut stream's registration to go", || {
+        store.list_watchers("s").unwrap().is_empty()
+    });
+    store.delete_session("s").unwrap();
+    transport.set_reachable(true);
+    let e = w.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(e.kind(), EventKind::SessionClosed);
+    assert!(w.recv_timeout(Duration::from_secs(20)).is_err());
+}
+
+/// The retry policy: a watch cut off for good ends with `Disconnected`.
+#[test]
+fn a_watch_cut_off_for_good_ends_with_disconnected() {
+    let store = store_with(&["x"]);
+    let transport = MemoryTransport::new(Service::new(store));
+    let remote = RemoteStore::new(transport.clone(), fast().max_failures(3)).unwrap();
+    let mut w = remote.watch("s", ["x"], false).unwrap();
+    transport.set_reachable(false);
+    let e = w.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(e.kind(), EventKind::Disconnected);
+    assert!(matches!(
+        w.recv_timeout(Duration::from_secs(20)),
+        Err(varwatch::RecvTimeoutError::Closed)
+    ));
+}
+
+async fn next_event(w: &mut varwatch::transport::RemoteWatch) -> varwatch::WatchEvent {
+    poll_fn(|cx| Pin::new(&mut *w).poll_next(cx))
+        .await
+        .expect("an event")
+}
+
+/// The async view from an application's own runtime: the same operations,
+/// a watch as a `Stream`, and dropping the last handle inside async code.
+#[test]
+fn the_async_client_works_from_another_runtime() {
+    let store = store_with(&[]);
+    let remote = RemoteStore::new(MemoryTransport::new(Service::new(store.clone())), fast())
+        .unwrap()
+        .to_async();
+    rt().block_on(async move {
+        remote
+            .register("s", VarDef::new("x", VarType::Integer, 1))
+            .await
+            .unwrap();
+        let mut w = remote.watch("s", ["x"], true).await.unwrap();
+        assert_eq!(remote.update("s", "x", 2).await.unwrap(), 1);
+        assert!(next_event(&mut w).await.is_initial());
+        assert_eq!(next_event(&mut w).await.value(), Some(&Value::Integer(2)));
+        assert_eq!(
+            remote.get_many("s", &["x", "nope"]).await.unwrap().missing,
+            ["nope"]
+        );
+        assert_eq!(
+            remote.session("nope").await.unwrap_err().code(),
+            ErrorCode::NotFound
+        );
+        let blocking = remote.to_blocking();
+        drop(remote);
+        drop(w);
+        drop(blocking); // the last handle, dropped inside a runtime: no panic
+    });
+    assert_eq!(store.value("s", "x").unwrap(), Value::Integer(2));
+}
