@@ -80,7 +80,8 @@
 //! | [`SessionStore`] | sessions, variables, writes, TTL |
 //! | [`Value`], [`VarType`], [`Constraints`] | values and their validation rules |
 //! | [`Watch`], [`WatchOptions`], [`WatchEvent`] | watching |
-//! | [`Error`] | the one error type |
+//! | [`Error`], [`ErrorCode`] | the one error type, and its kind (the same locally and remotely) |
+//! | [`transport`] | serving a store to other processes (features `transport`, `grpc`), and [`transport::VarStore`] for code that takes a local or a remote store |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
