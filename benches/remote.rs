@@ -85,7 +85,9 @@ fn main() {
         .register("s", VarDef::new("x", VarType::Integer, 0))
         .unwrap();
     let (addr, _server_rt) = serve(&store);
-    let remote = RemoteStore::connect(&addr, RemoteConfig::new()).unwrap();
+    // Server-side watches may fall 64k events behind before resyncing, so
+    // that throughput counts deliveries, not skips.
+    let remote = RemoteStore::connect(&addr, RemoteConfig::new().watch_capacity(1 << 16)).unwrap();
     let drain_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

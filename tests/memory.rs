@@ -412,3 +412,30 @@ fn the_async_client_works_from_another_runtime() {
     });
     assert_eq!(store.value("s", "x").unwrap(), Value::Integer(2));
 }
+
+/// A subscription's capacity bounds how far its server-side watch may fall
+/// behind: past it, the client gets an exact `Lagged` marker, then the state.
+#[test]
+fn a_small_capacity_resyncs_with_an_exact_lag_marker() {
+    let store = store_with(&["x"]);
+    let service = Service::new(store.clone());
+    rt().block_on(async {
+        let (_tx, rx) = mpsc::unbounded_channel();
+        let mut sub = Subscribe::new("s", WatchTarget::Variables(vec!["x".into()]));
+        sub.capacity = 2;
+        let mut stream = service.watch(sub, ClientSide(rx)).unwrap();
+        next(&mut stream).await.unwrap().unwrap(); // the snapshot
+        for i in 1..=10 {
+            store.update("s", "x", i).unwrap(); // before the server's task runs
+        }
+        let m = next(&mut stream).await.unwrap().unwrap();
+        let got: Vec<(EventKind, u64)> = m.events.iter().map(|e| (e.kind(), e.version())).collect();
+        assert_eq!(
+            got,
+            [
+                (EventKind::Lagged { first: 1, last: 9 }, 9),
+                (EventKind::Changed, 10)
+            ]
+        );
+    });
+}

@@ -38,6 +38,10 @@ pub struct RemoteConfig {
     pub max_failures: Option<u32>,
     /// Events buffered per watch between the connection and the user.
     pub buffer: usize,
+    /// How far the server-side watch may fall behind before it resyncs
+    /// (`Lagged`); 0 for the server's default (1024). The server's store
+    /// caps it ([`StoreConfig::max_event_log`](crate::StoreConfig)).
+    pub watch_capacity: usize,
     /// Sent as `authorization: Bearer <token>` on every call (network
     /// transports).
     pub token: Option<String>,
@@ -53,6 +57,7 @@ impl Default for RemoteConfig {
             backoff_max: Duration::from_secs(30),
             max_failures: None,
             buffer: 1024,
+            watch_capacity: 0,
             token: None,
         }
     }
@@ -79,6 +84,12 @@ impl RemoteConfig {
     /// Sets the bearer token.
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
+        self
+    }
+    /// Sets how far a server-side watch may fall behind (see
+    /// [`watch_capacity`](Self::watch_capacity)).
+    pub fn watch_capacity(mut self, n: usize) -> Self {
+        self.watch_capacity = n;
         self
     }
     /// Gives up after `n` consecutive failed reconnections.

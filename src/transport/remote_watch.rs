@@ -108,6 +108,7 @@ impl Follower {
     async fn subscribe(&mut self) -> Result<(ServerMessages, Outbound)> {
         let mut sub = self.sub.clone();
         sub.resume = self.seen.clone();
+        sub.capacity = self.config.watch_capacity;
         sub.include_initial = true; // the follower needs every version
         let (out, rx) = mpsc::unbounded_channel();
         let timeout = self.config.heartbeat_timeout;
