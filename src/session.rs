@@ -320,6 +320,34 @@ pub(crate) fn check_name(what: &'static str, name: &str) -> Result<(), Error> {
 struct WriteState {
     revision: u64,
     next_slot: Slot,
+    /// The latest deletions, for resuming remote watches.
+    #[cfg(feature = "transport")]
+    tombstones: Tombstones,
+}
+
+/// The last [`Tombstones::KEEP`] deletions of a session: id → (name,
+/// version of the deletion). A remote watch that resumes after a deletion
+/// learns from it which versions it missed.
+#[cfg(feature = "transport")]
+#[derive(Default)]
+struct Tombstones {
+    by_id: HashMap<Arc<str>, (Arc<str>, u64)>,
+    order: std::collections::VecDeque<Arc<str>>,
+}
+
+#[cfg(feature = "transport")]
+impl Tombstones {
+    const KEEP: usize = 4096;
+
+    fn add(&mut self, id: Arc<str>, name: Arc<str>, version: u64) {
+        if self.order.len() == Self::KEEP
+            && let Some(old) = self.order.pop_front()
+        {
+            self.by_id.remove(&old);
+        }
+        self.order.push_back(id.clone());
+        self.by_id.insert(id, (name, version));
+    }
 }
 
 #[derive(Default)]
@@ -351,6 +379,11 @@ pub(crate) struct Session {
     pub(crate) metadata: Metadata,
     pub(crate) created_at: SystemTime,
     pub(crate) ttl: Option<Duration>,
+    /// Random, and different for every session ever created (in this
+    /// process or another): tells a resuming remote watch whether the
+    /// session it followed is still the one of that name.
+    #[cfg_attr(not(feature = "transport"), allow(dead_code))]
+    pub(crate) incarnation: u64,
     epoch: Instant,
     /// Milliseconds since `epoch` of the last access.
     last_access: AtomicU64,
@@ -363,6 +396,23 @@ pub(crate) struct Session {
     pub(crate) log: EventLog,
     pub(crate) observers: ObserverManager,
     pub(crate) counters: Arc<StoreCounters>,
+}
+
+/// A number no other session has had: a process-wide counter, hashed with
+/// the process's random seed.
+fn new_incarnation() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // Not a loom atomic: a process-wide id source, outside every model.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    h.finish()
 }
 
 impl Session {
@@ -379,11 +429,14 @@ impl Session {
             metadata: opts.metadata,
             created_at: SystemTime::now(),
             ttl: opts.ttl,
+            incarnation: new_incarnation(),
             epoch,
             last_access: AtomicU64::new(0),
             write: Mutex::new(WriteState {
                 revision: 0,
                 next_slot: 0,
+                #[cfg(feature = "transport")]
+                tombstones: Tombstones::default(),
             }),
             index: RwLock::new(Index::default()),
             revision: AtomicU64::new(0),
@@ -828,6 +881,9 @@ impl Session {
         });
         cell.current.store(record.clone());
         self.revision.store(w.revision, Ordering::Release);
+        #[cfg(feature = "transport")]
+        w.tombstones
+            .add(cell.meta.id.clone(), cell.meta.name.clone(), record.version);
         let notify = self.observers.has_watchers();
         if notify {
             self.log.push([Entry { record, cell: None }]);
@@ -837,6 +893,13 @@ impl Session {
             self.wake(&[cell]);
         }
         Ok(())
+    }
+
+    /// The name and deletion version of a variable deleted recently (see
+    /// [`Tombstones`]).
+    #[cfg(feature = "transport")]
+    pub(crate) fn tombstone(&self, id: &str) -> Option<(Arc<str>, u64)> {
+        self.write.lock().tombstones.by_id.get(id).cloned()
     }
 
     /// Closes the session for good: every watch gets `SessionClosed`.

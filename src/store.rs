@@ -391,6 +391,19 @@ impl SessionStore {
         Ok(s)
     }
 
+    /// The session's incarnation (for resuming remote watches).
+    #[cfg(feature = "transport")]
+    pub(crate) fn session_incarnation(&self, id: &str) -> Result<u64> {
+        Ok(self.lookup(id)?.incarnation)
+    }
+
+    /// A recently deleted variable of the session: its name and deletion
+    /// version (for resuming remote watches).
+    #[cfg(feature = "transport")]
+    pub(crate) fn tombstone(&self, session: &str, id: &str) -> Option<(Arc<str>, u64)> {
+        self.lookup(session).ok()?.tombstone(id)
+    }
+
     // ----- sessions -------------------------------------------------------
 
     /// Creates a session; [`Error::SessionExists`] if the id is taken,

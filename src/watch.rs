@@ -557,6 +557,9 @@ pub struct Watch {
     /// Waker, counters and registry facts, shared with writers and the registry.
     shared: Arc<WatchShared>,
     whole_session: bool,
+    /// The session revision of the subscription's snapshot.
+    #[cfg_attr(not(feature = "transport"), allow(dead_code))]
+    snapshot_revision: u64,
     tracked: Vec<Tracked>,
     cursor: u64,
     capacity: usize,
@@ -657,6 +660,7 @@ impl Watch {
             key,
             shared,
             whole_session,
+            snapshot_revision: revision,
             tracked: Vec::with_capacity(cells.len()),
             cursor,
             capacity,
@@ -710,6 +714,32 @@ impl Watch {
     /// Why the watch ended, once it has.
     pub fn close_reason(&self) -> Option<CloseReason> {
         self.ended
+    }
+
+    /// The incarnation of the watched session (see `Session::incarnation`).
+    #[cfg(feature = "transport")]
+    pub(crate) fn session_incarnation(&self) -> u64 {
+        self.session.incarnation
+    }
+
+    /// The session revision of the subscription's snapshot.
+    #[cfg(feature = "transport")]
+    pub(crate) fn snapshot_revision(&self) -> u64 {
+        self.snapshot_revision
+    }
+
+    /// How many events are queued before any is received: right after
+    /// subscribing, exactly the snapshot's initial events.
+    #[cfg(feature = "transport")]
+    pub(crate) fn queued_initial(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// A recently deleted variable of the watched session: its name and
+    /// deletion version.
+    #[cfg(feature = "transport")]
+    pub(crate) fn tombstone(&self, id: &str) -> Option<(Arc<str>, u64)> {
+        self.session.tombstone(id)
     }
 
     /// Records a remote client's acknowledgement (monotonic: an older one

@@ -410,6 +410,7 @@ fn sub(session: &str, vars: &[&str]) -> proto::Subscribe {
         include_initial: true,
         resume_versions: HashMap::new(),
         capacity: 0,
+        session_incarnation: None,
     }
 }
 
@@ -559,7 +560,7 @@ async fn remote_watch_resumes_from_versions() {
     let mut want = vec![
         ("x".to_string(), EventKind::Lagged as i32, 2), // version 2 was missed
         ("x".to_string(), EventKind::Changed as i32, 3),
-        (ids["y"].clone(), EventKind::Deleted as i32, 1),
+        ("y".to_string(), EventKind::Deleted as i32, 1), // named, from its tombstone
         ("z".to_string(), EventKind::Initial as i32, 0),
     ];
     want.sort();

@@ -201,7 +201,10 @@ fn heartbeats_keep_a_stream_and_silence_ends_it() {
     rt().block_on(async {
         let (client, mut stream) = raw_watch(&service, &["x"]);
         let sync = next(&mut stream).await.unwrap().unwrap();
-        assert_eq!(sync.sync_complete, Some(store.session("s").unwrap().revision));
+        assert_eq!(
+            sync.sync_complete.map(|s| s.revision),
+            Some(store.session("s").unwrap().revision)
+        );
         assert_eq!(sync.events.len(), 1);
         for seq in 1..=6 {
             tokio::time::sleep(Duration::from_millis(80)).await;
@@ -437,5 +440,207 @@ fn a_small_capacity_resyncs_with_an_exact_lag_marker() {
                 (EventKind::Changed, 10)
             ]
         );
+    });
+}
+
+fn fast_service(store: &SessionStore) -> Service {
+    Service::new(store.clone())
+        .heartbeat_interval(Duration::from_millis(20))
+        .heartbeat_timeout(Duration::from_millis(500))
+}
+
+/// Cuts the transport and waits until the server has dropped the cut
+/// stream (its registration gone), so that what follows happens "while
+/// away"; then the caller changes things and restores it.
+fn cut(transport: &MemoryTransport, store: &SessionStore, session: &str) {
+    transport.set_reachable(false);
+    wait_until("the cut stream's registration to go", || {
+        store.list_watchers(session).map_or(true, |w| w.is_empty())
+    });
+}
+
+fn recv(w: &mut varwatch::transport::RemoteWatch) -> varwatch::WatchEvent {
+    w.recv_timeout(Duration::from_secs(20)).expect("an event")
+}
+
+/// A named watch goes on with its other variables after one is deleted and
+/// the connection blips (it resumes by id, and the deleted one is not an
+/// error).
+#[test]
+fn a_named_watch_survives_a_deletion_then_a_reconnect() {
+    let store = store_with(&["x", "y"]);
+    let transport = MemoryTransport::new(fast_service(&store));
+    let remote = RemoteStore::new(transport.clone(), fast()).unwrap();
+    let mut w = remote.watch("s", ["x", "y"], false).unwrap();
+    store.delete_variable("s", "x").unwrap();
+    assert_eq!(recv(&mut w).kind(), EventKind::Deleted);
+    cut(&transport, &store, "s");
+    transport.set_reachable(true);
+    store.update("s", "y", 1).unwrap();
+    let e = recv(&mut w);
+    assert_eq!(
+        (e.kind(), e.variable_name(), e.version()),
+        (EventKind::Changed, "y", 1)
+    );
+}
+
+/// While a watch is away, its variable is updated twice and deleted, and a
+/// new variable takes its name: the watch learns exactly that (the skipped
+/// versions, then the deletion at its version) and does not follow the
+/// newcomer.
+#[test]
+fn a_deletion_while_away_is_reported_exactly() {
+    let store = store_with(&["x", "y"]);
+    let transport = MemoryTransport::new(fast_service(&store));
+    let remote = RemoteStore::new(transport.clone(), fast()).unwrap();
+    let mut w = remote.watch("s", ["x", "y"], false).unwrap();
+    store.update("s", "x", 1).unwrap();
+    assert_eq!(recv(&mut w).version(), 1);
+    cut(&transport, &store, "s");
+    store.update("s", "x", 2).unwrap();
+    store.update("s", "x", 3).unwrap();
+    store.delete_variable("s", "x").unwrap(); // version 4
+    store
+        .register("s", VarDef::new("x", VarType::Integer, 100))
+        .unwrap();
+    transport.set_reachable(true);
+    let e = recv(&mut w);
+    assert_eq!(
+        (e.kind(), e.variable_name()),
+        (EventKind::Lagged { first: 2, last: 3 }, "x")
+    );
+    let e = recv(&mut w);
+    assert_eq!(
+        (e.kind(), e.variable_name(), e.version()),
+        (EventKind::Deleted, "x", 4)
+    );
+    store.update("s", "x", 101).unwrap(); // the newcomer: not watched
+    store.update("s", "y", 1).unwrap();
+    let e = recv(&mut w);
+    assert_eq!((e.variable_name(), e.version()), ("y", 1));
+}
+
+/// A variable registered while a whole-session watch was away arrives with
+/// a marker for the versions it never saw, then its state.
+#[test]
+fn a_variable_registered_while_away_is_announced() {
+    let store = store_with(&["x"]);
+    let transport = MemoryTransport::new(fast_service(&store));
+    let remote = RemoteStore::new(transport.clone(), fast()).unwrap();
+    let mut w = remote.watch_session("s", false).unwrap();
+    cut(&transport, &store, "s");
+    store
+        .register("s", VarDef::new("n", VarType::Integer, 0))
+        .unwrap();
+    store.update("s", "n", 1).unwrap();
+    store.update("s", "n", 2).unwrap();
+    transport.set_reachable(true);
+    let e = recv(&mut w);
+    assert_eq!(
+        (e.kind(), e.variable_name()),
+        (EventKind::Lagged { first: 0, last: 1 }, "n")
+    );
+    let e = recv(&mut w);
+    assert_eq!(
+        (e.kind(), e.version(), e.value()),
+        (EventKind::Initial, 2, Some(&Value::Integer(2)))
+    );
+}
+
+/// A session deleted and created again under the same id while a watch was
+/// away is another session: the watch ends with `SessionClosed` instead of
+/// resuming into it.
+#[test]
+fn a_session_recreated_while_away_closes_the_watch() {
+    let store = store_with(&["x"]);
+    let transport = MemoryTransport::new(fast_service(&store));
+    let remote = RemoteStore::new(transport.clone(), fast()).unwrap();
+    let mut w = remote.watch("s", ["x"], false).unwrap();
+    cut(&transport, &store, "s");
+    store.delete_session("s").unwrap();
+    store.create_session("s", SessionOptions::new()).unwrap();
+    store
+        .register("s", VarDef::new("x", VarType::Integer, 0))
+        .unwrap();
+    transport.set_reachable(true);
+    assert_eq!(recv(&mut w).kind(), EventKind::SessionClosed);
+    assert!(w.recv_timeout(Duration::from_secs(20)).is_err());
+    assert!(store.list_watchers("s").unwrap().is_empty());
+}
+
+/// A snapshot larger than a message is cut into several; `sync_complete`
+/// comes with the last part only.
+#[test]
+fn a_large_snapshot_comes_in_parts() {
+    let store = store_with(&["a", "b", "c", "d", "e"]);
+    let service = Service::new(store).max_events_per_message(2);
+    rt().block_on(async {
+        let (_tx, rx) = mpsc::unbounded_channel();
+        let mut stream = service
+            .watch(Subscribe::new("s", WatchTarget::Session), ClientSide(rx))
+            .unwrap();
+        let mut parts = Vec::new();
+        loop {
+            let m = next(&mut stream).await.unwrap().unwrap();
+            parts.push((m.events.len(), m.sync_complete.is_some()));
+            if m.sync_complete.is_some() {
+                break;
+            }
+        }
+        assert_eq!(parts, [(2, false), (2, false), (1, true)]);
+    });
+}
+
+/// A user slower than the heartbeat timeout is not taken for a dead
+/// connection: the follower heartbeats while it waits, the server reads
+/// them while its queue is full, and the watch falls behind and resyncs
+/// instead of reconnecting.
+#[test]
+fn a_slow_reader_is_not_disconnected() {
+    let store = store_with(&["x"]);
+    let service = Service::new(store.clone())
+        .heartbeat_interval(Duration::from_millis(20))
+        .heartbeat_timeout(Duration::from_millis(200));
+    let config = fast()
+        .heartbeats(Duration::from_millis(20), Duration::from_millis(200))
+        .buffer(4);
+    let remote = RemoteStore::new(MemoryTransport::new(service), config).unwrap();
+    let mut w = remote.watch("s", ["x"], false).unwrap();
+    for i in 1..=3000 {
+        store.update("s", "x", i).unwrap();
+    }
+    thread::sleep(Duration::from_millis(800)); // the user is busy: 4 timeouts
+    let mut last = 0;
+    while last < 3000 {
+        let e = recv(&mut w);
+        match e.kind() {
+            EventKind::Changed => assert_eq!(e.version(), last + 1),
+            EventKind::Lagged { first, .. } => assert_eq!(first, last + 1),
+            other => panic!("unexpected {other:?}"),
+        }
+        last = e.version();
+    }
+    assert_eq!(w.stats().reconnects, 0, "a slow reader was disconnected");
+}
+
+/// After `close_watches`, open streams end and new ones are refused.
+#[test]
+fn a_closed_service_refuses_new_watches() {
+    let store = store_with(&["x"]);
+    let service = Service::new(store);
+    rt().block_on(async {
+        let (_tx, rx) = mpsc::unbounded_channel();
+        let mut open = service
+            .watch(Subscribe::new("s", WatchTarget::Session), ClientSide(rx))
+            .unwrap();
+        next(&mut open).await.unwrap().unwrap();
+        service.close_watches();
+        let end = next(&mut open).await.unwrap().unwrap_err();
+        assert_eq!(end.code(), ErrorCode::Unavailable);
+        let (_tx, rx) = mpsc::unbounded_channel();
+        let err = service
+            .watch(Subscribe::new("s", WatchTarget::Session), ClientSide(rx))
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Unavailable);
     });
 }

@@ -48,7 +48,7 @@ mod store_api;
 #[cfg(feature = "transport")]
 pub use memory::MemoryTransport;
 #[cfg(feature = "transport")]
-pub use protocol::{ClientMessage, Request, Response, ServerMessage, Subscribe, WatchTarget};
+pub use protocol::{ClientMessage, Request, Response, ServerMessage, Subscribe, SyncComplete, WatchTarget};
 #[cfg(feature = "transport")]
 pub use remote::{AsyncRemoteStore, RemoteConfig, RemoteStore};
 #[cfg(feature = "transport")]

@@ -156,6 +156,11 @@ pub struct Subscribe {
     pub resume: HashMap<String, u64>,
     /// The server-side watch's capacity (0: the server's default).
     pub capacity: usize,
+    /// On reconnect: the session incarnation of the last `sync_complete`.
+    /// If the session of that name is another one now (deleted and created
+    /// again, or a server that lost its state), the server answers with
+    /// `SessionClosed` instead of resuming into it.
+    pub session_incarnation: Option<u64>,
 }
 
 impl Subscribe {
@@ -167,6 +172,7 @@ impl Subscribe {
             include_initial: true,
             resume: HashMap::new(),
             capacity: 0,
+            session_incarnation: None,
         }
     }
 }
@@ -188,9 +194,19 @@ pub enum ClientMessage {
 pub struct ServerMessage {
     /// Events, oldest first. Several per message under load.
     pub events: Vec<WatchEvent>,
-    /// Set on the message that ends the snapshot (or resume): the session
-    /// revision it was taken at. Changes follow.
-    pub sync_complete: Option<u64>,
+    /// Set on the message that ends the snapshot (or resume). Changes
+    /// follow.
+    pub sync_complete: Option<SyncComplete>,
     /// A heartbeat's sequence number (the server's own, or an echo).
     pub heartbeat: Option<u64>,
+}
+
+/// The end of a watch stream's snapshot (or resume).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncComplete {
+    /// The session revision the snapshot was taken at.
+    pub revision: u64,
+    /// Which incarnation of the session this is (send it back in
+    /// [`Subscribe::session_incarnation`] when resuming).
+    pub session_incarnation: u64,
 }

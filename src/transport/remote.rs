@@ -86,6 +86,11 @@ impl RemoteConfig {
         self.token = Some(token.into());
         self
     }
+    /// Sets how many events a watch buffers for its user (at least 1).
+    pub fn buffer(mut self, n: usize) -> Self {
+        self.buffer = n.max(1);
+        self
+    }
     /// Sets how far a server-side watch may fall behind (see
     /// [`watch_capacity`](Self::watch_capacity)).
     pub fn watch_capacity(mut self, n: usize) -> Self {

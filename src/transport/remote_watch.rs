@@ -21,8 +21,9 @@ use futures_core::Stream;
 use tokio::sync::mpsc;
 
 use super::WatchTarget;
-use super::protocol::{ClientMessage, Subscribe};
+use super::protocol::{ClientMessage, Request, Subscribe};
 use super::remote::{Inner, RemoteConfig};
+use super::server_watch::after;
 use super::transport_trait::{ClientMessages, ServerMessages, Transport};
 use crate::{Error, ErrorCode, EventKind, Result, WatchEvent};
 
@@ -99,6 +100,9 @@ struct Follower {
     taken: Arc<AtomicU64>,
     /// The last value acknowledged to the current stream.
     acked: u64,
+    /// The session incarnation of the last `sync_complete`: a resume must
+    /// continue the same session, not a new one of the same name.
+    incarnation: Option<u64>,
 }
 
 type Outbound = mpsc::UnboundedSender<ClientMessage>;
@@ -107,7 +111,16 @@ impl Follower {
     /// Opens a stream, subscribing with the versions seen so far.
     async fn subscribe(&mut self) -> Result<(ServerMessages, Outbound)> {
         let mut sub = self.sub.clone();
-        sub.resume = self.seen.clone();
+        if self.synced_once {
+            // Resume by id, never by name: a name may now be another
+            // variable's, and a deleted one must come back as deleted.
+            if let WatchTarget::Variables(v) = &mut sub.target {
+                *v = self.seen.keys().cloned().collect();
+                v.sort();
+            }
+            sub.resume = self.seen.clone();
+            sub.session_incarnation = self.incarnation;
+        }
         sub.capacity = self.config.watch_capacity;
         sub.include_initial = true; // the follower needs every version
         let (out, rx) = mpsc::unbounded_channel();
@@ -119,6 +132,15 @@ impl Follower {
                 message: format!("no answer to the subscription within {timeout:?}"),
             })??;
         Ok((opened, out))
+    }
+
+    /// Whether the watched session still exists (a `NotFound` answer to a
+    /// resubscription may also mean a variable; ask).
+    async fn session_exists(&self) -> bool {
+        let ask = Request::GetSession {
+            session: self.sub.session.clone(),
+        };
+        !matches!(self.transport.call(ask).await, Err(e) if e.code() == ErrorCode::NotFound)
     }
 
     /// Idempotent apply: `Some` if `e` is news to the user.
@@ -150,14 +172,15 @@ impl Follower {
     /// so that the watch's starting point is the server's snapshot: a
     /// change made after `watch` returned is never taken for initial state.
     async fn first_sync(&mut self, inbound: &mut ServerMessages) -> Result<Vec<WatchEvent>> {
+        let timeout = self.config.heartbeat_timeout;
+        let deadline = after(timeout);
         let mut first = Vec::new();
         loop {
-            let timeout = self.config.heartbeat_timeout;
-            let msg = tokio::time::timeout(timeout, poll_fn(|cx| inbound.as_mut().poll_next(cx)))
+            let msg = tokio::time::timeout_at(deadline, poll_fn(|cx| inbound.as_mut().poll_next(cx)))
                 .await
                 .map_err(|_| Error::Remote {
                     code: ErrorCode::DeadlineExceeded,
-                    message: format!("no snapshot within {timeout:?} of subscribing"),
+                    message: format!("no complete snapshot within {timeout:?} of subscribing"),
                 })?;
             let msg = msg.unwrap_or_else(|| {
                 Err(Error::Remote {
@@ -166,9 +189,47 @@ impl Follower {
                 })
             })?;
             first.extend(msg.events.into_iter().filter_map(|e| self.apply(e)));
-            if msg.sync_complete.is_some() {
+            if let Some(sync) = msg.sync_complete {
                 self.synced_once = true;
+                self.incarnation = Some(sync.session_incarnation);
                 return Ok(first);
+            }
+        }
+    }
+
+    /// Whether `e` (just applied) is the watch's last event: the session is
+    /// gone, or every variable of a named watch was deleted.
+    fn is_last(&self, e: &WatchEvent) -> bool {
+        e.kind() == EventKind::SessionClosed
+            || (e.kind() == EventKind::Deleted
+                && self.sub.target != WatchTarget::Session
+                && self.seen.is_empty())
+    }
+
+    /// Hands `e` to the user, waiting for room as long as it takes (the
+    /// user may be slow) while still heartbeating and acking, so that the
+    /// server does not take a slow reader for a dead one. False: the user
+    /// dropped the watch.
+    async fn deliver(
+        &mut self,
+        e: WatchEvent,
+        out: &Outbound,
+        beat: &mut tokio::time::Interval,
+        sequence: &mut u64,
+    ) -> bool {
+        let tx = self.tx.clone();
+        loop {
+            tokio::select! {
+                permit = tx.reserve() => {
+                    let Ok(permit) = permit else { return false };
+                    permit.send(e);
+                    return true;
+                }
+                _ = beat.tick() => {
+                    *sequence += 1;
+                    let _ = out.send(ClientMessage::Heartbeat(*sequence));
+                    self.ack(out);
+                }
             }
         }
     }
@@ -177,41 +238,38 @@ impl Follower {
     async fn follow(&mut self, mut inbound: ServerMessages, out: Outbound, mut synced: bool) -> StreamEnd {
         self.acked = 0; // a new stream: its server-side watch knows nothing yet
         let (interval, timeout) = (self.config.heartbeat_interval, self.config.heartbeat_timeout);
-        let mut beat = tokio::time::interval(interval);
+        let mut beat = tokio::time::interval(interval.max(Duration::from_millis(1)));
         beat.reset();
         let mut sequence = 0u64;
         // Silence past the timeout means a dead connection. The deadline
-        // moves only when the server says something (our own heartbeats must
-        // not move it).
-        let mut deadline = tokio::time::Instant::now() + timeout;
+        // moves only when the server has said something and it has been
+        // handed to the user (our own heartbeats must not move it, and time
+        // spent waiting for a slow user is not silence).
+        let mut deadline = after(timeout);
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => return StreamEnd::Broken { synced },
                 msg = poll_fn(|cx| inbound.as_mut().poll_next(cx)) => {
                     let Some(Ok(msg)) = msg else { return StreamEnd::Broken { synced } };
-                    deadline = tokio::time::Instant::now() + timeout;
                     if msg.heartbeat.is_some() {
                         self.counters.heartbeats.fetch_add(1, Ordering::Relaxed);
                     }
                     for e in msg.events {
                         let Some(e) = self.apply(e) else { continue };
-                        // The last event: the session is gone, or every
-                        // variable of a named watch was deleted.
-                        let last = e.kind() == EventKind::SessionClosed
-                            || (e.kind() == EventKind::Deleted
-                                && self.sub.target != WatchTarget::Session
-                                && self.seen.is_empty());
-                        if self.tx.send(e).await.is_err() {
+                        let last = self.is_last(&e);
+                        if !self.deliver(e, &out, &mut beat, &mut sequence).await {
                             return StreamEnd::Done; // the user dropped the watch
                         }
                         if last {
                             return StreamEnd::Done;
                         }
                     }
-                    if msg.sync_complete.is_some() {
+                    if let Some(sync) = msg.sync_complete {
                         synced = true;
                         self.synced_once = true;
+                        self.incarnation = Some(sync.session_incarnation);
                     }
+                    deadline = after(timeout);
                 }
                 _ = beat.tick() => {
                     sequence += 1;
@@ -242,13 +300,13 @@ impl Follower {
     /// Follows streams, reconnecting with backoff, until the watch is over.
     async fn run(mut self, first: (ServerMessages, Outbound), ready: Vec<WatchEvent>) {
         for e in ready {
-            if self.tx.send(e).await.is_err() {
+            let last = self.is_last(&e);
+            if self.tx.send(e).await.is_err() || last {
                 return;
             }
         }
         let mut stream = Some(first);
         let mut synced = true; // the first stream was read up to its sync
-
         let mut failures = 0u32;
         let mut backoff = self.config.backoff_initial;
         loop {
@@ -260,10 +318,17 @@ impl Follower {
                         self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
                         s
                     }
-                    Err(e) if e.code() == ErrorCode::NotFound => {
+                    Err(e) if e.code() == ErrorCode::NotFound && !self.session_exists().await => {
                         // The session is gone: nothing to come back to.
                         let closed = WatchEvent::bare(EventKind::SessionClosed, "", "", 0, 0);
                         let _ = self.tx.send(closed).await;
+                        return;
+                    }
+                    Err(e) if matches!(e.code(), ErrorCode::InvalidArgument | ErrorCode::Unauthenticated) => {
+                        // Asking again will not help (a token revoked, a
+                        // server that refuses this subscription).
+                        let gone = WatchEvent::bare(EventKind::Disconnected, "", "", 0, 0);
+                        let _ = self.tx.send(gone).await;
                         return;
                     }
                     Err(_) => {
@@ -340,6 +405,7 @@ impl RemoteWatch {
             seen: HashMap::new(),
             taken: taken.clone(),
             acked: 0,
+            incarnation: None,
         };
         let (mut inbound, out) = follower.subscribe().await?;
         let ready = follower.first_sync(&mut inbound).await?;
@@ -355,7 +421,8 @@ impl RemoteWatch {
 
     /// Notes that the user took `e` (acknowledged to the server).
     fn took(&self, e: WatchEvent) -> WatchEvent {
-        self.taken.fetch_max(e.revision() + 1, Ordering::Relaxed);
+        self.taken
+            .fetch_max(e.revision().saturating_add(1), Ordering::Relaxed);
         e
     }
 

@@ -13,13 +13,14 @@
 
 use std::collections::HashSet;
 use std::future::{Future, poll_fn};
+use std::sync::Arc;
 
 use futures_core::Stream;
 use tokio::sync::mpsc;
-use tokio::time::{Instant, interval, sleep_until, timeout_at};
+use tokio::time::{Instant, interval, sleep_until};
 
 use super::WatchTarget;
-use super::protocol::{ClientMessage, ServerMessage, Subscribe};
+use super::protocol::{ClientMessage, ServerMessage, Subscribe, SyncComplete};
 use super::service::{Limits, value_bytes};
 use crate::{Error, ErrorCode, EventKind, Result, SessionStore, Watch, WatchEvent, WatchOptions};
 
@@ -29,93 +30,264 @@ pub(crate) struct Opened {
     watch: Option<Watch>,
     /// What the client must receive before `sync_complete`.
     snapshot: Vec<WatchEvent>,
-    /// The session revision of the snapshot.
-    revision: u64,
+    /// The snapshot's revision and the session's incarnation.
+    sync: SyncComplete,
 }
 
 /// Opens the local watch for `sub` and computes what the client must be
 /// sent before `sync_complete`. Errors (unknown session, unknown variables
 /// not explained by a resume) are returned before anything is registered.
+///
+/// On resume (`sub.resume` names what the client has, by id):
+/// * a variable with a newer version comes as `Changed`, after a `Lagged`
+///   marker if versions were skipped;
+/// * one deleted meanwhile comes as `Deleted` at its deletion version, after
+///   a `Lagged` marker for the versions skipped before it (deletions come
+///   first, so that a variable registered again under the same name follows
+///   its predecessor's end);
+/// * one the client never saw (registered meanwhile, in a whole-session
+///   watch) comes as `Initial` at its current version, after a `Lagged`
+///   marker for the versions before it;
+/// * if the session is another incarnation than the client's, the answer is
+///   `SessionClosed`.
 pub(crate) fn open(store: &SessionStore, sub: Subscribe) -> Result<Opened> {
     let mut opts = WatchOptions::new().include_initial(true);
     if sub.capacity > 0 {
         opts = opts.capacity(sub.capacity);
     }
     let resume = &sub.resume;
+    let resuming = !resume.is_empty() || sub.session_incarnation.is_some();
     let watch = match &sub.target {
         WatchTarget::Session => Some(store.watch_session(&sub.session, opts)?),
         WatchTarget::Variables(idents) => {
+            if idents.is_empty() {
+                return Err(Error::InvalidOption(
+                    "a watch needs at least one variable, or the whole session".into(),
+                ));
+            }
             // On resume, identifiers that are gone are reported as deleted,
-            // not as an error; the rest is watched.
-            let mut present = Vec::new();
-            for ident in idents {
-                match store.get(&sub.session, ident) {
-                    Ok(_) => present.push(ident.as_str()),
-                    Err(Error::VariableNotFound { .. }) if resume.contains_key(ident) => {}
+            // not as an error; the rest is watched. A deletion racing this
+            // check makes the watch fail; then look again (bounded).
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let mut present = Vec::new();
+                for ident in idents {
+                    match store.get(&sub.session, ident) {
+                        Ok(_) => present.push(ident.as_str()),
+                        Err(Error::VariableNotFound { .. }) if resuming => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                if present.is_empty() {
+                    break None;
+                }
+                match store.watch(&sub.session, present, opts.clone()) {
+                    Ok(w) => break Some(w),
+                    Err(Error::VariablesNotFound { .. }) if resuming && attempt < 8 => continue,
                     Err(e) => return Err(e),
                 }
             }
-            if present.is_empty() {
-                if idents.is_empty() {
-                    return Err(Error::InvalidOption(
-                        "a watch needs at least one variable, or the whole session".into(),
-                    ));
-                }
-                None
-            } else {
-                // A variable deleted between the check and here is an error
-                // the client can retry; nothing was registered.
-                Some(store.watch(&sub.session, present, opts)?)
-            }
         }
     };
+    let incarnation = match &watch {
+        Some(w) => w.session_incarnation(),
+        None => store.session_incarnation(&sub.session)?,
+    };
+    if sub.session_incarnation.is_some_and(|i| i != incarnation) {
+        // The session the client followed is gone; this one is another.
+        return Ok(Opened {
+            watch: None,
+            snapshot: vec![WatchEvent::bare(EventKind::SessionClosed, "", "", 0, 0)],
+            sync: SyncComplete {
+                revision: 0,
+                session_incarnation: incarnation,
+            },
+        });
+    }
+    let mut deletions = Vec::new();
     let mut snapshot = Vec::new();
     let mut current = HashSet::new();
-    let mut revision = 0;
     let mut watch = watch;
-    if let Some(w) = watch.as_mut() {
-        // The initial events are all queued already (taken at subscription).
-        let n = w.stats().queue_depth as usize;
-        for _ in 0..n {
-            let Ok(e) = w.try_recv() else { break };
-            if e.kind() != EventKind::Initial {
-                // A change that happened since: it follows in order.
-                snapshot.push(e);
-                continue;
-            }
-            current.insert(e.variable_id().to_string());
-            revision = revision.max(e.revision());
-            match resume.get(e.variable_id()) {
-                None if sub.include_initial || !resume.is_empty() => snapshot.push(e),
-                None => {}
-                Some(&seen) if e.version() <= seen => {} // the client has it
-                Some(&seen) => {
-                    if e.version() > seen + 1 {
-                        let lag = EventKind::Lagged {
-                            first: seen + 1,
-                            last: e.version() - 1,
-                        };
-                        snapshot.push(WatchEvent::from_parts(lag, e.record().clone(), 0));
+    let revision = match watch.as_mut() {
+        Some(w) => {
+            let revision = w.snapshot_revision();
+            // Exactly the snapshot's initial events are queued now; anything
+            // later stays in the watch and follows `sync_complete`.
+            for _ in 0..w.queued_initial() {
+                let Ok(e) = w.try_recv() else { break };
+                current.insert(e.variable_id().to_string());
+                match resume.get(e.variable_id()) {
+                    None if !resuming => {
+                        if sub.include_initial {
+                            snapshot.push(e);
+                        }
                     }
-                    snapshot.push(e.as_changed());
+                    None => {
+                        // New to the client: registered while it was away.
+                        if e.version() > 0 {
+                            let lag = EventKind::Lagged {
+                                first: 0,
+                                last: e.version() - 1,
+                            };
+                            snapshot.push(WatchEvent::from_parts(lag, e.record().clone(), 0));
+                        }
+                        snapshot.push(e);
+                    }
+                    Some(&seen) if e.version() <= seen => {} // the client has it
+                    Some(&seen) => {
+                        if e.version() > seen + 1 {
+                            let lag = EventKind::Lagged {
+                                first: seen + 1,
+                                last: e.version() - 1,
+                            };
+                            snapshot.push(WatchEvent::from_parts(lag, e.record().clone(), 0));
+                        }
+                        snapshot.push(e.as_changed());
+                    }
                 }
             }
+            revision
         }
-    }
+        None => store.session(&sub.session)?.revision,
+    };
     for (id, &seen) in resume {
-        if !current.contains(id) {
-            snapshot.push(WatchEvent::bare(EventKind::Deleted, id, "", seen + 1, revision));
+        if current.contains(id) {
+            continue;
         }
+        let tomb = match &watch {
+            Some(w) => w.tombstone(id),
+            None => store.tombstone(&sub.session, id),
+        };
+        let (name, deleted_at) = match tomb {
+            Some((name, version)) => (name, version),
+            // Deleted too long ago to remember (or never existed): the end
+            // is all that can be said.
+            None => (Arc::from(""), seen.saturating_add(1)),
+        };
+        if deleted_at <= seen {
+            continue; // the client has seen the deletion
+        }
+        if deleted_at > seen + 1 {
+            let lag = EventKind::Lagged {
+                first: seen + 1,
+                last: deleted_at - 1,
+            };
+            deletions.push(WatchEvent::bare(lag, id, &name, deleted_at, revision));
+        }
+        deletions.push(WatchEvent::bare(
+            EventKind::Deleted,
+            id,
+            &name,
+            deleted_at,
+            revision,
+        ));
     }
+    deletions.append(&mut snapshot);
     Ok(Opened {
         watch,
-        snapshot,
-        revision,
+        snapshot: deletions,
+        sync: SyncComplete {
+            revision,
+            session_incarnation: incarnation,
+        },
     })
 }
 
 fn ended(code: ErrorCode, message: String) -> Error {
     Error::Remote { code, message }
+}
+
+/// `now + d`, or a far future if that does not fit in an `Instant`.
+pub(crate) fn after(d: std::time::Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + std::time::Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
+/// Cuts `events` into messages of at most `max_events` events and about
+/// `max_bytes` bytes of values (at least one event each).
+fn chunks(events: Vec<WatchEvent>, limits: &Limits) -> Vec<Vec<WatchEvent>> {
+    let mut out = Vec::new();
+    let mut cur = Vec::new();
+    let mut bytes = 0;
+    for e in events {
+        let n = e.value().map_or(0, value_bytes);
+        if !cur.is_empty()
+            && (cur.len() >= limits.max_events_per_message || bytes + n > limits.max_message_value_bytes)
+        {
+            out.push(std::mem::take(&mut cur));
+            bytes = 0;
+        }
+        bytes += n;
+        cur.push(e);
+    }
+    out.push(cur); // the last one, possibly empty, carries sync_complete
+    out
+}
+
+/// The server's side of one stream while it runs: what it reads, what it
+/// writes, and when the client counts as silent.
+struct Stream_<'a, I> {
+    inbound: &'a mut I,
+    tx: &'a mpsc::Sender<Result<ServerMessage>>,
+    deadline: Instant,
+    limits: &'a Limits,
+}
+
+impl<I: Stream<Item = ClientMessage> + Send + Unpin> Stream_<'_, I> {
+    fn silent(&self) -> Error {
+        ended(
+            ErrorCode::DeadlineExceeded,
+            format!(
+                "no message from the client for {:?}; closing the watch",
+                self.limits.heartbeat_timeout
+            ),
+        )
+    }
+
+    /// Handles one client message; false if the client has gone.
+    fn client(&mut self, msg: Option<ClientMessage>, w: Option<&Watch>, echo: &mut Option<u64>) -> bool {
+        let Some(msg) = msg else { return false };
+        self.deadline = after(self.limits.heartbeat_timeout);
+        match msg {
+            ClientMessage::Heartbeat(h) => *echo = Some(h),
+            ClientMessage::Ack(revision) => {
+                if let Some(w) = w {
+                    w.acknowledge(revision);
+                }
+            }
+        }
+        true
+    }
+
+    /// Sends one message. While the queue is full it keeps reading the
+    /// client (a slow reader that still heartbeats is not "silent"), and it
+    /// gives up at the silence deadline, so that a client that neither reads
+    /// nor heartbeats cannot pin the registration. False: the stream is over.
+    async fn send(&mut self, msg: ServerMessage, w: Option<&Watch>) -> bool {
+        let mut echo = None;
+        loop {
+            tokio::select! {
+                permit = self.tx.reserve() => {
+                    let Ok(permit) = permit else { return false };
+                    permit.send(Ok(msg));
+                    return true;
+                }
+                m = poll_fn(|cx| Pin::new(&mut *self.inbound).poll_next(cx)) => {
+                    // An echo cannot be sent while the queue is full; the
+                    // heartbeat still proves the client alive.
+                    if !self.client(m, w, &mut echo) {
+                        return false;
+                    }
+                }
+                _ = sleep_until(self.deadline) => {
+                    let _ = self.tx.try_send(Err(self.silent()));
+                    return false;
+                }
+            }
+        }
+    }
 }
 
 /// Runs one watch stream until the client leaves, falls silent, the watch
@@ -129,35 +301,24 @@ pub(crate) async fn run<I>(
 ) where
     I: Stream<Item = ClientMessage> + Send + Unpin,
 {
-    let silent = || {
-        Err(ended(
-            ErrorCode::DeadlineExceeded,
-            format!(
-                "no message from the client for {:?}; closing the watch",
-                limits.heartbeat_timeout
-            ),
-        ))
+    let mut s = Stream_ {
+        inbound: &mut inbound,
+        tx: &tx,
+        deadline: after(limits.heartbeat_timeout),
+        limits: &limits,
     };
-    let mut deadline = Instant::now() + limits.heartbeat_timeout;
-    // Sends one message, but gives up at the silence deadline: a client that
-    // neither reads nor heartbeats must not pin the registration.
-    macro_rules! send {
-        ($msg:expr) => {
-            match timeout_at(deadline, tx.send(Ok($msg))).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return, // the transport dropped the stream
-                Err(_) => {
-                    let _ = tx.try_send(silent());
-                    return;
-                }
-            }
+    let parts = chunks(opened.snapshot, &limits);
+    let last = parts.len() - 1;
+    for (i, events) in parts.into_iter().enumerate() {
+        let msg = ServerMessage {
+            events,
+            sync_complete: (i == last).then_some(opened.sync),
+            heartbeat: None,
         };
+        if !s.send(msg, opened.watch.as_ref()).await {
+            return;
+        }
     }
-    send!(ServerMessage {
-        events: opened.snapshot,
-        sync_complete: Some(opened.revision),
-        heartbeat: None,
-    });
     let Some(mut w) = opened.watch else {
         return; // everything watched was gone: the snapshot said so
     };
@@ -166,23 +327,24 @@ pub(crate) async fn run<I>(
     let mut beat = 0u64;
     let mut closing = std::pin::pin!(closing);
     loop {
-        tokio::select! {
-            msg = poll_fn(|cx| Pin::new(&mut inbound).poll_next(cx)) => {
-                // The client closed its side, or the connection broke.
-                let Some(msg) = msg else { return };
-                deadline = Instant::now() + limits.heartbeat_timeout;
-                match msg {
-                    ClientMessage::Heartbeat(h) => send!(ServerMessage { heartbeat: Some(h), ..Default::default() }),
-                    ClientMessage::Ack(revision) => w.acknowledge(revision),
+        let msg = tokio::select! {
+            m = poll_fn(|cx| Pin::new(&mut *s.inbound).poll_next(cx)) => {
+                let mut echo = None;
+                if !s.client(m, Some(&w), &mut echo) {
+                    return; // the client closed its side, or the connection broke
+                }
+                match echo {
+                    Some(h) => ServerMessage { heartbeat: Some(h), ..Default::default() },
+                    None => continue,
                 }
             }
-            _ = sleep_until(deadline) => {
-                let _ = tx.try_send(silent());
+            _ = sleep_until(s.deadline) => {
+                let _ = tx.try_send(Err(s.silent()));
                 return;
             }
             _ = tick.tick() => {
                 beat += 1;
-                send!(ServerMessage { heartbeat: Some(beat), ..Default::default() });
+                ServerMessage { heartbeat: Some(beat), ..Default::default() }
             }
             first = poll_fn(|cx| Pin::new(&mut w).poll_next(cx)) => {
                 let Some(first) = first else { return };
@@ -199,13 +361,16 @@ pub(crate) async fn run<I>(
                         Err(_) => break,
                     }
                 }
-                send!(ServerMessage { events, ..Default::default() });
+                ServerMessage { events, ..Default::default() }
             }
             _ = tx.closed() => return,
             _ = &mut closing => {
                 let _ = tx.try_send(Err(ended(ErrorCode::Unavailable, "the server is shutting down".into())));
                 return;
             }
+        };
+        if !s.send(msg, Some(&w)).await {
+            return;
         }
     }
 }

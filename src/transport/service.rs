@@ -107,8 +107,9 @@ impl Service {
     }
 
     /// Roughly how many bytes of values one watch message may carry before
-    /// the rest of a burst goes into the next message (a single event larger
-    /// than this is still sent, alone).
+    /// the rest goes into the next message (a single event larger than this
+    /// is still sent, alone). Snapshots are cut the same way; the last part
+    /// carries `sync_complete`.
     pub fn max_message_value_bytes(mut self, n: usize) -> Self {
         self.limits.max_message_value_bytes = n;
         self
@@ -120,8 +121,8 @@ impl Service {
     }
 
     /// Ends every open watch stream (with [`ErrorCode::Unavailable`], so
-    /// that clients reconnect later or elsewhere). Servers call this when
-    /// they shut down.
+    /// that clients reconnect later or elsewhere) and refuses new ones, for
+    /// good: servers call this when they shut down. Calls still work.
     ///
     /// [`ErrorCode::Unavailable`]: crate::ErrorCode::Unavailable
     pub fn close_watches(&self) {
@@ -246,6 +247,12 @@ impl Service {
     where
         I: Stream<Item = ClientMessage> + Send + Unpin + 'static,
     {
+        if *self.closing.borrow() {
+            return Err(Error::Remote {
+                code: crate::ErrorCode::Unavailable,
+                message: "the server is shutting down".into(),
+            });
+        }
         if let super::WatchTarget::Variables(v) = &subscribe.target {
             self.check_items("variables in one watch", v.len())?;
         }
@@ -263,8 +270,9 @@ impl Service {
 }
 
 /// The server's messages on one watch stream (see [`Service::watch`]). It
-/// ends with an error when the server ends the stream (client silent past
-/// the timeout, server closing), and without one when the watch is over.
+/// ends when the watch is over, or when the server ends the stream (the
+/// client silent past the timeout, the service closing), in which case its
+/// last item is the reason as an error, if there was room to queue it.
 #[derive(Debug)]
 pub struct ServerStream(mpsc::Receiver<Result<ServerMessage>>);
 

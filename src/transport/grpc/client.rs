@@ -22,7 +22,7 @@ use super::proto::var_watch_client::VarWatchClient;
 use super::proto::{self, item_result, watch_request};
 use crate::transport::{
     BoxFuture, ClientMessage, ClientMessages, RemoteConfig, RemoteStore, Request, Response, ServerMessage,
-    ServerMessages, Subscribe, Transport, WatchTarget,
+    ServerMessages, Subscribe, SyncComplete, Transport, WatchTarget,
 };
 use crate::{Error, ErrorCode, GetMany, Result, SessionOptions, UpdateOptions};
 
@@ -298,6 +298,7 @@ impl Transport for GrpcTransport {
                 include_initial: subscribe.include_initial,
                 resume_versions: subscribe.resume,
                 capacity: u32::try_from(subscribe.capacity).unwrap_or(u32::MAX),
+                session_incarnation: subscribe.session_incarnation,
             };
             let requests = Requests {
                 first: Some(proto::WatchRequest {
@@ -367,7 +368,10 @@ impl Stream for Responses {
                         .into_iter()
                         .filter_map(|e| this.decoder.decode(e))
                         .collect(),
-                    sync_complete: m.sync_complete.map(|s| s.revision),
+                    sync_complete: m.sync_complete.map(|s| SyncComplete {
+                        revision: s.revision,
+                        session_incarnation: s.session_incarnation,
+                    }),
                     heartbeat: m.heartbeat.map(|h| h.sequence),
                 })
             })

@@ -25,8 +25,10 @@ use crate::{BatchUpdate, SessionOptions, SessionStore, UpdateOptions, VarDef};
 /// behind the `VarWatch` protocol.
 ///
 /// Limits (all configurable): requests up to 4 MiB, 10 000 concurrent
-/// streams per connection, and the [`Service`]'s own (values, items per
-/// request, heartbeats, events per message).
+/// streams per connection (applied by [`serve`](Self::serve); set it on your
+/// own `Server` when using [`into_server`](Self::into_server)), and the
+/// [`Service`]'s own (values, items per request, heartbeats, events and bytes
+/// per message).
 #[derive(Clone, Debug)]
 pub struct GrpcService {
     service: Service,
@@ -227,7 +229,10 @@ impl Stream for ResponseStream {
             m.map(|m| {
                 m.map(|m| proto::WatchResponse {
                     events: m.events.iter().map(event_to).collect(),
-                    sync_complete: m.sync_complete.map(|revision| proto::SyncComplete { revision }),
+                    sync_complete: m.sync_complete.map(|s| proto::SyncComplete {
+                        revision: s.revision,
+                        session_incarnation: s.session_incarnation,
+                    }),
                     heartbeat: m.heartbeat.map(|sequence| proto::Heartbeat { sequence }),
                 })
                 .map_err(status)
@@ -246,6 +251,7 @@ fn subscribe_from(s: proto::Subscribe) -> Subscribe {
     sub.include_initial = s.include_initial;
     sub.resume = s.resume_versions;
     sub.capacity = s.capacity as usize;
+    sub.session_incarnation = s.session_incarnation;
     sub
 }
 
