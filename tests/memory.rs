@@ -644,3 +644,42 @@ fn a_closed_service_refuses_new_watches() {
         assert_eq!(err.code(), ErrorCode::Unavailable);
     });
 }
+
+/// Hostile subscriptions (absurd versions, unknown ids, a huge capacity)
+/// get an answer, never a panic, and leave nothing registered once the
+/// client goes.
+#[test]
+fn hostile_subscriptions_are_answered_without_panicking() {
+    let store = store_with(&["x"]);
+    let id = store.get("s", "x").unwrap().id().to_string();
+    store.update("s", "x", 1).unwrap();
+    let service = Service::new(store.clone());
+    rt().block_on(async {
+        for (resume, incarnation) in [
+            (
+                vec![(id.clone(), u64::MAX), ("bogus".to_string(), u64::MAX)],
+                None,
+            ),
+            (vec![(id.clone(), 0), ("".to_string(), 0)], Some(u64::MAX)),
+            (vec![("bogus".to_string(), 3)], Some(0)),
+        ] {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let mut sub = Subscribe::new("s", WatchTarget::Variables(vec![id.clone(), "bogus".into()]));
+            sub.resume = resume.into_iter().collect();
+            sub.session_incarnation = incarnation;
+            sub.capacity = usize::MAX;
+            match service.watch(sub, ClientSide(rx)) {
+                Ok(mut stream) => {
+                    let m = next(&mut stream).await.unwrap().unwrap();
+                    assert!(m.sync_complete.is_some());
+                    drop(tx);
+                    while next(&mut stream).await.is_some() {}
+                }
+                Err(e) => assert_eq!(e.code(), ErrorCode::NotFound, "{e}"),
+            }
+        }
+    });
+    wait_until("every hostile stream's registration to go", || {
+        store.list_watchers("s").unwrap().is_empty()
+    });
+}

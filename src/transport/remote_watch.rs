@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use super::WatchTarget;
 use super::protocol::{ClientMessage, Request, Subscribe};
 use super::remote::{Inner, RemoteConfig};
-use super::server_watch::after;
+use super::server_watch::{Silence, after};
 use super::transport_trait::{ClientMessages, ServerMessages, Transport};
 use crate::{Error, ErrorCode, EventKind, Result, WatchEvent};
 
@@ -154,6 +154,8 @@ impl Follower {
             }
             if kind == EventKind::Deleted {
                 self.seen.remove(e.variable_id());
+            } else if let Some(v) = self.seen.get_mut(e.variable_id()) {
+                *v = newest; // the common case: no allocation
             } else {
                 self.seen.insert(e.variable_id().to_string(), newest);
             }
@@ -217,6 +219,15 @@ impl Follower {
         beat: &mut tokio::time::Interval,
         sequence: &mut u64,
     ) -> bool {
+        // The common case: room in the queue, no timer involved.
+        let e = match self.tx.try_reserve() {
+            Ok(permit) => {
+                permit.send(e);
+                return true;
+            }
+            Err(mpsc::error::TrySendError::Closed(())) => return false,
+            Err(mpsc::error::TrySendError::Full(())) => e,
+        };
         let tx = self.tx.clone();
         loop {
             tokio::select! {
@@ -245,10 +256,10 @@ impl Follower {
         // moves only when the server has said something and it has been
         // handed to the user (our own heartbeats must not move it, and time
         // spent waiting for a slow user is not silence).
-        let mut deadline = after(timeout);
+        let mut silence = Silence::new(timeout);
         loop {
             tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => return StreamEnd::Broken { synced },
+                _ = silence.expired() => return StreamEnd::Broken { synced },
                 msg = poll_fn(|cx| inbound.as_mut().poll_next(cx)) => {
                     let Some(Ok(msg)) = msg else { return StreamEnd::Broken { synced } };
                     if msg.heartbeat.is_some() {
@@ -269,7 +280,7 @@ impl Follower {
                         self.synced_once = true;
                         self.incarnation = Some(sync.session_incarnation);
                     }
-                    deadline = after(timeout);
+                    silence.heard();
                 }
                 _ = beat.tick() => {
                     sequence += 1;

@@ -13,6 +13,7 @@
 
 use std::collections::HashSet;
 use std::future::{Future, poll_fn};
+use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_core::Stream;
@@ -205,6 +206,46 @@ pub(crate) fn after(d: std::time::Duration) -> Instant {
         .unwrap_or_else(|| now + std::time::Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
+/// A silence timer that is cheap to restart: hearing something only
+/// records the time; the timer is re-armed when it fires early. (Re-arming
+/// a tokio timer on every message would cost a timer-wheel update per
+/// message.)
+pub(crate) struct Silence {
+    timeout: std::time::Duration,
+    last: Instant,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Silence {
+    pub(crate) fn new(timeout: std::time::Duration) -> Silence {
+        Silence {
+            timeout,
+            last: Instant::now(),
+            sleep: Box::pin(sleep_until(after(timeout))),
+        }
+    }
+
+    /// Something was heard: the silence starts again now.
+    pub(crate) fn heard(&mut self) {
+        self.last = Instant::now();
+    }
+
+    /// Resolves once nothing has been heard for the timeout.
+    pub(crate) async fn expired(&mut self) {
+        loop {
+            self.sleep.as_mut().await;
+            let due = self
+                .last
+                .checked_add(self.timeout)
+                .unwrap_or_else(|| after(self.timeout));
+            if Instant::now() >= due {
+                return;
+            }
+            self.sleep.as_mut().reset(due);
+        }
+    }
+}
+
 /// Cuts `events` into messages of at most `max_events` events and about
 /// `max_bytes` bytes of values (at least one event each).
 fn chunks(events: Vec<WatchEvent>, limits: &Limits) -> Vec<Vec<WatchEvent>> {
@@ -231,7 +272,7 @@ fn chunks(events: Vec<WatchEvent>, limits: &Limits) -> Vec<Vec<WatchEvent>> {
 struct Stream_<'a, I> {
     inbound: &'a mut I,
     tx: &'a mpsc::Sender<Result<ServerMessage>>,
-    deadline: Instant,
+    silence: Silence,
     limits: &'a Limits,
 }
 
@@ -249,7 +290,7 @@ impl<I: Stream<Item = ClientMessage> + Send + Unpin> Stream_<'_, I> {
     /// Handles one client message; false if the client has gone.
     fn client(&mut self, msg: Option<ClientMessage>, w: Option<&Watch>, echo: &mut Option<u64>) -> bool {
         let Some(msg) = msg else { return false };
-        self.deadline = after(self.limits.heartbeat_timeout);
+        self.silence.heard();
         match msg {
             ClientMessage::Heartbeat(h) => *echo = Some(h),
             ClientMessage::Ack(revision) => {
@@ -266,6 +307,15 @@ impl<I: Stream<Item = ClientMessage> + Send + Unpin> Stream_<'_, I> {
     /// gives up at the silence deadline, so that a client that neither reads
     /// nor heartbeats cannot pin the registration. False: the stream is over.
     async fn send(&mut self, msg: ServerMessage, w: Option<&Watch>) -> bool {
+        // The common case: room in the queue, no timer involved.
+        let msg = match self.tx.try_reserve() {
+            Ok(permit) => {
+                permit.send(Ok(msg));
+                return true;
+            }
+            Err(mpsc::error::TrySendError::Closed(())) => return false,
+            Err(mpsc::error::TrySendError::Full(())) => msg,
+        };
         let mut echo = None;
         loop {
             tokio::select! {
@@ -281,7 +331,7 @@ impl<I: Stream<Item = ClientMessage> + Send + Unpin> Stream_<'_, I> {
                         return false;
                     }
                 }
-                _ = sleep_until(self.deadline) => {
+                _ = self.silence.expired() => {
                     let _ = self.tx.try_send(Err(self.silent()));
                     return false;
                 }
@@ -304,7 +354,7 @@ pub(crate) async fn run<I>(
     let mut s = Stream_ {
         inbound: &mut inbound,
         tx: &tx,
-        deadline: after(limits.heartbeat_timeout),
+        silence: Silence::new(limits.heartbeat_timeout),
         limits: &limits,
     };
     let parts = chunks(opened.snapshot, &limits);
@@ -338,7 +388,7 @@ pub(crate) async fn run<I>(
                     None => continue,
                 }
             }
-            _ = sleep_until(s.deadline) => {
+            _ = s.silence.expired() => {
                 let _ = tx.try_send(Err(s.silent()));
                 return;
             }

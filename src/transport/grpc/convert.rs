@@ -360,11 +360,10 @@ impl EventDecoder {
         };
         let value = e.value.and_then(|v| value_from(Some(v), usize::MAX).ok());
         let old_value = e.old_value.and_then(|v| value_from(Some(v), usize::MAX).ok());
-        let meta = self
-            .metas
-            .entry(e.variable_id.clone())
-            .or_insert_with(|| {
-                Arc::new(VarMeta {
+        let meta = match self.metas.get(&e.variable_id) {
+            Some(m) => m.clone(), // the common case: no allocation
+            None => {
+                let m = Arc::new(VarMeta {
                     id: e.variable_id.as_str().into(),
                     name: e.variable_name.as_str().into(),
                     var_type: value.as_ref().map_or(VarType::Boolean, Value::var_type),
@@ -372,9 +371,11 @@ impl EventDecoder {
                     metadata: Arc::default(),
                     created_at: SystemTime::UNIX_EPOCH,
                     slot: 0,
-                })
-            })
-            .clone();
+                });
+                self.metas.insert(e.variable_id.clone(), m.clone());
+                m
+            }
+        };
         if kind == EventKind::Deleted {
             self.metas.remove(&e.variable_id);
         }
@@ -447,5 +448,122 @@ mod tests {
         );
         assert_eq!(var_type_from(0).unwrap_err().code(), Code::InvalidArgument);
         assert_eq!(var_type_from(99).unwrap_err().code(), Code::InvalidArgument);
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn value() -> impl Strategy<Value = crate::Value> {
+            prop_oneof![
+                any::<f64>().prop_map(Value::Float),
+                any::<i64>().prop_map(Value::Integer),
+                ".{0,40}".prop_map(|s: String| Value::String(s.into())),
+                any::<bool>().prop_map(Value::Boolean),
+                "[a-z]{0,8}".prop_map(Value::choice),
+                "[A-Za-z]{0,8}".prop_map(Value::module),
+                prop::collection::vec(any::<f32>(), 0..64).prop_map(|v| Value::Embedding(v.into())),
+                (1usize..4, 1usize..4).prop_flat_map(|(a, b)| {
+                    prop::collection::vec(any::<f32>(), a * b)
+                        .prop_map(move |d| Value::Tensor(Tensor::new(vec![a, b], d).unwrap()))
+                }),
+            ]
+        }
+
+        fn kind() -> impl Strategy<Value = EventKind> {
+            prop_oneof![
+                Just(EventKind::Initial),
+                Just(EventKind::Changed),
+                Just(EventKind::Deleted),
+                Just(EventKind::SessionClosed),
+                (any::<u64>(), any::<u64>()).prop_map(|(first, last)| EventKind::Lagged { first, last }),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn any_value_round_trips(v in value()) {
+                let back = value_from(Some(value_to(&v)), usize::MAX).unwrap();
+                prop_assert!(back.is_identical(&v), "{:?} became {:?}", v, back);
+            }
+
+            /// What the server encodes, the client decodes to the same event.
+            #[test]
+            fn any_event_round_trips(
+                kind in kind(),
+                value in value(),
+                old in value(),
+                version in any::<u64>(),
+                revision in any::<u64>(),
+                skipped in any::<u64>(),
+                source in proptest::option::of("[a-z]{1,8}"),
+            ) {
+                let record = Record {
+                    var: Arc::new(VarMeta {
+                        id: "var_7".into(),
+                        name: "t".into(),
+                        var_type: value.var_type(),
+                        constraints: Constraints::default(),
+                        metadata: Arc::default(),
+                        created_at: SystemTime::UNIX_EPOCH,
+                        slot: 0,
+                    }),
+                    kind: RecordKind::Changed,
+                    version,
+                    revision,
+                    value,
+                    old_value: Some(old),
+                    source: source.map(Into::into),
+                    metadata: None,
+                    timestamp: SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+                };
+                let e = WatchEvent::from_parts(kind, Arc::new(record), skipped);
+                let back = EventDecoder::default().decode(event_to(&e)).expect("a known kind");
+                prop_assert_eq!(back.kind(), e.kind());
+                prop_assert_eq!((back.version(), back.revision(), back.skipped()), (e.version(), e.revision(), e.skipped()));
+                prop_assert_eq!((back.variable_id(), back.variable_name()), (e.variable_id(), e.variable_name()));
+                prop_assert_eq!(back.source(), e.source());
+                prop_assert_eq!(back.timestamp(), e.timestamp());
+                let same = |a: Option<&Value>, b: Option<&Value>| match (a, b) {
+                    (Some(a), Some(b)) => a.is_identical(b),
+                    (None, None) => true,
+                    _ => false,
+                };
+                prop_assert!(same(back.value(), e.value()));
+                prop_assert!(same(back.old_value(), e.old_value()));
+            }
+
+            /// Whatever a (misbehaving) server sends, decoding never panics.
+            #[test]
+            fn decoding_arbitrary_events_never_panics(
+                kind in any::<i32>(),
+                id in ".{0,8}",
+                version in any::<u64>(),
+                revision in any::<u64>(),
+                lag in (any::<u64>(), any::<u64>()),
+                shape in prop::collection::vec(any::<u64>(), 0..4),
+                data in prop::collection::vec(any::<f32>(), 0..8),
+                seconds in any::<i64>(),
+                nanos in any::<i32>(),
+            ) {
+                let mut decoder = EventDecoder::default();
+                let e = proto::WatchEvent {
+                    kind,
+                    variable_id: id,
+                    version,
+                    revision,
+                    lag_first: lag.0,
+                    lag_last: lag.1,
+                    value: Some(proto::Value {
+                        kind: Some(proto::value::Kind::TensorValue(proto::Tensor { shape, data })),
+                    }),
+                    timestamp: Some(prost_types::Timestamp { seconds, nanos }),
+                    ..Default::default()
+                };
+                if let Some(e) = decoder.decode(e) {
+                    let _ = (e.version(), e.value(), e.timestamp(), format!("{e:?}"));
+                }
+            }
+        }
     }
 }
