@@ -95,9 +95,9 @@ fn main() {
         .unwrap();
     let mut version = 0u64;
 
-    // Latency at 1 and 100 watchers: one is timed, the others are drained
+    // Latency at 1, 10 and 100 watchers: one is timed, the others are drained
     // by tasks.
-    for watchers in [1usize, 100] {
+    for watchers in [1usize, 10, 100] {
         let rounds = if quick() { 200 } else { 5_000 };
         let mut timed = remote.watch("s", ["x"], false).unwrap();
         let others: Vec<RemoteWatch> = (1..watchers)
