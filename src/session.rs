@@ -74,6 +74,39 @@ pub(crate) struct Record {
     pub(crate) timestamp: SystemTime,
 }
 
+impl Record {
+    /// A record about a variable known only by id and name, with no value
+    /// (a session's end, a deletion noticed by a resuming remote watch).
+    pub(crate) fn bare(
+        kind: RecordKind,
+        id: &str,
+        name: &str,
+        version: u64,
+        revision: u64,
+        slot: Slot,
+    ) -> Record {
+        Record {
+            var: Arc::new(VarMeta {
+                id: id.into(),
+                name: name.into(),
+                var_type: VarType::Boolean,
+                constraints: Constraints::default(),
+                metadata: Arc::default(),
+                created_at: SystemTime::UNIX_EPOCH,
+                slot,
+            }),
+            kind,
+            version,
+            revision,
+            value: Value::Boolean(false),
+            old_value: None,
+            source: None,
+            metadata: None,
+            timestamp: SystemTime::now(),
+        }
+    }
+}
+
 /// A variable in a session: its facts, its current state and the watches
 /// asleep on it.
 pub(crate) struct VarCell {
@@ -924,26 +957,14 @@ impl Session {
 
     /// The record that tells watches the session is gone.
     pub(crate) fn closed_record(&self, revision: u64) -> Arc<Record> {
-        let var = Arc::new(VarMeta {
-            id: "".into(),
-            name: "".into(),
-            var_type: VarType::Boolean,
-            constraints: Constraints::default(),
-            metadata: Arc::default(),
-            created_at: self.created_at,
-            slot: Slot::MAX,
-        });
-        Arc::new(Record {
-            var,
-            kind: RecordKind::SessionClosed,
-            version: 0,
+        Arc::new(Record::bare(
+            RecordKind::SessionClosed,
+            "",
+            "",
+            0,
             revision,
-            value: Value::Boolean(false),
-            old_value: None,
-            source: None,
-            metadata: None,
-            timestamp: SystemTime::now(),
-        })
+            Slot::MAX,
+        ))
     }
 
     pub(crate) fn revision(&self) -> u64 {

@@ -321,31 +321,13 @@ impl WatchEvent {
     /// noticed on resume, a remote watch's last event).
     #[cfg(feature = "transport")]
     pub(crate) fn bare(kind: EventKind, id: &str, name: &str, version: u64, revision: u64) -> WatchEvent {
-        use crate::session::VarMeta;
-        let record = Record {
-            var: Arc::new(VarMeta {
-                id: id.into(),
-                name: name.into(),
-                var_type: crate::VarType::Boolean,
-                constraints: Default::default(),
-                metadata: Arc::default(),
-                created_at: SystemTime::UNIX_EPOCH,
-                slot: 0,
-            }),
-            kind: match kind {
-                EventKind::Deleted => RecordKind::Deleted,
-                EventKind::SessionClosed | EventKind::Disconnected => RecordKind::SessionClosed,
-                EventKind::Initial => RecordKind::Registered,
-                _ => RecordKind::Changed,
-            },
-            version,
-            revision,
-            value: Value::Boolean(false),
-            old_value: None,
-            source: None,
-            metadata: None,
-            timestamp: SystemTime::now(),
+        let record_kind = match kind {
+            EventKind::Deleted => RecordKind::Deleted,
+            EventKind::SessionClosed | EventKind::Disconnected => RecordKind::SessionClosed,
+            EventKind::Initial => RecordKind::Registered,
+            _ => RecordKind::Changed,
         };
+        let record = Record::bare(record_kind, id, name, version, revision, 0);
         WatchEvent::from_parts(kind, Arc::new(record), 0)
     }
 
