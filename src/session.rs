@@ -546,6 +546,12 @@ impl Session {
     }
 
     /// Finds a variable by id, else by name (an id wins over an equal name).
+    /// Whether a variable with this id (not name) exists.
+    #[cfg(feature = "transport")]
+    pub(crate) fn has_id(&self, id: &str) -> bool {
+        self.index.read().by_id.contains_key(id)
+    }
+
     pub(crate) fn resolve(&self, ident: &str) -> Option<Arc<VarCell>> {
         let index = self.index.read();
         // Ids all start with `var_`; anything else can only be a name.

@@ -391,17 +391,11 @@ impl SessionStore {
         Ok(s)
     }
 
-    /// The session's incarnation (for resuming remote watches).
+    /// The session itself (for resuming remote watches: its incarnation,
+    /// its ids, its tombstones, from one lookup).
     #[cfg(feature = "transport")]
-    pub(crate) fn session_incarnation(&self, id: &str) -> Result<u64> {
-        Ok(self.lookup(id)?.incarnation)
-    }
-
-    /// A recently deleted variable of the session: its name and deletion
-    /// version (for resuming remote watches).
-    #[cfg(feature = "transport")]
-    pub(crate) fn tombstone(&self, session: &str, id: &str) -> Option<(Arc<str>, u64)> {
-        self.lookup(session).ok()?.tombstone(id)
+    pub(crate) fn session_handle(&self, id: &str) -> Result<Arc<Session>> {
+        self.lookup(id)
     }
 
     // ----- sessions -------------------------------------------------------

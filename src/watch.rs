@@ -710,18 +710,17 @@ impl Watch {
         self.snapshot_revision
     }
 
+    /// The ids of the variables a named watch follows.
+    #[cfg(feature = "transport")]
+    pub(crate) fn tracked_ids(&self) -> impl Iterator<Item = &str> {
+        self.tracked.iter().map(|t| &*t.cell.meta.id)
+    }
+
     /// How many events are queued before any is received: right after
     /// subscribing, exactly the snapshot's initial events.
     #[cfg(feature = "transport")]
     pub(crate) fn queued_initial(&self) -> usize {
         self.pending.len()
-    }
-
-    /// A recently deleted variable of the watched session: its name and
-    /// deletion version.
-    #[cfg(feature = "transport")]
-    pub(crate) fn tombstone(&self, id: &str) -> Option<(Arc<str>, u64)> {
-        self.session.tombstone(id)
     }
 
     /// Records a remote client's acknowledgement (monotonic: an older one

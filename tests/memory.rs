@@ -824,3 +824,52 @@ fn stress_many_writers_and_remote_watches_through_cuts() {
         || store.list_watchers("s").unwrap().is_empty(),
     );
 }
+
+/// A resume looks ids up strictly: a variable *named* like the deleted
+/// one's id is not taken for it.
+#[test]
+fn a_resume_never_takes_a_name_for_an_id() {
+    let store = store_with(&["x"]);
+    let id = store.get("s", "x").unwrap().id().to_string();
+    let transport = MemoryTransport::new(fast_service(&store));
+    let remote = RemoteStore::new(transport.clone(), fast()).unwrap();
+    let mut w = remote.watch("s", ["x"], false).unwrap();
+    cut(&transport, &store, "s");
+    store.delete_variable("s", "x").unwrap();
+    store
+        .register("s", VarDef::new(id.as_str(), VarType::Integer, 5))
+        .unwrap();
+    transport.set_reachable(true);
+    let e = recv(&mut w);
+    assert_eq!((e.kind(), e.variable_id()), (EventKind::Deleted, id.as_str()));
+    // Its only variable is gone: the watch is over, whatever is named `var_…`.
+    assert!(matches!(
+        w.recv_timeout(Duration::from_secs(20)),
+        Err(varwatch::RecvTimeoutError::Closed)
+    ));
+}
+
+/// `close_watches` ends a stream even while the server is waiting for a
+/// slow (but heartbeating) client to make room.
+#[test]
+fn closing_the_service_ends_a_stream_stuck_on_a_slow_client() {
+    let store = store_with(&["x"]);
+    let service = Service::new(store.clone())
+        .heartbeat_interval(Duration::from_millis(20))
+        .heartbeat_timeout(Duration::from_secs(30));
+    let config = fast()
+        .heartbeats(Duration::from_millis(20), Duration::from_secs(30))
+        .buffer(1);
+    let remote = RemoteStore::new(MemoryTransport::new(service.clone()), config).unwrap();
+    let _w = remote.watch("s", ["x"], false).unwrap(); // never read
+    for i in 1..=5000 {
+        store.update("s", "x", i).unwrap();
+        if i % 100 == 0 {
+            thread::sleep(Duration::from_millis(1)); // separate messages
+        }
+    }
+    service.close_watches();
+    wait_until("the stuck stream's registration to go", || {
+        store.list_watchers("s").unwrap().is_empty()
+    });
+}

@@ -151,8 +151,13 @@ pub struct Subscribe {
     /// Send each variable's current state first (as `Initial`).
     pub include_initial: bool,
     /// On reconnect: the last version the client has of each variable (by
-    /// id). The server then sends only what is newer, `Deleted` for what is
-    /// gone, and a `Lagged` marker for any gap.
+    /// id). The server then sends only what is newer (after a `Lagged`
+    /// marker for any versions skipped), `Deleted` at its version for what
+    /// was deleted (the session remembers its last 4 096 deletions; for an
+    /// older one the version is unknown and `Deleted` says only that it is
+    /// gone), and, for a whole-session watch, each variable registered
+    /// meanwhile as `Initial` after a `Lagged` marker for its earlier
+    /// versions.
     pub resume: HashMap<String, u64>,
     /// The server-side watch's capacity (0: the server's default).
     pub capacity: usize,

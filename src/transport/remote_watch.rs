@@ -7,7 +7,12 @@
 //! are applied idempotently (anything at or below a version already
 //! delivered is dropped), so across reconnects the user sees a contiguous
 //! stream or an explicit `Lagged`, never a silent gap and never a version
-//! twice. The follower and the user meet in a bounded queue.
+//! twice. It resumes by variable id, within the same incarnation of the
+//! session (a session deleted and created again meanwhile ends the watch
+//! with `SessionClosed`). The follower and the user meet in a bounded queue;
+//! while the user is slow, the follower keeps heartbeating, so a slow
+//! reader is not mistaken for a dead one (its server-side watch falls
+//! behind and resyncs instead).
 
 use std::collections::HashMap;
 use std::future::poll_fn;
@@ -23,7 +28,7 @@ use tokio::sync::mpsc;
 use super::WatchTarget;
 use super::protocol::{ClientMessage, Request, Subscribe};
 use super::remote::{Inner, RemoteConfig};
-use super::server_watch::{Silence, after};
+use super::server_watch::Silence;
 use super::transport_trait::{ClientMessages, ServerMessages, Transport};
 use crate::{Error, ErrorCode, EventKind, Result, WatchEvent};
 
@@ -52,6 +57,11 @@ pub struct RemoteWatchStats {
 /// [`Watch`](crate::Watch), delivered across reconnects with nothing missed
 /// silently and nothing twice. Blocking ([`recv`](Self::recv), an
 /// [`Iterator`]) or async (a [`Stream`]).
+///
+/// One exception to exactness: a variable deleted while the watch was
+/// disconnected, if more than 4 096 other deletions happened in its session
+/// since, is reported as `Deleted` without the versions it went through
+/// before (the session no longer remembers them).
 ///
 /// It ends after `SessionClosed`, after the `Deleted` of its last variable,
 /// or with [`EventKind::Disconnected`] once the retry policy is spent.
@@ -140,7 +150,9 @@ impl Follower {
         let ask = Request::GetSession {
             session: self.sub.session.clone(),
         };
-        !matches!(self.transport.call(ask).await, Err(e) if e.code() == ErrorCode::NotFound)
+        // No answer in time: assume it does, and let the backoff retry.
+        let answer = tokio::time::timeout(self.config.heartbeat_timeout, self.transport.call(ask)).await;
+        !matches!(answer, Ok(Err(e)) if e.code() == ErrorCode::NotFound)
     }
 
     /// Idempotent apply: `Some` if `e` is news to the user.
@@ -173,23 +185,39 @@ impl Follower {
     /// the user must get first. Done before [`RemoteWatch::open`] returns,
     /// so that the watch's starting point is the server's snapshot: a
     /// change made after `watch` returned is never taken for initial state.
-    async fn first_sync(&mut self, inbound: &mut ServerMessages) -> Result<Vec<WatchEvent>> {
+    async fn first_sync(&mut self, inbound: &mut ServerMessages, out: &Outbound) -> Result<Vec<WatchEvent>> {
         let timeout = self.config.heartbeat_timeout;
-        let deadline = after(timeout);
+        // Progress is a message with events or the sync: a snapshot may
+        // take many messages, but a server that only heartbeats is stuck.
+        let mut silence = Silence::new(timeout);
+        let mut beat = self.heartbeat_interval();
+        let mut sequence = 0u64;
         let mut first = Vec::new();
         loop {
-            let msg = tokio::time::timeout_at(deadline, poll_fn(|cx| inbound.as_mut().poll_next(cx)))
-                .await
-                .map_err(|_| Error::Remote {
-                    code: ErrorCode::DeadlineExceeded,
-                    message: format!("no complete snapshot within {timeout:?} of subscribing"),
-                })?;
+            let msg = tokio::select! {
+                _ = silence.expired() => {
+                    return Err(Error::Remote {
+                        code: ErrorCode::DeadlineExceeded,
+                        message: format!("the snapshot made no progress for {timeout:?}"),
+                    });
+                }
+                _ = beat.tick() => {
+                    // The server must not take us for silent meanwhile.
+                    sequence += 1;
+                    let _ = out.send(ClientMessage::Heartbeat(sequence));
+                    continue;
+                }
+                msg = poll_fn(|cx| inbound.as_mut().poll_next(cx)) => msg,
+            };
             let msg = msg.unwrap_or_else(|| {
                 Err(Error::Remote {
                     code: ErrorCode::Unavailable,
                     message: "the watch stream ended before its snapshot".into(),
                 })
             })?;
+            if !msg.events.is_empty() {
+                silence.heard();
+            }
             first.extend(msg.events.into_iter().filter_map(|e| self.apply(e)));
             if let Some(sync) = msg.sync_complete {
                 self.synced_once = true;
@@ -197,6 +225,15 @@ impl Follower {
                 return Ok(first);
             }
         }
+    }
+
+    /// The heartbeat timer of a stream (one tick after a long wait, not a
+    /// burst).
+    fn heartbeat_interval(&self) -> tokio::time::Interval {
+        let mut beat = tokio::time::interval(self.config.heartbeat_interval.max(Duration::from_millis(1)));
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        beat.reset();
+        beat
     }
 
     /// Whether `e` (just applied) is the watch's last event: the session is
@@ -246,12 +283,24 @@ impl Follower {
     }
 
     /// Delivers a stream's messages until it ends or breaks.
-    async fn follow(&mut self, mut inbound: ServerMessages, out: Outbound, mut synced: bool) -> StreamEnd {
+    async fn follow(
+        &mut self,
+        mut inbound: ServerMessages,
+        out: Outbound,
+        mut synced: bool,
+        ready: Vec<WatchEvent>,
+    ) -> StreamEnd {
         self.acked = 0; // a new stream: its server-side watch knows nothing yet
-        let (interval, timeout) = (self.config.heartbeat_interval, self.config.heartbeat_timeout);
-        let mut beat = tokio::time::interval(interval.max(Duration::from_millis(1)));
-        beat.reset();
+        let timeout = self.config.heartbeat_timeout;
+        let mut beat = self.heartbeat_interval();
         let mut sequence = 0u64;
+        // The first stream's snapshot, read before `watch` returned.
+        for e in ready {
+            let last = self.is_last(&e);
+            if !self.deliver(e, &out, &mut beat, &mut sequence).await || last {
+                return StreamEnd::Done;
+            }
+        }
         // Silence past the timeout means a dead connection. The deadline
         // moves only when the server has said something and it has been
         // handed to the user (our own heartbeats must not move it, and time
@@ -310,12 +359,7 @@ impl Follower {
 
     /// Follows streams, reconnecting with backoff, until the watch is over.
     async fn run(mut self, first: (ServerMessages, Outbound), ready: Vec<WatchEvent>) {
-        for e in ready {
-            let last = self.is_last(&e);
-            if self.tx.send(e).await.is_err() || last {
-                return;
-            }
-        }
+        let mut ready = Some(ready);
         let mut stream = Some(first);
         let mut synced = true; // the first stream was read up to its sync
         let mut failures = 0u32;
@@ -350,7 +394,10 @@ impl Follower {
                     }
                 },
             };
-            match self.follow(inbound, out, synced).await {
+            match self
+                .follow(inbound, out, synced, ready.take().unwrap_or_default())
+                .await
+            {
                 StreamEnd::Done => return,
                 StreamEnd::Broken { synced } => {
                     if synced {
@@ -419,7 +466,7 @@ impl RemoteWatch {
             incarnation: None,
         };
         let (mut inbound, out) = follower.subscribe().await?;
-        let ready = follower.first_sync(&mut inbound).await?;
+        let ready = follower.first_sync(&mut inbound, &out).await?;
         // The task ends by itself once this watch is dropped (`tx.closed`).
         inner.rt().spawn(follower.run((inbound, out), ready));
         Ok(RemoteWatch {

@@ -23,6 +23,7 @@ use tokio::time::{Instant, interval, sleep_until};
 use super::WatchTarget;
 use super::protocol::{ClientMessage, ServerMessage, Subscribe, SyncComplete};
 use super::service::{Limits, value_bytes};
+use crate::session::Session;
 use crate::{Error, ErrorCode, EventKind, Result, SessionStore, Watch, WatchEvent, WatchOptions};
 
 /// A subscribed remote watch, before its stream starts.
@@ -58,6 +59,8 @@ pub(crate) fn open(store: &SessionStore, sub: Subscribe) -> Result<Opened> {
     }
     let resume = &sub.resume;
     let resuming = !resume.is_empty() || sub.session_incarnation.is_some();
+    // One lookup: the incarnation, ids and tombstones all come from it.
+    let session = store.session_handle(&sub.session)?;
     let watch = match &sub.target {
         WatchTarget::Session => Some(store.watch_session(&sub.session, opts)?),
         WatchTarget::Variables(idents) => {
@@ -66,35 +69,27 @@ pub(crate) fn open(store: &SessionStore, sub: Subscribe) -> Result<Opened> {
                     "a watch needs at least one variable, or the whole session".into(),
                 ));
             }
-            // On resume, identifiers that are gone are reported as deleted,
-            // not as an error; the rest is watched. A deletion racing this
-            // check makes the watch fail; then look again (bounded).
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                let mut present = Vec::new();
-                for ident in idents {
-                    match store.get(&sub.session, ident) {
-                        Ok(_) => present.push(ident.as_str()),
-                        Err(Error::VariableNotFound { .. }) if resuming => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                if present.is_empty() {
-                    break None;
-                }
-                match store.watch(&sub.session, present, opts.clone()) {
-                    Ok(w) => break Some(w),
-                    Err(Error::VariablesNotFound { .. }) if resuming && attempt < 8 => continue,
-                    Err(e) => return Err(e),
-                }
+            if resuming {
+                resume_variables(store, &session, &sub.session, idents, opts)?
+            } else {
+                Some(store.watch(&sub.session, idents, opts)?)
             }
         }
     };
-    let incarnation = match &watch {
-        Some(w) => w.session_incarnation(),
-        None => store.session_incarnation(&sub.session)?,
-    };
+    let incarnation = session.incarnation;
+    if watch
+        .as_ref()
+        .is_some_and(|w| w.session_incarnation() != incarnation)
+    {
+        // The session was deleted and created again while this ran.
+        return Err(Error::Remote {
+            code: ErrorCode::Unavailable,
+            message: format!(
+                "session `{}` was replaced during the subscription; try again",
+                sub.session
+            ),
+        });
+    }
     if sub.session_incarnation.is_some_and(|i| i != incarnation) {
         // The session the client followed is gone; this one is another.
         return Ok(Opened {
@@ -150,16 +145,13 @@ pub(crate) fn open(store: &SessionStore, sub: Subscribe) -> Result<Opened> {
             }
             revision
         }
-        None => store.session(&sub.session)?.revision,
+        None => session.revision(),
     };
     for (id, &seen) in resume {
         if current.contains(id) {
             continue;
         }
-        let tomb = match &watch {
-            Some(w) => w.tombstone(id),
-            None => store.tombstone(&sub.session, id),
-        };
+        let tomb = session.tombstone(id);
         let (name, deleted_at) = match tomb {
             Some((name, version)) => (name, version),
             // Deleted too long ago to remember (or never existed): the end
@@ -192,6 +184,39 @@ pub(crate) fn open(store: &SessionStore, sub: Subscribe) -> Result<Opened> {
             revision,
             session_incarnation: incarnation,
         },
+    })
+}
+
+/// Watches the variables a resuming client names by id. Ids are looked up
+/// strictly (a name that happens to look like an id is never taken for
+/// one); those gone are left out (the caller reports them deleted). If a
+/// deletion races the watch, or the watch resolved to anything but these
+/// ids, look again (bounded).
+fn resume_variables(
+    store: &SessionStore,
+    session: &Session,
+    id: &str,
+    ids: &[String],
+    opts: WatchOptions,
+) -> Result<Option<Watch>> {
+    for _ in 0..8 {
+        let present: Vec<&str> = ids
+            .iter()
+            .map(String::as_str)
+            .filter(|i| session.has_id(i))
+            .collect();
+        if present.is_empty() {
+            return Ok(None);
+        }
+        match store.watch(id, &present, opts.clone()) {
+            Ok(w) if w.tracked_ids().all(|t| present.contains(&t)) => return Ok(Some(w)),
+            Ok(_) | Err(Error::VariablesNotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::Remote {
+        code: ErrorCode::Unavailable,
+        message: format!("session `{id}` keeps changing under the resume; try again"),
     })
 }
 
@@ -274,9 +299,18 @@ struct Stream_<'a, I> {
     tx: &'a mpsc::Sender<Result<ServerMessage>>,
     silence: Silence,
     limits: &'a Limits,
+    /// Resolves when the service closes; polled only until it has.
+    closing: Pin<Box<dyn Future<Output = ()> + Send + 'a>>,
 }
 
 impl<I: Stream<Item = ClientMessage> + Send + Unpin> Stream_<'_, I> {
+    fn closed(&self) {
+        let _ = self.tx.try_send(Err(ended(
+            ErrorCode::Unavailable,
+            "the server is shutting down".into(),
+        )));
+    }
+
     fn silent(&self) -> Error {
         ended(
             ErrorCode::DeadlineExceeded,
@@ -335,6 +369,10 @@ impl<I: Stream<Item = ClientMessage> + Send + Unpin> Stream_<'_, I> {
                     let _ = self.tx.try_send(Err(self.silent()));
                     return false;
                 }
+                _ = self.closing.as_mut() => {
+                    self.closed();
+                    return false;
+                }
             }
         }
     }
@@ -347,7 +385,7 @@ pub(crate) async fn run<I>(
     mut inbound: I,
     tx: mpsc::Sender<Result<ServerMessage>>,
     limits: Limits,
-    closing: impl Future<Output = ()> + Send,
+    closing: impl Future<Output = ()> + Send + 'static,
 ) where
     I: Stream<Item = ClientMessage> + Send + Unpin,
 {
@@ -356,6 +394,7 @@ pub(crate) async fn run<I>(
         tx: &tx,
         silence: Silence::new(limits.heartbeat_timeout),
         limits: &limits,
+        closing: Box::pin(closing),
     };
     let parts = chunks(opened.snapshot, &limits);
     let last = parts.len() - 1;
@@ -373,9 +412,10 @@ pub(crate) async fn run<I>(
         return; // everything watched was gone: the snapshot said so
     };
     let mut tick = interval(limits.heartbeat_interval);
+    // After a long blocked send, one heartbeat, not a burst of them.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.reset();
     let mut beat = 0u64;
-    let mut closing = std::pin::pin!(closing);
     loop {
         let msg = tokio::select! {
             m = poll_fn(|cx| Pin::new(&mut *s.inbound).poll_next(cx)) => {
@@ -414,8 +454,8 @@ pub(crate) async fn run<I>(
                 ServerMessage { events, ..Default::default() }
             }
             _ = tx.closed() => return,
-            _ = &mut closing => {
-                let _ = tx.try_send(Err(ended(ErrorCode::Unavailable, "the server is shutting down".into())));
+            _ = s.closing.as_mut() => {
+                s.closed();
                 return;
             }
         };
