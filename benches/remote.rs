@@ -26,6 +26,7 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 fn serve(store: &SessionStore) -> (String, tokio::runtime::Runtime) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
+        .thread_name("bench-server")
         .enable_all()
         .build()
         .unwrap();
@@ -90,6 +91,7 @@ fn main() {
     let remote = RemoteStore::connect(&addr, RemoteConfig::new().watch_capacity(1 << 16)).unwrap();
     let drain_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
+        .thread_name("bench-drain")
         .enable_all()
         .build()
         .unwrap();
