@@ -873,3 +873,36 @@ fn closing_the_service_ends_a_stream_stuck_on_a_slow_client() {
         store.list_watchers("s").unwrap().is_empty()
     });
 }
+
+/// The service caps open watch streams over all connections, and a stream's
+/// slot is freed when it ends.
+#[test]
+fn open_watches_are_capped_and_freed() {
+    let store = store_with(&["x"]);
+    let service = Service::new(store).max_watches(2);
+    rt().block_on(async {
+        let open = || {
+            let (tx, rx) = mpsc::unbounded_channel();
+            service
+                .watch(Subscribe::new("s", WatchTarget::Session), ClientSide(rx))
+                .map(|s| (tx, s))
+        };
+        let first = open().unwrap();
+        let _second = open().unwrap();
+        let err = open().unwrap_err();
+        assert_eq!(err.code(), ErrorCode::ResourceExhausted);
+        assert_eq!(
+            err.to_string(),
+            "open watch streams: 3 is over the server's limit of 2"
+        );
+        // The client leaves: its stream ends and its slot comes back.
+        let (tx, mut stream) = first;
+        drop(tx);
+        while next(&mut stream).await.is_some() {}
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while open().is_err() {
+            assert!(Instant::now() < deadline, "the slot was not freed");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+}

@@ -9,6 +9,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -34,7 +35,7 @@ pub(crate) struct Limits {
 /// side that every [`Transport`](super::Transport) shares.
 ///
 /// Limits (all configurable): values up to 4 MiB, at most 10 000 items per
-/// batch, multi-get or watch. Remote watches: heartbeats every 5 s, a client
+/// batch, multi-get or watch, 100 000 watch streams open at once. Remote watches: heartbeats every 5 s, a client
 /// silent for 15 s is dropped, at most 256 events and about 4 MiB of values
 /// per message. Requests over a limit fail with
 /// [`Error::LimitExceeded`] and change nothing.
@@ -48,6 +49,18 @@ pub struct Service {
     /// Set by `close_watches`: every open watch stream ends.
     closing: tokio::sync::watch::Receiver<bool>,
     close: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Open watch streams, across every connection and clone.
+    open_watches: Arc<AtomicUsize>,
+    max_watches: usize,
+}
+
+/// Counts one open watch stream for as long as it lives.
+struct OpenWatch(Arc<AtomicUsize>);
+
+impl Drop for OpenWatch {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Service {
@@ -66,7 +79,16 @@ impl Service {
             },
             closing,
             close: Arc::new(close),
+            open_watches: Arc::default(),
+            max_watches: 100_000,
         }
+    }
+
+    /// Most watch streams open at once, over every connection (default
+    /// 100 000); past it, new ones fail with [`Error::LimitExceeded`].
+    pub fn max_watches(mut self, n: usize) -> Self {
+        self.max_watches = n;
+        self
     }
 
     /// The store served.
@@ -256,15 +278,23 @@ impl Service {
         if let super::WatchTarget::Variables(v) = &subscribe.target {
             self.check_items("variables in one watch", v.len())?;
         }
+        // Count first, so that concurrent subscriptions cannot overshoot.
+        let open = self.open_watches.fetch_add(1, Ordering::Relaxed);
+        let slot = OpenWatch(self.open_watches.clone());
+        if open >= self.max_watches {
+            return Err(Error::LimitExceeded {
+                what: "open watch streams".into(),
+                limit: self.max_watches,
+                actual: open + 1,
+            });
+        }
         let opened = server_watch::open(&self.store, subscribe)?;
         let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(server_watch::run(
-            opened,
-            inbound,
-            tx,
-            self.limits.clone(),
-            self.closed(),
-        ));
+        let run = server_watch::run(opened, inbound, tx, self.limits.clone(), self.closed());
+        tokio::spawn(async move {
+            run.await;
+            drop(slot);
+        });
         Ok(ServerStream(rx))
     }
 }
