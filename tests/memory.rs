@@ -18,27 +18,12 @@ use varwatch::transport::{
     ClientMessage, MemoryTransport, RemoteConfig, RemoteStore, Request, ServerMessage, ServerStream, Service,
     Subscribe, WatchTarget,
 };
+mod common;
+use common::{store_with, wait_until};
+
 use varwatch::{
     BatchUpdate, ErrorCode, EventKind, SessionOptions, SessionStore, UpdateOptions, Value, VarDef, VarType,
 };
-
-fn store_with(vars: &[&str]) -> SessionStore {
-    let store = SessionStore::new();
-    store.create_session("s", SessionOptions::new()).unwrap();
-    for v in vars {
-        store.register("s", VarDef::new(*v, VarType::Integer, 0)).unwrap();
-    }
-    store
-}
-
-/// Polls `done` until it holds; fails the test after 20 s.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(5));
-    }
-}
 
 fn fast() -> RemoteConfig {
     RemoteConfig::new()

@@ -11,6 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{store_with, wait_until};
+
 use varwatch::transport::grpc::GrpcService;
 use varwatch::transport::{RemoteConfig, RemoteStore};
 use varwatch::{Error, ErrorCode, EventKind, SessionOptions, SessionStore, Value, VarDef, VarType};
@@ -80,25 +83,6 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-/// A store with session `s` holding the integer `x` = 0.
-fn store_with_x() -> SessionStore {
-    let store = SessionStore::new();
-    store.create_session("s", SessionOptions::new()).unwrap();
-    store
-        .register("s", VarDef::new("x", VarType::Integer, 0))
-        .unwrap();
-    store
-}
-
-/// Polls `done` until it holds; fails the test after 20 s.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -261,7 +245,7 @@ fn watch_survives_a_server_restart() {
 
 #[test]
 fn retry_policy_ends_the_watch_with_disconnected() {
-    let store = store_with_x();
+    let store = store_with(&["x"]);
     let mut server = Server::start(&store, "127.0.0.1:0", fast_service);
     let remote = RemoteStore::connect(&server.addr.to_string(), fast().max_failures(3)).unwrap();
     let mut w = remote.watch("s", ["x"], true).unwrap();
@@ -276,7 +260,7 @@ fn retry_policy_ends_the_watch_with_disconnected() {
 /// by the server. The second's registration is untouched and keeps working.
 #[test]
 fn an_old_streams_timeout_does_not_remove_a_newer_registration() {
-    let store = store_with_x();
+    let store = store_with(&["x"]);
     let server = Server::start(&store, "127.0.0.1:0", fast_service);
     // The old stream: a client that never heartbeats (huge interval).
     let silent = RemoteStore::connect(
@@ -306,7 +290,7 @@ fn bearer_token_is_required_when_configured() {
     fn with_token(store: SessionStore) -> GrpcService {
         GrpcService::new(store).bearer_token("s3cret")
     }
-    let store = store_with_x();
+    let store = store_with(&["x"]);
     let server = Server::start(&store, "127.0.0.1:0", with_token);
     let addr = server.addr.to_string();
     fn code<T>(r: varwatch::Result<T>) -> String {
@@ -332,7 +316,7 @@ fn bearer_token_is_required_when_configured() {
 /// flushes the acknowledgement and frees the registration.
 #[test]
 fn acks_show_remote_consumers_in_list_watchers() {
-    let store = store_with_x();
+    let store = store_with(&["x"]);
     let server = Server::start(&store, "127.0.0.1:0", fast_service);
     let remote = RemoteStore::connect(&server.addr.to_string(), fast()).unwrap();
     let mut w = remote.watch("s", ["x"], true).unwrap();
@@ -436,7 +420,7 @@ impl Proxy {
 /// is back, and resumes without losing or repeating anything.
 #[test]
 fn client_detects_a_silent_connection() {
-    let store = store_with_x();
+    let store = store_with(&["x"]);
     let server = Server::start(&store, "127.0.0.1:0", fast_service);
     let proxy = Proxy::start(server.addr);
     let config = RemoteConfig::new()

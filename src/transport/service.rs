@@ -166,7 +166,8 @@ impl Service {
         }
     }
 
-    fn check_items(&self, what: &str, n: usize) -> Result<()> {
+    /// `LimitExceeded` if `n` items are more than one request may carry.
+    pub(crate) fn check_items(&self, what: &str, n: usize) -> Result<()> {
         if n > self.limits.max_items {
             return Err(Error::LimitExceeded {
                 what: what.into(),

@@ -16,7 +16,8 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::auth::BearerToken;
 use super::convert::{
-    EventDecoder, constraints_to, error_from, session_from, value_to, var_type_to, variable_from,
+    EventDecoder, code_from_name, constraints_to, error_from, session_from, value_to, var_type_to,
+    variable_from,
 };
 use super::proto::var_watch_client::VarWatchClient;
 use super::proto::{self, item_result, watch_request};
@@ -248,33 +249,13 @@ fn item_from(r: proto::ItemResult) -> Result<u64> {
     match r.result {
         Some(item_result::Result::Version(v)) => Ok(v),
         Some(item_result::Result::Error(message)) => Err(Error::Remote {
-            code: item_code(&r.error_code),
+            code: code_from_name(&r.error_code),
             message,
         }),
         None => Err(Error::Remote {
             code: ErrorCode::Other,
             message: "the server gave no result for this item".into(),
         }),
-    }
-}
-
-/// An item's status code, as its name or description travels.
-fn item_code(name: &str) -> ErrorCode {
-    let code = match name.to_ascii_uppercase().replace(' ', "_").as_str() {
-        "NOT_FOUND" | "SOME_REQUESTED_ENTITY_WAS_NOT_FOUND" => tonic::Code::NotFound,
-        "ALREADY_EXISTS" | "SOME_ENTITY_THAT_WE_ATTEMPTED_TO_CREATE_ALREADY_EXISTS" => {
-            tonic::Code::AlreadyExists
-        }
-        "INVALID_ARGUMENT" | "CLIENT_SPECIFIED_AN_INVALID_ARGUMENT" => tonic::Code::InvalidArgument,
-        "FAILED_PRECONDITION" | "SYSTEM_IS_NOT_IN_A_STATE_REQUIRED_FOR_THE_OPERATION'S_EXECUTION" => {
-            tonic::Code::FailedPrecondition
-        }
-        "RESOURCE_EXHAUSTED" | "SOME_RESOURCE_HAS_BEEN_EXHAUSTED" => tonic::Code::ResourceExhausted,
-        _ => tonic::Code::Unknown,
-    };
-    match error_from(tonic::Status::new(code, "")) {
-        Error::Remote { code, .. } => code,
-        _ => ErrorCode::Other,
     }
 }
 

@@ -43,6 +43,34 @@ fn error_code(code: Code) -> ErrorCode {
     }
 }
 
+/// Each kind of error by its gRPC code's canonical name, as
+/// `ItemResult.error_code` carries it.
+const CODE_NAMES: [(ErrorCode, &str); 9] = [
+    (ErrorCode::NotFound, "NOT_FOUND"),
+    (ErrorCode::AlreadyExists, "ALREADY_EXISTS"),
+    (ErrorCode::InvalidArgument, "INVALID_ARGUMENT"),
+    (ErrorCode::FailedPrecondition, "FAILED_PRECONDITION"),
+    (ErrorCode::ResourceExhausted, "RESOURCE_EXHAUSTED"),
+    (ErrorCode::Unauthenticated, "UNAUTHENTICATED"),
+    (ErrorCode::Unavailable, "UNAVAILABLE"),
+    (ErrorCode::DeadlineExceeded, "DEADLINE_EXCEEDED"),
+    (ErrorCode::Other, "UNKNOWN"),
+];
+
+pub(crate) fn code_name(code: ErrorCode) -> &'static str {
+    CODE_NAMES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map_or("UNKNOWN", |(_, name)| name)
+}
+
+pub(crate) fn code_from_name(name: &str) -> ErrorCode {
+    CODE_NAMES
+        .iter()
+        .find(|(_, n)| *n == name)
+        .map_or(ErrorCode::Other, |(code, _)| *code)
+}
+
 /// The status a client can act on for each error, with its message.
 pub(crate) fn status(err: Error) -> Status {
     let message = match &err {

@@ -14,7 +14,8 @@ use tonic::{Request as Request_, Response as Response_, Status, Streaming};
 
 use super::auth::BearerCheck;
 use super::convert::{
-    constraints_from, event_to, metadata_from, session_to, status, value_from, var_type_from, variable_to,
+    code_name, constraints_from, event_to, metadata_from, session_to, status, value_from, var_type_from,
+    variable_to,
 };
 use super::proto::var_watch_server::{VarWatch, VarWatchServer};
 use super::proto::{self, item_result, watch_request};
@@ -405,14 +406,10 @@ impl VarWatch for GrpcService {
         req: Request_<proto::UpdateVariablesRequest>,
     ) -> Result<Response_<proto::UpdateVariablesResponse>, Status> {
         let r = req.into_inner();
-        let max = self.service.limits().max_items;
-        if r.items.len() > max {
-            return Err(status(crate::Error::LimitExceeded {
-                what: "items in one batch".into(),
-                limit: max,
-                actual: r.items.len(),
-            }));
-        }
+        // The service's own check, before decoding a batch it would refuse.
+        self.service
+            .check_items("items in one batch", r.items.len())
+            .map_err(status)?;
         // Decode every item first: a malformed one rejects the request and
         // changes nothing, atomic or not.
         let mut items = Vec::with_capacity(r.items.len());
@@ -442,7 +439,7 @@ impl VarWatch for GrpcService {
                         error_code: String::new(),
                     },
                     Err(e) => proto::ItemResult {
-                        error_code: status(e.clone()).code().description().to_string(),
+                        error_code: code_name(e.code()).to_string(),
                         result: Some(item_result::Result::Error(e.to_string())),
                     },
                 })

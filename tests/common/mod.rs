@@ -1,0 +1,26 @@
+//! Helpers shared by the integration tests of the transport layer.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use varwatch::{SessionOptions, SessionStore, VarDef, VarType};
+
+/// A store with session `s` holding the integer variables `vars`, all 0.
+pub fn store_with(vars: &[&str]) -> SessionStore {
+    let store = SessionStore::new();
+    store.create_session("s", SessionOptions::new()).unwrap();
+    for v in vars {
+        store.register("s", VarDef::new(*v, VarType::Integer, 0)).unwrap();
+    }
+    store
+}
+
+/// Polls `done` until it holds; fails the test after 20 s.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
