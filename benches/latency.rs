@@ -77,6 +77,20 @@ fn micros(d: Duration) -> f64 {
 
 // ----- pingpong -------------------------------------------------------------
 
+/// Runs `warm + rounds` round trips, timing each; returns the last `rounds`
+/// in microseconds. `round(i)` does round trip `i` (from 0).
+fn timed_rounds(rounds: usize, warm: usize, mut round: impl FnMut(usize)) -> Vec<f64> {
+    let mut samples = Vec::with_capacity(rounds);
+    for i in 0..rounds + warm {
+        let t = Instant::now();
+        round(i);
+        if i >= warm {
+            samples.push(micros(t.elapsed()));
+        }
+    }
+    samples
+}
+
 fn pingpong(report: &mut Report) {
     let rounds = if quick() { 2_000 } else { 50_000 };
     let warm = rounds / 10;
@@ -107,15 +121,10 @@ fn pingpong(report: &mut Report) {
                 }
             })
         };
-        let mut samples = Vec::with_capacity(rounds);
-        for i in 1..=(rounds + warm) as i64 {
-            let t = Instant::now();
-            store.update("s", "ping", i).unwrap();
+        let samples = timed_rounds(rounds, warm, |i| {
+            store.update("s", "ping", i as i64 + 1).unwrap();
             pongs.recv().unwrap();
-            if i as usize > warm {
-                samples.push(micros(t.elapsed()));
-            }
-        }
+        });
         b.join().unwrap();
         report.row("pingpong", "varwatch", "us", samples);
     }
@@ -129,15 +138,10 @@ fn pingpong(report: &mut Report) {
                 qtx.send(v).unwrap();
             }
         });
-        let mut samples = Vec::with_capacity(rounds);
-        for i in 0..rounds + warm {
-            let t = Instant::now();
+        let samples = timed_rounds(rounds, warm, |i| {
             ptx.send(payload(i as u64)).unwrap();
             qrx.recv().unwrap();
-            if i >= warm {
-                samples.push(micros(t.elapsed()));
-            }
-        }
+        });
         drop(ptx);
         b.join().unwrap();
         report.row("pingpong", "crossbeam", "us", samples);
@@ -152,15 +156,10 @@ fn pingpong(report: &mut Report) {
                 qtx.send(v).unwrap();
             }
         });
-        let mut samples = Vec::with_capacity(rounds);
-        for i in 0..rounds + warm {
-            let t = Instant::now();
+        let samples = timed_rounds(rounds, warm, |i| {
             ptx.send(payload(i as u64)).unwrap();
             qrx.recv().unwrap();
-            if i >= warm {
-                samples.push(micros(t.elapsed()));
-            }
-        }
+        });
         drop(ptx);
         b.join().unwrap();
         report.row("pingpong", "std_mpsc", "us", samples);
