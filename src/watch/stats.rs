@@ -1,0 +1,74 @@
+//! [`WatchStats`] and [`WatcherInfo`]: a watch's counters, as the watch and
+//! the registry show them.
+
+use std::time::SystemTime;
+
+use crate::observer::{Names, WatchShared};
+use crate::sync::Ordering;
+
+/// Counters of one watch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WatchStats {
+    /// Events handed to the user.
+    pub events_delivered: u64,
+    /// Events the filter rejected.
+    pub events_filtered: u64,
+    /// Filter calls that panicked (their events were delivered).
+    pub filter_panics: u64,
+    /// Times the watch overflowed.
+    pub lag_events: u64,
+    /// Versions passed over by coalescing or throttling.
+    pub versions_skipped: u64,
+    /// Events waiting: session events not yet read plus events read but not
+    /// yet delivered (an upper bound on what the watch is behind).
+    pub queue_depth: u64,
+    /// When the watch was created.
+    pub created_at: SystemTime,
+}
+
+/// One live watch, as listed by
+/// [`SessionStore::list_watchers`](crate::SessionStore::list_watchers).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WatcherInfo {
+    /// The watch's id ([`Watch::id`]).
+    pub id: u64,
+    /// Names of the watched variables; `None` for a whole-session watch.
+    pub variables: Option<Vec<String>>,
+    /// Whether it is in coalescing mode.
+    pub coalescing: bool,
+    /// Its counters.
+    pub stats: WatchStats,
+    /// For a watch serving a remote client: the session revision of the last
+    /// event the client's user has taken, as the client acknowledged it.
+    pub acked_revision: Option<u64>,
+}
+
+pub(super) fn stats_of(shared: &WatchShared, tail: u64) -> WatchStats {
+    let counters = &shared.counters;
+    let cursor = counters.cursor.load(Ordering::Relaxed);
+    WatchStats {
+        events_delivered: counters.delivered.load(Ordering::Relaxed),
+        events_filtered: counters.filtered.load(Ordering::Relaxed),
+        filter_panics: counters.filter_panics.load(Ordering::Relaxed),
+        lag_events: counters.lag_events.load(Ordering::Relaxed),
+        versions_skipped: counters.skipped.load(Ordering::Relaxed),
+        queue_depth: tail.saturating_sub(cursor) + counters.local.load(Ordering::Relaxed) as u64,
+        created_at: shared.created_at,
+    }
+}
+
+pub(crate) fn watcher_info(reg: &WatchShared, tail: u64) -> WatcherInfo {
+    WatcherInfo {
+        id: reg.id,
+        variables: match &reg.variables {
+            Names::Session => None,
+            Names::One(n) => Some(vec![n.to_string()]),
+            Names::Many(ns) => Some(ns.iter().map(|n| n.to_string()).collect()),
+        },
+        coalescing: reg.coalescing,
+        stats: stats_of(reg, tail),
+        acked_revision: reg.acked.load(Ordering::Relaxed).checked_sub(1),
+    }
+}
