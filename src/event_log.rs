@@ -13,7 +13,7 @@
 //! mirrors the ring's end so that "is there anything new?" costs one atomic
 //! load; it is stored under the write lock after the slots are filled.
 
-use crate::session::{Record, VarCell};
+use crate::record::{Record, VarCell};
 use crate::sync::{Arc, AtomicU64, AtomicUsize, Ordering, RwLock};
 
 /// One slot: the record, and for registrations the new variable's cell (so a

@@ -88,6 +88,7 @@
 mod error;
 mod event_log;
 mod observer;
+mod record;
 mod session;
 mod store;
 mod sync;

@@ -12,9 +12,9 @@ use std::sync::{Condvar, Mutex as StdMutex, Weak};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::record::VarCell;
 use crate::session::{
-    HashMap, Session, SessionInfo, SessionOptions, StoreCounters, UpdateOptions, VarCell, VarDef, Variable,
-    check_name,
+    HashMap, Session, SessionInfo, SessionOptions, StoreCounters, UpdateOptions, VarDef, Variable, check_name,
 };
 use crate::sync::{Arc, AtomicUsize, Ordering, RwLock};
 use crate::value::Value;
@@ -181,7 +181,7 @@ impl VarReader {
     pub fn is_deleted(&self) -> bool {
         self.cell
             .current
-            .with(|r| r.kind == crate::session::RecordKind::Deleted)
+            .with(|r| r.kind == crate::record::RecordKind::Deleted)
     }
 }
 

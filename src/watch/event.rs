@@ -4,7 +4,8 @@
 use std::fmt;
 use std::time::SystemTime;
 
-use crate::session::{Metadata, Record, RecordKind};
+use crate::record::{Record, RecordKind};
+use crate::session::Metadata;
 use crate::sync::Arc;
 use crate::value::Value;
 

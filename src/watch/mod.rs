@@ -46,7 +46,8 @@ pub use stats::{WatchStats, WatcherInfo};
 use crate::error::Error;
 use crate::event_log::{Entry, Read};
 use crate::observer::{Names, WatchShared};
-use crate::session::{Record, RecordKind, Session, Slot, VarCell};
+use crate::record::{Record, RecordKind, Slot, VarCell};
+use crate::session::Session;
 use crate::sync::{Arc, Ordering};
 
 /// Records copied out of the event log per lock acquisition.

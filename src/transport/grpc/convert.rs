@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use tonic::{Code, Status};
 
 use super::proto;
-use crate::session::{Record, RecordKind, VarMeta};
+use crate::record::{Record, RecordKind, VarMeta};
 use crate::{
     Constraints, Error, ErrorCode, EventKind, SessionInfo, Tensor, Value, VarType, Variable, WatchEvent,
 };

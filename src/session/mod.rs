@@ -1,0 +1,305 @@
+//! A session and its variables: the state, the public snapshots of it
+//! ([`SessionInfo`], [`Variable`]), and every change, made under the session's
+//! one write lock.
+//!
+//! # Locks of a session (always taken in this order)
+//!
+//! 1. `write` — serialises every change of the session: the revision counter,
+//!    the set of variables, each variable's current record, and the order in
+//!    which records enter the event log. Watches register (and take their
+//!    snapshot) under it, which is the atomic-subscribe guarantee: no change
+//!    can fall between a watch's registration and its snapshot.
+//! 2. `index` — name/id → variable, written only while `write` is held, so
+//!    lookups (`get`, `watch`) take only its read lock.
+//! 3. the event log's ring lock, then the observer registry and waiter lists.
+//!
+//! A variable's current state is an `Arc<Record>` in an `ArcCell` (arc-swap):
+//! replaced under `write`, read with no lock at all.
+
+mod types;
+mod write;
+
+use std::time::{Duration, Instant, SystemTime};
+
+pub(crate) use types::check_name;
+pub use types::{Metadata, SessionInfo, SessionOptions, UpdateOptions, VarDef, Variable};
+
+use crate::error::Error;
+use crate::event_log::EventLog;
+use crate::observer::ObserverManager;
+use crate::record::{Slot, VarCell};
+use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering, RwLock};
+use crate::value::{Value, validate};
+
+/// Hash maps keyed by names and ids: foldhash is several times faster than
+/// SipHash on short keys and still seeded per process.
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+struct WriteState {
+    revision: u64,
+    next_slot: Slot,
+    /// The latest deletions, for resuming remote watches.
+    #[cfg(feature = "transport")]
+    tombstones: Tombstones,
+}
+
+/// The last [`Tombstones::KEEP`] deletions of a session: id → (name,
+/// version of the deletion). A remote watch that resumes after a deletion
+/// learns from it which versions it missed.
+#[cfg(feature = "transport")]
+#[derive(Default)]
+struct Tombstones {
+    by_id: HashMap<Arc<str>, (Arc<str>, u64)>,
+    order: std::collections::VecDeque<Arc<str>>,
+}
+
+#[cfg(feature = "transport")]
+impl Tombstones {
+    const KEEP: usize = 4096;
+
+    fn add(&mut self, id: Arc<str>, name: Arc<str>, version: u64) {
+        if self.order.len() == Self::KEEP
+            && let Some(old) = self.order.pop_front()
+        {
+            self.by_id.remove(&old);
+        }
+        self.order.push_back(id.clone());
+        self.by_id.insert(id, (name, version));
+    }
+}
+
+#[derive(Default)]
+struct Index {
+    by_id: HashMap<Arc<str>, Arc<VarCell>>,
+    by_name: HashMap<Arc<str>, Arc<VarCell>>,
+}
+
+/// Counters and id source shared by all sessions of a store.
+#[derive(Default)]
+pub(crate) struct StoreCounters {
+    pub(crate) next_var_id: AtomicU64,
+    pub(crate) next_watch_id: AtomicU64,
+    /// Updates and deliveries of sessions and watches that are gone (live
+    /// ones keep their own counters, so that the hot paths never touch a
+    /// store-wide cache line).
+    pub(crate) retired_updates: AtomicU64,
+    pub(crate) retired_events: AtomicU64,
+}
+
+/// One item of a batch, after resolution and validation.
+struct Prepared {
+    cell: Arc<VarCell>,
+    value: Value,
+}
+
+pub(crate) struct Session {
+    pub(crate) id: Arc<str>,
+    pub(crate) metadata: Metadata,
+    pub(crate) created_at: SystemTime,
+    pub(crate) ttl: Option<Duration>,
+    /// Random, and different for every session ever created (in this
+    /// process or another): tells a resuming remote watch whether the
+    /// session it followed is still the one of that name.
+    #[cfg_attr(not(feature = "transport"), allow(dead_code))]
+    pub(crate) incarnation: u64,
+    epoch: Instant,
+    /// Milliseconds since `epoch` of the last access.
+    last_access: AtomicU64,
+    write: Mutex<WriteState>,
+    index: RwLock<Index>,
+    revision: AtomicU64,
+    /// Accepted variable changes, for the store's statistics.
+    pub(crate) updates: AtomicU64,
+    closed: AtomicBool,
+    pub(crate) log: EventLog,
+    pub(crate) observers: ObserverManager,
+    pub(crate) counters: Arc<StoreCounters>,
+}
+
+/// A number no other session has had: a process-wide counter, hashed with
+/// the process's random seed.
+fn new_incarnation() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // Not a loom atomic: a process-wide id source, outside every model.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    h.finish()
+}
+
+impl Session {
+    pub(crate) fn new(
+        id: &str,
+        opts: SessionOptions,
+        log_capacity: usize,
+        max_log_capacity: usize,
+        counters: Arc<StoreCounters>,
+    ) -> Session {
+        let epoch = Instant::now();
+        Session {
+            id: id.into(),
+            metadata: opts.metadata,
+            created_at: SystemTime::now(),
+            ttl: opts.ttl,
+            incarnation: new_incarnation(),
+            epoch,
+            last_access: AtomicU64::new(0),
+            write: Mutex::new(WriteState {
+                revision: 0,
+                next_slot: 0,
+                #[cfg(feature = "transport")]
+                tombstones: Tombstones::default(),
+            }),
+            index: RwLock::new(Index::default()),
+            revision: AtomicU64::new(0),
+            updates: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            log: EventLog::new(log_capacity, max_log_capacity),
+            observers: ObserverManager::default(),
+            counters,
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Marks the session as accessed now (resets its TTL clock). Without a
+    /// TTL nothing depends on it, so the clock is not even read.
+    pub(crate) fn touch(&self) {
+        if self.ttl.is_some() {
+            self.last_access.store(self.now_ms(), Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn idle_for(&self) -> Duration {
+        if self.ttl.is_none() {
+            // Not tracked without a TTL (see `touch`): report the age.
+            return self.epoch.elapsed();
+        }
+        Duration::from_millis(
+            self.now_ms()
+                .saturating_sub(self.last_access.load(Ordering::Relaxed)),
+        )
+    }
+
+    pub(crate) fn is_expired(&self) -> bool {
+        self.ttl.is_some_and(|ttl| self.idle_for() > ttl)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn info(&self) -> SessionInfo {
+        SessionInfo {
+            id: self.id.to_string(),
+            metadata: self.metadata.clone(),
+            created_at: self.created_at,
+            last_accessed: SystemTime::now()
+                .checked_sub(self.idle_for())
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+            idle_for: self.idle_for(),
+            ttl: self.ttl,
+            revision: self.revision.load(Ordering::Acquire),
+            variables: self.index.read().by_id.len(),
+            watchers: self.observers.count(),
+        }
+    }
+
+    pub(crate) fn variable_count(&self) -> usize {
+        self.index.read().by_id.len()
+    }
+
+    fn not_found(&self, ident: &str) -> Error {
+        Error::VariableNotFound {
+            session: self.id.to_string(),
+            variable: ident.to_string(),
+        }
+    }
+
+    fn gone(&self) -> Error {
+        Error::SessionNotFound {
+            session: self.id.to_string(),
+        }
+    }
+
+    /// Finds a variable by id, else by name (an id wins over an equal name).
+    /// Whether a variable with this id (not name) exists.
+    #[cfg(feature = "transport")]
+    pub(crate) fn has_id(&self, id: &str) -> bool {
+        self.index.read().by_id.contains_key(id)
+    }
+
+    pub(crate) fn resolve(&self, ident: &str) -> Option<Arc<VarCell>> {
+        let index = self.index.read();
+        // Ids all start with `var_`; anything else can only be a name.
+        let by_id = if ident.starts_with("var_") {
+            index.by_id.get(ident)
+        } else {
+            None
+        };
+        by_id.or_else(|| index.by_name.get(ident)).cloned()
+    }
+
+    pub(crate) fn resolve_or_err(&self, ident: &str) -> Result<Arc<VarCell>, Error> {
+        self.resolve(ident).ok_or_else(|| self.not_found(ident))
+    }
+
+    /// Every live variable, in registration order.
+    pub(crate) fn cells(&self) -> Vec<Arc<VarCell>> {
+        let mut cells: Vec<_> = self.index.read().by_id.values().cloned().collect();
+        cells.sort_by_key(|c| c.meta.slot);
+        cells
+    }
+
+    fn invalid(&self, cell: &VarCell, reason: String) -> Error {
+        Error::InvalidValue {
+            session: self.id.to_string(),
+            variable: cell.meta.name.to_string(),
+            reason,
+        }
+    }
+
+    fn validate_for(&self, cell: &VarCell, value: Value) -> Result<Value, Error> {
+        validate(cell.meta.var_type, &cell.meta.constraints, value).map_err(|r| self.invalid(cell, r))
+    }
+}
+
+impl Session {
+    pub(crate) fn revision(&self) -> u64 {
+        self.revision.load(Ordering::Acquire)
+    }
+
+    /// Runs `f` under the write lock, so that nothing changes meanwhile; used
+    /// by watch registration to take its snapshot.
+    pub(crate) fn with_write_lock<R>(&self, f: impl FnOnce() -> Result<R, Error>) -> Result<R, Error> {
+        let _w = self.write.lock();
+        if self.is_closed() {
+            return Err(self.gone());
+        }
+        f()
+    }
+
+    /// A consistent snapshot of every variable (one revision).
+    pub(crate) fn snapshot(&self) -> Result<(u64, Vec<Variable>), Error> {
+        let w = self.write.lock();
+        if self.is_closed() {
+            return Err(self.gone());
+        }
+        let vars = self
+            .cells()
+            .iter()
+            .map(|c| Variable {
+                record: c.current.load_full(),
+            })
+            .collect();
+        Ok((w.revision, vars))
+    }
+}
