@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use parking_lot::RwLock;
-use varwatch::{SessionOptions, SessionStore, StoreConfig, Value, VarDef, VarType, Watch, WatchOptions};
+use varwatch::{SessionOptions, SessionStore, Value, VarDef, VarType, Watch, WatchOptions};
 
 fn quick() -> bool {
     std::env::var_os("VARWATCH_BENCH_QUICK").is_some()
@@ -27,8 +27,8 @@ fn payload(i: u64) -> Value {
 }
 
 /// A store with session "s" and a string variable "x".
-fn store_with_x(log: usize) -> SessionStore {
-    let store = SessionStore::with_config(StoreConfig::new().event_log(log));
+fn store_with_x() -> SessionStore {
+    let store = SessionStore::new();
     store.create_session("s", SessionOptions::new()).unwrap();
     store
         .register("s", VarDef::new("x", VarType::String, payload(0)))
@@ -48,7 +48,7 @@ fn fanout_sizes() -> Vec<usize> {
 
 fn read(c: &mut Criterion) {
     let mut g = c.benchmark_group("read");
-    let store = store_with_x(1024);
+    let store = store_with_x();
     let reader = store.reader("s", "x").unwrap();
     g.bench_function("varwatch/peek", |b| {
         b.iter(|| reader.with_value(|v| black_box(v.as_str().map(str::len))))
@@ -81,7 +81,7 @@ fn read(c: &mut Criterion) {
 fn write0(c: &mut Criterion) {
     let mut g = c.benchmark_group("write0");
     let values: Vec<Value> = (0..1024).map(payload).collect();
-    let store = store_with_x(1024);
+    let store = store_with_x();
     let mut i = 0usize;
     g.bench_function("varwatch/update", |b| {
         b.iter(|| {
@@ -121,7 +121,7 @@ fn fanout_writer(c: &mut Criterion) {
     let values: Vec<Value> = (0..1024).map(payload).collect();
     for n in fanout_sizes() {
         let mut i = 0usize;
-        let store = store_with_x(1024);
+        let store = store_with_x();
         let watches: Vec<Watch> = (0..n)
             .map(|_| {
                 store
@@ -239,7 +239,7 @@ fn fanout_e2e(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let store = store_with_x(1024);
+                    let store = store_with_x();
                     let mut watches: Vec<(Watch, usize)> = (0..n)
                         .map(|_| {
                             let w = store
@@ -319,11 +319,6 @@ fn fanout_e2e(c: &mut Criterion) {
 /// N watchers as parked tasks on a 2-worker tokio runtime; the writer writes
 /// K values; time until every task has seen all K, per delivered event.
 fn fanout_async(c: &mut Criterion) {
-    use std::future::poll_fn;
-    use std::pin::Pin;
-
-    use futures_core::Stream;
-
     let mut g = c.benchmark_group("fanout_async");
     g.sample_size(10);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -339,7 +334,7 @@ fn fanout_async(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let store = store_with_x(1024);
+                    let store = store_with_x();
                     let tasks: Vec<_> = (0..n)
                         .map(|_| {
                             let mut w = store
@@ -347,7 +342,7 @@ fn fanout_async(c: &mut Criterion) {
                                 .unwrap();
                             rt.spawn(async move {
                                 for _ in 0..k {
-                                    let e = poll_fn(|cx| Pin::new(&mut w).poll_next(cx)).await;
+                                    let e = w.recv_async().await;
                                     black_box(e.unwrap());
                                 }
                             })
@@ -441,7 +436,7 @@ fn fanout_async(c: &mut Criterion) {
 
 fn subscribe(c: &mut Criterion) {
     let mut g = c.benchmark_group("subscribe");
-    let store = store_with_x(1024);
+    let store = store_with_x();
     g.bench_function("varwatch/with_initial", |b| {
         b.iter(|| drop(black_box(store.watch("s", ["x"], WatchOptions::new()).unwrap())))
     });

@@ -6,13 +6,11 @@
 //! watches of one run share one HTTP/2 connection, as with one RemoteStore.
 
 use std::io::Write;
-use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use futures_core::Stream;
 use varwatch::transport::grpc::GrpcService;
 use varwatch::transport::{RemoteConfig, RemoteStore, RemoteWatch};
-use varwatch::{SessionOptions, SessionStore, VarDef, VarType};
+use varwatch::{SessionOptions, SessionStore, VarDef, VarType, WatchOptions};
 
 fn quick() -> bool {
     std::env::var_os("VARWATCH_BENCH_QUICK").is_some()
@@ -50,7 +48,7 @@ fn drain_async(
             rt.spawn(async move {
                 let mut changes = 0;
                 loop {
-                    let e = std::future::poll_fn(|cx| Pin::new(&mut w).poll_next(cx)).await;
+                    let e = w.recv_async().await;
                     match e {
                         Some(e) => {
                             if e.kind() == varwatch::EventKind::Changed {
@@ -66,6 +64,12 @@ fn drain_async(
             })
         })
         .collect()
+}
+
+/// Server-side watches may fall 64k events behind before resyncing, so that
+/// throughput counts deliveries, not skips.
+fn lossless() -> WatchOptions {
+    WatchOptions::new().include_initial(false).capacity(1 << 16)
 }
 
 fn main() {
@@ -86,9 +90,7 @@ fn main() {
         .register("s", VarDef::new("x", VarType::Integer, 0))
         .unwrap();
     let (addr, _server_rt) = serve(&store);
-    // Server-side watches may fall 64k events behind before resyncing, so
-    // that throughput counts deliveries, not skips.
-    let remote = RemoteStore::connect(&addr, RemoteConfig::new().watch_capacity(1 << 16)).unwrap();
+    let remote = RemoteStore::connect(&addr, RemoteConfig::new()).unwrap();
     let drain_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("bench-drain")
@@ -101,9 +103,9 @@ fn main() {
     // by tasks.
     for watchers in [1usize, 10, 100] {
         let rounds = if quick() { 200 } else { 5_000 };
-        let mut timed = remote.watch("s", ["x"], false).unwrap();
+        let mut timed = remote.watch("s", ["x"], lossless()).unwrap();
         let others: Vec<RemoteWatch> = (1..watchers)
-            .map(|_| remote.watch("s", ["x"], false).unwrap())
+            .map(|_| remote.watch("s", ["x"], lossless()).unwrap())
             .collect();
         let drains = drain_async(&drain_rt, others, version + rounds as u64);
         let mut samples = Vec::with_capacity(rounds);
@@ -142,7 +144,9 @@ fn main() {
     // Throughput: K updates, time until every watcher has all of them.
     for n in [1usize, 100, 1000] {
         let k: u64 = if quick() { 200 } else { 20_000 / (n as u64).min(20) };
-        let watches: Vec<RemoteWatch> = (0..n).map(|_| remote.watch("s", ["x"], false).unwrap()).collect();
+        let watches: Vec<RemoteWatch> = (0..n)
+            .map(|_| remote.watch("s", ["x"], lossless()).unwrap())
+            .collect();
         let start = Instant::now();
         let drains = drain_async(&drain_rt, watches, version + k);
         for _ in 0..k {

@@ -9,12 +9,8 @@
 //! A task watches two variables as a `Stream` while another updates them
 //! through the same client; the watch ends when the session is deleted.
 
-use std::future::poll_fn;
-use std::pin::Pin;
-
-use futures_core::Stream;
 use varwatch::transport::{MemoryTransport, RemoteConfig, RemoteStore, Service};
-use varwatch::{EventKind, SessionOptions, SessionStore, VarDef, VarType};
+use varwatch::{EventKind, SessionOptions, SessionStore, VarDef, VarType, WatchOptions};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), varwatch::Error> {
@@ -31,11 +27,13 @@ async fn main() -> Result<(), varwatch::Error> {
         .await?;
 
     // Registered with its snapshot once this returns: no update is missed.
-    let mut watch = remote.watch("job", ["progress", "status"], true).await?;
+    let mut watch = remote
+        .watch("job", ["progress", "status"], WatchOptions::new())
+        .await?;
     let printer = tokio::spawn(async move {
-        // `RemoteWatch` is a `futures_core::Stream` (use StreamExt::next from
-        // futures or tokio-stream if you have them).
-        while let Some(e) = poll_fn(|cx| Pin::new(&mut watch).poll_next(cx)).await {
+        // `recv_async` works on any runtime; `watch.into_stream()` gives a
+        // `futures_core::Stream` for StreamExt combinators.
+        while let Some(e) = watch.recv_async().await {
             match e.kind() {
                 EventKind::SessionClosed => println!("session closed; watch over"),
                 kind => println!(

@@ -6,15 +6,15 @@
 //! cargo run --release --example grpc_watch --features grpc -- 127.0.0.1:6000 demo
 //! ```
 
-use varwatch::EventKind;
 use varwatch::transport::{RemoteConfig, RemoteStore};
+use varwatch::{EventKind, WatchOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:50551".into());
     let session = args.next().unwrap_or_else(|| "demo".into());
     let remote = RemoteStore::connect(&addr, RemoteConfig::new())?;
-    let mut watch = remote.watch_session(&session, true)?;
+    let mut watch = remote.watch_session(&session, WatchOptions::new())?;
     println!("watching session `{session}` on {addr}; Ctrl-C to stop");
     for e in watch.by_ref() {
         match e.kind() {

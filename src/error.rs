@@ -3,8 +3,48 @@
 //! Every message names what it is about (the session, the variable, the value
 //! and the rule it broke) so that it can be shown to a user as it is. An
 //! operation that returns an error has changed nothing.
+//!
+//! **Messages are bounded.** Whatever a caller passed, a message quotes at
+//! most [`QUOTE_CHARS`] characters of each string it names (control
+//! characters escaped, a cut marked with `…`) and lists at most
+//! [`LIST_ITEMS`] items of a list (then "and N more"). The error's fields
+//! keep the whole input for programs; only the text is cut, so that an
+//! identifier of 20 000 characters, or a batch with 10 000 failures, cannot
+//! make a message (or a gRPC status carrying it) huge.
 
 use std::fmt;
+use std::sync::Arc;
+
+/// How many characters of a user-given string a message quotes.
+pub const QUOTE_CHARS: usize = 64;
+
+/// How many items of a list a message shows.
+pub const LIST_ITEMS: usize = 10;
+
+/// A user-given string as a message shows it: control characters escaped,
+/// cut after [`QUOTE_CHARS`] characters with `…`.
+pub(crate) struct Quoted<'a>(pub(crate) &'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut chars = self.0.chars();
+        for c in chars.by_ref().take(QUOTE_CHARS) {
+            if c.is_control() {
+                write!(f, "{}", c.escape_debug())?;
+            } else {
+                fmt::Write::write_char(f, c)?;
+            }
+        }
+        if chars.next().is_some() {
+            f.write_str("…")?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn q(s: &str) -> Quoted<'_> {
+    Quoted(s)
+}
 
 /// Everything that can go wrong in a varwatch operation.
 ///
@@ -14,21 +54,24 @@ use std::fmt;
 #[non_exhaustive]
 pub enum Error {
     /// No session has this id (it was never created, was deleted, or expired).
-    #[error("session `{session}` not found")]
+    #[error("session `{}` not found", q(session))]
     SessionNotFound {
         /// The session id that was asked for.
         session: String,
     },
 
     /// `create_session` was asked for an id that is already in use.
-    #[error("session `{session}` already exists")]
+    #[error("session `{}` already exists", q(session))]
     SessionExists {
         /// The session id that is taken.
         session: String,
     },
 
     /// The store already holds its configured maximum number of sessions.
-    #[error("cannot create session `{session}`: the store already holds its maximum of {max} sessions")]
+    #[error(
+        "cannot create session `{}`: the store already holds its maximum of {max} sessions",
+        q(session)
+    )]
     SessionQuotaExceeded {
         /// The session that could not be created.
         session: String,
@@ -38,18 +81,18 @@ pub enum Error {
 
     /// A session id or variable name is not acceptable (empty, too long, or
     /// containing control characters).
-    #[error("invalid {what} `{name}`: {reason}")]
+    #[error("invalid {what} `{}`: {reason}", q(name))]
     InvalidName {
         /// `"session id"` or `"variable name"`.
         what: &'static str,
-        /// The rejected name (escaped for display).
+        /// The rejected name, as given.
         name: String,
         /// Why it was rejected.
         reason: &'static str,
     },
 
     /// No variable with this id or name exists in the session.
-    #[error("variable `{variable}` not found in session `{session}`")]
+    #[error("variable `{}` not found in session `{}`", q(variable), q(session))]
     VariableNotFound {
         /// The session that was searched.
         session: String,
@@ -58,7 +101,7 @@ pub enum Error {
     },
 
     /// Several identifiers passed to a watch were unknown; all are listed.
-    #[error("variables not found in session `{session}`: {}", list(.variables))]
+    #[error("variables not found in session `{}`: {}", q(session), list(.variables))]
     VariablesNotFound {
         /// The session that was searched.
         session: String,
@@ -67,7 +110,7 @@ pub enum Error {
     },
 
     /// A variable with this name is already registered in the session.
-    #[error("variable `{name}` already exists in session `{session}`")]
+    #[error("variable `{}` already exists in session `{}`", q(name), q(session))]
     VariableExists {
         /// The session.
         session: String,
@@ -77,7 +120,7 @@ pub enum Error {
 
     /// A value does not have the variable's type, or breaks one of its
     /// constraints. `reason` names the value and the rule.
-    #[error("variable `{variable}` in session `{session}`: {reason}")]
+    #[error("variable `{}` in session `{}`: {reason}", q(variable), q(session))]
     InvalidValue {
         /// The session.
         session: String,
@@ -89,7 +132,11 @@ pub enum Error {
 
     /// Constraints that do not fit the variable's type (a `min` on a string)
     /// or that contradict each other (`min` above `max`).
-    #[error("variable `{variable}` in session `{session}`: invalid constraints: {reason}")]
+    #[error(
+        "variable `{}` in session `{}`: invalid constraints: {reason}",
+        q(variable),
+        q(session)
+    )]
     InvalidConstraints {
         /// The session.
         session: String,
@@ -100,7 +147,7 @@ pub enum Error {
     },
 
     /// A tensor whose data length is not the product of its shape.
-    #[error("invalid tensor: shape {shape:?} needs {expected} elements but data has {actual}")]
+    #[error("invalid tensor: shape {} needs {expected} elements but data has {actual}", shape_list(.shape))]
     InvalidTensor {
         /// The shape given.
         shape: Vec<usize>,
@@ -112,7 +159,9 @@ pub enum Error {
 
     /// An update carried an `expected_version` that is no longer current.
     #[error(
-        "variable `{variable}` in session `{session}`: version conflict: expected version {expected}, current version is {current}"
+        "variable `{}` in session `{}`: version conflict: expected version {expected}, current version is {current}",
+        q(variable),
+        q(session)
     )]
     VersionConflict {
         /// The session.
@@ -127,7 +176,7 @@ pub enum Error {
 
     /// An atomic batch was rejected; nothing was applied. Every failing item
     /// is listed with its own error.
-    #[error("batch rejected in session `{session}`, nothing was changed: {}", failures_list(.failures))]
+    #[error("batch rejected in session `{}`, nothing was changed: {}", q(session), failures_list(.failures))]
     BatchRejected {
         /// The session.
         session: String,
@@ -135,8 +184,13 @@ pub enum Error {
         failures: Vec<(String, Error)>,
     },
 
-    /// The same variable appears twice in one atomic batch or import.
-    #[error("variable `{variable}` appears more than once in one batch in session `{session}`")]
+    /// The same variable appears twice in one atomic batch or import (the
+    /// repeats are the failing items of a [`Error::BatchRejected`]).
+    #[error(
+        "variable `{}` appears more than once in one batch in session `{}`",
+        q(variable),
+        q(session)
+    )]
     DuplicateInBatch {
         /// The session.
         session: String,
@@ -145,12 +199,12 @@ pub enum Error {
     },
 
     /// A watch option is out of range (for example a capacity of zero).
-    #[error("invalid watch option: {0}")]
+    #[error("invalid watch option: {}", q(.0))]
     InvalidOption(String),
 
     /// A request went over a limit of the server that serves the store
     /// (items per request, bytes per value): nothing was changed.
-    #[error("{what}: {actual} is over the server's limit of {limit}")]
+    #[error("{}: {actual} is over the server's limit of {limit}", q(what))]
     LimitExceeded {
         /// What was measured (for example "items in one request").
         what: String,
@@ -163,7 +217,7 @@ pub enum Error {
     /// A remote server refused the request. `code` says what kind of error
     /// it was (the same [`Error::code`] a local error has), `message` is the
     /// server's own message, which names the session, variable and rule.
-    #[error("server refused ({code:?}): {message}")]
+    #[error("server refused ({code:?}): {}", Long(message))]
     Remote {
         /// The kind of error.
         code: ErrorCode,
@@ -171,13 +225,25 @@ pub enum Error {
         message: String,
     },
 
+    /// A list-variables pattern is not acceptable (too long).
+    #[error("invalid pattern `{}`: {reason}", q(pattern))]
+    InvalidPattern {
+        /// The pattern, as given.
+        pattern: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+
     /// The connection to a remote server failed.
-    #[error("cannot reach the server at {addr}: {reason}")]
+    #[error("cannot reach the server at {}: {reason}", q(addr))]
     Transport {
         /// The address dialled.
         addr: String,
         /// What went wrong.
         reason: String,
+        /// The underlying error (an I/O or HTTP/2 error), when there is one.
+        #[source]
+        source: Option<ErrorSource>,
     },
 }
 
@@ -229,28 +295,99 @@ impl Error {
             | Error::InvalidConstraints { .. }
             | Error::InvalidTensor { .. }
             | Error::DuplicateInBatch { .. }
-            | Error::InvalidOption(_) => ErrorCode::InvalidArgument,
+            | Error::InvalidOption(_)
+            | Error::InvalidPattern { .. } => ErrorCode::InvalidArgument,
         }
     }
+}
+
+/// A server's message: long ones are cut (a hostile or broken server must
+/// not make a client's error huge), far later than user input is.
+struct Long<'a>(&'a str);
+
+impl fmt::Display for Long<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const MAX: usize = 4096;
+        match self.0.char_indices().nth(MAX) {
+            Some((cut, _)) => write!(f, "{}…", &self.0[..cut]),
+            None => f.write_str(self.0),
+        }
+    }
+}
+
+/// Up to [`LIST_ITEMS`] items, then how many more there are.
+fn bounded<T>(items: &[T], sep: &str, mut item: impl FnMut(&mut String, &T)) -> String {
+    let mut out = String::new();
+    for (i, x) in items.iter().take(LIST_ITEMS).enumerate() {
+        if i > 0 {
+            out.push_str(sep);
+        }
+        item(&mut out, x);
+    }
+    if items.len() > LIST_ITEMS {
+        fmt::write(
+            &mut out,
+            format_args!("{sep}and {} more", items.len() - LIST_ITEMS),
+        )
+        .ok();
+    }
+    out
 }
 
 fn list(items: &[String]) -> String {
-    items
-        .iter()
-        .map(|s| format!("`{s}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    bounded(items, ", ", |out, s| {
+        fmt::write(out, format_args!("`{}`", q(s))).ok();
+    })
+}
+
+pub(crate) fn shape_list(shape: &[usize]) -> String {
+    format!(
+        "[{}]",
+        bounded(shape, ", ", |out, d| out.push_str(&d.to_string()))
+    )
 }
 
 fn failures_list(items: &[(String, Error)]) -> String {
-    let mut out = String::new();
-    for (i, (ident, err)) in items.iter().enumerate() {
-        if i > 0 {
-            out.push_str("; ");
-        }
-        fmt::write(&mut out, format_args!("`{ident}`: {err}")).ok();
+    bounded(items, "; ", |out, (ident, err)| {
+        fmt::write(out, format_args!("`{}`: {err}", q(ident))).ok();
+    })
+}
+
+/// The underlying cause of an [`Error::Transport`]: an I/O or HTTP/2
+/// error, shared so that errors stay cheap to clone. Two sources are equal
+/// when their messages are.
+#[derive(Clone)]
+pub struct ErrorSource(Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl ErrorSource {
+    /// Wraps an error.
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> ErrorSource {
+        ErrorSource(Arc::new(e))
     }
-    out
+}
+
+impl fmt::Debug for ErrorSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for ErrorSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl std::error::Error for ErrorSource {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for ErrorSource {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
 }
 
 /// `Result` with varwatch's [`Error`].

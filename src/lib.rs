@@ -87,8 +87,10 @@
 
 mod error;
 mod event_log;
+mod ident;
 mod observer;
 mod record;
+mod seqcount;
 mod session;
 mod store;
 mod sync;
@@ -105,11 +107,14 @@ mod loom_tests;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
-pub use error::{Error, ErrorCode, Result};
+pub use error::{Error, ErrorCode, ErrorSource, LIST_ITEMS, QUOTE_CHARS, Result};
 pub use session::{Metadata, SessionInfo, SessionOptions, UpdateOptions, VarDef, Variable};
-pub use store::{BatchUpdate, GetMany, SessionStore, StoreConfig, StoreStats, VarReader, VarWriter};
+pub use store::{
+    BatchUpdate, GetMany, MAX_PATTERN_BYTES, MIN_SWEEP_INTERVAL, SessionStore, StoreConfig, StoreStats,
+    VarReader, VarWriter,
+};
 pub use value::{Constraints, Tensor, Value, VarType};
 pub use watch::{
-    CloseReason, EventKind, OverflowPolicy, RecvTimeoutError, TryRecvError, Watch, WatchEvent, WatchOptions,
-    WatchStats, WatcherInfo,
+    CloseReason, EventKind, MAX_THROTTLE, OverflowPolicy, RecvTimeoutError, TryRecvError, Watch, WatchEvent,
+    WatchOptions, WatchStats, WatchStream, WatcherInfo,
 };

@@ -1,25 +1,27 @@
-//! loom models of the subscribe / notify / unsubscribe protocol.
+//! loom models of the subscribe / notify / unsubscribe protocol and of the
+//! publication protocol (write sections and consistent cuts).
 //!
 //! Run with `RUSTFLAGS="--cfg loom" cargo test --release --lib loom_`.
 //! Every lock and atomic of the store is loom's (see `sync.rs`), so loom
 //! explores the interleavings of a writer against a watch registering,
 //! arming its waker, reading the log, resyncing and dropping. A lost wake-up
-//! shows as a deadlock of `block_on`; a wrong snapshot as a failed assert.
+//! shows as a deadlock of `block_on`; a wrong snapshot or a torn cut as a
+//! failed assert.
 
 use std::future::poll_fn;
-use std::pin::Pin;
 
-use futures_core::Stream;
 use loom::thread;
 
-use crate::{EventKind, SessionOptions, SessionStore, StoreConfig, VarDef, VarType, Watch, WatchOptions};
+use crate::seqcount::SeqCount;
+use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
+use crate::{EventKind, SessionOptions, SessionStore, UpdateOptions, VarDef, VarType, Watch, WatchOptions};
 
 fn next(w: &mut Watch) -> Option<crate::WatchEvent> {
-    loom::future::block_on(poll_fn(|cx| Pin::new(&mut *w).poll_next(cx)))
+    loom::future::block_on(poll_fn(|cx| w.poll_recv(cx)))
 }
 
-fn store_with_x(log: usize) -> SessionStore {
-    let store = SessionStore::with_config(StoreConfig::new().event_log(log));
+fn store_with_x() -> SessionStore {
+    let store = SessionStore::new();
     store.create_session("s", SessionOptions::new()).unwrap();
     store
         .register("s", VarDef::new("x", VarType::Integer, 1))
@@ -32,7 +34,7 @@ fn store_with_x(log: usize) -> SessionStore {
 #[test]
 fn loom_subscribe_vs_writes() {
     loom::model(|| {
-        let store = store_with_x(16);
+        let store = store_with_x();
         let writer = {
             let store = store.clone();
             thread::spawn(move || {
@@ -62,7 +64,7 @@ fn loom_subscribe_vs_writes() {
 #[test]
 fn loom_drop_vs_write() {
     loom::model(|| {
-        let store = store_with_x(16);
+        let store = store_with_x();
         let writer = {
             let store = store.clone();
             thread::spawn(move || {
@@ -86,7 +88,7 @@ fn loom_drop_vs_write() {
 #[test]
 fn loom_watch_session_vs_register() {
     loom::model(|| {
-        let store = store_with_x(16);
+        let store = store_with_x();
         let writer = {
             let store = store.clone();
             thread::spawn(move || {
@@ -117,7 +119,7 @@ fn loom_watch_session_vs_register() {
 #[test]
 fn loom_overflow_resync() {
     loom::model(|| {
-        let store = store_with_x(1);
+        let store = store_with_x();
         let writer = {
             let store = store.clone();
             thread::spawn(move || {
@@ -154,7 +156,7 @@ fn loom_overflow_resync() {
 #[test]
 fn loom_close_wakes_watch() {
     loom::model(|| {
-        let store = store_with_x(16);
+        let store = store_with_x();
         let mut w = store
             .watch("s", ["x"], WatchOptions::new().include_initial(false))
             .unwrap();
@@ -166,5 +168,77 @@ fn loom_close_wakes_watch() {
         assert_eq!(e.kind(), EventKind::SessionClosed);
         assert!(next(&mut w).is_none());
         closer.join().unwrap();
+    });
+}
+
+/// The publication protocol itself: a writer changes two cells inside one
+/// write section (under the writers' lock); a reader that validates its read
+/// never sees one cell changed without the other.
+#[test]
+fn loom_seqcount_never_hands_out_a_torn_cut() {
+    loom::model(|| {
+        let seq = Arc::new(SeqCount::default());
+        let cells = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+        let lock = Arc::new(Mutex::new(()));
+        let writer = {
+            let (seq, cells, lock) = (seq.clone(), cells.clone(), lock.clone());
+            thread::spawn(move || {
+                for v in 1..=2 {
+                    let _w = lock.lock();
+                    let _section = seq.write();
+                    cells.0.store(v, Ordering::Relaxed);
+                    cells.1.store(v, Ordering::Relaxed);
+                }
+            })
+        };
+        let read = || (cells.0.load(Ordering::Relaxed), cells.1.load(Ordering::Relaxed));
+        if let Some((a, b)) = seq.read(2, read) {
+            assert_eq!(a, b, "a torn cut passed validation");
+        }
+        writer.join().unwrap();
+        assert_eq!(seq.read(1, read), Some((2, 2)));
+    });
+}
+
+/// A watch of two variables that a writer changes together in atomic
+/// batches, with a capacity of one so that it resyncs: at every group
+/// boundary the two values it holds are equal (a state that existed).
+#[test]
+fn loom_resync_delivers_a_cut() {
+    loom::model(|| {
+        let store = store_with_x();
+        store
+            .register("s", VarDef::new("y", VarType::Integer, 1))
+            .unwrap();
+        let writer = {
+            let store = store.clone();
+            thread::spawn(move || {
+                for v in 2..=3 {
+                    store
+                        .update_atomic("s", [("x", v), ("y", v)], &UpdateOptions::new())
+                        .unwrap();
+                }
+            })
+        };
+        let mut w = store
+            .watch("s", ["x", "y"], WatchOptions::new().capacity(1))
+            .unwrap();
+        let (mut x, mut y) = (0, 0);
+        let mut label = None;
+        while !(x == 3 && y == 3) {
+            let e = next(&mut w).unwrap();
+            if label.is_some_and(|l| l != e.revision()) {
+                assert_eq!(x, y, "a group ended on a state that never existed");
+            }
+            label = Some(e.revision());
+            if let Some(v) = e.value() {
+                let v = v.as_i64().unwrap();
+                match e.variable_name() {
+                    "x" => x = v,
+                    _ => y = v,
+                }
+            }
+        }
+        writer.join().unwrap();
     });
 }

@@ -117,6 +117,13 @@ impl WatchShared {
         }
     }
 
+    /// Drops the waker (the watch has gone): nothing it references stays
+    /// reachable through a waiter list that still holds this signal.
+    pub(crate) fn clear_waker(&self) {
+        let old = self.waker.lock().take();
+        drop(old); // a waker's drop is user code: outside the lock
+    }
+
     fn wake(&self) {
         // Wake outside the lock: a waker is user code (an executor may poll
         // the watch, and so re-enter `set_waker`, from inside `wake`).
@@ -240,6 +247,20 @@ impl ObserverManager {
 
     pub(crate) fn count(&self) -> usize {
         self.count.load(Ordering::Acquire)
+    }
+
+    /// The smallest event-log cursor among the watches that read the log
+    /// (coalescing watches read cuts instead). Called by a writer inside
+    /// `EventLog::push`, under the ring's lock: registrations come after it
+    /// in the lock order, and nothing takes the ring's lock while holding
+    /// them.
+    pub(crate) fn slowest_cursor(&self) -> Option<u64> {
+        self.registrations
+            .lock()
+            .iter()
+            .filter(|(_, r)| !r.coalescing)
+            .map(|(_, r)| r.counters.cursor.load(Ordering::Relaxed))
+            .min()
     }
 
     /// Runs `f` on every registration.

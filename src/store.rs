@@ -12,9 +12,10 @@ use std::sync::{Condvar, Mutex as StdMutex, Weak};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::ident::{MAX_NAME_BYTES, check_session_id};
 use crate::record::VarCell;
 use crate::session::{
-    HashMap, Session, SessionInfo, SessionOptions, StoreCounters, UpdateOptions, VarDef, Variable, check_name,
+    HashMap, Session, SessionInfo, SessionOptions, StoreCounters, UpdateOptions, VarDef, Variable,
 };
 use crate::sync::{Arc, AtomicUsize, Ordering, RwLock};
 use crate::value::Value;
@@ -40,15 +41,21 @@ pub struct StoreConfig {
     pub max_sessions: Option<usize>,
     /// TTL of sessions created without one (`None`: they never expire).
     pub default_ttl: Option<Duration>,
-    /// If set, a background thread removes expired sessions this often. It
-    /// stops when the store is dropped.
+    /// If set, a background thread removes expired sessions this often (at
+    /// least every [`MIN_SWEEP_INTERVAL`]: shorter intervals are raised to
+    /// it). It stops when the store is dropped.
     pub sweep_interval: Option<Duration>,
-    /// Initial size of each session's event log (grown on demand up to
-    /// `max_event_log`, to the largest capacity a watch asks for).
-    pub event_log: usize,
-    /// Largest event log a session may grow (caps watch capacities).
+    /// The largest capacity a lossless watch may be granted, in records
+    /// (larger requests get this much). A session's event log holds at most
+    /// the largest capacity among its lossless watches, allocated as records
+    /// arrive, and gives memory back when that watch goes. At least 1, at
+    /// most 2^30.
     pub max_event_log: usize,
 }
+
+/// The shortest interval the TTL sweeper runs at (see
+/// [`StoreConfig::sweep_interval`]).
+pub const MIN_SWEEP_INTERVAL: Duration = Duration::from_millis(10);
 
 impl Default for StoreConfig {
     fn default() -> Self {
@@ -56,14 +63,14 @@ impl Default for StoreConfig {
             max_sessions: None,
             default_ttl: None,
             sweep_interval: None,
-            event_log: 1024,
             max_event_log: 1 << 20,
         }
     }
 }
 
 impl StoreConfig {
-    /// The defaults: no session limit, no TTL, no sweeper, 1024-entry logs.
+    /// The defaults: no session limit, no TTL, no sweeper, watch capacities
+    /// up to 2^20.
     pub fn new() -> Self {
         Self::default()
     }
@@ -80,11 +87,6 @@ impl StoreConfig {
     /// Sets `sweep_interval` (starts the background sweeper).
     pub fn sweep_interval(mut self, every: Duration) -> Self {
         self.sweep_interval = Some(every);
-        self
-    }
-    /// Sets `event_log`.
-    pub fn event_log(mut self, n: usize) -> Self {
-        self.event_log = n.max(1);
         self
     }
     /// Sets `max_event_log`.
@@ -110,13 +112,18 @@ pub struct StoreStats {
     pub events_sent: u64,
 }
 
-/// The result of [`SessionStore::get_many`].
+/// The result of [`SessionStore::get_many`]: one consistent cut of the
+/// session.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct GetMany {
     /// `(identifier as given, variable)` for each one found, in request order.
     pub found: Vec<(String, Variable)>,
     /// The identifiers not found, in request order.
     pub missing: Vec<String>,
+    /// The session revision of the cut: every variable found is in its
+    /// state at this revision.
+    pub revision: u64,
 }
 
 /// One item of a batch update: identifier, new value, and optionally the
@@ -356,10 +363,9 @@ impl SessionStore {
     /// A store with `config`; starts the sweeper thread if
     /// `config.sweep_interval` is set.
     pub fn with_config(mut config: StoreConfig) -> SessionStore {
-        // The fields are public: keep the log sizes in a range that cannot
-        // overflow (1 .. 2^30 entries, initial size within the maximum).
+        // The fields are public: keep them in range here.
         config.max_event_log = config.max_event_log.clamp(1, 1 << 30);
-        config.event_log = config.event_log.clamp(1, config.max_event_log);
+        config.sweep_interval = config.sweep_interval.map(|d| d.max(MIN_SWEEP_INTERVAL));
         let interval = config.sweep_interval;
         let stop = std::sync::Arc::new((StdMutex::new(false), Condvar::new()));
         let inner = Arc::new(StoreInner {
@@ -376,6 +382,11 @@ impl SessionStore {
                 .expect("spawn the varwatch sweeper thread");
         }
         SessionStore { inner }
+    }
+
+    /// The store's settings (as clamped by [`with_config`](Self::with_config)).
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
     }
 
     fn lookup(&self, id: &str) -> Result<Arc<Session>> {
@@ -413,7 +424,7 @@ impl SessionStore {
     }
 
     fn create(&self, id: &str, mut opts: SessionOptions, existing_ok: bool) -> Result<SessionInfo> {
-        check_name("session id", id)?;
+        check_session_id(id)?;
         let map = &self.inner.sessions;
         let mut sessions = map.shard(id).write();
         if let Some(s) = sessions.get(id) {
@@ -446,7 +457,6 @@ impl SessionStore {
         let session = Arc::new(Session::new(
             id,
             opts,
-            self.inner.config.event_log,
             self.inner.config.max_event_log,
             self.inner.counters.clone(),
         ));
@@ -500,15 +510,18 @@ impl SessionStore {
 
     // ----- variables ------------------------------------------------------
 
-    /// Registers a variable and returns its id. The name must be new in the
-    /// session ([`Error::VariableExists`]); the constraints must fit the type
-    /// and the value must satisfy them.
+    /// Registers a variable and returns its id. The name must be valid and
+    /// new in the session ([`Error::InvalidName`], [`Error::VariableExists`];
+    /// a name may not have the form of an id, see [`VarDef::name`]); the
+    /// constraints must fit the type and the value must satisfy them.
     pub fn register(&self, session: &str, def: VarDef) -> Result<String> {
-        let mut ids = self.session_touched(session)?.register(vec![def])?;
+        let mut ids = self.session_touched(session)?.register(vec![def], false)?;
         Ok(ids.pop().expect("one id per definition"))
     }
 
-    /// The variable (by id, or else by name); marks the session accessed.
+    /// The variable, by id or by name (an identifier of the form `var_<n>`
+    /// is an id, any other a name: see [`VarDef::name`]); marks the session
+    /// accessed.
     pub fn get(&self, session: &str, ident: &str) -> Result<Variable> {
         let cell = self.session_touched(session)?.resolve_or_err(ident)?;
         Ok(Variable {
@@ -558,9 +571,12 @@ impl SessionStore {
     }
 
     /// Applies every update or none, under one session revision; watchers
-    /// receive the changes together. On failure returns
-    /// [`Error::BatchRejected`] listing every failing item. Returns the new
-    /// versions in request order.
+    /// receive the changes together. Every item is checked (type,
+    /// constraints, existence, expected version; no variable named twice);
+    /// if any fails, returns [`Error::BatchRejected`] listing every failing
+    /// item with its own error, and nothing changes. Returns the new versions
+    /// in request order (an item that sets the value a variable already has
+    /// keeps its version, and an empty batch changes nothing).
     pub fn update_atomic<U: Into<BatchUpdate>>(
         &self,
         session: &str,
@@ -576,8 +592,12 @@ impl SessionStore {
             .collect())
     }
 
-    /// Applies each update on its own (each is its own write); returns one
-    /// result per item, in request order.
+    /// Applies each update on its own, in order: each is its own write (its
+    /// own revision), checked against the state the items before it left
+    /// (so two items expecting version 0 of the same variable give
+    /// `[Ok(1), Err(VersionConflict { expected: 0, current: 1 })]`).
+    /// Returns one result per item, in request order; the call itself fails
+    /// only if the session is unknown.
     pub fn update_best_effort<U: Into<BatchUpdate>>(
         &self,
         session: &str,
@@ -596,43 +616,28 @@ impl SessionStore {
 
     /// The session's variables in registration order, optionally only those
     /// whose name matches `pattern`: an anchored glob where `*` matches any
-    /// run of characters and `?` any one character (`temp_*`).
+    /// run of characters and `?` any one character (`temp_*`), at most
+    /// [`MAX_PATTERN_BYTES`] long ([`Error::InvalidPattern`]). One
+    /// consistent cut of the session.
     pub fn list_variables(&self, session: &str, pattern: Option<&str>) -> Result<Vec<Variable>> {
+        if let Some(p) = pattern {
+            check_pattern(p)?;
+        }
         let s = self.session_touched(session)?;
-        Ok(s.cells()
-            .into_iter()
-            .filter(|c| pattern.is_none_or(|p| glob_match(p, &c.meta.name)))
-            .map(|c| Variable {
-                record: c.current.load_full(),
-            })
-            .collect())
+        Ok(s.variables(|c| pattern.is_none_or(|p| glob_match(p, &c.meta.name))))
     }
 
-    /// Several variables at once: those found (keyed by the identifier as
-    /// given) and those missing, both in request order.
+    /// Several variables at once, as one consistent cut (see
+    /// [`GetMany::revision`]): those found (keyed by the identifier as given)
+    /// and those missing, both in request order.
     pub fn get_many<S: AsRef<str>>(
         &self,
         session: &str,
         idents: impl IntoIterator<Item = S>,
     ) -> Result<GetMany> {
         let s = self.session_touched(session)?;
-        let mut out = GetMany {
-            found: Vec::new(),
-            missing: Vec::new(),
-        };
-        for ident in idents {
-            let ident = ident.as_ref();
-            match s.resolve(ident) {
-                Some(c) => out.found.push((
-                    ident.to_string(),
-                    Variable {
-                        record: c.current.load_full(),
-                    },
-                )),
-                None => out.missing.push(ident.to_string()),
-            }
-        }
-        Ok(out)
+        let idents: Vec<S> = idents.into_iter().collect();
+        Ok(s.get_many(&idents))
     }
 
     /// Every variable of the session as one consistent cut: the session
@@ -656,10 +661,12 @@ impl SessionStore {
             .collect())
     }
 
-    /// Registers all `defs` (validated like [`register`](Self::register))
-    /// or none; returns their new ids.
+    /// Registers all `defs` (each validated like
+    /// [`register`](Self::register); names distinct) under one revision, or
+    /// none: if any fails, [`Error::BatchRejected`] lists every failing
+    /// definition by name with its own error. Returns the new ids in order.
     pub fn import(&self, session: &str, defs: Vec<VarDef>) -> Result<Vec<String>> {
-        self.session_touched(session)?.register(defs)
+        self.session_touched(session)?.register(defs, true)
     }
 
     // ----- watching -------------------------------------------------------
@@ -767,29 +774,76 @@ fn sweep_loop(store: Weak<StoreInner>, stop: std::sync::Arc<(StdMutex<bool>, Con
     }
 }
 
+/// The longest pattern [`SessionStore::list_variables`] accepts, in bytes
+/// (the longest name, [`MAX_NAME_BYTES`]). Matching costs at most the
+/// pattern's length times the name's per variable.
+pub const MAX_PATTERN_BYTES: usize = MAX_NAME_BYTES;
+
+fn check_pattern(pattern: &str) -> Result<()> {
+    if pattern.len() > MAX_PATTERN_BYTES {
+        return Err(Error::InvalidPattern {
+            pattern: pattern.to_string(),
+            reason: "must be at most 256 bytes long",
+        });
+    }
+    Ok(())
+}
+
 /// Anchored glob: `*` any run (possibly empty), `?` exactly one character;
-/// everything else literal.
+/// everything else literal. Greedy, remembering only the last `*` (which is
+/// enough for globs): O(pattern × name) at worst, no allocation.
 pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
+    let (p, n) = (pattern.as_bytes(), name.as_bytes());
     let (mut pi, mut ni) = (0, 0);
+    // Where to resume after the last `*`: (pattern index after it, name
+    // index it has absorbed up to).
     let mut star: Option<(usize, usize)> = None;
     while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && p[pi] == n[ni])) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ni));
-            pi += 1;
-        } else if let Some((sp, sn)) = star {
-            pi = sp + 1;
-            ni = sn + 1;
-            star = Some((sp, sn + 1));
-        } else {
-            return false;
+        if pi < p.len() {
+            match p[pi] {
+                b'*' => {
+                    star = Some((pi + 1, ni));
+                    pi += 1;
+                    continue;
+                }
+                b'?' => {
+                    pi += 1;
+                    ni += utf8_len(n[ni]);
+                    continue;
+                }
+                _ => {
+                    // Whole characters: both strings are UTF-8 and both
+                    // indices sit on character boundaries.
+                    let w = utf8_len(p[pi]);
+                    if n[ni..].starts_with(&p[pi..pi + w]) {
+                        pi += w;
+                        ni += w;
+                        continue;
+                    }
+                }
+            }
+        }
+        match star {
+            Some((sp, sn)) => {
+                let sn = sn + utf8_len(n[sn]);
+                star = Some((sp, sn));
+                pi = sp;
+                ni = sn;
+            }
+            None => return false,
         }
     }
-    p[pi..].iter().all(|&c| c == '*')
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+/// The length of the UTF-8 character that starts with `lead`.
+fn utf8_len(lead: u8) -> usize {
+    match lead {
+        0..0x80 => 1,
+        0xC0..0xE0 => 2,
+        0xE0..0xF0 => 3,
+        _ => 4,
+    }
 }
 
 #[cfg(test)]
@@ -809,5 +863,12 @@ mod tests {
         assert!(glob_match("*", ""));
         assert!(glob_match("a*b*c", "aXbYbZc"));
         assert!(!glob_match("a*b*c", "aXbYbZ"));
+        // Characters, not bytes.
+        assert!(glob_match("?é?", "aéb"));
+        assert!(glob_match("t°*", "t°C"));
+        assert!(!glob_match("?", "é?"));
+        assert!(glob_match("*ü", "über-ü"));
+        assert!(!glob_match("", "a"));
+        assert!(glob_match("", ""));
     }
 }

@@ -10,7 +10,7 @@ pub(crate) use std::sync::Arc;
 
 #[cfg(not(loom))]
 mod imp {
-    pub(crate) use parking_lot::{Mutex, RwLock};
+    pub(crate) use parking_lot::{Mutex, MutexGuard, RwLock};
     use std::sync::Arc;
     pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 
@@ -36,6 +36,7 @@ mod imp {
 
 #[cfg(loom)]
 mod imp {
+    pub(crate) use loom::sync::MutexGuard;
     pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
     use std::sync::Arc;
 
@@ -52,6 +53,7 @@ mod imp {
     }
 
     /// `parking_lot`-shaped wrapper over loom's rwlock.
+    #[derive(Default)]
     pub(crate) struct RwLock<T>(loom::sync::RwLock<T>);
     impl<T> RwLock<T> {
         pub(crate) fn new(v: T) -> Self {

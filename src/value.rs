@@ -25,7 +25,7 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::error::Error;
+use crate::error::{Error, LIST_ITEMS, Quoted, shape_list};
 
 /// The type of a variable. A variable's type is fixed when it is registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -278,23 +278,17 @@ fn floats32_identical(a: &[f32], b: &[f32]) -> bool {
 }
 
 /// Shows the value as messages quote it: numbers plainly, strings quoted and
-/// cut at 64 characters, vectors by their size.
+/// cut at [`QUOTE_CHARS`](crate::QUOTE_CHARS) characters, vectors by their
+/// size, tensor shapes cut at [`LIST_ITEMS`](crate::LIST_ITEMS) dimensions.
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Value::Float(x) => write!(f, "{x}"),
             Value::Integer(i) => write!(f, "{i}"),
             Value::Boolean(b) => write!(f, "{b}"),
-            Value::String(s) | Value::Choice(s) | Value::Module(s) => {
-                if s.chars().count() > 64 {
-                    let cut: String = s.chars().take(64).collect();
-                    write!(f, "{cut:?}…")
-                } else {
-                    write!(f, "{s:?}")
-                }
-            }
+            Value::String(s) | Value::Choice(s) | Value::Module(s) => write!(f, "\"{}\"", Quoted(s)),
             Value::Embedding(v) => write!(f, "an embedding of {} dimensions", v.len()),
-            Value::Tensor(t) => write!(f, "a tensor of shape {:?}", t.shape()),
+            Value::Tensor(t) => write!(f, "a tensor of shape {}", shape_list(t.shape())),
         }
     }
 }
@@ -487,8 +481,9 @@ pub(crate) fn validate(ty: VarType, c: &Constraints, value: Value) -> Result<Val
             if let Some(shape) = &c.shape {
                 if t.shape() != shape.as_slice() {
                     return Err(format!(
-                        "a tensor of shape {:?} does not have the required shape {shape:?}",
-                        t.shape()
+                        "a tensor of shape {} does not have the required shape {}",
+                        shape_list(t.shape()),
+                        shape_list(shape)
                     ));
                 }
             }
@@ -604,14 +599,17 @@ fn check_string(s: &str, c: &Constraints, v: &Value) -> Result<(), String> {
 
 fn check_list(s: &str, list: &Option<Vec<String>>, what: &str, v: &Value) -> Result<(), String> {
     match list {
-        Some(items) if !items.iter().any(|x| x == s) => Err(format!(
-            "{v} is not {what}: {}",
-            items
+        Some(items) if !items.iter().any(|x| x == s) => {
+            let mut shown: Vec<String> = items
                 .iter()
-                .map(|x| format!("{x:?}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
+                .take(LIST_ITEMS)
+                .map(|x| format!("\"{}\"", Quoted(x)))
+                .collect();
+            if items.len() > LIST_ITEMS {
+                shown.push(format!("and {} more", items.len() - LIST_ITEMS));
+            }
+            Err(format!("{v} is not {what}: {}", shown.join(", ")))
+        }
         _ => Ok(()),
     }
 }

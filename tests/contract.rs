@@ -10,7 +10,7 @@ use std::thread;
 use varwatch::transport::VarStore;
 use varwatch::{
     BatchUpdate, Constraints, Error, EventKind, SessionOptions, UpdateOptions, Value, VarDef, VarType,
-    WatchEvent,
+    WatchEvent, WatchOptions,
 };
 
 /// The kind of an error, local or remote, as the name the tests compare.
@@ -127,7 +127,7 @@ pub fn operations<S: VarStore>(s: &S) {
         .unwrap();
     assert_eq!(items[0], Ok(2));
     assert_eq!(code(items[1].as_ref().unwrap_err()), "NotFound");
-    let got = s.get_many("c1", &["t", "nope", "temp_2"]).unwrap();
+    let got = s.get_many("c1", ["t", "nope", "temp_2"]).unwrap();
     let found: Vec<(&str, u64)> = got
         .found
         .iter()
@@ -149,7 +149,7 @@ pub fn watching<S: VarStore + Sync>(s: &S) {
     s.create_session("c2", SessionOptions::new()).unwrap();
     s.register("c2", VarDef::new("x", VarType::Integer, 1)).unwrap();
     // Subscribed first: exactly [1, 2, 3], the first initial.
-    let mut w = s.watch_variables("c2", &["x"], true).unwrap();
+    let mut w = s.watch("c2", ["x"], WatchOptions::new()).unwrap();
     for v in [2, 3] {
         s.update_with("c2", "x", Value::Integer(v), &UpdateOptions::new())
             .unwrap();
@@ -177,7 +177,7 @@ pub fn watching<S: VarStore + Sync>(s: &S) {
                         .unwrap();
                 }
             });
-            let mut w = s.watch_variables("c2", &["x"], true).unwrap();
+            let mut w = s.watch("c2", ["x"], WatchOptions::new()).unwrap();
             let first = next(&mut w);
             assert!(first.is_initial());
             let (mut value, mut version) = (int(&first), first.version());
@@ -192,7 +192,9 @@ pub fn watching<S: VarStore + Sync>(s: &S) {
         });
     }
     // Whole session: a new variable's first event is its initial state.
-    let mut all = s.watch_whole_session("c2", false).unwrap();
+    let mut all = s
+        .watch_session("c2", WatchOptions::new().include_initial(false))
+        .unwrap();
     s.register("c2", VarDef::new("y", VarType::Integer, 7)).unwrap();
     let e = next(&mut all);
     assert_eq!(
@@ -212,15 +214,17 @@ pub fn watching<S: VarStore + Sync>(s: &S) {
     assert_eq!(a.revision(), b.revision());
     // Unknown sessions and variables are refused when the watch is made.
     assert_eq!(
-        code(&s.watch_variables("c2", &["nope"], true).unwrap_err()),
+        code(&s.watch("c2", ["nope"], WatchOptions::new()).unwrap_err()),
         "NotFound"
     );
     assert_eq!(
-        code(&s.watch_whole_session("nope", true).unwrap_err()),
+        code(&s.watch_session("nope", WatchOptions::new()).unwrap_err()),
         "NotFound"
     );
     // Deleting the only watched variable ends a watch.
-    let mut wy = s.watch_variables("c2", &["y"], false).unwrap();
+    let mut wy = s
+        .watch("c2", ["y"], WatchOptions::new().include_initial(false))
+        .unwrap();
     s.delete_variable("c2", "y").unwrap();
     assert_eq!(next(&mut wy).kind(), EventKind::Deleted);
     assert!(wy.next().is_none());

@@ -411,6 +411,7 @@ fn sub(session: &str, vars: &[&str]) -> proto::Subscribe {
         resume_versions: HashMap::new(),
         capacity: 0,
         session_incarnation: None,
+        ..Default::default()
     }
 }
 

@@ -23,6 +23,7 @@ use common::{store_with, wait_until};
 
 use varwatch::{
     BatchUpdate, ErrorCode, EventKind, SessionOptions, SessionStore, UpdateOptions, Value, VarDef, VarType,
+    WatchOptions,
 };
 
 fn fast() -> RemoteConfig {
@@ -77,13 +78,13 @@ fn a_watch_survives_cuts_while_writes_continue() {
     let store = store_with(&["x", "y"]);
     let transport = MemoryTransport::new(Service::new(store.clone()));
     let remote = RemoteStore::new(transport.clone(), fast()).unwrap();
-    let mut w = remote.watch("s", ["x", "y"], true).unwrap();
+    let mut w = remote.watch("s", ["x", "y"], WatchOptions::new()).unwrap();
     let done = Arc::new(AtomicBool::new(false));
     let final_version = Arc::new(AtomicU64::new(0));
     let writer = {
         let (store, done, final_version) = (store.clone(), done.clone(), final_version.clone());
         thread::spawn(move || {
-            let mut i = 0;
+            let mut i: i64 = 0;
             while !done.load(Ordering::Relaxed) || i < 1000 {
                 i += 1;
                 store.update("s", "x", i).unwrap();
@@ -309,14 +310,16 @@ fn calls_fail_while_cut_and_work_again_after() {
     let store = store_with(&["x"]);
     let transport = MemoryTransport::new(Service::new(store.clone()));
     let remote = RemoteStore::new(transport.clone(), fast()).unwrap();
-    let mut w = remote.watch("s", ["x"], false).unwrap();
+    let mut w = remote
+        .watch("s", ["x"], WatchOptions::new().include_initial(false))
+        .unwrap();
     transport.set_reachable(false);
     assert_eq!(
         remote.update("s", "x", 1).unwrap_err().code(),
         ErrorCode::Unavailable
     );
     assert_eq!(
-        remote.watch("s", ["x"], true).unwrap_err().code(),
+        remote.watch("s", ["x"], WatchOptions::new()).unwrap_err().code(),
         ErrorCode::Unavailable
     );
     store.update("s", "x", 2).unwrap(); // written while the watch is cut off
@@ -338,7 +341,9 @@ fn a_session_deleted_while_away_closes_the_watch() {
     let store = store_with(&["x"]);
     let transport = MemoryTransport::new(Service::new(store.clone()));
     let remote = RemoteStore::new(transport.clone(), fast()).unwrap();
-    let mut w = remote.watch("s", ["x"], false).unwrap();
+    let mut w = remote
+        .watch("s", ["x"], WatchOptions::new().include_initial(false))
+        .unwrap();
     transport.set_reachable(false);
     // The cut stream is gone on the server's side too.
     wait_until("the cut stream's registration to go", || {
@@ -357,7 +362,9 @@ fn a_watch_cut_off_for_good_ends_with_disconnected() {
     let store = store_with(&["x"]);
     let transport = MemoryTransport::new(Service::new(store));
     let remote = RemoteStore::new(transport.clone(), fast().max_failures(3)).unwrap();
-    let mut w = remote.watch("s", ["x"], false).unwrap();
+    let mut w = remote
+        .watch("s", ["x"], WatchOptions::new().include_initial(false))
+        .unwrap();
     transport.set_reachable(false);
     let e = w.recv_timeout(Duration::from_secs(20)).unwrap();
     assert_eq!(e.kind(), EventKind::Disconnected);
@@ -368,9 +375,7 @@ fn a_watch_cut_off_for_good_ends_with_disconnected() {
 }
 
 async fn next_event(w: &mut varwatch::transport::RemoteWatch) -> varwatch::WatchEvent {
-    poll_fn(|cx| Pin::new(&mut *w).poll_next(cx))
-        .await
-        .expect("an event")
+    w.recv_async().await.expect("an event")
 }
 
 /// The async view from an application's own runtime: the same operations,
@@ -386,7 +391,7 @@ fn the_async_client_works_from_another_runtime() {
             .register("s", VarDef::new("x", VarType::Integer, 1))
             .await
             .unwrap();
-        let mut w = remote.watch("s", ["x"], true).await.unwrap();
+        let mut w = remote.watch("s", ["x"], WatchOptions::new()).await.unwrap();
         assert_eq!(remote.update("s", "x", 2).await.unwrap(), 1);
         assert!(next_event(&mut w).await.is_initial());
         assert_eq!(next_event(&mut w).await.value(), Some(&Value::Integer(2)));
@@ -461,7 +466,9 @@ fn a_named_watch_survives_a_deletion_then_a_reconnect() {
     let store = store_with(&["x", "y"]);
     let transport = MemoryTransport::new(fast_service(&store));
     let remote = RemoteStore::new(transport.clone(), fast()).unwrap();
-    let mut w = remote.watch("s", ["x", "y"], false).unwrap();
+    let mut w = remote
+        .watch("s", ["x", "y"], WatchOptions::new().include_initial(false))
+        .unwrap();
     store.delete_variable("s", "x").unwrap();
     assert_eq!(recv(&mut w).kind(), EventKind::Deleted);
     cut(&transport, &store, "s");
@@ -483,7 +490,9 @@ fn a_deletion_while_away_is_reported_exactly() {
     let store = store_with(&["x", "y"]);
     let transport = MemoryTransport::new(fast_service(&store));
     let remote = RemoteStore::new(transport.clone(), fast()).unwrap();
-    let mut w = remote.watch("s", ["x", "y"], false).unwrap();
+    let mut w = remote
+        .watch("s", ["x", "y"], WatchOptions::new().include_initial(false))
+        .unwrap();
     store.update("s", "x", 1).unwrap();
     assert_eq!(recv(&mut w).version(), 1);
     cut(&transport, &store, "s");
@@ -517,7 +526,9 @@ fn a_variable_registered_while_away_is_announced() {
     let store = store_with(&["x"]);
     let transport = MemoryTransport::new(fast_service(&store));
     let remote = RemoteStore::new(transport.clone(), fast()).unwrap();
-    let mut w = remote.watch_session("s", false).unwrap();
+    let mut w = remote
+        .watch_session("s", WatchOptions::new().include_initial(false))
+        .unwrap();
     cut(&transport, &store, "s");
     store
         .register("s", VarDef::new("n", VarType::Integer, 0))
@@ -545,7 +556,9 @@ fn a_session_recreated_while_away_closes_the_watch() {
     let store = store_with(&["x"]);
     let transport = MemoryTransport::new(fast_service(&store));
     let remote = RemoteStore::new(transport.clone(), fast()).unwrap();
-    let mut w = remote.watch("s", ["x"], false).unwrap();
+    let mut w = remote
+        .watch("s", ["x"], WatchOptions::new().include_initial(false))
+        .unwrap();
     cut(&transport, &store, "s");
     store.delete_session("s").unwrap();
     store.create_session("s", SessionOptions::new()).unwrap();
@@ -595,7 +608,9 @@ fn a_slow_reader_is_not_disconnected() {
         .heartbeats(Duration::from_millis(20), Duration::from_millis(200))
         .buffer(4);
     let remote = RemoteStore::new(MemoryTransport::new(service), config).unwrap();
-    let mut w = remote.watch("s", ["x"], false).unwrap();
+    let mut w = remote
+        .watch("s", ["x"], WatchOptions::new().include_initial(false))
+        .unwrap();
     for i in 1..=3000 {
         store.update("s", "x", i).unwrap();
     }
@@ -703,8 +718,10 @@ fn stress_many_writers_and_remote_watches_through_cuts() {
         .map(|(i, subset)| {
             let client = &clients[i % 2];
             match subset {
-                Some(vars) => client.watch("s", vars.iter().copied(), true).unwrap(),
-                None => client.watch_session("s", true).unwrap(),
+                Some(vars) => client
+                    .watch("s", vars.iter().copied(), WatchOptions::new())
+                    .unwrap(),
+                None => client.watch_session("s", WatchOptions::new()).unwrap(),
             }
         })
         .collect();
@@ -811,23 +828,30 @@ fn stress_many_writers_and_remote_watches_through_cuts() {
 }
 
 /// A resume looks ids up strictly: a variable *named* like the deleted
-/// one's id is not taken for it.
+/// one's id cannot even exist (names of the id form are refused), and a
+/// newcomer taking the deleted one's name is not followed.
 #[test]
 fn a_resume_never_takes_a_name_for_an_id() {
     let store = store_with(&["x"]);
     let id = store.get("s", "x").unwrap().id().to_string();
     let transport = MemoryTransport::new(fast_service(&store));
     let remote = RemoteStore::new(transport.clone(), fast()).unwrap();
-    let mut w = remote.watch("s", ["x"], false).unwrap();
+    let mut w = remote
+        .watch("s", ["x"], WatchOptions::new().include_initial(false))
+        .unwrap();
     cut(&transport, &store, "s");
     store.delete_variable("s", "x").unwrap();
-    store
+    let err = store
         .register("s", VarDef::new(id.as_str(), VarType::Integer, 5))
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidArgument, "{err}");
+    store
+        .register("s", VarDef::new("x", VarType::Integer, 5))
         .unwrap();
     transport.set_reachable(true);
     let e = recv(&mut w);
     assert_eq!((e.kind(), e.variable_id()), (EventKind::Deleted, id.as_str()));
-    // Its only variable is gone: the watch is over, whatever is named `var_…`.
+    // Its only variable is gone: the watch is over, whatever is named `x` now.
     assert!(matches!(
         w.recv_timeout(Duration::from_secs(20)),
         Err(varwatch::RecvTimeoutError::Closed)
@@ -846,7 +870,9 @@ fn closing_the_service_ends_a_stream_stuck_on_a_slow_client() {
         .heartbeats(Duration::from_millis(20), Duration::from_secs(30))
         .buffer(1);
     let remote = RemoteStore::new(MemoryTransport::new(service.clone()), config).unwrap();
-    let _w = remote.watch("s", ["x"], false).unwrap(); // never read
+    let _w = remote
+        .watch("s", ["x"], WatchOptions::new().include_initial(false))
+        .unwrap(); // never read
     for i in 1..=5000 {
         store.update("s", "x", i).unwrap();
         if i % 100 == 0 {

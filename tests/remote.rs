@@ -16,7 +16,9 @@ use common::{store_with, wait_until};
 
 use varwatch::transport::grpc::GrpcService;
 use varwatch::transport::{RemoteConfig, RemoteStore};
-use varwatch::{Error, ErrorCode, EventKind, SessionOptions, SessionStore, Value, VarDef, VarType};
+use varwatch::{
+    Error, ErrorCode, EventKind, SessionOptions, SessionStore, Value, VarDef, VarType, WatchOptions,
+};
 
 /// A server on its own runtime thread, which can be stopped and restarted
 /// on the same address.
@@ -141,7 +143,7 @@ fn remote_watch_delivers_like_a_local_one() {
         .register("s", VarDef::new("x", VarType::Integer, 1))
         .unwrap();
     let remote = RemoteStore::connect(&server.addr.to_string(), fast()).unwrap();
-    let mut w = remote.watch("s", ["x"], true).unwrap();
+    let mut w = remote.watch("s", ["x"], WatchOptions::new()).unwrap();
     store.update("s", "x", 2).unwrap();
     store.update("s", "x", 3).unwrap();
     let got: Vec<(EventKind, i64)> = (0..3)
@@ -157,7 +159,9 @@ fn remote_watch_delivers_like_a_local_one() {
         ]
     );
     // Without initial values; deletion ends the watch.
-    let mut w2 = remote.watch("s", ["x"], false).unwrap();
+    let mut w2 = remote
+        .watch("s", ["x"], WatchOptions::new().include_initial(false))
+        .unwrap();
     store.update("s", "x", 4).unwrap();
     store.delete_variable("s", "x").unwrap();
     let e = w2.recv_timeout(Duration::from_secs(20)).unwrap();
@@ -169,7 +173,7 @@ fn remote_watch_delivers_like_a_local_one() {
     assert!(w2.recv().is_none());
     // Unknown variables fail at subscription.
     assert!(
-        matches!(remote.watch("s", ["nope"], true), Err(Error::Remote { code, .. }) if code == ErrorCode::NotFound)
+        matches!(remote.watch("s", ["nope"], WatchOptions::new()), Err(Error::Remote { code, .. }) if code == ErrorCode::NotFound)
     );
 }
 
@@ -187,7 +191,7 @@ fn watch_survives_a_server_restart() {
     let mut server = Server::start(&store, "127.0.0.1:0", fast_service);
     let addr = server.addr;
     let remote = RemoteStore::connect(&addr.to_string(), fast()).unwrap();
-    let mut w = remote.watch_session("s", true).unwrap();
+    let mut w = remote.watch_session("s", WatchOptions::new()).unwrap();
 
     let done = Arc::new(AtomicBool::new(false));
     let writer = {
@@ -248,7 +252,7 @@ fn retry_policy_ends_the_watch_with_disconnected() {
     let store = store_with(&["x"]);
     let mut server = Server::start(&store, "127.0.0.1:0", fast_service);
     let remote = RemoteStore::connect(&server.addr.to_string(), fast().max_failures(3)).unwrap();
-    let mut w = remote.watch("s", ["x"], true).unwrap();
+    let mut w = remote.watch("s", ["x"], WatchOptions::new()).unwrap();
     assert!(w.recv_timeout(Duration::from_secs(20)).unwrap().is_initial());
     server.stop();
     let e = w.recv_timeout(Duration::from_secs(30)).unwrap();
@@ -270,9 +274,9 @@ fn an_old_streams_timeout_does_not_remove_a_newer_registration() {
             .max_failures(0),
     )
     .unwrap();
-    let old = silent.watch("s", ["x"], true).unwrap();
+    let old = silent.watch("s", ["x"], WatchOptions::new()).unwrap();
     let live = RemoteStore::connect(&server.addr.to_string(), fast()).unwrap();
-    let mut new = live.watch("s", ["x"], true).unwrap();
+    let mut new = live.watch("s", ["x"], WatchOptions::new()).unwrap();
     assert_eq!(store.list_watchers("s").unwrap().len(), 2);
     // The server drops the silent one after its 1 s timeout.
     wait_until("the silent stream to be dropped", || {
@@ -302,12 +306,15 @@ fn bearer_token_is_required_when_configured() {
     }
     let none = RemoteStore::connect(&addr, RemoteConfig::new()).unwrap();
     assert_eq!(code(none.list_sessions()), "Unauthenticated");
-    assert_eq!(code(none.watch("s", ["x"], true)), "Unauthenticated");
+    assert_eq!(
+        code(none.watch("s", ["x"], WatchOptions::new())),
+        "Unauthenticated"
+    );
     let wrong = RemoteStore::connect(&addr, RemoteConfig::new().token("s3creT")).unwrap();
     assert_eq!(code(wrong.list_sessions()), "Unauthenticated");
     let right = RemoteStore::connect(&addr, RemoteConfig::new().token("s3cret")).unwrap();
     assert_eq!(right.list_sessions().unwrap(), ["s"]);
-    let mut w = right.watch("s", ["x"], true).unwrap();
+    let mut w = right.watch("s", ["x"], WatchOptions::new()).unwrap();
     assert!(w.recv_timeout(Duration::from_secs(20)).unwrap().is_initial());
 }
 
@@ -319,7 +326,7 @@ fn acks_show_remote_consumers_in_list_watchers() {
     let store = store_with(&["x"]);
     let server = Server::start(&store, "127.0.0.1:0", fast_service);
     let remote = RemoteStore::connect(&server.addr.to_string(), fast()).unwrap();
-    let mut w = remote.watch("s", ["x"], true).unwrap();
+    let mut w = remote.watch("s", ["x"], WatchOptions::new()).unwrap();
     assert!(w.recv_timeout(Duration::from_secs(20)).unwrap().is_initial());
     for i in 1..=5 {
         store.update("s", "x", i).unwrap();
@@ -427,7 +434,7 @@ fn client_detects_a_silent_connection() {
         .heartbeats(Duration::from_millis(50), Duration::from_millis(300))
         .backoff(Duration::from_millis(10), Duration::from_millis(50));
     let remote = RemoteStore::connect(&proxy.addr.to_string(), config).unwrap();
-    let mut w = remote.watch("s", ["x"], true).unwrap();
+    let mut w = remote.watch("s", ["x"], WatchOptions::new()).unwrap();
     assert!(w.recv_timeout(Duration::from_secs(20)).unwrap().is_initial());
     proxy.frozen.store(true, Ordering::Relaxed);
     store.update("s", "x", 1).unwrap(); // written while the path is dead

@@ -494,7 +494,12 @@ fn atomic_batch_all_or_nothing() {
     let err = store
         .update_atomic("s1", [("mode", "a"), ("mode", "b")], &UpdateOptions::new())
         .unwrap_err();
-    assert!(matches!(err, Error::DuplicateInBatch { .. }), "{err}");
+    let Error::BatchRejected { failures, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(failures.len(), 1, "{err}");
+    assert_eq!(failures[0].0, "mode");
+    assert!(matches!(failures[0].1, Error::DuplicateInBatch { .. }), "{err}");
 }
 
 #[test]

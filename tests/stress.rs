@@ -19,9 +19,11 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+mod common;
+
+use common::history::{self, Truth as Cuts, WatchSpec};
 use varwatch::{
-    EventKind, SessionOptions, SessionStore, StoreConfig, UpdateOptions, Value, VarDef, VarType, WatchEvent,
-    WatchOptions,
+    EventKind, SessionOptions, SessionStore, UpdateOptions, Value, VarDef, VarType, WatchEvent, WatchOptions,
 };
 
 const VARS: usize = 8;
@@ -56,7 +58,7 @@ fn name(i: usize) -> String {
 
 #[test]
 fn writers_and_churning_watchers_keep_every_guarantee() {
-    let store = SessionStore::with_config(StoreConfig::new().event_log(64));
+    let store = SessionStore::new();
     store.create_session("s", SessionOptions::new()).unwrap();
     let truth = Arc::new(Mutex::new(Truth::default()));
     for i in 0..VARS {
@@ -268,7 +270,7 @@ fn check_history(events: &[WatchEvent], lagged: u64, truth: &Truth) {
 /// eventually announced deleted, and nothing about it follows its deletion.
 #[test]
 fn session_watch_sees_every_deletion_through_resyncs() {
-    let store = SessionStore::with_config(StoreConfig::new().event_log(4));
+    let store = SessionStore::new();
     store.create_session("s", SessionOptions::new()).unwrap();
     store
         .register("s", VarDef::new("noise", VarType::Integer, 0))
@@ -324,4 +326,213 @@ fn session_watch_sees_every_deletion_through_resyncs() {
     assert!(w.stats().lag_events > 0, "the watch never overflowed");
     let undeleted: Vec<&String> = seen.iter().filter(|(_, d)| !**d).map(|(n, _)| n).collect();
     assert!(undeleted.is_empty(), "announced but never deleted: {undeleted:?}");
+}
+
+// ----- every delivered state existed ------------------------------------------
+
+/// The writers' side of the cut test: every write goes through this lock so
+/// that the revision it got (read back while holding the lock) and its
+/// changes are recorded in the order the store applied them. Watchers are
+/// not serialised in any way.
+struct Recorder {
+    store: SessionStore,
+    truth: Mutex<Cuts>,
+}
+
+impl Recorder {
+    fn write(&self, f: impl FnOnce(&SessionStore) -> Option<Vec<(String, Option<u64>, Option<i64>)>>) {
+        let mut truth = self.truth.lock().unwrap();
+        if let Some(changes) = f(&self.store) {
+            if !changes.is_empty() {
+                let revision = self.store.session("s").unwrap().revision;
+                truth.record(revision, changes);
+            }
+        }
+    }
+}
+
+/// Named and whole-session watches, lossless with capacities 1..=8 (they
+/// resync all the time) and larger, coalescing and throttled, against two
+/// writers mixing single updates, atomic batches, registrations and
+/// deletions. Every history is checked by `common::history::check`: values,
+/// per-variable contiguity, revisions that never go backwards, and at every
+/// group boundary a state that existed at that revision.
+#[test]
+fn every_state_a_watch_holds_existed() {
+    const STATIC: usize = 6;
+    const WRITES: usize = 4_000;
+    let store = SessionStore::new();
+    store.create_session("s", SessionOptions::new()).unwrap();
+    let rec = Arc::new(Recorder {
+        store: store.clone(),
+        truth: Mutex::default(),
+    });
+    for i in 0..STATIC {
+        rec.write(|s| {
+            s.register("s", VarDef::new(name(i), VarType::Integer, 0))
+                .unwrap();
+            Some(vec![(name(i), Some(0), Some(0))])
+        });
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let unique = Arc::new(AtomicU64::new(1));
+    let dynamic_seq = Arc::new(AtomicU64::new(0));
+
+    let writers: Vec<_> = (0..2u64)
+        .map(|t| {
+            let (rec, unique, dynamic_seq) = (rec.clone(), unique.clone(), dynamic_seq.clone());
+            thread::spawn(move || {
+                let mut rng = Rng(0xA076_1D64_78BD_642F ^ (t + 1));
+                let mut mine: Vec<String> = Vec::new(); // dynamic variables this writer owns
+                for _ in 0..WRITES {
+                    let roll = rng.below(100);
+                    if roll < 3 && mine.len() < 3 {
+                        let n = format!("d{}", dynamic_seq.fetch_add(1, Ordering::Relaxed));
+                        let v = unique.fetch_add(1, Ordering::Relaxed) as i64;
+                        rec.write(|s| {
+                            s.register("s", VarDef::new(n.as_str(), VarType::Integer, v))
+                                .unwrap();
+                            Some(vec![(n.clone(), Some(0), Some(v))])
+                        });
+                        mine.push(n);
+                    } else if roll < 5 && !mine.is_empty() {
+                        let n = mine.swap_remove(rng.below(mine.len()));
+                        rec.write(|s| {
+                            s.delete_variable("s", &n).unwrap();
+                            Some(vec![(n.clone(), None, None)])
+                        });
+                    } else if roll < 35 {
+                        // An atomic batch over 2..=4 distinct variables.
+                        let mut pool: Vec<String> =
+                            (0..STATIC).map(name).chain(mine.iter().cloned()).collect();
+                        let k = (2 + rng.below(3)).min(pool.len());
+                        for j in 0..k {
+                            let r = j + rng.below(pool.len() - j);
+                            pool.swap(j, r);
+                        }
+                        let items: Vec<(String, Value)> = pool[..k]
+                            .iter()
+                            .map(|n| {
+                                (
+                                    n.clone(),
+                                    Value::Integer(unique.fetch_add(1, Ordering::Relaxed) as i64),
+                                )
+                            })
+                            .collect();
+                        rec.write(|s| {
+                            let versions = s
+                                .update_atomic("s", items.clone(), &UpdateOptions::new())
+                                .unwrap();
+                            Some(
+                                items
+                                    .iter()
+                                    .zip(versions)
+                                    .map(|((n, v), ver)| (n.clone(), Some(ver), v.as_i64()))
+                                    .collect(),
+                            )
+                        });
+                    } else {
+                        let n = if !mine.is_empty() && rng.below(4) == 0 {
+                            mine[rng.below(mine.len())].clone()
+                        } else {
+                            name(rng.below(STATIC))
+                        };
+                        let v = unique.fetch_add(1, Ordering::Relaxed) as i64;
+                        rec.write(|s| {
+                            let ver = s.update("s", &n, v).unwrap();
+                            Some(vec![(n.clone(), Some(ver), Some(v))])
+                        });
+                    }
+                }
+            })
+        })
+        .collect();
+
+    type Recorded = (Vec<WatchEvent>, WatchSpec);
+    let histories: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+    let watchers: Vec<_> = (0..3u64)
+        .map(|t| {
+            let (store, done, histories) = (store.clone(), done.clone(), histories.clone());
+            thread::spawn(move || {
+                let mut rng = Rng(0xE703_7ED1_A0B4_28DB ^ (t + 3));
+                let mut watches = 0;
+                while !done.load(Ordering::Acquire) || watches < 30 {
+                    watches += 1;
+                    let mode = rng.below(10);
+                    let capacity = [1, 2, 3, 4, 5, 6, 7, 8, 64, 1024][rng.below(10)];
+                    let mut opts = WatchOptions::new().capacity(capacity);
+                    let coalescing = match mode {
+                        0 | 1 => {
+                            opts = opts.coalesce();
+                            true
+                        }
+                        2 => {
+                            opts = opts.throttle(Duration::from_micros(200));
+                            true
+                        }
+                        _ => false,
+                    };
+                    let names = if rng.below(3) == 0 {
+                        None
+                    } else {
+                        let k = 1 + rng.below(STATIC);
+                        let mut names: Vec<String> = (0..k).map(|_| name(rng.below(STATIC))).collect();
+                        names.sort();
+                        names.dedup();
+                        Some(names)
+                    };
+                    let mut w = match &names {
+                        None => store.watch_session("s", opts).unwrap(),
+                        Some(names) => store.watch("s", names, opts).unwrap(),
+                    };
+                    let want = rng.below(2_000);
+                    let mut events = Vec::new();
+                    for _ in 0..want {
+                        let e = if rng.below(2) == 0 {
+                            w.try_recv().ok()
+                        } else {
+                            w.recv_timeout(Duration::from_millis(1)).ok()
+                        };
+                        events.extend(e);
+                        if rng.below(200) == 0 {
+                            thread::sleep(Duration::from_millis(1)); // fall behind
+                        }
+                    }
+                    let overflowed = w.stats().lag_events > 0;
+                    drop(w);
+                    let spec = WatchSpec {
+                        names,
+                        coalescing,
+                        overflowed,
+                    };
+                    histories.lock().unwrap().push((events, spec));
+                }
+            })
+        })
+        .collect();
+
+    for w in writers {
+        w.join().unwrap();
+    }
+    done.store(true, Ordering::Release);
+    for w in watchers {
+        w.join().unwrap();
+    }
+    assert_eq!(store.stats().watchers, 0, "registry must be empty");
+
+    let truth = rec.truth.lock().unwrap();
+    let histories = histories.lock().unwrap();
+    let (mut boundaries, mut events, mut lags) = (0, 0, 0);
+    for (h, spec) in histories.iter() {
+        boundaries += history::check(h, spec, &truth);
+        events += h.len();
+        lags += h
+            .iter()
+            .filter(|e| matches!(e.kind(), EventKind::Lagged { .. }))
+            .count();
+    }
+    // The test must have exercised what it checks.
+    assert!(events > 1_000, "only {events} events checked");
+    assert!(boundaries > 100, "only {boundaries} group boundaries checked");
+    assert!(lags > 0, "no watch ever resynced");
 }

@@ -1,6 +1,6 @@
-//! A session and its variables: the state, the public snapshots of it
-//! ([`SessionInfo`], [`Variable`]), and every change, made under the session's
-//! one write lock.
+//! A session: its variables, its revision, its event log and its watches,
+//! and the reads of it. Every change is made by the write path
+//! (`session/write.rs`); the public types are in `session/types.rs`.
 //!
 //! # Locks of a session (always taken in this order)
 //!
@@ -15,19 +15,31 @@
 //!
 //! A variable's current state is an `Arc<Record>` in an `ArcCell` (arc-swap):
 //! replaced under `write`, read with no lock at all.
+//!
+//! # Consistent cuts
+//!
+//! Every change is also one *write section* of the session's [`SeqCount`]
+//! (opened under `write`, closed before `write` is released). A read that
+//! hands out several variables at once — a watch's resync or coalesced
+//! receive, `get_many`, `list_variables`, `snapshot`, `export` — goes through
+//! [`Session::read_cut`]: it reads without a lock and keeps the result only if
+//! no write section overlapped it, so what it returns is the session's state
+//! between two writes, one revision. After a few overlapped tries it reads
+//! under `write` instead (bounded work, never a spin).
 
 mod types;
 mod write;
 
 use std::time::{Duration, Instant, SystemTime};
 
-pub(crate) use types::check_name;
 pub use types::{Metadata, SessionInfo, SessionOptions, UpdateOptions, VarDef, Variable};
 
 use crate::error::Error;
 use crate::event_log::EventLog;
+use crate::ident::is_var_id;
 use crate::observer::ObserverManager;
 use crate::record::{Slot, VarCell};
+use crate::seqcount::SeqCount;
 use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering, RwLock};
 use crate::value::{Value, validate};
 
@@ -74,6 +86,17 @@ struct Index {
     by_name: HashMap<Arc<str>, Arc<VarCell>>,
 }
 
+impl Index {
+    /// An id-form string among ids only, any other among names only.
+    fn lookup(&self, ident: &str) -> Option<&Arc<VarCell>> {
+        if is_var_id(ident) {
+            self.by_id.get(ident)
+        } else {
+            self.by_name.get(ident)
+        }
+    }
+}
+
 /// Counters and id source shared by all sessions of a store.
 #[derive(Default)]
 pub(crate) struct StoreCounters {
@@ -106,12 +129,16 @@ pub(crate) struct Session {
     /// Milliseconds since `epoch` of the last access.
     last_access: AtomicU64,
     write: Mutex<WriteState>,
+    /// Open while a change is being published (see "Consistent cuts").
+    seq: SeqCount,
     index: RwLock<Index>,
     revision: AtomicU64,
     /// Accepted variable changes, for the store's statistics.
     pub(crate) updates: AtomicU64,
     closed: AtomicBool,
     pub(crate) log: EventLog,
+    /// The largest capacity a lossless watch may be granted.
+    pub(crate) max_log: usize,
     pub(crate) observers: ObserverManager,
     pub(crate) counters: Arc<StoreCounters>,
 }
@@ -133,12 +160,14 @@ fn new_incarnation() -> u64 {
     h.finish()
 }
 
+/// Optimistic tries of a cut before it is read under the write lock.
+const CUT_TRIES: u32 = 4;
+
 impl Session {
     pub(crate) fn new(
         id: &str,
         opts: SessionOptions,
-        log_capacity: usize,
-        max_log_capacity: usize,
+        max_log: usize,
         counters: Arc<StoreCounters>,
     ) -> Session {
         let epoch = Instant::now();
@@ -156,11 +185,13 @@ impl Session {
                 #[cfg(feature = "transport")]
                 tombstones: Tombstones::default(),
             }),
+            seq: SeqCount::default(),
             index: RwLock::new(Index::default()),
             revision: AtomicU64::new(0),
             updates: AtomicU64::new(0),
             closed: AtomicBool::new(false),
-            log: EventLog::new(log_capacity, max_log_capacity),
+            log: EventLog::default(),
+            max_log,
             observers: ObserverManager::default(),
             counters,
         }
@@ -189,8 +220,11 @@ impl Session {
         )
     }
 
+    /// Whether the session has been idle past its TTL. A session with open
+    /// watches is never idle: an open watch keeps it alive (and the end of
+    /// the last watch counts as an access, see `Watch::unregister`).
     pub(crate) fn is_expired(&self) -> bool {
-        self.ttl.is_some_and(|ttl| self.idle_for() > ttl)
+        self.ttl.is_some_and(|ttl| self.idle_for() > ttl) && !self.observers.has_watchers()
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -230,22 +264,17 @@ impl Session {
         }
     }
 
-    /// Finds a variable by id, else by name (an id wins over an equal name).
     /// Whether a variable with this id (not name) exists.
     #[cfg(feature = "transport")]
     pub(crate) fn has_id(&self, id: &str) -> bool {
         self.index.read().by_id.contains_key(id)
     }
 
+    /// Finds a variable by id or by name: a string of the id form is looked
+    /// up among ids only, any other among names only (see `ident.rs`), so no
+    /// string can mean two variables.
     pub(crate) fn resolve(&self, ident: &str) -> Option<Arc<VarCell>> {
-        let index = self.index.read();
-        // Ids all start with `var_`; anything else can only be a name.
-        let by_id = if ident.starts_with("var_") {
-            index.by_id.get(ident)
-        } else {
-            None
-        };
-        by_id.or_else(|| index.by_name.get(ident)).cloned()
+        self.index.read().lookup(ident).cloned()
     }
 
     pub(crate) fn resolve_or_err(&self, ident: &str) -> Result<Arc<VarCell>, Error> {
@@ -270,9 +299,8 @@ impl Session {
     fn validate_for(&self, cell: &VarCell, value: Value) -> Result<Value, Error> {
         validate(cell.meta.var_type, &cell.meta.constraints, value).map_err(|r| self.invalid(cell, r))
     }
-}
 
-impl Session {
+    /// The revision of the last change.
     pub(crate) fn revision(&self) -> u64 {
         self.revision.load(Ordering::Acquire)
     }
@@ -287,19 +315,73 @@ impl Session {
         f()
     }
 
+    /// Runs `read` on a consistent cut of the session (see "Consistent
+    /// cuts"): whatever it reads of the session — states, the index, the
+    /// revision, the log's tail, the closed flag — is as of one instant
+    /// between two writes. `read` may run more than once; only the last
+    /// run's result is returned.
+    pub(crate) fn read_cut<R>(&self, mut read: impl FnMut() -> R) -> R {
+        if let Some(r) = self.seq.read(CUT_TRIES, &mut read) {
+            return r;
+        }
+        let _w = self.write.lock();
+        read()
+    }
+
     /// A consistent snapshot of every variable (one revision).
     pub(crate) fn snapshot(&self) -> Result<(u64, Vec<Variable>), Error> {
-        let w = self.write.lock();
-        if self.is_closed() {
-            return Err(self.gone());
-        }
-        let vars = self
-            .cells()
-            .iter()
-            .map(|c| Variable {
-                record: c.current.load_full(),
-            })
-            .collect();
-        Ok((w.revision, vars))
+        self.read_cut(|| {
+            if self.is_closed() {
+                return Err(self.gone());
+            }
+            let vars = self
+                .cells()
+                .iter()
+                .map(|c| Variable {
+                    record: c.current.load_full(),
+                })
+                .collect();
+            Ok((self.revision(), vars))
+        })
+    }
+
+    /// The variables named by `idents` (found ones, with the identifier as
+    /// given, and missing ones, both in request order) as one cut.
+    pub(crate) fn get_many<S: AsRef<str>>(&self, idents: &[S]) -> crate::store::GetMany {
+        self.read_cut(|| {
+            let mut out = crate::store::GetMany {
+                found: Vec::new(),
+                missing: Vec::new(),
+                revision: self.revision(),
+            };
+            let index = self.index.read();
+            for ident in idents {
+                let ident = ident.as_ref();
+                match index.lookup(ident) {
+                    Some(c) => out.found.push((
+                        ident.to_string(),
+                        Variable {
+                            record: c.current.load_full(),
+                        },
+                    )),
+                    None => out.missing.push(ident.to_string()),
+                }
+            }
+            out
+        })
+    }
+
+    /// The live variables for which `keep` holds, in registration order,
+    /// as one cut.
+    pub(crate) fn variables(&self, keep: impl Fn(&VarCell) -> bool) -> Vec<Variable> {
+        self.read_cut(|| {
+            self.cells()
+                .into_iter()
+                .filter(|c| keep(c))
+                .map(|c| Variable {
+                    record: c.current.load_full(),
+                })
+                .collect()
+        })
     }
 }

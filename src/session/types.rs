@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use crate::error::Error;
 use crate::record::Record;
 use crate::sync::Arc;
 use crate::value::{Constraints, Value, VarType};
@@ -103,7 +102,11 @@ impl fmt::Debug for Variable {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct VarDef {
-    /// The name, unique in the session.
+    /// The name, unique in the session: 1 to 256 bytes of UTF-8, no control
+    /// characters, and not of the form of a variable id (`var_` followed by
+    /// digits only, such as `var_3`), so that no identifier can mean two
+    /// variables: anywhere an identifier is taken, a string of that form is
+    /// looked up among ids only and any other among names only.
     pub name: String,
     /// The type.
     pub var_type: VarType,
@@ -150,7 +153,7 @@ impl VarDef {
 #[non_exhaustive]
 pub struct UpdateOptions {
     /// Apply only if the variable is at this version, else
-    /// [`Error::VersionConflict`].
+    /// [`Error::VersionConflict`](crate::Error::VersionConflict).
     pub expected_version: Option<u64>,
     /// Who made the change; watchers receive it.
     pub source: Option<String>,
@@ -229,22 +232,4 @@ impl SessionOptions {
         self.metadata.insert(key.into(), value.into());
         self
     }
-}
-
-/// Checks a session id or variable name.
-pub(crate) fn check_name(what: &'static str, name: &str) -> Result<(), Error> {
-    let reason = if name.is_empty() {
-        "must not be empty"
-    } else if name.len() > 256 {
-        "must be at most 256 bytes long"
-    } else if name.chars().any(char::is_control) {
-        "must not contain control characters"
-    } else {
-        return Ok(());
-    };
-    Err(Error::InvalidName {
-        what,
-        name: name.escape_debug().take(64).collect(),
-        reason,
-    })
 }

@@ -1,21 +1,80 @@
 //! The write path: every change of a session (registration, updates and
-//! batches, deletion, closing), each made under the session's write lock.
+//! batches, deletion, closing).
+//!
+//! Each change follows the same steps:
+//!
+//! 1. everything that can be checked without the lock is checked (types,
+//!    constraints, names: a variable's type and constraints never change);
+//! 2. under the session's write lock, what depends on the current state
+//!    (liveness, expected versions, names taken) is checked; a failure
+//!    returns before anything is touched;
+//! 3. the change is published inside one write section of the session's
+//!    `SeqCount`: new records stored as the variables' current states, the
+//!    revision moved, the records appended to the event log as one group;
+//! 4. after the lock is released, the watches asleep on what changed are
+//!    woken (the `fence(SeqCst)` pairs with `WaiterList::enqueue`).
+//!
+//! # Batches
+//!
+//! * **Atomic** (`update_atomic`, `import`): every item is checked, and if
+//!   any fails, every failure is reported in one [`Error::BatchRejected`]
+//!   (in request order) and nothing changes. Otherwise all items are applied
+//!   under one revision and reach watchers as one group. An item may not
+//!   name a variable another item names ([`Error::DuplicateInBatch`]).
+//! * **Best effort** (`update_best_effort`): items are applied in order, each
+//!   as its own write (its own revision), each checked against the state the
+//!   items before it left: two items expecting version 0 of the same
+//!   variable give `[Ok(1), Err(VersionConflict { expected: 0, current: 1 })]`.
 
+use std::collections::HashMap;
 use std::time::SystemTime;
 
-use super::{Prepared, Session};
+use super::{Prepared, Session, WriteState};
 use crate::error::Error;
 use crate::event_log::Entry;
+use crate::ident::{check_var_name, var_id};
 use crate::observer::WaiterList;
 use crate::record::{Record, RecordKind, Slot, VarCell, VarMeta};
-use crate::session::types::{UpdateOptions, VarDef, check_name};
-use crate::sync::{Arc, ArcCell, Ordering, fence};
+use crate::session::types::{Metadata, UpdateOptions, VarDef};
+use crate::sync::{Arc, ArcCell, MutexGuard, Ordering, fence};
 use crate::value::{Value, validate};
+
+/// Where a change came from, shared by every record of one write.
+struct Origin {
+    source: Option<Arc<str>>,
+    metadata: Option<Arc<Metadata>>,
+    timestamp: SystemTime,
+}
+
+impl Origin {
+    fn of(opts: &UpdateOptions) -> Origin {
+        Origin {
+            source: opts.source.as_deref().map(Into::into),
+            metadata: (!opts.metadata.is_empty()).then(|| Arc::new(opts.metadata.clone())),
+            timestamp: SystemTime::now(),
+        }
+    }
+
+    /// The record of `cell` changing from `cur` to `value` at `revision`.
+    fn changed(&self, cell: &VarCell, cur: &Record, value: Value, revision: u64) -> Arc<Record> {
+        Arc::new(Record {
+            var: cell.meta.clone(),
+            kind: RecordKind::Changed,
+            version: cur.version + 1,
+            revision,
+            value,
+            old_value: Some(cur.value.clone()),
+            source: self.source.clone(),
+            metadata: self.metadata.clone(),
+            timestamp: self.timestamp,
+        })
+    }
+}
 
 impl Session {
     /// Checks a definition completely, before any lock is taken.
     fn check_def(&self, def: &VarDef) -> Result<Value, Error> {
-        check_name("variable name", &def.name)?;
+        check_var_name(&def.name)?;
         def.constraints
             .check_for(def.var_type)
             .map_err(|reason| Error::InvalidConstraints {
@@ -30,11 +89,28 @@ impl Session {
         })
     }
 
-    /// Registers variables, all or none. Names must be new and distinct.
-    pub(crate) fn register(&self, defs: Vec<VarDef>) -> Result<Vec<String>, Error> {
-        let mut checked = Vec::with_capacity(defs.len());
-        for def in &defs {
-            checked.push(self.check_def(def)?);
+    /// Appends one write's records to the log as one group.
+    fn push_log(&self, entries: impl IntoIterator<Item = Entry>) {
+        self.log.push(entries, self.observers.count(), || {
+            self.observers.slowest_cursor()
+        });
+    }
+
+    /// Registers variables, all or none, under one revision; returns their
+    /// ids. Names must be valid, new and distinct. With `batch` (import)
+    /// every failure is reported in one [`Error::BatchRejected`]; a single
+    /// registration returns its error as it is.
+    pub(crate) fn register(&self, defs: Vec<VarDef>, batch: bool) -> Result<Vec<String>, Error> {
+        let mut checked: Vec<Result<Value, Error>> = defs.iter().map(|d| self.check_def(d)).collect();
+        // Later uses of a name already used in this batch are duplicates.
+        let mut first_use: HashMap<&str, usize> = HashMap::new();
+        for (i, def) in defs.iter().enumerate() {
+            if *first_use.entry(def.name.as_str()).or_insert(i) != i && checked[i].is_ok() {
+                checked[i] = Err(Error::DuplicateInBatch {
+                    session: self.id.to_string(),
+                    variable: def.name.clone(),
+                });
+            }
         }
         let mut w = self.write.lock();
         if self.is_closed() {
@@ -42,25 +118,43 @@ impl Session {
         }
         {
             let index = self.index.read();
-            let mut seen = std::collections::HashSet::new();
-            for def in &defs {
-                if index.by_name.contains_key(def.name.as_str()) || !seen.insert(def.name.as_str()) {
-                    return Err(Error::VariableExists {
+            for (def, c) in defs.iter().zip(checked.iter_mut()) {
+                if c.is_ok() && index.by_name.contains_key(def.name.as_str()) {
+                    *c = Err(Error::VariableExists {
                         session: self.id.to_string(),
                         name: def.name.clone(),
                     });
                 }
             }
         }
+        if checked.iter().any(Result::is_err) {
+            let mut failures: Vec<(String, Error)> = defs
+                .iter()
+                .zip(checked)
+                .filter_map(|(d, c)| c.err().map(|e| (d.name.clone(), e)))
+                .collect();
+            if !batch && failures.len() == 1 {
+                return Err(failures.pop().expect("one failure").1);
+            }
+            return Err(Error::BatchRejected {
+                session: self.id.to_string(),
+                failures,
+            });
+        }
+        if defs.is_empty() {
+            return Ok(Vec::new()); // nothing to do: no revision
+        }
         let now = SystemTime::now();
+        let section = self.seq.write();
         w.revision += 1;
         let revision = w.revision;
         let mut ids = Vec::with_capacity(defs.len());
         let mut entries = Vec::with_capacity(defs.len());
         let mut index = self.index.write();
         for (def, value) in defs.into_iter().zip(checked) {
+            let value = value.expect("every definition was checked");
             let n = self.counters.next_var_id.fetch_add(1, Ordering::Relaxed) + 1;
-            let id: Arc<str> = format!("var_{n}").into();
+            let id: Arc<str> = var_id(n).into();
             let meta = Arc::new(VarMeta {
                 id: id.clone(),
                 name: def.name.into(),
@@ -89,18 +183,18 @@ impl Session {
             });
             index.by_id.insert(id.clone(), cell.clone());
             index.by_name.insert(meta.name.clone(), cell.clone());
-            entries.push(Entry {
-                record,
-                cell: Some(cell),
-            });
+            let mut entry = Entry::new(record);
+            entry.cell = Some(cell);
+            entries.push(entry);
             ids.push(id.to_string());
         }
         drop(index);
         self.revision.store(revision, Ordering::Release);
         let notify = self.observers.has_watchers();
         if notify {
-            self.log.push(entries);
+            self.push_log(entries);
         }
+        drop(section);
         drop(w);
         if notify {
             fence(Ordering::SeqCst); // pairs with WaiterList::enqueue
@@ -109,9 +203,9 @@ impl Session {
         Ok(ids)
     }
 
-    /// Applies `items` in order. Atomic: all are checked first and either all
-    /// are applied under one revision or none is. Best-effort: each item is
-    /// its own write (its own revision) and gets its own result.
+    /// Applies `items` (identifier, value, expected version); see the
+    /// module docs for what atomic and best effort mean. Returns one result
+    /// per item, in request order (an atomic batch's are all `Ok`).
     pub(crate) fn update_many(
         &self,
         items: Vec<(String, Value, Option<u64>)>,
@@ -121,130 +215,173 @@ impl Session {
         // Resolve and validate outside the lock: a variable's type and
         // constraints never change, so this cannot go stale (a deletion in
         // between is caught under the lock).
-        let mut prepared: Vec<Result<Prepared, Error>> = Vec::with_capacity(items.len());
-        for (ident, value, _) in &items {
-            prepared.push(self.resolve_or_err(ident).and_then(|cell| {
-                self.validate_for(&cell, value.clone())
-                    .map(|value| Prepared { cell, value })
-            }));
-        }
+        let mut prepared: Vec<Result<Prepared, Error>> = items
+            .iter()
+            .map(|(ident, value, _)| {
+                let cell = self.resolve_or_err(ident)?;
+                let value = self.validate_for(&cell, value.clone())?;
+                Ok(Prepared { cell, value })
+            })
+            .collect();
         if atomic {
-            let mut seen = std::collections::HashSet::new();
-            for p in prepared.iter().flatten() {
-                if !seen.insert(p.cell.meta.slot) {
-                    return Err(Error::DuplicateInBatch {
+            let mut first_use: HashMap<Slot, usize> = HashMap::new();
+            for (i, p) in prepared.iter_mut().enumerate() {
+                if let Ok(ok) = p
+                    && *first_use.entry(ok.cell.meta.slot).or_insert(i) != i
+                {
+                    *p = Err(Error::DuplicateInBatch {
                         session: self.id.to_string(),
-                        variable: p.cell.meta.name.to_string(),
+                        variable: items[i].0.clone(),
                     });
                 }
             }
         }
-        let source: Option<Arc<str>> = opts.source.as_deref().map(Into::into);
-        let metadata = (!opts.metadata.is_empty()).then(|| Arc::new(opts.metadata.clone()));
-        let now = SystemTime::now();
-
-        let mut w = self.write.lock();
+        let origin = Origin::of(opts);
+        let w = self.write.lock();
         if self.is_closed() {
             return Err(self.gone());
         }
-        // Under the lock: check liveness and expected versions.
-        let mut results: Vec<Result<u64, Error>> = Vec::with_capacity(items.len());
-        let mut changes: Vec<(Arc<VarCell>, Arc<Record>, Value)> = Vec::new();
-        for ((ident, _, expected), p) in items.iter().zip(prepared) {
+        if atomic {
+            self.apply_atomic(w, items, prepared, &origin)
+        } else {
+            Ok(self.apply_in_order(w, items, prepared, &origin))
+        }
+    }
+
+    /// Checks every item against the current state, then applies all of
+    /// them under one revision, or none.
+    fn apply_atomic(
+        &self,
+        mut w: MutexGuard<'_, WriteState>,
+        items: Vec<(String, Value, Option<u64>)>,
+        prepared: Vec<Result<Prepared, Error>>,
+        origin: &Origin,
+    ) -> Result<Vec<Result<u64, Error>>, Error> {
+        let mut failures = Vec::new();
+        let mut ready = Vec::with_capacity(items.len());
+        for ((ident, _, expected), p) in items.into_iter().zip(prepared) {
             let checked = p.and_then(|p| {
                 let cur = p.cell.current.load_full();
-                if cur.kind == RecordKind::Deleted {
-                    return Err(self.not_found(ident));
-                }
-                if let Some(exp) = *expected {
-                    if exp != cur.version {
-                        return Err(Error::VersionConflict {
-                            session: self.id.to_string(),
-                            variable: p.cell.meta.name.to_string(),
-                            expected: exp,
-                            current: cur.version,
-                        });
-                    }
-                }
+                self.check_current(&p.cell, &cur, &ident, expected)?;
                 Ok((p, cur))
             });
             match checked {
-                Ok((p, cur)) => {
-                    results.push(Ok(cur.version));
-                    changes.push((p.cell, cur, p.value));
-                }
-                Err(e) => results.push(Err(e)),
+                Ok(x) => ready.push(x),
+                Err(e) => failures.push((ident, e)),
             }
         }
-        if atomic && results.iter().any(Result::is_err) {
-            let failures = items
-                .iter()
-                .zip(results)
-                .filter_map(|((ident, _, _), r)| r.err().map(|e| (ident.clone(), e)))
-                .collect();
+        if !failures.is_empty() {
             return Err(Error::BatchRejected {
                 session: self.id.to_string(),
                 failures,
             });
         }
-
-        let notify = self.observers.has_watchers();
+        let mut results = Vec::with_capacity(ready.len());
         let mut entries = Vec::new();
         let mut woken = Vec::new();
-        let mut revision = w.revision;
-        let mut batch_revision = None;
+        let notify = self.observers.has_watchers();
+        let mut section = None;
         let mut changed = 0u64;
-        let mut change_iter = changes.into_iter();
-        for r in results.iter_mut() {
-            let Ok(version) = r else { continue };
-            let (cell, _, value) = change_iter.next().expect("one change per successful item");
-            // Read again: in a best-effort batch an earlier item may have
-            // changed the same variable.
-            let cur = cell.current.load_full();
-            if cur.value.is_identical(&value) {
-                // The no-op rule: same value, no new version, no event.
-                *version = cur.version;
+        let revision = w.revision + 1;
+        for (p, cur) in ready {
+            if cur.value.is_identical(&p.value) {
+                results.push(Ok(cur.version)); // the no-op rule
                 continue;
             }
-            let rev = if atomic {
-                *batch_revision.get_or_insert_with(|| {
-                    revision += 1;
-                    revision
-                })
-            } else {
-                revision += 1;
-                revision
-            };
-            let record = Arc::new(Record {
-                var: cell.meta.clone(),
-                kind: RecordKind::Changed,
-                version: cur.version + 1,
-                revision: rev,
-                value,
-                old_value: Some(cur.value.clone()),
-                source: source.clone(),
-                metadata: metadata.clone(),
-                timestamp: now,
-            });
-            *version = record.version;
+            section.get_or_insert_with(|| self.seq.write());
             changed += 1;
-            cell.current.store(record.clone());
+            let record = origin.changed(&p.cell, &cur, p.value, revision);
+            results.push(Ok(record.version));
+            p.cell.current.store(record.clone());
             if notify {
-                entries.push(Entry { record, cell: None });
-                woken.push(cell);
+                entries.push(Entry::new(record));
+                woken.push(p.cell);
             }
         }
-        w.revision = revision;
-        self.revision.store(revision, Ordering::Release);
-        if notify && !entries.is_empty() {
-            self.log.push(entries);
-        }
-        drop(w);
-        self.updates.fetch_add(changed, Ordering::Relaxed);
-        if !woken.is_empty() {
+        if section.is_some() {
+            w.revision = revision;
+            self.revision.store(revision, Ordering::Release);
+            if notify {
+                self.push_log(entries);
+            }
+            drop(section);
+            drop(w);
+            self.updates.fetch_add(changed, Ordering::Relaxed);
             self.wake(&woken);
         }
         Ok(results)
+    }
+
+    /// Applies each item as its own write, in order, each checked against
+    /// the state the items before it left.
+    fn apply_in_order(
+        &self,
+        mut w: MutexGuard<'_, WriteState>,
+        items: Vec<(String, Value, Option<u64>)>,
+        prepared: Vec<Result<Prepared, Error>>,
+        origin: &Origin,
+    ) -> Vec<Result<u64, Error>> {
+        let notify = self.observers.has_watchers();
+        let mut results = Vec::with_capacity(items.len());
+        let mut woken: Vec<Arc<VarCell>> = Vec::new();
+        let mut section = None;
+        let mut changed = 0u64;
+        for ((ident, _, expected), p) in items.into_iter().zip(prepared) {
+            let result = p.and_then(|p| {
+                // Read now: an earlier item may have changed this variable.
+                let cur = p.cell.current.load_full();
+                self.check_current(&p.cell, &cur, &ident, expected)?;
+                if cur.value.is_identical(&p.value) {
+                    return Ok(cur.version); // the no-op rule
+                }
+                section.get_or_insert_with(|| self.seq.write());
+                w.revision += 1;
+                let record = origin.changed(&p.cell, &cur, p.value, w.revision);
+                let version = record.version;
+                p.cell.current.store(record.clone());
+                self.revision.store(w.revision, Ordering::Release);
+                changed += 1;
+                if notify {
+                    // Each item is its own write: its own group in the log.
+                    self.push_log([Entry::new(record)]);
+                    if !woken.iter().any(|c| Arc::ptr_eq(c, &p.cell)) {
+                        woken.push(p.cell);
+                    }
+                }
+                Ok(version)
+            });
+            results.push(result);
+        }
+        drop(section);
+        drop(w);
+        if changed > 0 {
+            self.updates.fetch_add(changed, Ordering::Relaxed);
+            self.wake(&woken);
+        }
+        results
+    }
+
+    /// The checks that depend on a variable's current state: it still
+    /// exists, and is at the expected version if one was given.
+    fn check_current(
+        &self,
+        cell: &VarCell,
+        cur: &Record,
+        ident: &str,
+        expected: Option<u64>,
+    ) -> Result<(), Error> {
+        if cur.kind == RecordKind::Deleted {
+            return Err(self.not_found(ident));
+        }
+        match expected {
+            Some(exp) if exp != cur.version => Err(Error::VersionConflict {
+                session: self.id.to_string(),
+                variable: cell.meta.name.to_string(),
+                expected: exp,
+                current: cur.version,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// One update: the hot path, without the batch machinery.
@@ -255,51 +392,29 @@ impl Session {
         opts: &UpdateOptions,
     ) -> Result<u64, Error> {
         let value = self.validate_for(cell, value)?;
-        let now = SystemTime::now();
+        let origin = Origin::of(opts);
         let mut w = self.write.lock();
+        if self.is_closed() {
+            return Err(self.gone());
+        }
         let cur = cell.current.load_full();
-        if cur.kind == RecordKind::Deleted || self.is_closed() {
-            drop(w);
-            return Err(if self.is_closed() {
-                self.gone()
-            } else {
-                self.not_found(&cell.meta.name)
-            });
-        }
-        if let Some(expected) = opts.expected_version {
-            if expected != cur.version {
-                return Err(Error::VersionConflict {
-                    session: self.id.to_string(),
-                    variable: cell.meta.name.to_string(),
-                    expected,
-                    current: cur.version,
-                });
-            }
-        }
+        self.check_current(cell, &cur, &cell.meta.name, opts.expected_version)?;
         if cur.value.is_identical(&value) {
             return Ok(cur.version); // the no-op rule
         }
+        let section = self.seq.write();
         w.revision += 1;
-        let record = Arc::new(Record {
-            var: cell.meta.clone(),
-            kind: RecordKind::Changed,
-            version: cur.version + 1,
-            revision: w.revision,
-            value,
-            old_value: Some(cur.value.clone()),
-            source: opts.source.as_deref().map(Into::into),
-            metadata: (!opts.metadata.is_empty()).then(|| Arc::new(opts.metadata.clone())),
-            timestamp: now,
-        });
+        let record = origin.changed(cell, &cur, value, w.revision);
         let version = record.version;
         self.revision.store(w.revision, Ordering::Release);
         let notify = self.observers.has_watchers();
         if notify {
             cell.current.store(record.clone());
-            self.log.push([Entry { record, cell: None }]);
+            self.push_log([Entry::new(record)]);
         } else {
             cell.current.store(record);
         }
+        drop(section);
         drop(w);
         // `cur` (the previous state) is released here, outside the lock.
         drop(cur);
@@ -327,6 +442,7 @@ impl Session {
             return Err(self.gone());
         }
         let cell = self.resolve_or_err(ident)?;
+        let section = self.seq.write();
         {
             let mut index = self.index.write();
             index.by_id.remove(&cell.meta.id);
@@ -352,8 +468,9 @@ impl Session {
             .add(cell.meta.id.clone(), cell.meta.name.clone(), record.version);
         let notify = self.observers.has_watchers();
         if notify {
-            self.log.push([Entry { record, cell: None }]);
+            self.push_log([Entry::new(record)]);
         }
+        drop(section);
         drop(w);
         if notify {
             self.wake(&[cell]);
@@ -361,16 +478,18 @@ impl Session {
         Ok(())
     }
 
-    /// The name and deletion version of a variable deleted recently (see
-    /// [`Tombstones`]).
+    /// The name and deletion version of each of these variables, if it was
+    /// deleted recently (see `Tombstones`); one lock for all of them.
     #[cfg(feature = "transport")]
-    pub(crate) fn tombstone(&self, id: &str) -> Option<(Arc<str>, u64)> {
-        self.write.lock().tombstones.by_id.get(id).cloned()
+    pub(crate) fn tombstones<'a>(&self, ids: impl Iterator<Item = &'a str>) -> Vec<Option<(Arc<str>, u64)>> {
+        let w = self.write.lock();
+        ids.map(|id| w.tombstones.by_id.get(id).cloned()).collect()
     }
 
     /// Closes the session for good: every watch gets `SessionClosed`.
     pub(crate) fn close(&self) {
         let w = self.write.lock();
+        let section = self.seq.write();
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -382,8 +501,9 @@ impl Session {
         let cells = self.cells();
         if self.observers.has_watchers() {
             let record = self.closed_record(w.revision);
-            self.log.push([Entry { record, cell: None }]);
+            self.push_log([Entry::new(record)]);
         }
+        drop(section);
         drop(w);
         self.wake(&cells);
     }

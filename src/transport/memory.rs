@@ -84,6 +84,7 @@ fn unreachable() -> Error {
     Error::Transport {
         addr: "memory".into(),
         reason: "the in-memory service was made unreachable".into(),
+        source: None,
     }
 }
 

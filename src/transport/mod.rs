@@ -57,10 +57,10 @@ pub use protocol::{ClientMessage, Request, Response, ServerMessage, Subscribe, S
 #[cfg(feature = "transport")]
 pub use remote::{AsyncRemoteStore, RemoteConfig, RemoteStore};
 #[cfg(feature = "transport")]
-pub use remote_watch::{RemoteWatch, RemoteWatchStats};
+pub use remote_watch::{RemoteWatch, RemoteWatchStats, RemoteWatchStream};
 #[cfg(feature = "transport")]
 pub use service::{ServerStream, Service};
-pub use store_api::VarStore;
+pub use store_api::{VarStore, WatchHandle};
 
 #[cfg(feature = "transport")]
 pub use transport_trait::{BoxFuture, ClientMessages, ServerMessages, Transport};

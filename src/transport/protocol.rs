@@ -143,6 +143,7 @@ pub enum WatchTarget {
 
 /// The first message of a watch stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Subscribe {
     /// The session id.
     pub session: String,
@@ -161,6 +162,12 @@ pub struct Subscribe {
     pub resume: HashMap<String, u64>,
     /// The server-side watch's capacity (0: the server's default).
     pub capacity: usize,
+    /// The server-side watch coalesces: it sends the latest state of each
+    /// variable, with `skipped` counts, rather than every version.
+    pub coalesce: bool,
+    /// The server-side watch is throttled to one delivery per interval
+    /// (implies `coalesce`).
+    pub throttle: Option<std::time::Duration>,
     /// On reconnect: the session incarnation of the last `sync_complete`.
     /// If the session of that name is another one now (deleted and created
     /// again, or a server that lost its state), the server answers with
@@ -177,6 +184,8 @@ impl Subscribe {
             include_initial: true,
             resume: HashMap::new(),
             capacity: 0,
+            coalesce: false,
+            throttle: None,
             session_incarnation: None,
         }
     }
@@ -194,11 +203,19 @@ pub enum ClientMessage {
 }
 
 /// A message from the server on a watch stream. Any combination of the
-/// three parts may be present.
+/// parts may be present.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct ServerMessage {
-    /// Events, oldest first. Several per message under load.
+    /// Events, oldest first. Several per message under load. The events of
+    /// one revision (a group: an atomic batch, a resync, a snapshot) come
+    /// together; a message ends inside a group only when the group is too
+    /// large for one message, and then says so with `group_incomplete`.
     pub events: Vec<WatchEvent>,
+    /// The last group of `events` continues in the next message: a client
+    /// holds it back until it is complete (and drops it if the stream
+    /// breaks first), so that its user never holds half a group.
+    pub group_incomplete: bool,
     /// Set on the message that ends the snapshot (or resume). Changes
     /// follow.
     pub sync_complete: Option<SyncComplete>,

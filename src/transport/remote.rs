@@ -15,7 +15,7 @@ use super::remote_watch::RemoteWatch;
 use super::transport_trait::Transport;
 use crate::{
     BatchUpdate, Error, ErrorCode, GetMany, Result, SessionInfo, SessionOptions, UpdateOptions, Value,
-    VarDef, Variable,
+    VarDef, Variable, WatchOptions,
 };
 
 /// Settings of a remote client and its watches.
@@ -38,10 +38,6 @@ pub struct RemoteConfig {
     pub max_failures: Option<u32>,
     /// Events buffered per watch between the connection and the user.
     pub buffer: usize,
-    /// How far the server-side watch may fall behind before it resyncs
-    /// (`Lagged`); 0 for the server's default (1024). The server's store
-    /// caps it ([`StoreConfig::max_event_log`](crate::StoreConfig)).
-    pub watch_capacity: usize,
     /// Sent as `authorization: Bearer <token>` on every call (network
     /// transports).
     pub token: Option<String>,
@@ -57,7 +53,6 @@ impl Default for RemoteConfig {
             backoff_max: Duration::from_secs(30),
             max_failures: None,
             buffer: 1024,
-            watch_capacity: 0,
             token: None,
         }
     }
@@ -89,12 +84,6 @@ impl RemoteConfig {
     /// Sets how many events a watch buffers for its user (at least 1).
     pub fn buffer(mut self, n: usize) -> Self {
         self.buffer = n.max(1);
-        self
-    }
-    /// Sets how far a server-side watch may fall behind (see
-    /// [`watch_capacity`](Self::watch_capacity)).
-    pub fn watch_capacity(mut self, n: usize) -> Self {
-        self.watch_capacity = n;
         self
     }
     /// Gives up after `n` consecutive failed reconnections.
@@ -194,6 +183,7 @@ impl RemoteStore {
             .map_err(|e| Error::Transport {
                 addr: String::new(),
                 reason: format!("cannot start the client's runtime: {e}"),
+                source: Some(crate::ErrorSource::new(e)),
             })?;
         Ok(RemoteStore {
             inner: Arc::new(Inner {
@@ -219,25 +209,31 @@ impl RemoteStore {
     /// [`SessionStore::watch`](crate::SessionStore::watch). The first
     /// subscription is made before this returns, so unknown sessions or
     /// variables are reported here.
+    ///
+    /// Every [`WatchOptions`] setting works as it does locally: the
+    /// capacity, coalescing and throttling apply to the server-side watch;
+    /// the filter and `OverflowPolicy::Close` run on this side (a resync or
+    /// a resume that skipped versions delivers its `Lagged` markers and
+    /// ends the watch).
     pub fn watch<S: AsRef<str>>(
         &self,
         session: &str,
         idents: impl IntoIterator<Item = S>,
-        include_initial: bool,
+        opts: WatchOptions,
     ) -> Result<RemoteWatch> {
-        let sub = variables(session, idents, include_initial);
+        let sub = subscription(session, Some(names(idents)), &opts);
         self.inner
             .rt()
-            .block_on(RemoteWatch::open(self.inner.clone(), sub))
+            .block_on(RemoteWatch::open(self.inner.clone(), sub, opts))
     }
 
     /// Watches a whole remote session; see
     /// [`SessionStore::watch_session`](crate::SessionStore::watch_session).
-    pub fn watch_session(&self, session: &str, include_initial: bool) -> Result<RemoteWatch> {
-        let sub = whole(session, include_initial);
+    pub fn watch_session(&self, session: &str, opts: WatchOptions) -> Result<RemoteWatch> {
+        let sub = subscription(session, None, &opts);
         self.inner
             .rt()
-            .block_on(RemoteWatch::open(self.inner.clone(), sub))
+            .block_on(RemoteWatch::open(self.inner.clone(), sub, opts))
     }
 }
 
@@ -259,16 +255,17 @@ impl AsyncRemoteStore {
         &self,
         session: &str,
         idents: impl IntoIterator<Item = S>,
-        include_initial: bool,
+        opts: WatchOptions,
     ) -> Result<RemoteWatch> {
-        let sub = variables(session, idents, include_initial);
-        let open = RemoteWatch::open(self.inner.clone(), sub);
+        let sub = subscription(session, Some(names(idents)), &opts);
+        let open = RemoteWatch::open(self.inner.clone(), sub, opts);
         self.inner.rt().spawn(open).await.map_err(cancelled)?
     }
 
     /// Watches a whole remote session (see [`RemoteStore::watch_session`]).
-    pub async fn watch_session(&self, session: &str, include_initial: bool) -> Result<RemoteWatch> {
-        let open = RemoteWatch::open(self.inner.clone(), whole(session, include_initial));
+    pub async fn watch_session(&self, session: &str, opts: WatchOptions) -> Result<RemoteWatch> {
+        let sub = subscription(session, None, &opts);
+        let open = RemoteWatch::open(self.inner.clone(), sub, opts);
         self.inner.rt().spawn(open).await.map_err(cancelled)?
     }
 }
@@ -277,23 +274,26 @@ fn cancelled(e: tokio::task::JoinError) -> Error {
     Error::Transport {
         addr: String::new(),
         reason: format!("the client's runtime dropped the call: {e}"),
+        source: Some(crate::ErrorSource::new(e)),
     }
 }
 
-fn variables<S: AsRef<str>>(
-    session: &str,
-    idents: impl IntoIterator<Item = S>,
-    include_initial: bool,
-) -> Subscribe {
-    let target = WatchTarget::Variables(idents.into_iter().map(|s| s.as_ref().to_string()).collect());
-    let mut sub = Subscribe::new(session, target);
-    sub.include_initial = include_initial;
-    sub
+fn names<S: AsRef<str>>(idents: impl IntoIterator<Item = S>) -> Vec<String> {
+    idents.into_iter().map(|s| s.as_ref().to_string()).collect()
 }
 
-fn whole(session: &str, include_initial: bool) -> Subscribe {
-    let mut sub = Subscribe::new(session, WatchTarget::Session);
-    sub.include_initial = include_initial;
+fn batch<U: Into<BatchUpdate>>(updates: impl IntoIterator<Item = U>) -> Vec<BatchUpdate> {
+    updates.into_iter().map(Into::into).collect()
+}
+
+/// The subscription for `opts`: these variables, or (`None`) the session.
+fn subscription(session: &str, idents: Option<Vec<String>>, opts: &WatchOptions) -> Subscribe {
+    let target = idents.map_or(WatchTarget::Session, WatchTarget::Variables);
+    let mut sub = Subscribe::new(session, target);
+    sub.include_initial = opts.include_initial;
+    sub.capacity = opts.capacity;
+    sub.coalesce = opts.coalesce;
+    sub.throttle = opts.throttle;
     sub
 }
 
@@ -381,8 +381,8 @@ operations! {
     fn get(session: &str, ident: &str) -> Variable =
         Request::Get { session: session.into(), variable: ident.into() } => variable;
     /// See [`SessionStore::get_many`](crate::SessionStore::get_many).
-    fn get_many(session: &str, idents: &[&str]) -> GetMany =
-        Request::GetMany { session: session.into(), variables: idents.iter().map(|s| s.to_string()).collect() } => many;
+    fn get_many(session: &str, idents: impl IntoIterator<Item = impl AsRef<str>>) -> GetMany =
+        Request::GetMany { session: session.into(), variables: names(idents) } => many;
     /// See [`SessionStore::list_variables`](crate::SessionStore::list_variables).
     fn list_variables(session: &str, pattern: Option<&str>) -> Vec<Variable> =
         Request::ListVariables { session: session.into(), pattern: pattern.map(Into::into) } => variable_list;
@@ -393,12 +393,12 @@ operations! {
     fn update_with(session: &str, ident: &str, value: impl Into<Value>, options: &UpdateOptions) -> u64 =
         Request::Update { session: session.into(), variable: ident.into(), value: value.into(), options: options.clone() } => version;
     /// See [`SessionStore::update_atomic`](crate::SessionStore::update_atomic).
-    fn update_atomic(session: &str, items: Vec<BatchUpdate>, options: &UpdateOptions) -> Vec<u64> =
-        Request::UpdateMany { session: session.into(), items, options: options.clone(), atomic: true } => atomic_versions;
+    fn update_atomic(session: &str, updates: impl IntoIterator<Item = impl Into<BatchUpdate>>, options: &UpdateOptions) -> Vec<u64> =
+        Request::UpdateMany { session: session.into(), items: batch(updates), options: options.clone(), atomic: true } => atomic_versions;
     /// See [`SessionStore::update_best_effort`](crate::SessionStore::update_best_effort).
     /// Over gRPC, an item's error arrives as [`Error::Remote`] with its message.
-    fn update_best_effort(session: &str, items: Vec<BatchUpdate>, options: &UpdateOptions) -> Vec<Result<u64>> =
-        Request::UpdateMany { session: session.into(), items, options: options.clone(), atomic: false } => item_results;
+    fn update_best_effort(session: &str, updates: impl IntoIterator<Item = impl Into<BatchUpdate>>, options: &UpdateOptions) -> Vec<Result<u64>> =
+        Request::UpdateMany { session: session.into(), items: batch(updates), options: options.clone(), atomic: false } => item_results;
     /// See [`SessionStore::delete_variable`](crate::SessionStore::delete_variable).
     fn delete_variable(session: &str, ident: &str) -> () =
         Request::DeleteVariable { session: session.into(), variable: ident.into() } => done;

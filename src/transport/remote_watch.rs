@@ -30,7 +30,11 @@ use super::protocol::{ClientMessage, Request, Subscribe};
 use super::remote::{Inner, RemoteConfig};
 use super::server_watch::Silence;
 use super::transport_trait::{ClientMessages, ServerMessages, Transport};
-use crate::{Error, ErrorCode, EventKind, Result, WatchEvent};
+use crate::watch::{Filter, Verdict, judge};
+use crate::{
+    Error, ErrorCode, EventKind, OverflowPolicy, RecvTimeoutError, Result, TryRecvError, WatchEvent,
+    WatchOptions,
+};
 
 /// Counters of a remote watch, shared with its follower.
 #[derive(Debug, Default)]
@@ -38,6 +42,8 @@ struct RemoteCounters {
     reconnects: AtomicU64,
     resyncs: AtomicU64,
     heartbeats: AtomicU64,
+    filtered: AtomicU64,
+    filter_panics: AtomicU64,
 }
 
 /// Counters of a [`RemoteWatch`].
@@ -51,6 +57,10 @@ pub struct RemoteWatchStats {
     pub resyncs: u64,
     /// Heartbeats received from the server (its own and echoes).
     pub heartbeats: u64,
+    /// Events the filter rejected.
+    pub events_filtered: u64,
+    /// Filter calls that panicked (their events were delivered).
+    pub filter_panics: u64,
 }
 
 /// A watch of a remote store: the same [`WatchEvent`]s as a local
@@ -66,12 +76,15 @@ pub struct RemoteWatchStats {
 /// It ends after `SessionClosed`, after the `Deleted` of its last variable,
 /// or with [`EventKind::Disconnected`] once the retry policy is spent.
 /// Dropping it closes the stream (after flushing the acknowledgement).
+#[must_use = "a watch closes its stream as soon as it is dropped"]
 pub struct RemoteWatch {
     rx: mpsc::Receiver<WatchEvent>,
     /// One past the highest revision the user has taken (0: none).
     taken: Arc<AtomicU64>,
     inner: Arc<Inner>,
     counters: Arc<RemoteCounters>,
+    /// The user's filter, run here, on the user's side.
+    filter: Option<Filter>,
 }
 
 impl std::fmt::Debug for RemoteWatch {
@@ -113,6 +126,13 @@ struct Follower {
     /// The session incarnation of the last `sync_complete`: a resume must
     /// continue the same session, not a new one of the same name.
     incarnation: Option<u64>,
+    /// The start of a group whose end is still on the wire (the last
+    /// message said `group_incomplete`): not applied, not delivered, dropped
+    /// if the stream breaks, so that the user never holds half a group.
+    held: Vec<WatchEvent>,
+    /// `OverflowPolicy::Close`: the first group with a `Lagged` marker
+    /// delivers its markers and deletions, then ends the watch.
+    close_on_overflow: bool,
 }
 
 type Outbound = mpsc::UnboundedSender<ClientMessage>;
@@ -131,7 +151,6 @@ impl Follower {
             sub.resume = self.seen.clone();
             sub.session_incarnation = self.incarnation;
         }
-        sub.capacity = self.config.watch_capacity;
         sub.include_initial = true; // the follower needs every version
         let (out, rx) = mpsc::unbounded_channel();
         let timeout = self.config.heartbeat_timeout;
@@ -153,6 +172,21 @@ impl Follower {
         // No answer in time: assume it does, and let the backoff retry.
         let answer = tokio::time::timeout(self.config.heartbeat_timeout, self.transport.call(ask)).await;
         !matches!(answer, Ok(Err(e)) if e.code() == ErrorCode::NotFound)
+    }
+
+    /// The complete groups among `held` and `events`; the rest (the last
+    /// group, when `incomplete`) is held back until its end arrives.
+    fn complete_groups(&mut self, events: Vec<WatchEvent>, incomplete: bool) -> Vec<WatchEvent> {
+        let mut all = std::mem::take(&mut self.held);
+        all.extend(events);
+        if incomplete && let Some(label) = all.last().map(WatchEvent::revision) {
+            let keep = all
+                .iter()
+                .rposition(|e| e.revision() != label)
+                .map_or(0, |i| i + 1);
+            self.held = all.split_off(keep);
+        }
+        all
     }
 
     /// Idempotent apply: `Some` if `e` is news to the user.
@@ -218,7 +252,8 @@ impl Follower {
             if !msg.events.is_empty() {
                 silence.heard();
             }
-            first.extend(msg.events.into_iter().filter_map(|e| self.apply(e)));
+            let events = self.complete_groups(msg.events, msg.group_incomplete);
+            first.extend(events.into_iter().filter_map(|e| self.apply(e)));
             if let Some(sync) = msg.sync_complete {
                 self.synced_once = true;
                 self.incarnation = Some(sync.session_incarnation);
@@ -314,13 +349,27 @@ impl Follower {
                     if msg.heartbeat.is_some() {
                         self.counters.heartbeats.fetch_add(1, Ordering::Relaxed);
                     }
-                    for e in msg.events {
-                        let Some(e) = self.apply(e) else { continue };
-                        let last = self.is_last(&e);
-                        if !self.deliver(e, &out, &mut beat, &mut sequence).await {
-                            return StreamEnd::Done; // the user dropped the watch
+                    let mut events = self.complete_groups(msg.events, msg.group_incomplete).into_iter().peekable();
+                    while let Some(first) = events.next() {
+                        // One group at a time (the events of one revision).
+                        let label = first.revision();
+                        let mut group = vec![first];
+                        group.extend(std::iter::from_fn(|| events.next_if(|e| e.revision() == label)));
+                        let mut group: Vec<WatchEvent> = group.into_iter().filter_map(|e| self.apply(e)).collect();
+                        let overflowed = self.close_on_overflow
+                            && group.iter().any(|e| matches!(e.kind(), EventKind::Lagged { .. }));
+                        if overflowed {
+                            // `OverflowPolicy::Close`: the markers and the
+                            // deletions, then the end.
+                            group.retain(|e| matches!(e.kind(), EventKind::Lagged { .. } | EventKind::Deleted));
                         }
-                        if last {
+                        for e in group {
+                            let last = self.is_last(&e);
+                            if !self.deliver(e, &out, &mut beat, &mut sequence).await || last {
+                                return StreamEnd::Done; // the user dropped the watch, or it is over
+                            }
+                        }
+                        if overflowed {
                             return StreamEnd::Done;
                         }
                     }
@@ -400,6 +449,7 @@ impl Follower {
             {
                 StreamEnd::Done => return,
                 StreamEnd::Broken { synced } => {
+                    self.held.clear(); // half a group: its end was lost with the stream
                     if synced {
                         failures = 0;
                         backoff = self.config.backoff_initial;
@@ -421,14 +471,17 @@ impl Follower {
             let _ = self.tx.send(gone).await;
             return false;
         }
-        // Jitter: a delay drawn from [backoff/2, backoff].
-        let nanos = u64::try_from(backoff.as_nanos()).unwrap_or(u64::MAX);
+        // Jitter: a delay drawn from [backoff/2, backoff] (at least 1 ms,
+        // so that a zero setting cannot make a reconnection loop spin).
+        let nanos = u64::try_from(backoff.as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1_000_000);
         let delay = nanos / 2 + jitter_below(nanos / 2 + 1);
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_nanos(delay)) => {}
             _ = self.tx.closed() => return false,
         }
-        *backoff = (*backoff * 2).min(self.config.backoff_max);
+        *backoff = backoff.saturating_mul(2).min(self.config.backoff_max);
         true
     }
 }
@@ -449,7 +502,8 @@ fn jitter_below(n: u64) -> u64 {
 impl RemoteWatch {
     /// Makes the first subscription (so that its errors reach the caller),
     /// then starts the follower on the client's runtime.
-    pub(crate) async fn open(inner: Arc<Inner>, sub: Subscribe) -> Result<RemoteWatch> {
+    pub(crate) async fn open(inner: Arc<Inner>, sub: Subscribe, opts: WatchOptions) -> Result<RemoteWatch> {
+        opts.check()?;
         let (tx, rx) = mpsc::channel(inner.config.buffer.max(1));
         let counters = Arc::new(RemoteCounters::default());
         let taken = Arc::new(AtomicU64::new(0));
@@ -464,6 +518,8 @@ impl RemoteWatch {
             taken: taken.clone(),
             acked: 0,
             incarnation: None,
+            held: Vec::new(),
+            close_on_overflow: opts.overflow == OverflowPolicy::Close && !opts.reads_cuts(),
         };
         let (mut inbound, out) = follower.subscribe().await?;
         let ready = follower.first_sync(&mut inbound, &out).await?;
@@ -474,47 +530,104 @@ impl RemoteWatch {
             taken,
             inner,
             counters,
+            filter: opts.filter,
         })
     }
 
-    /// Notes that the user took `e` (acknowledged to the server).
-    fn took(&self, e: WatchEvent) -> WatchEvent {
+    /// Notes that the user took `e` (acknowledged to the server), and runs
+    /// the filter: `None` if it rejects `e`.
+    fn took(&self, e: WatchEvent) -> Option<WatchEvent> {
         self.taken
             .fetch_max(e.revision().saturating_add(1), Ordering::Relaxed);
-        e
+        let Some(filter) = &self.filter else {
+            return Some(e);
+        };
+        match judge(filter, &e) {
+            Verdict::Pass => Some(e),
+            Verdict::Reject => {
+                self.counters.filtered.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            Verdict::Panicked => {
+                self.counters.filter_panics.fetch_add(1, Ordering::Relaxed);
+                Some(e)
+            }
+        }
     }
 
     /// Blocks until the next event; `None` once the watch has ended. Not
-    /// for use inside an async runtime (use the `Stream` there).
+    /// for use inside an async runtime (use [`recv_async`](Self::recv_async)
+    /// there).
     pub fn recv(&mut self) -> Option<WatchEvent> {
-        let e = self.inner.rt().block_on(self.rx.recv())?;
-        Some(self.took(e))
+        loop {
+            let e = self.inner.rt().block_on(self.rx.recv())?;
+            if let Some(e) = self.took(e) {
+                return Some(e);
+            }
+        }
     }
 
     /// Blocks until the next event or until `timeout` has passed.
-    pub fn recv_timeout(
-        &mut self,
-        timeout: Duration,
-    ) -> std::result::Result<WatchEvent, crate::RecvTimeoutError> {
-        let rx = &mut self.rx;
-        // The timer must be created inside the runtime.
-        let got = self
-            .inner
-            .rt()
-            .block_on(async move { tokio::time::timeout(timeout, rx.recv()).await });
-        match got {
-            Ok(Some(e)) => Ok(self.took(e)),
-            Ok(None) => Err(crate::RecvTimeoutError::Closed),
-            Err(_) => Err(crate::RecvTimeoutError::Timeout),
+    pub fn recv_timeout(&mut self, timeout: Duration) -> std::result::Result<WatchEvent, RecvTimeoutError> {
+        let deadline = tokio::time::Instant::now().checked_add(timeout);
+        loop {
+            let rx = &mut self.rx;
+            // The timer must be created inside the runtime.
+            let got = self.inner.rt().block_on(async move {
+                match deadline {
+                    Some(d) => tokio::time::timeout_at(d, rx.recv()).await,
+                    None => Ok(rx.recv().await),
+                }
+            });
+            match got {
+                Ok(Some(e)) => {
+                    if let Some(e) = self.took(e) {
+                        return Ok(e);
+                    }
+                }
+                Ok(None) => return Err(RecvTimeoutError::Closed),
+                Err(_) => return Err(RecvTimeoutError::Timeout),
+            }
         }
     }
 
     /// The next event if one is ready.
-    pub fn try_recv(&mut self) -> std::result::Result<WatchEvent, crate::TryRecvError> {
-        self.rx.try_recv().map(|e| self.took(e)).map_err(|e| match e {
-            mpsc::error::TryRecvError::Empty => crate::TryRecvError::Empty,
-            mpsc::error::TryRecvError::Disconnected => crate::TryRecvError::Closed,
-        })
+    pub fn try_recv(&mut self) -> std::result::Result<WatchEvent, TryRecvError> {
+        loop {
+            let e = self.rx.try_recv().map_err(|e| match e {
+                mpsc::error::TryRecvError::Empty => TryRecvError::Empty,
+                mpsc::error::TryRecvError::Disconnected => TryRecvError::Closed,
+            })?;
+            if let Some(e) = self.took(e) {
+                return Ok(e);
+            }
+        }
+    }
+
+    /// Polls for the next event: `Ready(None)` once the watch has ended.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<WatchEvent>> {
+        loop {
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(e)) => {
+                    if let Some(e) = self.took(e) {
+                        return Poll::Ready(Some(e));
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Waits for the next event; `None` once the watch has ended. Works on
+    /// any async runtime.
+    pub async fn recv_async(&mut self) -> Option<WatchEvent> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// The watch as a [`Stream`]; get it back with
+    /// [`RemoteWatchStream::into_inner`].
+    pub fn into_stream(self) -> RemoteWatchStream {
+        RemoteWatchStream(self)
     }
 
     /// Reconnects, resyncs and heartbeats so far.
@@ -523,10 +636,13 @@ impl RemoteWatch {
             reconnects: self.counters.reconnects.load(Ordering::Relaxed),
             resyncs: self.counters.resyncs.load(Ordering::Relaxed),
             heartbeats: self.counters.heartbeats.load(Ordering::Relaxed),
+            events_filtered: self.counters.filtered.load(Ordering::Relaxed),
+            filter_panics: self.counters.filter_panics.load(Ordering::Relaxed),
         }
     }
 }
 
+/// Blocking iteration: each `next` is a [`RemoteWatch::recv`].
 impl Iterator for RemoteWatch {
     type Item = WatchEvent;
     fn next(&mut self) -> Option<WatchEvent> {
@@ -534,9 +650,27 @@ impl Iterator for RemoteWatch {
     }
 }
 
-impl Stream for RemoteWatch {
+/// A [`RemoteWatch`] as a [`Stream`] of events, from
+/// [`RemoteWatch::into_stream`].
+#[derive(Debug)]
+#[must_use = "streams do nothing unless polled"]
+pub struct RemoteWatchStream(RemoteWatch);
+
+impl RemoteWatchStream {
+    /// The watch (for its statistics, say).
+    pub fn get_ref(&self) -> &RemoteWatch {
+        &self.0
+    }
+
+    /// The watch back.
+    pub fn into_inner(self) -> RemoteWatch {
+        self.0
+    }
+}
+
+impl Stream for RemoteWatchStream {
     type Item = WatchEvent;
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<WatchEvent>> {
-        self.rx.poll_recv(cx).map(|e| e.map(|e| self.took(e)))
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<WatchEvent>> {
+        self.get_mut().0.poll_recv(cx)
     }
 }

@@ -57,6 +57,12 @@ pub(crate) fn open(store: &SessionStore, sub: Subscribe) -> Result<Opened> {
     if sub.capacity > 0 {
         opts = opts.capacity(sub.capacity);
     }
+    if sub.coalesce {
+        opts = opts.coalesce();
+    }
+    if let Some(interval) = sub.throttle {
+        opts = opts.throttle(interval);
+    }
     let resume = &sub.resume;
     let resuming = !resume.is_empty() || sub.session_incarnation.is_some();
     // One lookup: the incarnation, ids and tombstones all come from it.
@@ -107,11 +113,12 @@ pub(crate) fn open(store: &SessionStore, sub: Subscribe) -> Result<Opened> {
     let mut watch = watch;
     let revision = match watch.as_mut() {
         Some(w) => {
-            let revision = w.snapshot_revision();
-            // Exactly the snapshot's initial events are queued now; anything
-            // later stays in the watch and follows `sync_complete`.
-            for _ in 0..w.queued_initial() {
-                let Ok(e) = w.try_recv() else { break };
+            // The subscription's first group: every event of the resume is
+            // labelled with its revision, so that the client receives it as
+            // one cut. Anything later stays in the watch and follows
+            // `sync_complete`.
+            let (revision, initial) = w.take_initial();
+            for e in initial {
                 current.insert(e.variable_id().to_string());
                 match resume.get(e.variable_id()) {
                     None if !resuming => {
@@ -126,7 +133,8 @@ pub(crate) fn open(store: &SessionStore, sub: Subscribe) -> Result<Opened> {
                                 first: 0,
                                 last: e.version() - 1,
                             };
-                            snapshot.push(WatchEvent::from_parts(lag, e.record().clone(), 0));
+                            let marker = WatchEvent::from_parts(lag, e.record().clone(), 0);
+                            snapshot.push(marker.at_revision(revision));
                         }
                         snapshot.push(e);
                     }
@@ -137,7 +145,8 @@ pub(crate) fn open(store: &SessionStore, sub: Subscribe) -> Result<Opened> {
                                 first: seen + 1,
                                 last: e.version() - 1,
                             };
-                            snapshot.push(WatchEvent::from_parts(lag, e.record().clone(), 0));
+                            let marker = WatchEvent::from_parts(lag, e.record().clone(), 0);
+                            snapshot.push(marker.at_revision(revision));
                         }
                         snapshot.push(e.as_changed());
                     }
@@ -147,11 +156,13 @@ pub(crate) fn open(store: &SessionStore, sub: Subscribe) -> Result<Opened> {
         }
         None => session.revision(),
     };
-    for (id, &seen) in resume {
-        if current.contains(id) {
-            continue;
-        }
-        let tomb = session.tombstone(id);
+    let gone: Vec<(&String, u64)> = resume
+        .iter()
+        .filter(|(id, _)| !current.contains(*id))
+        .map(|(id, &seen)| (id, seen))
+        .collect();
+    let tombs = session.tombstones(gone.iter().map(|(id, _)| id.as_str()));
+    for ((id, seen), tomb) in gone.into_iter().zip(tombs) {
         let (name, deleted_at) = match tomb {
             Some((name, version)) => (name, version),
             // Deleted too long ago to remember (or never existed): the end
@@ -396,11 +407,14 @@ pub(crate) async fn run<I>(
         limits: &limits,
         closing: Box::pin(closing),
     };
+    // The snapshot (or resume) is one group: every part but the last says
+    // that it continues.
     let parts = chunks(opened.snapshot, &limits);
     let last = parts.len() - 1;
     for (i, events) in parts.into_iter().enumerate() {
         let msg = ServerMessage {
             events,
+            group_incomplete: i != last,
             sync_complete: (i == last).then_some(opened.sync),
             heartbeat: None,
         };
@@ -436,10 +450,11 @@ pub(crate) async fn run<I>(
                 beat += 1;
                 ServerMessage { heartbeat: Some(beat), ..Default::default() }
             }
-            first = poll_fn(|cx| Pin::new(&mut w).poll_next(cx)) => {
+            first = poll_fn(|cx| w.poll_recv(cx)) => {
                 let Some(first) = first else { return };
                 // Batch what is ready: one message, not one per event, within
-                // a count and a byte budget.
+                // a count and a byte budget. A group cut by the budget is
+                // marked as continuing.
                 let mut bytes = first.value().map_or(0, value_bytes);
                 let mut events = vec![first];
                 while events.len() < limits.max_events_per_message && bytes < limits.max_message_value_bytes {
@@ -451,7 +466,8 @@ pub(crate) async fn run<I>(
                         Err(_) => break,
                     }
                 }
-                ServerMessage { events, ..Default::default() }
+                let group_incomplete = events.last().is_some_and(|e| w.group_continues(e));
+                ServerMessage { events, group_incomplete, ..Default::default() }
             }
             _ = tx.closed() => return,
             _ = s.closing.as_mut() => {

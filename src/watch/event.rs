@@ -11,6 +11,7 @@ use crate::value::Value;
 
 /// What an event says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum EventKind {
     /// The variable's state when the watch started (or when it was
     /// registered, for a whole-session watch).
@@ -172,15 +173,22 @@ impl WatchEvent {
 
     /// The same state presented as a change (for resuming a remote watch:
     /// the state is new to that client, and `old_value`, source and metadata
-    /// are the change's own).
+    /// are the change's own), at the same revision as this event (the cut's).
     #[cfg(feature = "transport")]
     pub(crate) fn as_changed(&self) -> WatchEvent {
         WatchEvent {
             kind: EventKind::Changed,
             record: self.record.clone(),
-            revision: self.record.revision,
+            revision: self.revision,
             skipped: 0,
         }
+    }
+
+    /// This event, labelled with the revision of the group it belongs to.
+    #[cfg(feature = "transport")]
+    pub(crate) fn at_revision(mut self, revision: u64) -> WatchEvent {
+        self.revision = revision;
+        self
     }
 }
 
@@ -203,6 +211,7 @@ impl fmt::Debug for WatchEvent {
 
 /// Why a watch ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CloseReason {
     /// Its session was deleted or expired, or the store was dropped.
     SessionClosed,

@@ -3,19 +3,30 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::error::Error;
 use crate::sync::Arc;
 use crate::value::Value;
 
 pub(crate) type Filter = Arc<dyn Fn(Option<&Value>, &Value) -> bool + Send + Sync>;
 
+/// The longest throttle interval: longer ones are shortened to it, so that
+/// deadlines never overflow.
+pub const MAX_THROTTLE: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// What a watch does when it falls more than its capacity behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum OverflowPolicy {
     /// Deliver [`EventKind::Lagged`] with the skipped versions, then the
-    /// current state of each affected variable, and carry on contiguously.
+    /// current state of each affected variable (one consistent cut), and
+    /// carry on contiguously.
+    ///
+    /// [`EventKind::Lagged`]: crate::EventKind::Lagged
     #[default]
     Resync,
     /// Deliver the [`EventKind::Lagged`] markers and end the watch.
+    ///
+    /// [`EventKind::Lagged`]: crate::EventKind::Lagged
     Close,
 }
 
@@ -29,18 +40,19 @@ pub enum OverflowPolicy {
 ///     .include_initial(true)
 ///     .capacity(256)
 ///     .on_overflow(OverflowPolicy::Close)
-///     .filter(|old, new| old.is_none() || new.as_f64() > old.and_then(|o| o.as_f64()))
-///     .throttle(Duration::from_millis(50));
-/// # let _ = opts;
+///     .filter(|old, new| old.is_none() || new.as_f64() > old.and_then(|o| o.as_f64()));
+/// let ui = WatchOptions::new().throttle(Duration::from_millis(50)); // at most 20 updates a second
+/// # let _ = (opts, ui);
 /// ```
 #[derive(Clone)]
+#[must_use = "options do nothing until passed to `watch`"]
 pub struct WatchOptions {
-    pub(super) include_initial: bool,
-    pub(super) filter: Option<Filter>,
-    pub(super) capacity: usize,
-    pub(super) overflow: OverflowPolicy,
-    pub(super) coalesce: bool,
-    pub(super) throttle: Option<Duration>,
+    pub(crate) include_initial: bool,
+    pub(crate) filter: Option<Filter>,
+    pub(crate) capacity: usize,
+    pub(crate) overflow: OverflowPolicy,
+    pub(crate) coalesce: bool,
+    pub(crate) throttle: Option<Duration>,
 }
 
 impl Default for WatchOptions {
@@ -77,7 +89,7 @@ impl WatchOptions {
     }
 
     /// Whether the first event per variable is its state at subscription
-    /// ([`EventKind::Initial`]). Default `true`.
+    /// ([`EventKind::Initial`](crate::EventKind::Initial)). Default `true`.
     pub fn include_initial(mut self, yes: bool) -> Self {
         self.include_initial = yes;
         self
@@ -85,9 +97,10 @@ impl WatchOptions {
 
     /// Deliver only `Initial`/`Changed` events for which
     /// `filter(old_value, new_value)` is true (`old_value` is `None` for an
-    /// initial event). Filtered events still count as seen. The filter runs on
-    /// the receiving thread; if it panics the event is delivered and counted
-    /// in [`WatchStats::filter_panics`].
+    /// initial event, otherwise the value of the version before). Filtered
+    /// events still count as seen. The filter runs on the receiving thread;
+    /// if it panics the event is delivered and counted in
+    /// [`WatchStats::filter_panics`](crate::WatchStats::filter_panics).
     pub fn filter<F>(mut self, filter: F) -> Self
     where
         F: Fn(Option<&Value>, &Value) -> bool + Send + Sync + 'static,
@@ -96,10 +109,15 @@ impl WatchOptions {
         self
     }
 
-    /// How many events of its session the watch may fall behind before it
-    /// has overflowed (default 1024; at least 1). Events of variables the
-    /// watch does not follow count too, since they share the session's log;
-    /// an overflow that skipped none of *its* versions is invisible to it.
+    /// How many events of its session a lossless watch may fall behind
+    /// before it has overflowed (default 1024; at least 1, at most the
+    /// store's [`max_event_log`](crate::StoreConfig::max_event_log), to which
+    /// larger values are lowered). Events of variables the watch does not
+    /// follow count too, since they share the session's log; an overflow
+    /// that skipped none of *its* versions shows only as a resync of the
+    /// states. The session's log keeps this many records for as long as the
+    /// watch lives (allocated as they arrive). Coalescing and throttled
+    /// watches never overflow and ignore it.
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity;
         self
@@ -112,19 +130,47 @@ impl WatchOptions {
     }
 
     /// Coalescing mode: deliver only the latest state of each variable, with
-    /// [`WatchEvent::skipped`] counting the versions passed over, like
-    /// `tokio::sync::watch`. Overflow is then never an event.
+    /// [`WatchEvent::skipped`](crate::WatchEvent::skipped) counting the
+    /// versions passed over, like `tokio::sync::watch`. Each receive that
+    /// finds news reads one consistent cut of the watched variables (a cost
+    /// in the number of variables watched, not in the backlog). Overflow is
+    /// never an event.
     pub fn coalesce(mut self) -> Self {
         self.coalesce = true;
         self
     }
 
-    /// At most one `Changed` event per variable per `interval`; a change that
-    /// comes sooner is held back and replaced by any later one, so the watch
-    /// always ends on the latest state.
+    /// At most one delivery of changes per `interval`: changes that come
+    /// sooner are coalesced (the latest state of each variable, with
+    /// [`WatchEvent::skipped`](crate::WatchEvent::skipped) counting the
+    /// versions passed over) and delivered together, as one consistent cut,
+    /// once the interval has passed; so the watch always ends on the latest
+    /// state. A deletion or the session's end is not held back: it is
+    /// delivered at once, with the latest states of the other variables.
+    /// Implies [`coalesce`](Self::coalesce). Zero is refused at `watch`
+    /// ([`Error::InvalidOption`]); intervals above [`MAX_THROTTLE`] are
+    /// shortened to it.
     pub fn throttle(mut self, interval: Duration) -> Self {
-        // Capped at a year so that deadlines never overflow.
-        self.throttle = Some(interval.min(Duration::from_secs(365 * 24 * 3600)));
+        self.throttle = Some(interval.min(MAX_THROTTLE));
         self
+    }
+
+    /// Whether the watch reads consistent cuts of the latest states
+    /// (coalescing or throttled) rather than every record of the log.
+    pub(crate) fn reads_cuts(&self) -> bool {
+        self.coalesce || self.throttle.is_some()
+    }
+
+    /// Refuses settings that cannot work, before anything is registered.
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        if self.capacity == 0 {
+            return Err(Error::InvalidOption("capacity must be at least 1".into()));
+        }
+        if self.throttle == Some(Duration::ZERO) {
+            return Err(Error::InvalidOption(
+                "throttle interval must be greater than zero".into(),
+            ));
+        }
+        Ok(())
     }
 }

@@ -24,3 +24,5 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         thread::sleep(Duration::from_millis(5));
     }
 }
+
+pub mod history;

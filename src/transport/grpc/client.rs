@@ -25,7 +25,7 @@ use crate::transport::{
     BoxFuture, ClientMessage, ClientMessages, RemoteConfig, RemoteStore, Request, Response, ServerMessage,
     ServerMessages, Subscribe, SyncComplete, Transport, WatchTarget,
 };
-use crate::{Error, ErrorCode, GetMany, Result, SessionOptions, UpdateOptions};
+use crate::{Error, ErrorCode, ErrorSource, GetMany, Result, SessionOptions, UpdateOptions};
 
 /// The generated client, with the bearer-token header added to each call.
 type Client = VarWatchClient<InterceptedService<Channel, BearerToken>>;
@@ -54,12 +54,13 @@ impl GrpcTransport {
     /// timeout, keepalive (the heartbeat settings) and bearer token of
     /// `config`. Nothing is dialled until the first call.
     pub fn new(addr: &str, config: &RemoteConfig) -> Result<GrpcTransport> {
-        let transport = |reason: String| Error::Transport {
+        let transport = |reason: String, source: Option<ErrorSource>| Error::Transport {
             addr: addr.to_string(),
             reason,
+            source,
         };
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| transport(e.to_string()))?
+            .map_err(|e| transport(e.to_string(), Some(ErrorSource::new(e))))?
             .connect_timeout(config.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(config.heartbeat_interval)
@@ -69,7 +70,7 @@ impl GrpcTransport {
             Some(t) => Some(
                 format!("Bearer {t}")
                     .parse()
-                    .map_err(|_| transport("the token is not valid in an HTTP header".into()))?,
+                    .map_err(|_| transport("the token is not valid in an HTTP header".into(), None))?,
             ),
             None => None,
         };
@@ -182,6 +183,7 @@ async fn call(mut c: Client, request: Request) -> std::result::Result<Response, 
             Response::Many(GetMany {
                 found,
                 missing: r.missing,
+                revision: r.revision,
             })
         }
         Request::ListVariables { session, pattern } => {
@@ -280,6 +282,10 @@ impl Transport for GrpcTransport {
                 resume_versions: subscribe.resume,
                 capacity: u32::try_from(subscribe.capacity).unwrap_or(u32::MAX),
                 session_incarnation: subscribe.session_incarnation,
+                coalesce: subscribe.coalesce,
+                throttle_ms: subscribe
+                    .throttle
+                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)),
             };
             let requests = Requests {
                 first: Some(proto::WatchRequest {
@@ -344,6 +350,7 @@ impl Stream for Responses {
             m.map(|m| {
                 let m = m.map_err(error_from)?;
                 Ok(ServerMessage {
+                    group_incomplete: m.group_incomplete,
                     events: m
                         .events
                         .into_iter()

@@ -229,6 +229,7 @@ impl Stream for ResponseStream {
         Pin::new(&mut self.0).poll_next(cx).map(|m| {
             m.map(|m| {
                 m.map(|m| proto::WatchResponse {
+                    group_incomplete: m.group_incomplete,
                     events: m.events.iter().map(event_to).collect(),
                     sync_complete: m.sync_complete.map(|s| proto::SyncComplete {
                         revision: s.revision,
@@ -253,6 +254,8 @@ fn subscribe_from(s: proto::Subscribe) -> Subscribe {
     sub.resume = s.resume_versions;
     sub.capacity = s.capacity as usize;
     sub.session_incarnation = s.session_incarnation;
+    sub.coalesce = s.coalesce;
+    sub.throttle = s.throttle_ms.filter(|&ms| ms > 0).map(Duration::from_millis);
     sub
 }
 
@@ -370,6 +373,7 @@ impl VarWatch for GrpcService {
                 })
                 .collect(),
             missing: got.missing,
+            revision: got.revision,
         })
     }
 

@@ -1,0 +1,128 @@
+//! Coalescing and throttled delivery: the latest state, read as a cut.
+//!
+//! A coalescing watch never reads the event log's records; it only compares
+//! the log's tail with the one it saw last ("has anything happened?"). When
+//! something has and its queue is empty, it reads one consistent cut of what
+//! it follows (`cut.rs`) and queues, as one group at the cut's revision, the
+//! latest state of every variable that moved: `Changed` (or `Initial` for a
+//! first state) with [`WatchEvent::skipped`] counting the versions passed
+//! over, `Deleted` for a deletion, and for a whole-session watch every
+//! variable met for the first time. So a receive costs one cut of the
+//! watched variables whatever the backlog, and the skip counts stay exact.
+//!
+//! A throttled watch is a coalescing one with a clock: after delivering a
+//! group of states it reads nothing more until `interval` has passed,
+//! unless a watched variable was deleted or the session closed (those are
+//! never held back; the group that carries them also carries the latest
+//! states).
+
+use std::time::Instant;
+
+use super::{CloseReason, EventKind, Watch, WatchEvent};
+use crate::record::RecordKind;
+use crate::sync::Ordering;
+
+impl Watch {
+    /// Queues the news as one group, if there is any. `Ok(progressed)`;
+    /// `Err(due)` when a throttle holds changes back until `due`.
+    pub(super) fn coalesce(&mut self) -> Result<bool, Instant> {
+        if self.ended.is_some() {
+            return Ok(false);
+        }
+        let moved = self.cut_owed || self.session.log.tail() != self.cursor;
+        if !moved {
+            return Ok(false);
+        }
+        if let Some(t) = self.throttle.as_deref()
+            && let Some(due) = t.next_due
+            && Instant::now() < due
+            && !self.urgent()
+        {
+            return Err(due);
+        }
+        self.cut_owed = false;
+        Ok(self.deliver_cut())
+    }
+
+    /// Whether something that is never held back has happened: the session
+    /// closed, or a watched variable deleted.
+    fn urgent(&self) -> bool {
+        self.session.is_closed()
+            || self
+                .tracked
+                .iter()
+                .any(|t| t.cell.current.with(|r| r.kind == RecordKind::Deleted))
+    }
+
+    /// Reads a cut and queues what is new in it as one group.
+    pub(super) fn deliver_cut(&mut self) -> bool {
+        let cut = self.read_cut();
+        self.cursor = cut.tail;
+        let label = cut.revision;
+        let before = self.pending.len();
+        let mut skipped_total = 0;
+        let mut gone = Vec::new();
+        for (i, state) in cut.states.into_iter().enumerate() {
+            let t = &mut self.tracked[i];
+            if state.version < t.next {
+                continue; // nothing new
+            }
+            let skipped = state.version - t.next;
+            let kind = match state.kind {
+                RecordKind::Deleted => {
+                    gone.push(i);
+                    EventKind::Deleted
+                }
+                _ if t.initial_owed => EventKind::Initial,
+                _ => EventKind::Changed,
+            };
+            t.next = state.version + 1;
+            t.initial_owed = false;
+            skipped_total += skipped;
+            self.pending.push_back(WatchEvent {
+                kind,
+                revision: label,
+                record: state,
+                skipped,
+            });
+        }
+        for i in gone.into_iter().rev() {
+            self.untrack(i);
+        }
+        if self.ended.is_none() {
+            for (cell, state) in cut.new {
+                // Met for the first time: its versions before this one were
+                // passed over.
+                let pos = self
+                    .tracked_index(cell.meta.slot)
+                    .expect_err("new variables are not tracked yet");
+                let skipped = state.version;
+                self.track_new(pos, cell, state.version + 1, false);
+                skipped_total += skipped;
+                self.pending.push_back(WatchEvent {
+                    kind: EventKind::Initial,
+                    revision: label,
+                    record: state,
+                    skipped,
+                });
+            }
+        }
+        self.shared
+            .counters
+            .skipped
+            .fetch_add(skipped_total, Ordering::Relaxed);
+        let delivered = self.pending.len() > before;
+        if let Some(t) = self.throttle.as_deref_mut()
+            && delivered
+        {
+            // `interval` is at most `MAX_THROTTLE`: the sum cannot overflow.
+            t.next_due = Some(Instant::now() + t.interval);
+        }
+        if cut.closed {
+            let closed = self.closed_event(label);
+            self.finish(CloseReason::SessionClosed, Some(closed));
+            return true;
+        }
+        delivered || self.ended.is_some()
+    }
+}

@@ -1,0 +1,51 @@
+//! The user's filter, run on the watcher's side as events are handed out
+//! (for remote watches too, on the client).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use super::options::Filter;
+use super::{EventKind, Watch, WatchEvent};
+use crate::sync::Ordering;
+
+/// What a filter said about one event.
+pub(crate) enum Verdict {
+    Pass,
+    Reject,
+    /// The filter panicked: the event goes through, and is counted.
+    Panicked,
+}
+
+/// Runs `filter` on `ev`. Only `Initial` and `Changed` events are filtered;
+/// a panic is contained.
+pub(crate) fn judge(filter: &Filter, ev: &WatchEvent) -> Verdict {
+    if !matches!(ev.kind, EventKind::Initial | EventKind::Changed) {
+        return Verdict::Pass;
+    }
+    match catch_unwind(AssertUnwindSafe(|| filter(ev.old_value(), &ev.record.value))) {
+        Ok(true) => Verdict::Pass,
+        Ok(false) => Verdict::Reject,
+        Err(_) => Verdict::Panicked,
+    }
+}
+
+impl Watch {
+    /// Applies the filter to an event about to be delivered: `None` if the
+    /// filter rejects it (it still counts as seen).
+    pub(super) fn apply_filter(&self, ev: WatchEvent) -> Option<WatchEvent> {
+        let Some(filter) = &self.opts.filter else {
+            return Some(ev);
+        };
+        let counters = &self.shared.counters;
+        match judge(filter, &ev) {
+            Verdict::Pass => Some(ev),
+            Verdict::Reject => {
+                counters.filtered.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            Verdict::Panicked => {
+                counters.filter_panics.fetch_add(1, Ordering::Relaxed);
+                Some(ev)
+            }
+        }
+    }
+}

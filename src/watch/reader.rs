@@ -1,0 +1,172 @@
+//! Lossless delivery: reading the event log, and resync after an overflow.
+//!
+//! A lossless watch copies whole groups out of its session's event log (see
+//! `event_log.rs`) into its queue, keeping the records about what it
+//! watches. It reads only when its queue is empty, so a resync never lands
+//! inside a group.
+//!
+//! **Overflow.** A watch more than its capacity behind has overflowed. The
+//! writer was never slowed: the watch finds out itself, and reads one
+//! consistent cut of what it follows (`cut.rs`). With
+//! [`OverflowPolicy::Resync`] (the default) it delivers, as one group at the
+//! cut's revision: for every variable that moved on, [`EventKind::Lagged`]
+//! with the exact range of versions it skipped (when it skipped any), then
+//! the current state (or the deletion); for a whole-session watch, every
+//! variable registered meanwhile as a marker for its earlier versions and
+//! then `Initial`. Its cursor moves to the cut's position in the log, so it
+//! is contiguous from there. With [`OverflowPolicy::Close`] it delivers the
+//! markers (and deletions) and ends.
+
+use super::{CloseReason, EventKind, OverflowPolicy, Watch, WatchEvent};
+use crate::event_log::{Entry, Read};
+use crate::record::RecordKind;
+use crate::sync::Ordering;
+
+/// Records copied out of the event log per lock acquisition (more when a
+/// group is larger: groups are never split).
+const READ_BATCH: usize = 64;
+
+impl Watch {
+    /// Reads the next groups from the log. Returns whether anything was read
+    /// (or the state changed).
+    pub(super) fn fill(&mut self) -> bool {
+        if self.ended.is_some() {
+            return false;
+        }
+        // A fresh buffer per batch: keeping one would pin a kilobyte to every
+        // watch that ever received anything.
+        let mut scratch = Vec::new();
+        let read = self
+            .session
+            .log
+            .read(self.cursor, self.capacity, READ_BATCH, &mut scratch);
+        match read {
+            Read::Empty => false,
+            Read::Records(next) => {
+                self.cursor = next;
+                for entry in scratch {
+                    if self.ended.is_some() {
+                        break;
+                    }
+                    self.apply(entry);
+                }
+                true
+            }
+            Read::Overflow => {
+                self.resync();
+                true
+            }
+        }
+    }
+
+    fn apply(&mut self, entry: Entry) {
+        let record = entry.record;
+        if record.kind == RecordKind::SessionClosed {
+            self.finish(
+                CloseReason::SessionClosed,
+                Some(WatchEvent::new(EventKind::SessionClosed, record)),
+            );
+            return;
+        }
+        match self.tracked_index(record.var.slot) {
+            Ok(i) => {
+                let t = &mut self.tracked[i];
+                if record.version < t.next {
+                    // Already queued. Cannot happen with exact cursors; kept
+                    // so that versions can never repeat.
+                    return;
+                }
+                t.next = record.version + 1;
+                let deleted = record.kind == RecordKind::Deleted;
+                self.pending.push_back(WatchEvent::from_record(record));
+                if deleted {
+                    self.untrack(i);
+                }
+            }
+            Err(pos) => {
+                if self.whole_session
+                    && record.kind == RecordKind::Registered
+                    && let Some(cell) = entry.cell
+                {
+                    self.track_new(pos, cell, record.version + 1, false);
+                    self.pending
+                        .push_back(WatchEvent::new(EventKind::Initial, record));
+                }
+            }
+        }
+    }
+
+    /// The watch fell more than its capacity behind: see the module docs.
+    fn resync(&mut self) {
+        self.shared.counters.lag_events.fetch_add(1, Ordering::Relaxed);
+        let cut = self.read_cut();
+        self.cursor = cut.tail;
+        let label = cut.revision;
+        let close = self.opts.overflow == OverflowPolicy::Close;
+        let at = |kind, record| {
+            let mut e = WatchEvent::new(kind, record);
+            e.revision = label;
+            e
+        };
+        let mut gone = Vec::new();
+        for (i, state) in cut.states.into_iter().enumerate() {
+            let t = &mut self.tracked[i];
+            if state.version < t.next {
+                continue; // nothing missed
+            }
+            let first = t.next;
+            t.next = state.version + 1;
+            let deleted = state.kind == RecordKind::Deleted;
+            // Under `Close` the state itself is skipped too; a deletion is
+            // always delivered as itself.
+            let last = if close && !deleted {
+                Some(state.version)
+            } else {
+                state.version.checked_sub(1)
+            };
+            if let Some(last) = last.filter(|&l| l >= first) {
+                self.pending
+                    .push_back(at(EventKind::Lagged { first, last }, state.clone()));
+            }
+            if deleted {
+                self.pending.push_back(at(EventKind::Deleted, state));
+                gone.push(i);
+            } else if !close {
+                self.pending.push_back(at(EventKind::Changed, state));
+            }
+        }
+        for i in gone.into_iter().rev() {
+            self.untrack(i);
+            if self.ended.is_some() {
+                return; // the last variable of a named watch was deleted
+            }
+        }
+        for (cell, state) in cut.new {
+            // Registered while the watch was behind: its earlier versions,
+            // then its state (markers only, under `Close`).
+            let pos = self
+                .tracked_index(cell.meta.slot)
+                .expect_err("new variables are not tracked yet");
+            let version = state.version;
+            self.track_new(pos, cell, version + 1, false);
+            let last = if close {
+                Some(version)
+            } else {
+                version.checked_sub(1)
+            };
+            if let Some(last) = last {
+                self.pending
+                    .push_back(at(EventKind::Lagged { first: 0, last }, state.clone()));
+            }
+            if !close {
+                self.pending.push_back(at(EventKind::Initial, state));
+            }
+        }
+        if cut.closed {
+            let closed = self.closed_event(label);
+            self.finish(CloseReason::SessionClosed, Some(closed));
+        } else if close {
+            self.finish(CloseReason::Overflow, None);
+        }
+    }
+}

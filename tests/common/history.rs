@@ -1,0 +1,282 @@
+//! A history checker: replays what the writers really did (revision by
+//! revision) and checks a watch's recorded events against it.
+//!
+//! The rules checked, for every watch:
+//!
+//! * **Values are true.** Every `Initial` and `Changed` carries the value its
+//!   variable really had at that version.
+//! * **Per-variable contiguity.** After a variable's first event, each of its
+//!   versions is accounted for exactly once and in order: delivered, named by
+//!   a `Lagged` marker that starts right after the last version seen, or (in
+//!   coalescing and throttled watches) counted in `skipped`.
+//! * **Revisions never go backwards**, and every event of one revision comes
+//!   before any event of a later one (a batch is never split by another).
+//! * **Every delivered multi-variable state existed.** At each point where the
+//!   history moves from one revision to the next (a *group boundary*), the
+//!   state the watcher holds — the last version it has of each variable it
+//!   follows, and for a whole-session watch the set of variables — is
+//!   exactly the session's state at that revision.
+//!
+//! The last group of a history is checked for values and contiguity only:
+//! the consumer may have stopped in the middle of it.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::collections::{BTreeMap, HashMap};
+
+use varwatch::{EventKind, WatchEvent};
+
+/// What the writers did: for each revision, the variables it changed
+/// (`Some(version)`) or deleted (`None`), and every value ever written.
+#[derive(Default)]
+pub struct Truth {
+    /// `changes[r]`: the changes made at revision `r` (index 0 is empty).
+    changes: Vec<Vec<(String, Option<u64>)>>,
+    values: HashMap<(String, u64), i64>,
+}
+
+impl Truth {
+    /// Records the changes of `revision` (revisions are recorded in order,
+    /// possibly with gaps for revisions that changed nothing recorded here).
+    pub fn record(&mut self, revision: u64, changes: Vec<(String, Option<u64>, Option<i64>)>) {
+        let r = revision as usize;
+        if self.changes.len() <= r {
+            self.changes.resize_with(r + 1, Vec::new);
+        }
+        for (name, version, value) in changes {
+            if let (Some(v), Some(x)) = (version, value) {
+                self.values.insert((name.clone(), v), x);
+            }
+            self.changes[r].push((name, version));
+        }
+    }
+
+    pub fn revisions(&self) -> u64 {
+        self.changes.len().saturating_sub(1) as u64
+    }
+
+    /// A cursor over the session's states, revision by revision.
+    fn replay(&self) -> Replay<'_> {
+        Replay {
+            truth: self,
+            at: 0,
+            state: BTreeMap::new(),
+        }
+    }
+}
+
+/// The session's state at one revision, moved forward on demand.
+struct Replay<'a> {
+    truth: &'a Truth,
+    at: u64,
+    state: BTreeMap<String, u64>,
+}
+
+impl Replay<'_> {
+    fn advance_to(&mut self, revision: u64) -> &BTreeMap<String, u64> {
+        assert!(
+            revision >= self.at,
+            "internal: replay moved backwards ({} -> {revision})",
+            self.at
+        );
+        while self.at < revision {
+            self.at += 1;
+            if let Some(changes) = self.truth.changes.get(self.at as usize) {
+                for (name, version) in changes {
+                    match version {
+                        Some(v) => {
+                            self.state.insert(name.clone(), *v);
+                        }
+                        None => {
+                            self.state.remove(name);
+                        }
+                    }
+                }
+            }
+        }
+        &self.state
+    }
+}
+
+/// How the watch that produced a history was set up.
+#[derive(Clone, Debug)]
+pub struct WatchSpec {
+    /// `None`: the whole session; otherwise the names watched.
+    pub names: Option<Vec<String>>,
+    /// Coalescing or throttled: versions may be passed over, counted in
+    /// `skipped`, and `Lagged` never appears.
+    pub coalescing: bool,
+    /// Whether the watch overflowed at least once (lossless watches only:
+    /// `Lagged` may appear only then).
+    pub overflowed: bool,
+}
+
+/// Checks one history; panics with a description of the first violation.
+/// Returns how many group boundaries were checked against the truth.
+pub fn check(events: &[WatchEvent], spec: &WatchSpec, truth: &Truth) -> usize {
+    let mut replay = truth.replay();
+    // The watcher's state: variable -> last version accounted for.
+    let mut held: BTreeMap<String, u64> = BTreeMap::new();
+    // Variables a named watch still follows (deleted ones leave).
+    let mut following: Option<Vec<String>> = spec.names.clone();
+    let mut label: Option<u64> = None;
+    let mut boundaries = 0;
+    let ctx = |i: usize| {
+        let from = i.saturating_sub(4);
+        let to = (i + 3).min(events.len());
+        format!(
+            "event {i} of {} ({spec:?}); around it: {:#?}",
+            events.len(),
+            &events[from..to]
+        )
+    };
+    for (i, e) in events.iter().enumerate() {
+        if e.kind() == EventKind::SessionClosed {
+            assert_eq!(i + 1, events.len(), "events after SessionClosed: {}", ctx(i));
+            break;
+        }
+        let rev = e.revision();
+        if let Some(prev) = label {
+            assert!(
+                rev >= prev,
+                "revision went backwards: {prev} then {rev}: {}",
+                ctx(i)
+            );
+            if rev > prev {
+                // A group boundary: what the watcher holds must be the
+                // session's state at revision `prev`.
+                let state = replay.advance_to(prev);
+                check_cut(&held, following.as_deref(), state, prev, &|| ctx(i));
+                boundaries += 1;
+            }
+        }
+        label = Some(rev);
+        let name = e.variable_name().to_string();
+        let prev_version = held.get(&name).copied();
+        match e.kind() {
+            EventKind::Initial => {
+                assert!(prev_version.is_none(), "second Initial for `{name}`: {}", ctx(i));
+                check_value(e, truth, &|| ctx(i));
+                if spec.coalescing {
+                    // A coalesced initial state may pass over versions of a
+                    // variable registered after the watch started.
+                    assert!(e.skipped() <= e.version(), "skipped too many: {}", ctx(i));
+                }
+                held.insert(name, e.version());
+            }
+            EventKind::Changed => {
+                let prev = prev_version.unwrap_or_else(|| panic!("Changed before Initial: {}", ctx(i)));
+                check_value(e, truth, &|| ctx(i));
+                if spec.coalescing {
+                    assert!(e.version() > prev, "version did not increase: {}", ctx(i));
+                    assert_eq!(
+                        e.skipped(),
+                        e.version() - prev - 1,
+                        "skip count does not match the versions passed over: {}",
+                        ctx(i)
+                    );
+                } else {
+                    assert_eq!(e.version(), prev + 1, "gap or duplicate: {}", ctx(i));
+                    assert_eq!(e.skipped(), 0, "skipped in a lossless watch: {}", ctx(i));
+                }
+                held.insert(name, e.version());
+            }
+            EventKind::Lagged { first, last } => {
+                assert!(!spec.coalescing, "Lagged in a coalescing watch: {}", ctx(i));
+                assert!(
+                    spec.overflowed,
+                    "Lagged in a watch that never overflowed: {}",
+                    ctx(i)
+                );
+                match prev_version {
+                    Some(prev) => {
+                        assert_eq!(first, prev + 1, "marker does not start after {prev}: {}", ctx(i))
+                    }
+                    None => {
+                        // A variable first met in a resync: its earlier versions.
+                        assert!(spec.names.is_none(), "marker for an unknown variable: {}", ctx(i));
+                        assert_eq!(first, 0, "marker for a new variable must start at 0: {}", ctx(i));
+                    }
+                }
+                assert!(last >= first, "empty marker: {}", ctx(i));
+                // The variable's state (or its deletion) follows in this group.
+                // The variable's state (or its deletion) follows in this
+                // group, unless the history ends inside the group.
+                let group_complete = events[i + 1..].iter().any(|x| x.revision() != rev);
+                if group_complete {
+                    let next = events[i + 1..]
+                        .iter()
+                        .take_while(|x| x.revision() == rev)
+                        .find(|x| x.variable_name() == name)
+                        .unwrap_or_else(|| panic!("marker not followed by a state: {}", ctx(i)));
+                    assert_eq!(next.version(), last + 1, "state after the marker: {}", ctx(i));
+                }
+                // What follows is at `last + 1`: as if `last` had been seen.
+                // (A new variable stays unknown until its `Initial`.)
+                if prev_version.is_some() {
+                    held.insert(name, last);
+                }
+            }
+            EventKind::Deleted => {
+                if let Some(prev) = prev_version {
+                    if spec.coalescing {
+                        assert!(e.version() > prev, "deletion not after {prev}: {}", ctx(i));
+                    } else {
+                        assert_eq!(
+                            e.version(),
+                            prev + 1,
+                            "deletion not right after {prev}: {}",
+                            ctx(i)
+                        );
+                    }
+                } else {
+                    panic!("Deleted for a variable never seen: {}", ctx(i));
+                }
+                held.remove(&name);
+                if let Some(f) = following.as_mut() {
+                    f.retain(|n| *n != name);
+                }
+            }
+            k => panic!("unexpected {k:?}: {}", ctx(i)),
+        }
+    }
+    boundaries
+}
+
+fn check_value(e: &WatchEvent, truth: &Truth, ctx: &dyn Fn() -> String) {
+    let got = e.value().and_then(|v| v.as_i64());
+    let want = truth
+        .values
+        .get(&(e.variable_name().to_string(), e.version()))
+        .copied();
+    assert_eq!(
+        got,
+        want,
+        "value of `{}` at version {} is not what was written: {}",
+        e.variable_name(),
+        e.version(),
+        ctx()
+    );
+}
+
+fn check_cut(
+    held: &BTreeMap<String, u64>,
+    following: Option<&[String]>,
+    state: &BTreeMap<String, u64>,
+    revision: u64,
+    ctx: &dyn Fn() -> String,
+) {
+    let expected: BTreeMap<&String, u64> = match following {
+        None => state.iter().map(|(n, v)| (n, *v)).collect(),
+        Some(names) => names
+            .iter()
+            .filter_map(|n| state.get(n).map(|v| (n, *v)))
+            .collect(),
+    };
+    let got: BTreeMap<&String, u64> = held.iter().map(|(n, v)| (n, *v)).collect();
+    assert_eq!(
+        got,
+        expected,
+        "the watcher holds a state that never existed at revision {revision}: {}",
+        ctx()
+    );
+}
