@@ -9,7 +9,10 @@
 //!
 //! `cargo bench --bench latency` (or `-- pingpong` / `-- pipe`);
 //! `VARWATCH_BENCH_QUICK=1` for a smoke run. Prints a table, and the same as
-//! JSON lines into `target/varwatch-bench/latency.jsonl` for the report script.
+//! JSON lines into `varwatch-bench/latency.jsonl` in cargo's target directory for the report script.
+
+#[path = "common/mod.rs"]
+mod common;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -40,8 +43,7 @@ impl Report {
         if quick() {
             return Report { out: None };
         }
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/varwatch-bench");
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = common::out_dir();
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -4,6 +4,9 @@
 //! `cargo bench --bench memory` (Linux: reads `/proc/self/statm`).
 //! `VARWATCH_BENCH_QUICK=1` uses 10k watchers.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::hint::black_box;
 use std::io::Write;
 use std::process::Command;
@@ -112,8 +115,7 @@ fn main() {
     {
         return;
     }
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/varwatch-bench");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::out_dir();
     // Smoke runs (quick mode) must not overwrite real results.
     let name = if n == 100_000 {
         "memory.jsonl"

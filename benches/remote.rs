@@ -5,6 +5,9 @@
 //! a smoke run). Server and clients are in this process, on 127.0.0.1; all
 //! watches of one run share one HTTP/2 connection, as with one RemoteStore.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -80,8 +83,7 @@ fn main() {
         return; // `cargo bench -- <other workload>`
     }
     let mut out = (!quick()).then(|| {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/varwatch-bench");
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = common::out_dir();
         std::fs::File::create(dir.join("remote.jsonl")).unwrap()
     });
     let store = SessionStore::new();

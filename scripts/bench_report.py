@@ -2,9 +2,11 @@
 """Summarise a benchmark run: medians and ratios against the peers, and the
 fan-out plot (docs/fanout.svg).
 
-Reads criterion's output (target/criterion/*/*/new/{benchmark,estimates}.json)
+Reads criterion's output (<target>/criterion/*/*/new/{benchmark,estimates}.json)
 and the JSON lines of benches/latency.rs and benches/memory.rs
-(target/varwatch-bench/*.jsonl). Standard library only.
+(<target>/varwatch-bench/*.jsonl, or $VARWATCH_BENCH_OUT), where <target> is
+cargo's target directory as `cargo metadata` reports it (so CARGO_TARGET_DIR
+is honoured). Standard library only.
 
     cargo bench && python3 scripts/bench_report.py
 """
@@ -13,9 +15,22 @@ import math
 import os
 import sys
 
+import subprocess
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CRIT = os.path.join(ROOT, "target", "criterion")
-EXTRA = os.path.join(ROOT, "target", "varwatch-bench")
+
+
+def target_dir():
+    meta = subprocess.run(
+        ["cargo", "metadata", "--format-version", "1", "--no-deps"],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    ).stdout
+    return json.loads(meta)["target_directory"]
+
+
+TARGET = target_dir()
+CRIT = os.path.join(TARGET, "criterion")
+EXTRA = os.environ.get("VARWATCH_BENCH_OUT") or os.path.join(TARGET, "varwatch-bench")
 
 
 def load_criterion():

@@ -13,19 +13,32 @@
 //!   and its stream: with initial values on, the first event per variable is
 //!   its state at version *s* and the next are *s+1, s+2, …*. The snapshot of
 //!   several variables is one consistent cut (one session revision).
-//! * **Order.** Per variable, versions strictly increase. An atomic batch
-//!   write carries one revision and reaches each watcher together.
+//! * **Order and cuts.** Per variable, versions strictly increase. Events
+//!   come in groups of one revision each (a write, an atomic batch, a
+//!   resync), and every group received whole leaves the watcher holding a
+//!   state the session really had: **every multi-variable state handed out
+//!   existed**. `get_many`, `snapshot`, `list_variables` and `export` are
+//!   cuts too ([`docs::rules`]).
 //! * **Slow watchers cost writers nothing.** A write appends one record to its
 //!   session's bounded event log, whatever the number of watchers. A watch
 //!   that falls too far behind gets an [`EventKind::Lagged`] marker with the
-//!   exact versions it missed, then the current state, and is contiguous
-//!   again ([`OverflowPolicy`]); or it can coalesce to the latest state.
-//! * **No leaks.** Dropping a watch unregisters it; deleting a variable or a
-//!   session ends the affected watches with an explicit event.
+//!   exact versions it missed, then the current state (one cut), and is
+//!   contiguous again ([`OverflowPolicy`]); or it can coalesce to the latest
+//!   state.
+//! * **No leaks.** Dropping a watch unregisters it and releases its waker at
+//!   once; deleting a variable or a session ends the affected watches with an
+//!   explicit event. An open watch keeps its session alive.
 //! * **User code never runs under a store lock.** Filters run on the
 //!   watcher's side; a panicking filter is contained.
 //! * **Writes are checked**: types and constraints, expected versions, unique
-//!   names, all-or-nothing batches. An error changes nothing.
+//!   names, batches that report every failure (atomic) or apply in order
+//!   (best effort). An error changes nothing. No identifier can mean two
+//!   variables.
+//! * **Bounded under hostile input**: every size, count and duration is
+//!   refused with a clear error or kept in range, and messages quote input
+//!   cut short.
+//!
+//! The full rules, and how they are kept, are in [`docs::rules`].
 //!
 //! # Example: the stale-read race, solved
 //!
@@ -68,10 +81,12 @@
 //!
 //! # Receiving
 //!
-//! [`Watch::recv`] blocks, [`Watch::recv_timeout`] waits at most a while,
-//! [`Watch::try_recv`] never blocks, a `Watch` is an [`Iterator`], and it is a
-//! [`futures_core::Stream`] for async code on any runtime (the library itself
-//! depends on none).
+//! One obvious way per world. Blocking: [`Watch::recv`],
+//! [`Watch::recv_timeout`], [`Watch::try_recv`], and a `Watch` is an
+//! [`Iterator`]. Async, on any runtime (the library itself depends on none):
+//! [`Watch::recv_async`], [`Watch::poll_recv`], or
+//! [`Watch::into_stream`] for a [`futures_core::Stream`]. (A `Watch` is not
+//! itself a `Stream`, so `watch.next()` is never ambiguous.)
 //!
 //! # Where things are
 //!
@@ -80,11 +95,13 @@
 //! | [`SessionStore`] | sessions, variables, writes, TTL |
 //! | [`Value`], [`VarType`], [`Constraints`] | values and their validation rules |
 //! | [`Watch`], [`WatchOptions`], [`WatchEvent`] | watching |
+//! | [`docs`] | the rules in full: cuts, batches, identifiers, bounds, TTL |
 //! | [`Error`], [`ErrorCode`] | the one error type, and its kind (the same locally and remotely) |
 //! | [`transport`] | serving a store to other processes (features `transport`, `grpc`), and [`transport::VarStore`] for code that takes a local or a remote store |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod docs;
 mod error;
 mod event_log;
 mod ident;

@@ -36,6 +36,7 @@ use crate::watch::{Watch, WatchOptions, WatcherInfo, watcher_info};
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
+#[must_use = "a configuration does nothing until passed to `SessionStore::with_config`"]
 pub struct StoreConfig {
     /// Most sessions the store holds at once (`None`: no limit).
     pub max_sessions: Option<usize>,
@@ -129,6 +130,8 @@ pub struct GetMany {
 /// One item of a batch update: identifier, new value, and optionally the
 /// version it must be at. `(ident, value)` tuples convert into it.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
+#[must_use = "an update does nothing until passed to a batch"]
 pub struct BatchUpdate {
     /// Variable id or name.
     pub ident: String,
@@ -164,6 +167,7 @@ impl<I: Into<String>, V: Into<Value>> From<(I, V)> for BatchUpdate {
 /// (one atomic load), from [`SessionStore::reader`]. It keeps reading the
 /// last state once the variable is deleted; see [`VarReader::is_deleted`].
 #[derive(Clone)]
+#[must_use]
 pub struct VarReader {
     cell: Arc<VarCell>,
 }
@@ -203,6 +207,7 @@ impl fmt::Debug for VarReader {
 /// [`SessionStore::update_with`]; once the variable or its session is gone
 /// they fail with [`Error::VariableNotFound`] or [`Error::SessionNotFound`].
 #[derive(Clone)]
+#[must_use]
 pub struct VarWriter {
     session: Arc<Session>,
     cell: Arc<VarCell>,
@@ -775,7 +780,7 @@ fn sweep_loop(store: Weak<StoreInner>, stop: std::sync::Arc<(StdMutex<bool>, Con
 }
 
 /// The longest pattern [`SessionStore::list_variables`] accepts, in bytes
-/// (the longest name, [`MAX_NAME_BYTES`]). Matching costs at most the
+/// (the longest name, 256). Matching costs at most the
 /// pattern's length times the name's per variable.
 pub const MAX_PATTERN_BYTES: usize = MAX_NAME_BYTES;
 

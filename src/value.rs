@@ -29,6 +29,7 @@ use crate::error::{Error, LIST_ITEMS, Quoted, shape_list};
 
 /// The type of a variable. A variable's type is fixed when it is registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum VarType {
     /// A 64-bit float (`f64`).
     Float,
@@ -152,6 +153,7 @@ impl Tensor {
 /// `Value::from(vec![0.1f32, 0.2])`) or the named constructors
 /// [`Value::choice`], [`Value::module`] and [`Value::tensor`].
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Value {
     /// A float.
     Float(f64),
@@ -336,6 +338,7 @@ from_impl! {
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
+#[must_use = "constraints do nothing until given to a `VarDef`"]
 pub struct Constraints {
     /// Smallest allowed number (inclusive).
     pub min: Option<f64>,
@@ -433,15 +436,15 @@ impl Constraints {
                 return Err(format!("`{name}` must be a number, not NaN"));
             }
         }
-        if let (Some(lo), Some(hi)) = (self.min, self.max) {
-            if lo > hi {
-                return Err(format!("`min` {lo} is above `max` {hi}"));
-            }
+        if let (Some(lo), Some(hi)) = (self.min, self.max)
+            && lo > hi
+        {
+            return Err(format!("`min` {lo} is above `max` {hi}"));
         }
-        if let (Some(lo), Some(hi)) = (self.min_length, self.max_length) {
-            if lo > hi {
-                return Err(format!("`min_length` {lo} is above `max_length` {hi}"));
-            }
+        if let (Some(lo), Some(hi)) = (self.min_length, self.max_length)
+            && lo > hi
+        {
+            return Err(format!("`min_length` {lo} is above `max_length` {hi}"));
         }
         for (name, list) in [
             ("allowed_values", &self.allowed_values),
@@ -468,24 +471,24 @@ pub(crate) fn validate(ty: VarType, c: &Constraints, value: Value) -> Result<Val
         Value::Choice(s) => check_list(s, &c.choices, "one of the choices", &value)?,
         Value::Module(s) => check_list(s, &c.allowed_modules, "one of the allowed modules", &value)?,
         Value::Embedding(v) => {
-            if let Some(d) = c.dimensions {
-                if v.len() != d {
-                    return Err(format!(
-                        "an embedding of {} dimensions does not have exactly {d} dimensions",
-                        v.len()
-                    ));
-                }
+            if let Some(d) = c.dimensions
+                && v.len() != d
+            {
+                return Err(format!(
+                    "an embedding of {} dimensions does not have exactly {d} dimensions",
+                    v.len()
+                ));
             }
         }
         Value::Tensor(t) => {
-            if let Some(shape) = &c.shape {
-                if t.shape() != shape.as_slice() {
-                    return Err(format!(
-                        "a tensor of shape {} does not have the required shape {}",
-                        shape_list(t.shape()),
-                        shape_list(shape)
-                    ));
-                }
+            if let Some(shape) = &c.shape
+                && t.shape() != shape.as_slice()
+            {
+                return Err(format!(
+                    "a tensor of shape {} does not have the required shape {}",
+                    shape_list(t.shape()),
+                    shape_list(shape)
+                ));
             }
         }
         Value::Boolean(_) => {}
@@ -563,15 +566,15 @@ pub(crate) fn cmp_int_bound(v: i64, bound: f64) -> Ordering {
 }
 
 fn check_int_bounds(i: i64, c: &Constraints) -> Result<(), String> {
-    if let Some(lo) = c.min {
-        if cmp_int_bound(i, lo) == Ordering::Less {
-            return Err(format!("{i} is below minimum {lo}"));
-        }
+    if let Some(lo) = c.min
+        && cmp_int_bound(i, lo) == Ordering::Less
+    {
+        return Err(format!("{i} is below minimum {lo}"));
     }
-    if let Some(hi) = c.max {
-        if cmp_int_bound(i, hi) == Ordering::Greater {
-            return Err(format!("{i} is above maximum {hi}"));
-        }
+    if let Some(hi) = c.max
+        && cmp_int_bound(i, hi) == Ordering::Greater
+    {
+        return Err(format!("{i} is above maximum {hi}"));
     }
     Ok(())
 }
@@ -579,19 +582,19 @@ fn check_int_bounds(i: i64, c: &Constraints) -> Result<(), String> {
 fn check_string(s: &str, c: &Constraints, v: &Value) -> Result<(), String> {
     if c.min_length.is_some() || c.max_length.is_some() {
         let n = s.chars().count();
-        if let Some(lo) = c.min_length {
-            if n < lo {
-                return Err(format!(
-                    "{v} has {n} characters, fewer than the minimum length {lo}"
-                ));
-            }
+        if let Some(lo) = c.min_length
+            && n < lo
+        {
+            return Err(format!(
+                "{v} has {n} characters, fewer than the minimum length {lo}"
+            ));
         }
-        if let Some(hi) = c.max_length {
-            if n > hi {
-                return Err(format!(
-                    "{v} has {n} characters, more than the maximum length {hi}"
-                ));
-            }
+        if let Some(hi) = c.max_length
+            && n > hi
+        {
+            return Err(format!(
+                "{v} has {n} characters, more than the maximum length {hi}"
+            ));
         }
     }
     check_list(s, &c.allowed_values, "one of the allowed values", v)

@@ -237,11 +237,81 @@ pub fn watching<S: VarStore + Sync>(s: &S) {
     assert!(last.is_some());
 }
 
+/// The rules the hardening work made true, the same on every store: batch
+/// semantics, identifiers that cannot alias, bounded messages, cuts.
+pub fn hardening<S: VarStore>(s: &S) {
+    s.create_session("h", SessionOptions::new()).unwrap();
+    let id_a = s.register("h", VarDef::new("a", VarType::Integer, 0)).unwrap();
+    s.register("h", VarDef::new("b", VarType::Integer, 0)).unwrap();
+    // Best effort: each item checked against the state the items before it
+    // left.
+    let r = s
+        .update_best_effort(
+            "h",
+            [
+                BatchUpdate::new("a", 1).expected_version(0),
+                BatchUpdate::new("a", 2).expected_version(0),
+            ],
+            &UpdateOptions::new(),
+        )
+        .unwrap();
+    assert_eq!(r[0].as_ref().ok(), Some(&1));
+    let e = r[1].as_ref().unwrap_err();
+    assert_eq!(code(e), "FailedPrecondition");
+    assert!(
+        message(e).contains("expected version 0, current version is 1"),
+        "{e}"
+    );
+    // Atomic: every failure in one rejection, nothing applied.
+    let err = s
+        .update_atomic(
+            "h",
+            [
+                BatchUpdate::new("a", 5),
+                BatchUpdate::new("a", 6),
+                BatchUpdate::new("nope", 7),
+            ],
+            &UpdateOptions::new(),
+        )
+        .unwrap_err();
+    let text = message(&err);
+    assert!(
+        text.contains("more than once") && text.contains("`nope`"),
+        "{text}"
+    );
+    assert_eq!(s.value("h", "a").unwrap(), Value::Integer(1));
+    // Identifiers: a name of the id form is refused; an id reaches only its
+    // variable.
+    let err = s
+        .register("h", VarDef::new("var_3", VarType::Integer, 0))
+        .unwrap_err();
+    assert_eq!(code(&err), "InvalidArgument");
+    assert_eq!(s.update("h", &id_a, 9).unwrap(), 2);
+    assert_eq!(s.value("h", "a").unwrap(), Value::Integer(9));
+    assert_eq!(code(&s.get("h", "var_987654").unwrap_err()), "NotFound");
+    // A huge identifier is not found, with a short message (over gRPC a long
+    // one would not fit a client's header limit: RESOURCE_EXHAUSTED).
+    let huge = "x".repeat(20_000);
+    for err in [s.get("h", &huge).unwrap_err(), s.session(&huge).unwrap_err()] {
+        assert_eq!(code(&err), "NotFound", "{err}");
+        assert!(message(&err).len() < 1024);
+    }
+    // A multi-get is a cut, and says at which revision.
+    s.update_atomic("h", [("a", 10), ("b", -10)], &UpdateOptions::new())
+        .unwrap();
+    let got = s.get_many("h", ["a", "b", "nope"]).unwrap();
+    assert_eq!(got.missing, ["nope"]);
+    assert_eq!(got.revision, s.session("h").unwrap().revision);
+    assert!(got.found.iter().all(|(_, v)| v.revision() == got.revision));
+    s.delete_session("h").unwrap();
+}
+
 #[test]
 fn local_store_keeps_the_contract() {
     let s = varwatch::SessionStore::new();
     operations(&s);
     watching(&s);
+    hardening(&s);
 }
 
 #[cfg(feature = "transport")]
@@ -253,6 +323,7 @@ fn remote_store_over_the_memory_transport_keeps_the_contract() {
     let remote = RemoteStore::new(MemoryTransport::new(Service::new(store)), RemoteConfig::new()).unwrap();
     operations(&remote);
     watching(&remote);
+    hardening(&remote);
 }
 
 #[cfg(feature = "grpc")]
@@ -274,4 +345,5 @@ fn remote_store_over_grpc_keeps_the_contract() {
     let remote = RemoteStore::connect(&addr, RemoteConfig::new()).unwrap();
     operations(&remote);
     watching(&remote);
+    hardening(&remote);
 }

@@ -137,6 +137,7 @@ proptest! {
             VarType::Module => Value::module("a"),
             VarType::Embedding => Value::from(vec![0f32]),
             VarType::Tensor => Value::Tensor(Tensor::new(vec![1], vec![0.0]).unwrap()),
+            other => panic!("a type this test does not know yet: {other}"),
         };
         let compatible = matches!(
             (ty, v.var_type()),
@@ -317,5 +318,201 @@ proptest! {
             })
             .collect();
         prop_assert_eq!(seen, model.log);
+    }
+}
+
+// ----- every parameter at its extremes -----------------------------------------
+//
+// Each size, count and duration a caller passes, at 0, 1, MAX, empty, huge
+// and in between: the call either works or fails with a clear error of the
+// right kind whose message stays short; nothing panics, hangs or allocates
+// what it was not asked to hold.
+
+fn duration() -> impl Strategy<Value = std::time::Duration> {
+    use std::time::Duration;
+    prop_oneof![
+        Just(Duration::ZERO),
+        Just(Duration::from_nanos(1)),
+        Just(Duration::MAX),
+        (0u64..5_000_000).prop_map(Duration::from_micros),
+    ]
+}
+
+fn size() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        Just(0usize),
+        Just(1),
+        Just(2),
+        Just(usize::MAX),
+        Just(usize::MAX / 2),
+        0usize..5000
+    ]
+}
+
+/// Identifiers: empty, of the id form, with control characters, huge, and
+/// ordinary.
+fn ident() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        "var_[0-9]{1,25}",
+        "[a-z]{1,8}\u{0}[a-z]{0,3}",
+        (1usize..40_000).prop_map(|n| "ü".repeat(n)),
+        "\\PC{1,40}",
+    ]
+}
+
+fn short(e: &Error) -> bool {
+    e.to_string().len() < 4096
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn store_configs_at_their_extremes(
+        max_sessions in prop_oneof![Just(None), Just(Some(0usize)), Just(Some(usize::MAX)), (1usize..4).prop_map(Some)],
+        max_log in size(),
+        ttl in prop::option::of(duration()),
+        sweep in prop::option::of(duration()),
+    ) {
+        let mut config = varwatch::StoreConfig::new();
+        config.max_sessions = max_sessions;
+        config.max_event_log = max_log;
+        config.default_ttl = ttl;
+        config.sweep_interval = sweep;
+        let store = SessionStore::with_config(config);
+        prop_assert!((1..=1 << 30).contains(&store.config().max_event_log));
+        prop_assert!(store.config().sweep_interval.is_none_or(|d| d >= varwatch::MIN_SWEEP_INTERVAL));
+        for i in 0..3 {
+            match store.create_session(&format!("s{i}"), SessionOptions::new()) {
+                Ok(_) => {
+                    store.register(&format!("s{i}"), VarDef::new("x", VarType::Integer, 0)).unwrap();
+                    let mut w = store.watch(&format!("s{i}"), ["x"], WatchOptions::new().capacity(usize::MAX)).unwrap();
+                    store.update(&format!("s{i}"), "x", 1).unwrap();
+                    prop_assert!(w.try_iter().count() <= 2);
+                }
+                Err(e) => {
+                    prop_assert_eq!(e.code(), varwatch::ErrorCode::ResourceExhausted);
+                    prop_assert!(short(&e));
+                }
+            }
+        }
+        store.cleanup_expired();
+        drop(store); // a sweeper thread stops with it, whatever its interval
+    }
+
+    #[test]
+    fn watch_options_at_their_extremes(
+        capacity in size(),
+        throttle in prop::option::of(duration()),
+        coalesce in any::<bool>(),
+        initial in any::<bool>(),
+        close in any::<bool>(),
+        writes in 0i64..50,
+    ) {
+        let store = session();
+        store.register("s", VarDef::new("x", VarType::Integer, 0)).unwrap();
+        let mut opts = WatchOptions::new().capacity(capacity).include_initial(initial);
+        if coalesce { opts = opts.coalesce(); }
+        if close { opts = opts.on_overflow(varwatch::OverflowPolicy::Close); }
+        if let Some(t) = throttle { opts = opts.throttle(t); }
+        match store.watch("s", ["x"], opts) {
+            Ok(mut w) => {
+                prop_assert!(capacity > 0 && throttle != Some(std::time::Duration::ZERO));
+                for i in 1..=writes {
+                    store.update("s", "x", i).unwrap();
+                }
+                // Whatever the settings, a receive never blocks here and the
+                // versions it hands out only go up.
+                let mut last = None;
+                for e in w.try_iter() {
+                    if let Some(l) = last { prop_assert!(e.version() > l); }
+                    last = Some(e.version());
+                }
+                let _ = w.recv_timeout(std::time::Duration::from_millis(1));
+            }
+            Err(e) => {
+                prop_assert!(capacity == 0 || throttle == Some(std::time::Duration::ZERO));
+                prop_assert_eq!(e.code(), varwatch::ErrorCode::InvalidArgument);
+            }
+        }
+        prop_assert_eq!(store.list_watchers("s").unwrap().len(), 0);
+    }
+
+    #[test]
+    fn identifiers_at_their_extremes(session_id in ident(), name in ident()) {
+        let store = SessionStore::new();
+        let created = store.create_session(&session_id, SessionOptions::new());
+        if let Err(e) = &created {
+            prop_assert_eq!(e.code(), varwatch::ErrorCode::InvalidArgument, "{}", e);
+            prop_assert!(short(e));
+            return Ok(());
+        }
+        match store.register(&session_id, VarDef::new(name.as_str(), VarType::Integer, 0)) {
+            Ok(id) => {
+                prop_assert!(!name.starts_with("var_") || !name[4..].bytes().all(|b| b.is_ascii_digit()));
+                let by_name = store.get(&session_id, &name).unwrap();
+                prop_assert_eq!(by_name.id(), id.as_str());
+                let by_id = store.get(&session_id, &id).unwrap();
+                prop_assert_eq!(by_id.name(), name.as_str());
+            }
+            Err(e) => {
+                prop_assert_eq!(e.code(), varwatch::ErrorCode::InvalidArgument, "{}", e);
+                prop_assert!(short(&e));
+                let e = store.get(&session_id, &name).unwrap_err();
+                prop_assert_eq!(e.code(), varwatch::ErrorCode::NotFound);
+                prop_assert!(short(&e));
+                let e = store.watch(&session_id, [&name], WatchOptions::new()).unwrap_err();
+                prop_assert!(short(&e));
+            }
+        }
+        let e = store.session(&format!("{session_id}{name}!")).unwrap_err();
+        prop_assert!(short(&e));
+    }
+
+    #[test]
+    fn patterns_at_their_extremes(pattern in prop_oneof![
+        Just(String::new()), "[*?]{0,300}", "[a*?]{0,64}", (0usize..2000).prop_map(|n| "*a".repeat(n)), "\\PC{0,40}",
+    ]) {
+        let store = session();
+        for n in ["a", "aa", "ab", "ba", "ü", "temp_1"] {
+            store.register("s", VarDef::new(n, VarType::Integer, 0)).unwrap();
+        }
+        match store.list_variables("s", Some(&pattern)) {
+            Ok(vars) => prop_assert!(pattern.len() <= varwatch::MAX_PATTERN_BYTES && vars.len() <= 6),
+            Err(e) => {
+                prop_assert!(pattern.len() > varwatch::MAX_PATTERN_BYTES);
+                let invalid_pattern = matches!(e, Error::InvalidPattern { .. });
+                prop_assert!(invalid_pattern, "{}", e);
+                prop_assert!(short(&e));
+            }
+        }
+    }
+
+    #[test]
+    fn metadata_and_values_at_their_extremes(
+        entries in 0usize..300,
+        key_len in prop_oneof![Just(0usize), Just(1), 0usize..5000],
+        text_len in prop_oneof![Just(0usize), Just(1 << 20), 0usize..5000],
+        dims in prop::collection::vec(prop_oneof![Just(0usize), Just(1), Just(usize::MAX), 0usize..4], 0..6),
+    ) {
+        let store = SessionStore::new();
+        let mut opts = SessionOptions::new();
+        for i in 0..entries {
+            opts = opts.metadata(format!("{}{i}", "k".repeat(key_len)), "v");
+        }
+        store.create_session("s", opts).unwrap();
+        prop_assert_eq!(store.session("s").unwrap().metadata.len(), entries);
+        let text = "t".repeat(text_len);
+        store.register("s", VarDef::new("text", VarType::String, text.as_str())).unwrap();
+        let mut u = UpdateOptions::new();
+        for i in 0..entries {
+            u = u.metadata(format!("{i}"), "x".repeat(key_len));
+        }
+        store.update_with("s", "text", format!("{text}!"), &u).unwrap();
+        match Tensor::new(dims.clone(), vec![0.0; 3]) {
+            Ok(t) => prop_assert_eq!(t.data().len(), 3),
+            Err(e) => prop_assert!(short(&e)),
+        }
     }
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::history::{self, Truth as Cuts, WatchSpec};
+use common::history::{self, WatchSpec};
 use varwatch::{
     EventKind, SessionOptions, SessionStore, UpdateOptions, Value, VarDef, VarType, WatchEvent, WatchOptions,
 };
@@ -242,24 +242,24 @@ fn check_history(events: &[WatchEvent], lagged: u64, truth: &Truth) {
             k => panic!("unexpected {k:?}"),
         }
         // Atomic batches arrive together (checked where no resync happened).
-        if lagged == 0 && e.kind() == EventKind::Changed {
-            if let Some(batch) = truth.batches.get(&e.revision()) {
-                let starts_here = i == 0 || events[i - 1].revision() != e.revision();
-                if starts_here {
-                    let watched: Vec<&String> =
-                        batch.iter().filter(|n| last.contains_key(n.as_str())).collect();
-                    let run = events[i..]
-                        .iter()
-                        .take_while(|x| x.revision() == e.revision())
-                        .count();
-                    // The run may be cut short only by the end of what was received.
-                    assert!(
-                        run >= watched.len() || i + run == events.len(),
-                        "batch at revision {} split: {run} of {}",
-                        e.revision(),
-                        watched.len()
-                    );
-                }
+        if lagged == 0
+            && e.kind() == EventKind::Changed
+            && let Some(batch) = truth.batches.get(&e.revision())
+        {
+            let starts_here = i == 0 || events[i - 1].revision() != e.revision();
+            if starts_here {
+                let watched: Vec<&String> = batch.iter().filter(|n| last.contains_key(n.as_str())).collect();
+                let run = events[i..]
+                    .iter()
+                    .take_while(|x| x.revision() == e.revision())
+                    .count();
+                // The run may be cut short only by the end of what was received.
+                assert!(
+                    run >= watched.len() || i + run == events.len(),
+                    "batch at revision {} split: {run} of {}",
+                    e.revision(),
+                    watched.len()
+                );
             }
         }
     }
@@ -330,27 +330,6 @@ fn session_watch_sees_every_deletion_through_resyncs() {
 
 // ----- every delivered state existed ------------------------------------------
 
-/// The writers' side of the cut test: every write goes through this lock so
-/// that the revision it got (read back while holding the lock) and its
-/// changes are recorded in the order the store applied them. Watchers are
-/// not serialised in any way.
-struct Recorder {
-    store: SessionStore,
-    truth: Mutex<Cuts>,
-}
-
-impl Recorder {
-    fn write(&self, f: impl FnOnce(&SessionStore) -> Option<Vec<(String, Option<u64>, Option<i64>)>>) {
-        let mut truth = self.truth.lock().unwrap();
-        if let Some(changes) = f(&self.store) {
-            if !changes.is_empty() {
-                let revision = self.store.session("s").unwrap().revision;
-                truth.record(revision, changes);
-            }
-        }
-    }
-}
-
 /// Named and whole-session watches, lossless with capacities 1..=8 (they
 /// resync all the time) and larger, coalescing and throttled, against two
 /// writers mixing single updates, atomic batches, registrations and
@@ -360,93 +339,10 @@ impl Recorder {
 #[test]
 fn every_state_a_watch_holds_existed() {
     const STATIC: usize = 6;
-    const WRITES: usize = 4_000;
     let store = SessionStore::new();
     store.create_session("s", SessionOptions::new()).unwrap();
-    let rec = Arc::new(Recorder {
-        store: store.clone(),
-        truth: Mutex::default(),
-    });
-    for i in 0..STATIC {
-        rec.write(|s| {
-            s.register("s", VarDef::new(name(i), VarType::Integer, 0))
-                .unwrap();
-            Some(vec![(name(i), Some(0), Some(0))])
-        });
-    }
-    let done = Arc::new(AtomicBool::new(false));
-    let unique = Arc::new(AtomicU64::new(1));
-    let dynamic_seq = Arc::new(AtomicU64::new(0));
-
-    let writers: Vec<_> = (0..2u64)
-        .map(|t| {
-            let (rec, unique, dynamic_seq) = (rec.clone(), unique.clone(), dynamic_seq.clone());
-            thread::spawn(move || {
-                let mut rng = Rng(0xA076_1D64_78BD_642F ^ (t + 1));
-                let mut mine: Vec<String> = Vec::new(); // dynamic variables this writer owns
-                for _ in 0..WRITES {
-                    let roll = rng.below(100);
-                    if roll < 3 && mine.len() < 3 {
-                        let n = format!("d{}", dynamic_seq.fetch_add(1, Ordering::Relaxed));
-                        let v = unique.fetch_add(1, Ordering::Relaxed) as i64;
-                        rec.write(|s| {
-                            s.register("s", VarDef::new(n.as_str(), VarType::Integer, v))
-                                .unwrap();
-                            Some(vec![(n.clone(), Some(0), Some(v))])
-                        });
-                        mine.push(n);
-                    } else if roll < 5 && !mine.is_empty() {
-                        let n = mine.swap_remove(rng.below(mine.len()));
-                        rec.write(|s| {
-                            s.delete_variable("s", &n).unwrap();
-                            Some(vec![(n.clone(), None, None)])
-                        });
-                    } else if roll < 35 {
-                        // An atomic batch over 2..=4 distinct variables.
-                        let mut pool: Vec<String> =
-                            (0..STATIC).map(name).chain(mine.iter().cloned()).collect();
-                        let k = (2 + rng.below(3)).min(pool.len());
-                        for j in 0..k {
-                            let r = j + rng.below(pool.len() - j);
-                            pool.swap(j, r);
-                        }
-                        let items: Vec<(String, Value)> = pool[..k]
-                            .iter()
-                            .map(|n| {
-                                (
-                                    n.clone(),
-                                    Value::Integer(unique.fetch_add(1, Ordering::Relaxed) as i64),
-                                )
-                            })
-                            .collect();
-                        rec.write(|s| {
-                            let versions = s
-                                .update_atomic("s", items.clone(), &UpdateOptions::new())
-                                .unwrap();
-                            Some(
-                                items
-                                    .iter()
-                                    .zip(versions)
-                                    .map(|((n, v), ver)| (n.clone(), Some(ver), v.as_i64()))
-                                    .collect(),
-                            )
-                        });
-                    } else {
-                        let n = if !mine.is_empty() && rng.below(4) == 0 {
-                            mine[rng.below(mine.len())].clone()
-                        } else {
-                            name(rng.below(STATIC))
-                        };
-                        let v = unique.fetch_add(1, Ordering::Relaxed) as i64;
-                        rec.write(|s| {
-                            let ver = s.update("s", &n, v).unwrap();
-                            Some(vec![(n.clone(), Some(ver), Some(v))])
-                        });
-                    }
-                }
-            })
-        })
-        .collect();
+    let workload = history::Workload::start(&store, STATIC, 2, 4_000, None);
+    let done = workload.done.clone();
 
     type Recorded = (Vec<WatchEvent>, WatchSpec);
     let histories: Arc<Mutex<Vec<Recorded>>> = Arc::default();
@@ -511,16 +407,12 @@ fn every_state_a_watch_holds_existed() {
         })
         .collect();
 
-    for w in writers {
-        w.join().unwrap();
-    }
-    done.store(true, Ordering::Release);
+    let truth = workload.finish();
     for w in watchers {
         w.join().unwrap();
     }
     assert_eq!(store.stats().watchers, 0, "registry must be empty");
 
-    let truth = rec.truth.lock().unwrap();
     let histories = histories.lock().unwrap();
     let (mut boundaries, mut events, mut lags) = (0, 0, 0);
     for (h, spec) in histories.iter() {

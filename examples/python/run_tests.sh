@@ -18,13 +18,17 @@ rm -rf gen && mkdir -p gen
     "$root/proto/varwatch/v1/varwatch.proto"
 
 cargo build --quiet --example grpc_server --features grpc --manifest-path "$root/Cargo.toml"
+# Wherever cargo builds (CARGO_TARGET_DIR may point anywhere): ask it.
+target="$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
+    "$py" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+log="$(mktemp)"
 port="$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 # The server requires a bearer token; the tests pass it (and check that
 # calls without it are refused).
 export VARWATCH_TOKEN="test-token-$$"
-"$root/target/debug/examples/grpc_server" "127.0.0.1:$port" > "$root/target/grpc_server.log" 2>&1 &
+"$target/debug/examples/grpc_server" "127.0.0.1:$port" > "$log" 2>&1 &
 server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
+trap 'kill $server 2>/dev/null || true; rm -f "$log"' EXIT
 
 # Wait for the server to accept connections (bounded).
 "$py" - "$port" <<'PY'

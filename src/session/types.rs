@@ -101,6 +101,7 @@ impl fmt::Debug for Variable {
 /// [`SessionStore::import`]: crate::SessionStore::import
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
+#[must_use = "a definition does nothing until registered"]
 pub struct VarDef {
     /// The name, unique in the session: 1 to 256 bytes of UTF-8, no control
     /// characters, and not of the form of a variable id (`var_` followed by
@@ -151,6 +152,7 @@ impl VarDef {
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
+#[must_use = "options do nothing until passed to an update"]
 pub struct UpdateOptions {
     /// Apply only if the variable is at this version, else
     /// [`Error::VersionConflict`](crate::Error::VersionConflict).
@@ -185,6 +187,7 @@ impl UpdateOptions {
 
 /// A snapshot of a session's facts.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SessionInfo {
     /// The session id.
     pub id: String,
@@ -209,6 +212,7 @@ pub struct SessionInfo {
 /// Options for creating a session.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
+#[must_use = "options do nothing until passed to `create_session`"]
 pub struct SessionOptions {
     /// Expire after this long without access (default: the store's
     /// `default_ttl`, which is none).

@@ -24,13 +24,13 @@ use crate::{Error, Result};
 ///
 /// ```
 /// use varwatch::transport::{MemoryTransport, RemoteConfig, RemoteStore, Service};
-/// use varwatch::{SessionOptions, SessionStore, VarDef, VarType};
+/// use varwatch::{SessionOptions, SessionStore, VarDef, VarType, WatchOptions};
 ///
 /// let store = SessionStore::new();
 /// let remote = RemoteStore::new(MemoryTransport::new(Service::new(store.clone())), RemoteConfig::new())?;
 /// remote.create_session("s", SessionOptions::new())?;
 /// remote.register("s", VarDef::new("x", VarType::Integer, 0))?;
-/// let mut watch = remote.watch("s", ["x"], true)?;
+/// let mut watch = remote.watch("s", ["x"], WatchOptions::new())?;
 /// store.update("s", "x", 1)?;
 /// assert_eq!(watch.recv().unwrap().version(), 0); // initial
 /// assert_eq!(watch.recv().unwrap().version(), 1);

@@ -55,7 +55,7 @@ pub use memory::MemoryTransport;
 #[cfg(feature = "transport")]
 pub use protocol::{ClientMessage, Request, Response, ServerMessage, Subscribe, SyncComplete, WatchTarget};
 #[cfg(feature = "transport")]
-pub use remote::{AsyncRemoteStore, RemoteConfig, RemoteStore};
+pub use remote::{AsyncRemoteStore, MAX_BUFFER, MAX_DURATION, RemoteConfig, RemoteStore};
 #[cfg(feature = "transport")]
 pub use remote_watch::{RemoteWatch, RemoteWatchStats, RemoteWatchStream};
 #[cfg(feature = "transport")]

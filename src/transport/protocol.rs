@@ -134,6 +134,7 @@ pub enum Response {
 
 /// What a remote watch follows.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WatchTarget {
     /// These variables (ids or names).
     Variables(Vec<String>),
@@ -193,6 +194,7 @@ impl Subscribe {
 
 /// A message from the client on an open watch stream (after [`Subscribe`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ClientMessage {
     /// "I am alive"; the server echoes it.
     Heartbeat(u64),
@@ -225,6 +227,7 @@ pub struct ServerMessage {
 
 /// The end of a watch stream's snapshot (or resume).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SyncComplete {
     /// The session revision the snapshot was taken at.
     pub revision: u64,

@@ -19,8 +19,16 @@ use crate::{
 };
 
 /// Settings of a remote client and its watches.
+///
+/// Every duration and size is kept in a range that works when a client is
+/// made ([`RemoteStore::new`]): durations between 1 ms and
+/// [`MAX_DURATION`] (a day for the heartbeat interval), `buffer` between 1
+/// and [`MAX_BUFFER`], `backoff_max` at least `backoff_initial`. So no
+/// setting can make a watch spin, overflow a deadline or allocate without
+/// bound.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
+#[must_use = "a configuration does nothing until passed to a client"]
 pub struct RemoteConfig {
     /// Time allowed to establish a connection (network transports).
     pub connect_timeout: Duration,
@@ -58,11 +66,32 @@ impl Default for RemoteConfig {
     }
 }
 
+/// The longest duration a [`RemoteConfig`] keeps (a year); longer ones
+/// are shortened to it.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The most events a remote watch buffers for its user.
+pub const MAX_BUFFER: usize = 1 << 20;
+
 impl RemoteConfig {
     /// The defaults: heartbeats every 5 s, 15 s timeout, backoff 100 ms
     /// doubling to 30 s, retry forever.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The configuration with every field in its working range (see the
+    /// type's docs).
+    pub(crate) fn normalized(mut self) -> Self {
+        let ms = Duration::from_millis(1);
+        let clamp = |d: Duration| d.clamp(ms, MAX_DURATION);
+        self.connect_timeout = clamp(self.connect_timeout);
+        self.heartbeat_interval = self.heartbeat_interval.clamp(ms, Duration::from_secs(24 * 3600));
+        self.heartbeat_timeout = clamp(self.heartbeat_timeout);
+        self.backoff_initial = clamp(self.backoff_initial);
+        self.backoff_max = clamp(self.backoff_max).max(self.backoff_initial);
+        self.buffer = self.buffer.clamp(1, MAX_BUFFER);
+        self
     }
     /// Sets the heartbeat interval (at least 1 ms) and timeout.
     pub fn heartbeats(mut self, interval: Duration, timeout: Duration) -> Self {
@@ -147,8 +176,10 @@ pub struct RemoteStore {
 ///
 /// ```
 /// # async fn demo(remote: varwatch::transport::AsyncRemoteStore) -> varwatch::Result<()> {
+/// use varwatch::WatchOptions;
 /// let version = remote.update("lab", "t", 22.0).await?;
-/// let mut watch = remote.watch("lab", ["t"], true).await?; // a futures Stream
+/// let mut watch = remote.watch("lab", ["t"], WatchOptions::new()).await?;
+/// let first = watch.recv_async().await; // or `watch.into_stream()` for a Stream
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -174,7 +205,9 @@ impl std::fmt::Debug for AsyncRemoteStore {
 
 impl RemoteStore {
     /// A client over `transport`. Nothing is sent until the first call.
+    /// Settings out of range are brought into it (see [`RemoteConfig`]).
     pub fn new(transport: impl Transport, config: RemoteConfig) -> Result<RemoteStore> {
+        let config = config.normalized();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("varwatch-remote")

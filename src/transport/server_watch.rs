@@ -65,6 +65,26 @@ pub(crate) fn open(store: &SessionStore, sub: Subscribe) -> Result<Opened> {
     }
     let resume = &sub.resume;
     let resuming = !resume.is_empty() || sub.session_incarnation.is_some();
+    // A coalescing watch never sends `Lagged`: what a resume passed over is
+    // counted in `skipped` instead.
+    let coalescing = sub.coalesce || sub.throttle.is_some();
+    let catch_up = |first: u64, e: &WatchEvent, kind: EventKind, revision: u64| -> Vec<WatchEvent> {
+        let mut out = Vec::with_capacity(2);
+        let passed = e.version().saturating_sub(first);
+        if coalescing {
+            out.push(WatchEvent::from_parts(kind, e.record().clone(), passed).at_revision(revision));
+            return out;
+        }
+        if passed > 0 {
+            let lag = EventKind::Lagged {
+                first,
+                last: e.version() - 1,
+            };
+            out.push(WatchEvent::from_parts(lag, e.record().clone(), 0).at_revision(revision));
+        }
+        out.push(WatchEvent::from_parts(kind, e.record().clone(), 0).at_revision(revision));
+        out
+    };
     // One lookup: the incarnation, ids and tombstones all come from it.
     let session = store.session_handle(&sub.session)?;
     let watch = match &sub.target {
@@ -128,27 +148,13 @@ pub(crate) fn open(store: &SessionStore, sub: Subscribe) -> Result<Opened> {
                     }
                     None => {
                         // New to the client: registered while it was away.
-                        if e.version() > 0 {
-                            let lag = EventKind::Lagged {
-                                first: 0,
-                                last: e.version() - 1,
-                            };
-                            let marker = WatchEvent::from_parts(lag, e.record().clone(), 0);
-                            snapshot.push(marker.at_revision(revision));
-                        }
-                        snapshot.push(e);
+                        snapshot.extend(catch_up(0, &e, EventKind::Initial, revision));
                     }
                     Some(&seen) if e.version() <= seen => {} // the client has it
                     Some(&seen) => {
-                        if e.version() > seen + 1 {
-                            let lag = EventKind::Lagged {
-                                first: seen + 1,
-                                last: e.version() - 1,
-                            };
-                            let marker = WatchEvent::from_parts(lag, e.record().clone(), 0);
-                            snapshot.push(marker.at_revision(revision));
-                        }
-                        snapshot.push(e.as_changed());
+                        // The state is new to the client: a change (with
+                        // its own old value, source and metadata).
+                        snapshot.extend(catch_up(seen + 1, &e, EventKind::Changed, revision));
                     }
                 }
             }
@@ -172,20 +178,8 @@ pub(crate) fn open(store: &SessionStore, sub: Subscribe) -> Result<Opened> {
         if deleted_at <= seen {
             continue; // the client has seen the deletion
         }
-        if deleted_at > seen + 1 {
-            let lag = EventKind::Lagged {
-                first: seen + 1,
-                last: deleted_at - 1,
-            };
-            deletions.push(WatchEvent::bare(lag, id, &name, deleted_at, revision));
-        }
-        deletions.push(WatchEvent::bare(
-            EventKind::Deleted,
-            id,
-            &name,
-            deleted_at,
-            revision,
-        ));
+        let deletion = WatchEvent::bare(EventKind::Deleted, id, &name, deleted_at, revision);
+        deletions.extend(catch_up(seen + 1, &deletion, EventKind::Deleted, revision));
     }
     deletions.append(&mut snapshot);
     Ok(Opened {

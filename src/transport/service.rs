@@ -43,6 +43,7 @@ pub(crate) struct Limits {
 /// Cloning is cheap; clones serve the same store and share
 /// [`close_watches`](Service::close_watches).
 #[derive(Clone, Debug)]
+#[must_use = "a service does nothing until a transport serves it"]
 pub struct Service {
     store: SessionStore,
     limits: Limits,
@@ -96,16 +97,17 @@ impl Service {
         &self.store
     }
 
-    /// How often a remote watch sends a heartbeat (at least 1 ms).
+    /// How often a remote watch sends a heartbeat (between 1 ms and a day).
     pub fn heartbeat_interval(mut self, d: Duration) -> Self {
-        self.limits.heartbeat_interval = d.max(Duration::from_millis(1));
+        self.limits.heartbeat_interval = d.clamp(Duration::from_millis(1), Duration::from_secs(24 * 3600));
         self
     }
 
     /// How long a remote watch may hear nothing from its client before the
-    /// server closes it and frees everything it held.
+    /// server closes it and frees everything it held (between 1 ms and a
+    /// year).
     pub fn heartbeat_timeout(mut self, d: Duration) -> Self {
-        self.limits.heartbeat_timeout = d;
+        self.limits.heartbeat_timeout = d.clamp(Duration::from_millis(1), super::MAX_DURATION);
         self
     }
 
@@ -279,6 +281,7 @@ impl Service {
         if let super::WatchTarget::Variables(v) = &subscribe.target {
             self.check_items("variables in one watch", v.len())?;
         }
+        self.check_items("versions in one resume", subscribe.resume.len())?;
         // Count first, so that concurrent subscriptions cannot overshoot.
         let open = self.open_watches.fetch_add(1, Ordering::Relaxed);
         let slot = OpenWatch(self.open_watches.clone());

@@ -38,7 +38,7 @@ pub enum EventKind {
     Disconnected,
 }
 
-/// One event received by a [`Watch`]. Cheap to clone (one reference count);
+/// One event received by a [`Watch`](crate::Watch). Cheap to clone (one reference count);
 /// values are shared, never copied per watcher.
 #[derive(Clone)]
 pub struct WatchEvent {
@@ -171,19 +171,6 @@ impl WatchEvent {
         WatchEvent::from_parts(kind, Arc::new(record), 0)
     }
 
-    /// The same state presented as a change (for resuming a remote watch:
-    /// the state is new to that client, and `old_value`, source and metadata
-    /// are the change's own), at the same revision as this event (the cut's).
-    #[cfg(feature = "transport")]
-    pub(crate) fn as_changed(&self) -> WatchEvent {
-        WatchEvent {
-            kind: EventKind::Changed,
-            record: self.record.clone(),
-            revision: self.revision,
-            skipped: 0,
-        }
-    }
-
     /// This event, labelled with the revision of the group it belongs to.
     #[cfg(feature = "transport")]
     pub(crate) fn at_revision(mut self, revision: u64) -> WatchEvent {
@@ -217,7 +204,7 @@ pub enum CloseReason {
     SessionClosed,
     /// Every variable it watched was deleted.
     VariablesDeleted,
-    /// It overflowed under [`OverflowPolicy::Close`].
+    /// It overflowed under [`OverflowPolicy::Close`](crate::OverflowPolicy::Close).
     Overflow,
 }
 

@@ -120,7 +120,7 @@ struct Throttle {
 ///
 /// And across variables: events come in groups, one revision each, and
 /// every group received whole leaves the watcher holding a state the session
-/// really had at that revision (see the [module docs](crate::docs::cuts)).
+/// really had at that revision (see [`docs::rules`](crate::docs::rules)).
 #[must_use = "a watch unregisters as soon as it is dropped"]
 pub struct Watch {
     session: Arc<Session>,

@@ -32,7 +32,7 @@ pub struct WatchStats {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct WatcherInfo {
-    /// The watch's id ([`Watch::id`]).
+    /// The watch's id ([`Watch::id`](crate::Watch::id)).
     pub id: u64,
     /// Names of the watched variables; `None` for a whole-session watch.
     pub variables: Option<Vec<String>>,

@@ -5,7 +5,15 @@
 //! A `Watch` is an [`Iterator`] (blocking) and deliberately not a `Stream`
 //! itself: with both, `watch.next()` is ambiguous as soon as
 //! `futures::StreamExt` is in scope. Async code calls `recv_async().await`,
-//! or converts once with [`Watch::into_stream`].
+//! or converts once with [`Watch::into_stream`]. So the blocking `next` can
+//! never be awaited by mistake:
+//!
+//! ```compile_fail
+//! # async fn demo(mut watch: varwatch::Watch) {
+//! use futures_util::StreamExt;
+//! let e = watch.next().await; // error: `Option<WatchEvent>` is not a future
+//! # }
+//! ```
 
 use std::future::poll_fn;
 use std::pin::Pin;

@@ -22,8 +22,11 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
 
-use varwatch::{EventKind, WatchEvent};
+use varwatch::{EventKind, SessionStore, UpdateOptions, Value, VarDef, VarType, WatchEvent};
 
 /// What the writers did: for each revision, the variables it changed
 /// (`Some(version)`) or deleted (`None`), and every value ever written.
@@ -279,4 +282,160 @@ fn check_cut(
         "the watcher holds a state that never existed at revision {revision}: {}",
         ctx()
     );
+}
+
+// ----- the writers' side -------------------------------------------------------
+
+/// Writers on session `s` whose ground truth is recorded: every write goes
+/// through one lock so that the revision it got (read back while holding
+/// the lock) and its changes are recorded in the order the store applied
+/// them. Watchers are not serialised in any way.
+pub struct Workload {
+    store: SessionStore,
+    truth: Arc<Mutex<Truth>>,
+    writers: Vec<thread::JoinHandle<()>>,
+    /// Set once every writer is done.
+    pub done: Arc<AtomicBool>,
+}
+
+/// The name of the `i`th static variable.
+pub fn static_name(i: usize) -> String {
+    format!("v{i}")
+}
+
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+fn record(
+    store: &SessionStore,
+    truth: &Mutex<Truth>,
+    f: impl FnOnce(&SessionStore) -> Vec<(String, Option<u64>, Option<i64>)>,
+) {
+    let mut truth = truth.lock().unwrap();
+    let changes = f(store);
+    if !changes.is_empty() {
+        let revision = store.session("s").unwrap().revision;
+        truth.record(revision, changes);
+    }
+}
+
+impl Workload {
+    /// Registers `statics` integer variables (`v0`, `v1`, …) in session `s`
+    /// (which must exist), then starts `writers` threads of `writes` writes
+    /// each: single updates, atomic batches of 2 to 4 variables, and now and
+    /// then a registration or a deletion of a variable of their own. With
+    /// `pause_every`, each writer sleeps a millisecond every that many
+    /// writes (so that the run lasts while watchers do other things).
+    pub fn start(
+        store: &SessionStore,
+        statics: usize,
+        writers: u64,
+        writes: usize,
+        pause_every: Option<usize>,
+    ) -> Workload {
+        let truth = Arc::new(Mutex::new(Truth::default()));
+        for i in 0..statics {
+            record(store, &truth, |s| {
+                s.register("s", VarDef::new(static_name(i), VarType::Integer, 0))
+                    .unwrap();
+                vec![(static_name(i), Some(0), Some(0))]
+            });
+        }
+        let unique = Arc::new(AtomicU64::new(1));
+        let dynamic = Arc::new(AtomicU64::new(0));
+        let writers = (0..writers)
+            .map(|t| {
+                let (store, truth, unique, dynamic) =
+                    (store.clone(), truth.clone(), unique.clone(), dynamic.clone());
+                thread::spawn(move || {
+                    let mut rng = Rng(0xA076_1D64_78BD_642F ^ (t + 1));
+                    let next = || unique.fetch_add(1, Ordering::Relaxed) as i64;
+                    let mut mine: Vec<String> = Vec::new();
+                    for w in 1..=writes {
+                        if pause_every.is_some_and(|p| w % p == 0) {
+                            thread::sleep(std::time::Duration::from_millis(1));
+                        }
+                        let roll = rng.below(100);
+                        if roll < 3 && mine.len() < 3 {
+                            let n = format!("d{}", dynamic.fetch_add(1, Ordering::Relaxed));
+                            let v = next();
+                            record(&store, &truth, |s| {
+                                s.register("s", VarDef::new(n.as_str(), VarType::Integer, v))
+                                    .unwrap();
+                                vec![(n.clone(), Some(0), Some(v))]
+                            });
+                            mine.push(n);
+                        } else if roll < 5 && !mine.is_empty() {
+                            let n = mine.swap_remove(rng.below(mine.len()));
+                            record(&store, &truth, |s| {
+                                s.delete_variable("s", &n).unwrap();
+                                vec![(n.clone(), None, None)]
+                            });
+                        } else if roll < 35 {
+                            let mut pool: Vec<String> = (0..statics)
+                                .map(static_name)
+                                .chain(mine.iter().cloned())
+                                .collect();
+                            let k = (2 + rng.below(3)).min(pool.len());
+                            for j in 0..k {
+                                let r = j + rng.below(pool.len() - j);
+                                pool.swap(j, r);
+                            }
+                            let items: Vec<(String, Value)> = pool[..k]
+                                .iter()
+                                .map(|n| (n.clone(), Value::Integer(next())))
+                                .collect();
+                            record(&store, &truth, |s| {
+                                let versions = s
+                                    .update_atomic("s", items.clone(), &UpdateOptions::new())
+                                    .unwrap();
+                                items
+                                    .iter()
+                                    .zip(versions)
+                                    .map(|((n, v), ver)| (n.clone(), Some(ver), v.as_i64()))
+                                    .collect()
+                            });
+                        } else {
+                            let n = if !mine.is_empty() && rng.below(4) == 0 {
+                                mine[rng.below(mine.len())].clone()
+                            } else {
+                                static_name(rng.below(statics))
+                            };
+                            let v = next();
+                            record(&store, &truth, |s| {
+                                let ver = s.update("s", &n, v).unwrap();
+                                vec![(n.clone(), Some(ver), Some(v))]
+                            });
+                        }
+                    }
+                })
+            })
+            .collect();
+        Workload {
+            store: store.clone(),
+            truth,
+            writers,
+            done: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Waits for the writers, sets `done`, and returns what they did.
+    pub fn finish(self) -> Truth {
+        for w in self.writers {
+            w.join().unwrap();
+        }
+        self.done.store(true, Ordering::Release);
+        drop(self.store);
+        Arc::try_unwrap(self.truth)
+            .unwrap_or_else(|_| panic!("the truth is still shared"))
+            .into_inner()
+            .unwrap()
+    }
 }

@@ -54,6 +54,7 @@ impl GrpcTransport {
     /// timeout, keepalive (the heartbeat settings) and bearer token of
     /// `config`. Nothing is dialled until the first call.
     pub fn new(addr: &str, config: &RemoteConfig) -> Result<GrpcTransport> {
+        let config = &config.clone().normalized();
         let transport = |reason: String, source: Option<ErrorSource>| Error::Transport {
             addr: addr.to_string(),
             reason,

@@ -31,6 +31,7 @@ use crate::{BatchUpdate, SessionOptions, SessionStore, UpdateOptions, VarDef};
 /// [`Service`]'s own (values, items per request, heartbeats, events and bytes
 /// per message).
 #[derive(Clone, Debug)]
+#[must_use = "a service does nothing until served"]
 pub struct GrpcService {
     service: Service,
     max_message_bytes: usize,
