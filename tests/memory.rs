@@ -929,7 +929,10 @@ fn remote_watches_hold_only_states_that_existed() {
     use common::history::{self, WatchSpec};
     let store = SessionStore::new();
     store.create_session("s", SessionOptions::new()).unwrap();
-    let service = fast_service(&store).max_events_per_message(3);
+    // Heartbeats every 2 ms, so that some fall between two parts of a group.
+    let service = fast_service(&store)
+        .max_events_per_message(3)
+        .heartbeat_interval(Duration::from_millis(2));
     let transport = MemoryTransport::new(service);
     let client = RemoteStore::new(transport.clone(), fast().buffer(4)).unwrap();
     let workload = history::Workload::start(&store, 5, 2, 3_000, Some(10));

@@ -137,6 +137,27 @@ struct Follower {
 
 type Outbound = mpsc::UnboundedSender<ClientMessage>;
 
+/// The complete groups among `held` and `events`; the rest (the last group,
+/// when the message said `incomplete`) stays in `held` until its end
+/// arrives.
+fn complete_groups(held: &mut Vec<WatchEvent>, events: Vec<WatchEvent>, incomplete: bool) -> Vec<WatchEvent> {
+    if events.is_empty() {
+        // A heartbeat (or a bare sync marker) between two parts of a group
+        // says nothing about the group: keep holding it.
+        return events;
+    }
+    let mut all = std::mem::take(held);
+    all.extend(events);
+    if incomplete && let Some(label) = all.last().map(WatchEvent::revision) {
+        let keep = all
+            .iter()
+            .rposition(|e| e.revision() != label)
+            .map_or(0, |i| i + 1);
+        *held = all.split_off(keep);
+    }
+    all
+}
+
 impl Follower {
     /// Opens a stream, subscribing with the versions seen so far.
     async fn subscribe(&mut self) -> Result<(ServerMessages, Outbound)> {
@@ -172,21 +193,6 @@ impl Follower {
         // No answer in time: assume it does, and let the backoff retry.
         let answer = tokio::time::timeout(self.config.heartbeat_timeout, self.transport.call(ask)).await;
         !matches!(answer, Ok(Err(e)) if e.code() == ErrorCode::NotFound)
-    }
-
-    /// The complete groups among `held` and `events`; the rest (the last
-    /// group, when `incomplete`) is held back until its end arrives.
-    fn complete_groups(&mut self, events: Vec<WatchEvent>, incomplete: bool) -> Vec<WatchEvent> {
-        let mut all = std::mem::take(&mut self.held);
-        all.extend(events);
-        if incomplete && let Some(label) = all.last().map(WatchEvent::revision) {
-            let keep = all
-                .iter()
-                .rposition(|e| e.revision() != label)
-                .map_or(0, |i| i + 1);
-            self.held = all.split_off(keep);
-        }
-        all
     }
 
     /// Idempotent apply: `Some` if `e` is news to the user.
@@ -252,7 +258,7 @@ impl Follower {
             if !msg.events.is_empty() {
                 silence.heard();
             }
-            let events = self.complete_groups(msg.events, msg.group_incomplete);
+            let events = complete_groups(&mut self.held, msg.events, msg.group_incomplete);
             first.extend(events.into_iter().filter_map(|e| self.apply(e)));
             if let Some(sync) = msg.sync_complete {
                 self.synced_once = true;
@@ -349,7 +355,7 @@ impl Follower {
                     if msg.heartbeat.is_some() {
                         self.counters.heartbeats.fetch_add(1, Ordering::Relaxed);
                     }
-                    let mut events = self.complete_groups(msg.events, msg.group_incomplete).into_iter().peekable();
+                    let mut events = complete_groups(&mut self.held, msg.events, msg.group_incomplete).into_iter().peekable();
                     while let Some(first) = events.next() {
                         // One group at a time (the events of one revision).
                         let label = first.revision();
@@ -672,5 +678,35 @@ impl Stream for RemoteWatchStream {
     type Item = WatchEvent;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<WatchEvent>> {
         self.get_mut().0.poll_recv(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(revision: u64) -> WatchEvent {
+        WatchEvent::bare(EventKind::Changed, "var_1", "x", revision, revision)
+    }
+
+    fn revisions(events: &[WatchEvent]) -> Vec<u64> {
+        events.iter().map(WatchEvent::revision).collect()
+    }
+
+    #[test]
+    fn a_group_is_held_until_whole() {
+        let mut held = Vec::new();
+        // Two whole groups and the start of a third.
+        let out = complete_groups(&mut held, vec![at(1), at(2), at(2), at(3)], true);
+        assert_eq!((revisions(&out), revisions(&held)), (vec![1, 2, 2], vec![3]));
+        // A heartbeat in between changes nothing.
+        assert!(complete_groups(&mut held, vec![], false).is_empty());
+        assert_eq!(revisions(&held), [3]);
+        // More of the third group, still not its end.
+        assert!(complete_groups(&mut held, vec![at(3)], true).is_empty());
+        // Its end.
+        let out = complete_groups(&mut held, vec![at(3), at(4)], false);
+        assert_eq!(revisions(&out), [3, 3, 3, 4]);
+        assert!(held.is_empty());
     }
 }
