@@ -576,6 +576,33 @@ mod tests {
         assert_eq!(store.list_watchers("s").unwrap().len(), 0);
     }
 
+    /// Polling again with another task's waker releases the first one (in
+    /// the watch's signal and in the timer of a throttle).
+    #[test]
+    fn a_replaced_waker_is_released() {
+        let store = store_with_x();
+        let (a, b) = (StdArc::new(Noop), StdArc::new(Noop));
+        let (wa, wb) = (Waker::from(a.clone()), Waker::from(b.clone()));
+        let opts = WatchOptions::new()
+            .include_initial(false)
+            .throttle(Duration::from_secs(3600));
+        let mut w = store.watch("s", ["x"], opts).unwrap();
+        store.update("s", "x", 1).unwrap();
+        assert!(w.poll_recv(&mut Context::from_waker(&wa)).is_ready());
+        store.update("s", "x", 2).unwrap();
+        assert!(w.poll_recv(&mut Context::from_waker(&wa)).is_pending());
+        assert!(StdArc::strong_count(&a) > 2);
+        assert!(w.poll_recv(&mut Context::from_waker(&wb)).is_pending());
+        assert_eq!(
+            StdArc::strong_count(&a),
+            2,
+            "the first task's waker is still held"
+        );
+        assert!(StdArc::strong_count(&b) > 2);
+        drop(w);
+        assert_eq!(StdArc::strong_count(&b), 2);
+    }
+
     /// A plain watch parked on a variable: dropping it empties the
     /// variable's waiter list and the registry.
     #[test]
