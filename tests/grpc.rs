@@ -384,59 +384,94 @@ impl futures_core::Stream for Outbound {
     }
 }
 
-struct RemoteWatch {
+/// One watch stream on the wire, with its updates sorted by watch id.
+struct Wire {
     send: tokio::sync::mpsc::UnboundedSender<WatchRequest>,
     recv: tonic::Streaming<WatchResponse>,
+    updates: HashMap<u64, std::collections::VecDeque<proto::WatchUpdate>>,
+    /// Heartbeat sequences received, in order.
+    heartbeats: Vec<u64>,
+    /// Messages that carried events.
+    messages: usize,
 }
 
-async fn open_watch(
-    c: &mut VarWatchClient<Channel>,
-    sub: proto::Subscribe,
-) -> Result<RemoteWatch, tonic::Status> {
-    let (send, rx) = tokio::sync::mpsc::unbounded_channel();
-    send.send(WatchRequest {
-        kind: Some(Req::Subscribe(sub)),
-    })
-    .unwrap();
-    let recv = c.watch(Outbound(rx)).await?.into_inner();
-    Ok(RemoteWatch { send, recv })
+impl Wire {
+    async fn open(c: &mut VarWatchClient<Channel>) -> Wire {
+        let (send, rx) = tokio::sync::mpsc::unbounded_channel();
+        let recv = c.watch(Outbound(rx)).await.unwrap().into_inner();
+        Wire {
+            send,
+            recv,
+            updates: HashMap::new(),
+            heartbeats: Vec::new(),
+            messages: 0,
+        }
+    }
+
+    fn request(&self, kind: Req) {
+        self.send.send(WatchRequest { kind: Some(kind) }).unwrap();
+    }
+
+    fn create(&self, id: u64, mut c: proto::WatchCreate) {
+        c.watch_id = id;
+        self.request(Req::Create(c));
+    }
+
+    /// Reads one message from the stream.
+    async fn read(&mut self) -> Result<(), tonic::Status> {
+        let msg = tokio::time::timeout(Duration::from_secs(20), self.recv.message())
+            .await
+            .expect("a message within 20 s")?
+            .expect("the stream is open");
+        if msg.updates.iter().any(|u| !u.events.is_empty()) {
+            self.messages += 1;
+        }
+        self.heartbeats.extend(msg.heartbeat.map(|h| h.sequence));
+        for u in msg.updates {
+            self.updates.entry(u.watch_id).or_default().push_back(u);
+        }
+        Ok(())
+    }
+
+    /// The next update of watch `id`.
+    async fn next(&mut self, id: u64) -> proto::WatchUpdate {
+        loop {
+            if let Some(u) = self.updates.get_mut(&id).and_then(|q| q.pop_front()) {
+                return u;
+            }
+            self.read().await.unwrap();
+        }
+    }
 }
 
-fn sub(session: &str, vars: &[&str]) -> proto::Subscribe {
-    proto::Subscribe {
+fn create(session: &str, vars: &[&str]) -> proto::WatchCreate {
+    proto::WatchCreate {
         session: session.into(),
         variables: vars.iter().map(|v| v.to_string()).collect(),
         whole_session: vars.is_empty(),
         include_initial: true,
-        resume_versions: HashMap::new(),
-        capacity: 0,
-        session_incarnation: None,
         ..Default::default()
     }
 }
 
-/// Receives until `pred` says stop; returns the events and the number of
-/// messages they came in.
+/// Receives watch `id`'s updates until `stop` says so; returns its events,
+/// whether it synced, and its end if it ended.
 async fn collect_until(
-    w: &mut RemoteWatch,
+    w: &mut Wire,
+    id: u64,
     mut stop: impl FnMut(&[proto::WatchEvent], bool) -> bool,
-) -> (Vec<proto::WatchEvent>, usize, bool) {
+) -> (Vec<proto::WatchEvent>, bool, Option<proto::WatchEnd>) {
     let mut events = Vec::new();
-    let mut messages = 0;
     let mut synced = false;
     while !stop(&events, synced) {
-        let msg = tokio::time::timeout(Duration::from_secs(20), w.recv.message())
-            .await
-            .expect("an event within 20 s")
-            .expect("no error")
-            .expect("stream open");
-        if !msg.events.is_empty() {
-            messages += 1;
+        let u = w.next(id).await;
+        events.extend(u.events);
+        synced |= u.sync_complete.is_some();
+        if u.end.is_some() {
+            return (events, synced, u.end);
         }
-        events.extend(msg.events);
-        synced |= msg.sync_complete.is_some();
     }
-    (events, messages, synced)
+    (events, synced, None)
 }
 
 fn int_of(e: &proto::WatchEvent) -> i64 {
@@ -457,11 +492,20 @@ fn local(store: &SessionStore, session: &str, vars: &[(&str, i64)]) {
     }
 }
 
+async fn wait_registry(store: &SessionStore, session: &str, n: usize, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while store.list_watchers(session).unwrap().len() != n {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_watch_stale_read_and_order() {
     let mut s = start(GrpcService::new).await;
     local(&s.store, "s", &[("x", 1)]);
-    for _ in 0..20 {
+    let mut wire = Wire::open(&mut s.client).await;
+    for round in 0..20 {
         s.store.update("s", "x", 1).unwrap();
         let writer = {
             let store = s.store.clone();
@@ -470,8 +514,8 @@ async fn remote_watch_stale_read_and_order() {
                 store.update("s", "x", 3).unwrap();
             })
         };
-        let mut w = open_watch(&mut s.client, sub("s", &["x"])).await.unwrap();
-        let (events, _, synced) = collect_until(&mut w, |ev, synced| {
+        wire.create(round, create("s", &["x"]));
+        let (events, synced, _) = collect_until(&mut wire, round, |ev, synced| {
             synced && ev.last().is_some_and(|e| int_of(e) == 3)
         })
         .await;
@@ -483,23 +527,31 @@ async fn remote_watch_stale_read_and_order() {
             assert_eq!(pair[1].version, pair[0].version + 1);
             assert_eq!(int_of(&pair[1]), int_of(&pair[0]) + 1);
         }
+        wire.request(Req::Cancel(proto::WatchCancel { watch_id: round }));
+        let (_, _, end) = collect_until(&mut wire, round, |_, _| false).await;
+        assert_eq!(end.unwrap().code, "CANCELLED");
     }
+    // Every watch of the stream was cancelled: nothing left registered.
+    wait_registry(&s.store, "s", 0, "cancelled watches stayed registered").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_watch_batches_a_burst() {
     let mut s = start(GrpcService::new).await;
     local(&s.store, "s", &[("x", 0)]);
-    let mut w = open_watch(&mut s.client, sub("s", &["x"])).await.unwrap();
-    collect_until(&mut w, |_, synced| synced).await;
+    let mut w = Wire::open(&mut s.client).await;
+    w.create(1, create("s", &["x"]));
+    collect_until(&mut w, 1, |_, synced| synced).await;
     let store = s.store.clone();
     std::thread::spawn(move || {
         for i in 1..=10_000 {
             store.update("s", "x", i).unwrap();
         }
     });
-    let (events, messages, _) =
-        collect_until(&mut w, |ev, _| ev.last().is_some_and(|e| e.version >= 10_000)).await;
+    let before = w.messages;
+    let (events, _, _) =
+        collect_until(&mut w, 1, |ev, _| ev.last().is_some_and(|e| e.version >= 10_000)).await;
+    let messages = w.messages - before;
     // Lossless (the default capacity may resync; then a Lagged names the gap).
     let mut expect = 1;
     for e in &events {
@@ -537,15 +589,16 @@ async fn remote_watch_resumes_from_versions() {
     s.store
         .register("s", VarDef::new("z", LocalType::Integer, 9))
         .unwrap();
-    let mut resume = sub("s", &[]);
+    let mut resume = create("s", &[]);
     resume.resume_versions = [
         (ids["x"].clone(), 1),
         (ids["y"].clone(), 0),
         (ids["same"].clone(), 0),
     ]
     .into();
-    let mut w = open_watch(&mut s.client, resume).await.unwrap();
-    let (events, _, _) = collect_until(&mut w, |_, synced| synced).await;
+    let mut w = Wire::open(&mut s.client).await;
+    w.create(7, resume);
+    let (events, _, _) = collect_until(&mut w, 7, |_, synced| synced).await;
     let mut got: Vec<(String, i32, u64)> = events
         .iter()
         .map(|e| {
@@ -566,9 +619,11 @@ async fn remote_watch_resumes_from_versions() {
     ];
     want.sort();
     assert_eq!(got, want, "`same` is unchanged and must not be sent");
+    // All one cut: the same revision on every event.
+    assert!(events.iter().all(|e| e.revision == events[0].revision));
     // Then it is live.
     s.store.update("s", "same", 5).unwrap();
-    let (events, _, _) = collect_until(&mut w, |ev, _| !ev.is_empty()).await;
+    let (events, _, _) = collect_until(&mut w, 7, |ev, _| !ev.is_empty()).await;
     assert_eq!((events[0].variable_name.as_str(), events[0].version), ("same", 1));
 }
 
@@ -581,26 +636,12 @@ async fn heartbeats_are_answered_and_silent_clients_dropped() {
     })
     .await;
     local(&s.store, "s", &[("x", 0)]);
-    let mut w = open_watch(&mut s.client, sub("s", &["x"])).await.unwrap();
-    w.send
-        .send(WatchRequest {
-            kind: Some(Req::Heartbeat(proto::Heartbeat { sequence: 77 })),
-        })
-        .unwrap();
+    let mut w = Wire::open(&mut s.client).await;
+    w.create(1, create("s", &["x"]));
+    w.request(Req::Heartbeat(proto::Heartbeat { sequence: 77 }));
     // The echo, and the server's own heartbeats.
-    let mut echoed = false;
-    let mut own = 0;
-    while !(echoed && own >= 2) {
-        let msg = tokio::time::timeout(Duration::from_secs(10), w.recv.message())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        match msg.heartbeat.map(|h| h.sequence) {
-            Some(77) => echoed = true,
-            Some(_) => own += 1,
-            None => {}
-        }
+    while !(w.heartbeats.contains(&77) && w.heartbeats.iter().filter(|&&h| h != 77).count() >= 2) {
+        w.read().await.unwrap();
     }
     assert_eq!(s.store.list_watchers("s").unwrap().len(), 1);
     // Now silence: the server closes the stream and frees the watch.
@@ -616,78 +657,118 @@ async fn heartbeats_are_answered_and_silent_clients_dropped() {
     .await
     .expect("the server must drop a silent client");
     assert_eq!(end, Some(Code::DeadlineExceeded));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !s.store.list_watchers("s").unwrap().is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "registration outlived the stream"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_registry(&s.store, "s", 0, "registration outlived the stream").await;
 }
 
+/// Ten thousand watches on one stream: created, fed, every one receiving in
+/// order, updates of many watches sharing messages; then cancelled, with
+/// the server's registry empty afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thousand_remote_watches_on_one_connection() {
+async fn ten_thousand_watches_on_one_stream() {
+    const N: u64 = 10_000;
+    const WRITES: i64 = 5;
     let mut s = start(GrpcService::new).await;
     local(&s.store, "s", &[("x", 0)]);
-    let mut watches = Vec::new();
-    for _ in 0..1000 {
-        let mut w = open_watch(&mut s.client, sub("s", &["x"])).await.unwrap();
-        collect_until(&mut w, |_, synced| synced).await;
-        watches.push(w);
+    let mut w = Wire::open(&mut s.client).await;
+    for id in 0..N {
+        w.create(id, create("s", &["x"]));
     }
-    assert_eq!(s.store.list_watchers("s").unwrap().len(), 1000);
-    for i in 1..=50 {
+    let mut synced = 0;
+    while synced < N {
+        w.read().await.unwrap();
+        synced = w
+            .updates
+            .values()
+            .filter(|q| q.iter().any(|u| u.sync_complete.is_some()))
+            .count() as u64;
+    }
+    assert_eq!(s.store.list_watchers("s").unwrap().len(), N as usize);
+    for i in 1..=WRITES {
         s.store.update("s", "x", i).unwrap();
     }
-    let tasks: Vec<_> = watches
-        .into_iter()
-        .map(|mut w| {
-            tokio::spawn(async move {
-                let (events, _, _) =
-                    collect_until(&mut w, |ev, _| ev.last().is_some_and(|e| e.version == 50)).await;
-                let versions: Vec<u64> = events.iter().map(|e| e.version).collect();
-                assert_eq!(versions, (1..=50).collect::<Vec<_>>());
-                w
-            })
-        })
-        .collect();
-    let mut kept = Vec::new();
-    for t in tasks {
-        kept.push(t.await.unwrap());
+    let before = w.messages;
+    let mut got: HashMap<u64, Vec<u64>> = HashMap::new();
+    let mut done = 0;
+    while done < N {
+        w.read().await.unwrap();
+        for (id, q) in w.updates.iter_mut() {
+            for u in q.drain(..) {
+                let versions = got.entry(*id).or_default();
+                let before = versions.len();
+                versions.extend(
+                    u.events
+                        .iter()
+                        .filter(|e| e.kind == EventKind::Changed as i32)
+                        .map(|e| e.version),
+                );
+                if before < WRITES as usize && versions.len() == WRITES as usize {
+                    done += 1;
+                }
+            }
+        }
     }
-    drop(kept); // closing the streams frees the registrations
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !s.store.list_watchers("s").unwrap().is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "registrations outlived their streams"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    for (id, versions) in &got {
+        assert_eq!(versions, &(1..=WRITES as u64).collect::<Vec<_>>(), "watch {id}");
     }
+    let messages = w.messages - before;
+    assert!(
+        (messages as u64) * 10 < N * WRITES as u64,
+        "{} events came in {messages} messages: one message per event and watch",
+        N * WRITES as u64
+    );
+    for id in 0..N {
+        w.request(Req::Cancel(proto::WatchCancel { watch_id: id }));
+    }
+    wait_registry(&s.store, "s", 0, "cancelled watches stayed registered").await;
 }
 
+/// A create that fails ends alone: the stream and its other watches go on.
 #[tokio::test]
-async fn bad_watch_requests() {
+async fn bad_watch_requests_fail_alone() {
     let mut s = start(GrpcService::new).await;
     local(&s.store, "s", &[("x", 0)]);
-    let err = open_watch(&mut s.client, sub("s", &["x", "nope"]))
-        .await
-        .err()
-        .unwrap();
-    assert_eq!(err.code(), Code::NotFound);
-    let err = open_watch(&mut s.client, sub("missing", &[]))
-        .await
-        .err()
-        .unwrap();
-    assert_eq!(err.code(), Code::NotFound);
-    // First message not a Subscribe.
-    let (send, rx) = tokio::sync::mpsc::unbounded_channel();
-    send.send(WatchRequest {
-        kind: Some(Req::Heartbeat(proto::Heartbeat { sequence: 1 })),
+    let mut w = Wire::open(&mut s.client).await;
+    w.create(1, create("s", &["x", "nope"]));
+    w.create(2, create("missing", &[]));
+    w.create(3, create("s", &["x"]));
+    let (_, _, end) = collect_until(&mut w, 1, |_, _| false).await;
+    assert_eq!(end.unwrap().code, "NOT_FOUND");
+    let (_, _, end) = collect_until(&mut w, 2, |_, _| false).await;
+    assert_eq!(end.unwrap().code, "NOT_FOUND");
+    let (_, synced, end) = collect_until(&mut w, 3, |_, synced| synced).await;
+    assert!(synced && end.is_none());
+    // An id that is open already: both are over.
+    w.create(3, create("s", &["x"]));
+    let (_, _, end) = collect_until(&mut w, 3, |_, _| false).await;
+    assert_eq!(end.unwrap().code, "INVALID_ARGUMENT");
+    // The stream is still good.
+    w.create(4, create("s", &["x"]));
+    let (_, synced, _) = collect_until(&mut w, 4, |_, synced| synced).await;
+    assert!(synced);
+    wait_registry(&s.store, "s", 1, "one watch left").await;
+}
+
+/// A client that closes its sending side has finished: the server ends
+/// every watch and closes the stream.
+#[tokio::test]
+async fn half_close_ends_the_stream() {
+    let mut s = start(GrpcService::new).await;
+    local(&s.store, "s", &[("x", 0)]);
+    let mut w = Wire::open(&mut s.client).await;
+    w.create(1, create("s", &["x"]));
+    collect_until(&mut w, 1, |_, synced| synced).await;
+    let Wire { send, mut recv, .. } = w;
+    drop(send);
+    let end = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match recv.message().await {
+                Ok(Some(_)) => continue,
+                other => return other.map(|_| ()),
+            }
+        }
     })
-    .unwrap();
-    let err = s.client.watch(Outbound(rx)).await.err().unwrap();
-    assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(s.store.list_watchers("s").unwrap().is_empty());
+    .await
+    .expect("the stream must end");
+    assert!(end.is_ok(), "{end:?}");
+    wait_registry(&s.store, "s", 0, "a watch outlived its stream").await;
 }

@@ -16,7 +16,7 @@ use futures_core::Stream;
 use tokio::sync::mpsc;
 use varwatch::transport::{
     ClientMessage, MemoryTransport, RemoteConfig, RemoteStore, Request, ServerMessage, ServerStream, Service,
-    Subscribe, WatchTarget,
+    Subscribe, WatchEnd, WatchTarget,
 };
 mod common;
 use common::{store_with, wait_until};
@@ -39,13 +39,52 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-async fn next(s: &mut ServerStream) -> Option<varwatch::Result<ServerMessage>> {
+/// A server message with its updates' parts put together (these tests
+/// open one watch per raw stream).
+#[derive(Debug)]
+struct Flat {
+    events: Vec<varwatch::WatchEvent>,
+    sync_complete: Option<varwatch::transport::SyncComplete>,
+    heartbeat: Option<u64>,
+    end: Option<WatchEnd>,
+}
+
+async fn next_msg(s: &mut ServerStream) -> Option<varwatch::Result<ServerMessage>> {
     tokio::time::timeout(
         Duration::from_secs(20),
         poll_fn(|cx| Pin::new(&mut *s).poll_next(cx)),
     )
     .await
     .expect("a server message within 20 s")
+}
+
+async fn next(s: &mut ServerStream) -> Option<varwatch::Result<Flat>> {
+    let m = next_msg(s).await?;
+    Some(m.map(|m: ServerMessage| {
+        let mut flat = Flat {
+            events: Vec::new(),
+            sync_complete: None,
+            heartbeat: m.heartbeat,
+            end: None,
+        };
+        for u in m.updates {
+            flat.events.extend(u.events);
+            flat.sync_complete = flat.sync_complete.or(u.sync_complete);
+            flat.end = flat.end.or(u.end);
+        }
+        flat
+    }))
+}
+
+/// A raw watch stream on `service` with one watch (id 1) of `sub` on it.
+fn open_raw(
+    service: &Service,
+    sub: Subscribe,
+) -> varwatch::Result<(mpsc::UnboundedSender<ClientMessage>, ServerStream)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let stream = service.watch_stream(ClientSide(rx))?;
+    tx.send(ClientMessage::Create(1, sub)).unwrap();
+    Ok((tx, stream))
 }
 
 /// The client's half of a raw watch stream.
@@ -61,12 +100,8 @@ impl Stream for ClientSide {
 }
 
 fn raw_watch(service: &Service, vars: &[&str]) -> (mpsc::UnboundedSender<ClientMessage>, ServerStream) {
-    let (tx, rx) = mpsc::unbounded_channel();
     let target = WatchTarget::Variables(vars.iter().map(|v| v.to_string()).collect());
-    let stream = service
-        .watch(Subscribe::new("s", target), ClientSide(rx))
-        .unwrap();
-    (tx, stream)
+    open_raw(service, Subscribe::new("s", target)).unwrap()
 }
 
 /// While a writer keeps updating two variables, the connection is cut and
@@ -161,7 +196,12 @@ fn a_client_that_stops_reading_and_heartbeating_is_dropped() {
     let service = Service::new(store.clone()).heartbeat_timeout(Duration::from_millis(300));
     let rt = rt();
     let (_client, stream) = rt.block_on(async { raw_watch(&service, &["x"]) });
-    assert_eq!(store.list_watchers("s").unwrap().len(), 1);
+    // The stream's task registers the watch when it runs.
+    rt.block_on(async {
+        while store.list_watchers("s").unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
     // Many separate messages, far more than the server's queue holds; the
     // stream is never read.
     rt.block_on(async {
@@ -209,8 +249,8 @@ fn heartbeats_keep_a_stream_and_silence_ends_it() {
             "dropped despite heartbeats"
         );
         // Acks are recorded (and an older one changes nothing).
-        client.send(ClientMessage::Ack(5)).unwrap();
-        client.send(ClientMessage::Ack(3)).unwrap();
+        client.send(ClientMessage::Ack(1, 5)).unwrap();
+        client.send(ClientMessage::Ack(1, 3)).unwrap();
         client.send(ClientMessage::Heartbeat(7)).unwrap();
         next(&mut stream).await.unwrap().unwrap();
         assert_eq!(store.list_watchers("s").unwrap()[0].acked_revision, Some(5));
@@ -249,8 +289,9 @@ fn bursts_are_batched_within_the_byte_budget() {
             }
             sizes.push(m.events.len());
         }
-        // 400-byte values, 1000-byte budget: at most three per message.
-        assert_eq!(sizes, [3, 3, 3, 1]);
+        // 400-byte values, 1000-byte budget: at most two per message (the
+        // budget is strict; a single event larger than it goes alone).
+        assert_eq!(sizes, [2, 2, 2, 2, 2]);
     });
 }
 
@@ -294,12 +335,15 @@ fn limits_refuse_and_change_nothing() {
     for v in ["a", "b", "c", "text"] {
         assert_eq!(store.get("s", v).unwrap().version(), 0);
     }
-    let (_tx, rx) = mpsc::unbounded_channel();
     let target = WatchTarget::Variables(vec!["a".into(), "b".into(), "c".into()]);
-    let err = rt()
-        .block_on(async { service.watch(Subscribe::new("s", target), ClientSide(rx)) })
-        .unwrap_err();
-    assert_eq!(err.code(), ErrorCode::ResourceExhausted);
+    rt().block_on(async {
+        let (_tx, mut stream) = open_raw(&service, Subscribe::new("s", target)).unwrap();
+        let m = next(&mut stream).await.unwrap().unwrap();
+        let Some(WatchEnd::Failed(err)) = m.end else {
+            panic!("the watch must fail alone")
+        };
+        assert_eq!(err.code(), ErrorCode::ResourceExhausted);
+    });
     assert!(store.list_watchers("s").unwrap().is_empty());
 }
 
@@ -318,10 +362,14 @@ fn calls_fail_while_cut_and_work_again_after() {
         remote.update("s", "x", 1).unwrap_err().code(),
         ErrorCode::Unavailable
     );
+    // A new subscription needs the server; an identical one shares the
+    // watch already on the wire and starts from the client's state.
     assert_eq!(
-        remote.watch("s", ["x"], WatchOptions::new()).unwrap_err().code(),
+        remote.watch_session("s", WatchOptions::new()).unwrap_err().code(),
         ErrorCode::Unavailable
     );
+    let twin = remote.watch("s", ["x"], WatchOptions::new()).unwrap();
+    drop(twin);
     store.update("s", "x", 2).unwrap(); // written while the watch is cut off
     transport.set_reachable(true);
     let e = w
@@ -418,10 +466,9 @@ fn a_small_capacity_resyncs_with_an_exact_lag_marker() {
     let store = store_with(&["x"]);
     let service = Service::new(store.clone());
     rt().block_on(async {
-        let (_tx, rx) = mpsc::unbounded_channel();
         let mut sub = Subscribe::new("s", WatchTarget::Variables(vec!["x".into()]));
         sub.capacity = 2;
-        let mut stream = service.watch(sub, ClientSide(rx)).unwrap();
+        let (_tx, mut stream) = open_raw(&service, sub).unwrap();
         next(&mut stream).await.unwrap().unwrap(); // the snapshot
         for i in 1..=10 {
             store.update("s", "x", i).unwrap(); // before the server's task runs
@@ -578,10 +625,7 @@ fn a_large_snapshot_comes_in_parts() {
     let store = store_with(&["a", "b", "c", "d", "e"]);
     let service = Service::new(store).max_events_per_message(2);
     rt().block_on(async {
-        let (_tx, rx) = mpsc::unbounded_channel();
-        let mut stream = service
-            .watch(Subscribe::new("s", WatchTarget::Session), ClientSide(rx))
-            .unwrap();
+        let (_tx, mut stream) = open_raw(&service, Subscribe::new("s", WatchTarget::Session)).unwrap();
         let mut parts = Vec::new();
         loop {
             let m = next(&mut stream).await.unwrap().unwrap();
@@ -634,18 +678,12 @@ fn a_closed_service_refuses_new_watches() {
     let store = store_with(&["x"]);
     let service = Service::new(store);
     rt().block_on(async {
-        let (_tx, rx) = mpsc::unbounded_channel();
-        let mut open = service
-            .watch(Subscribe::new("s", WatchTarget::Session), ClientSide(rx))
-            .unwrap();
+        let (_tx, mut open) = open_raw(&service, Subscribe::new("s", WatchTarget::Session)).unwrap();
         next(&mut open).await.unwrap().unwrap();
         service.close_watches();
         let end = next(&mut open).await.unwrap().unwrap_err();
         assert_eq!(end.code(), ErrorCode::Unavailable);
-        let (_tx, rx) = mpsc::unbounded_channel();
-        let err = service
-            .watch(Subscribe::new("s", WatchTarget::Session), ClientSide(rx))
-            .unwrap_err();
+        let err = open_raw(&service, Subscribe::new("s", WatchTarget::Session)).unwrap_err();
         assert_eq!(err.code(), ErrorCode::Unavailable);
     });
 }
@@ -668,20 +706,18 @@ fn hostile_subscriptions_are_answered_without_panicking() {
             (vec![(id.clone(), 0), ("".to_string(), 0)], Some(u64::MAX)),
             (vec![("bogus".to_string(), 3)], Some(0)),
         ] {
-            let (tx, rx) = mpsc::unbounded_channel();
             let mut sub = Subscribe::new("s", WatchTarget::Variables(vec![id.clone(), "bogus".into()]));
             sub.resume = resume.into_iter().collect();
             sub.session_incarnation = incarnation;
             sub.capacity = usize::MAX;
-            match service.watch(sub, ClientSide(rx)) {
-                Ok(mut stream) => {
-                    let m = next(&mut stream).await.unwrap().unwrap();
-                    assert!(m.sync_complete.is_some());
-                    drop(tx);
-                    while next(&mut stream).await.is_some() {}
-                }
-                Err(e) => assert_eq!(e.code(), ErrorCode::NotFound, "{e}"),
+            let (tx, mut stream) = open_raw(&service, sub).unwrap();
+            let m = next(&mut stream).await.unwrap().unwrap();
+            match m.end {
+                Some(WatchEnd::Failed(e)) => assert_eq!(e.code(), ErrorCode::NotFound, "{e}"),
+                _ => assert!(m.sync_complete.is_some()),
             }
+            drop(tx);
+            while next(&mut stream).await.is_some() {}
         }
     });
     wait_until("every hostile stream's registration to go", || {
@@ -885,36 +921,49 @@ fn closing_the_service_ends_a_stream_stuck_on_a_slow_client() {
     });
 }
 
-/// The service caps open watch streams over all connections, and a stream's
-/// slot is freed when it ends.
+/// The service caps open watches over all streams, a watch over the cap
+/// fails alone (its stream goes on), and a watch's slot is freed when it
+/// ends.
 #[test]
 fn open_watches_are_capped_and_freed() {
     let store = store_with(&["x"]);
     let service = Service::new(store).max_watches(2);
     rt().block_on(async {
-        let open = || {
-            let (tx, rx) = mpsc::unbounded_channel();
-            service
-                .watch(Subscribe::new("s", WatchTarget::Session), ClientSide(rx))
-                .map(|s| (tx, s))
-        };
-        let first = open().unwrap();
-        let _second = open().unwrap();
-        let err = open().unwrap_err();
+        let sub = || Subscribe::new("s", WatchTarget::Session);
+        let (tx, mut stream) = open_raw(&service, sub()).unwrap();
+        tx.send(ClientMessage::Create(2, sub())).unwrap();
+        tx.send(ClientMessage::Create(3, sub())).unwrap();
+        // id -> synced, or the error it failed with
+        let mut outcome: HashMap<u64, Result<(), varwatch::Error>> = HashMap::new();
+        while outcome.len() < 3 {
+            for u in next_msg(&mut stream).await.unwrap().unwrap().updates {
+                if u.sync_complete.is_some() {
+                    outcome.insert(u.id, Ok(()));
+                }
+                if let Some(WatchEnd::Failed(e)) = u.end {
+                    outcome.insert(u.id, Err(e));
+                }
+            }
+        }
+        assert!(outcome[&1].is_ok() && outcome[&2].is_ok());
+        let err = outcome[&3].as_ref().unwrap_err();
         assert_eq!(err.code(), ErrorCode::ResourceExhausted);
         assert_eq!(
             err.to_string(),
-            "open watch streams: 3 is over the server's limit of 2"
+            "open watches on the server: 3 is over the server's limit of 2"
         );
-        // The client leaves: its stream ends and its slot comes back.
-        let (tx, mut stream) = first;
-        drop(tx);
-        while next(&mut stream).await.is_some() {}
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while open().is_err() {
-            assert!(Instant::now() < deadline, "the slot was not freed");
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        // A watch ends: its slot comes back, on this stream or another.
+        tx.send(ClientMessage::Cancel(1)).unwrap();
+        let mut cancelled = false;
+        while !cancelled {
+            for u in next_msg(&mut stream).await.unwrap().unwrap().updates {
+                cancelled |= u.id == 1 && u.end == Some(WatchEnd::Cancelled);
+            }
         }
+        let (_tx2, mut other) = open_raw(&service, sub()).unwrap();
+        let m = next(&mut other).await.unwrap().unwrap();
+        assert!(m.sync_complete.is_some() && m.end.is_none());
+        assert_eq!(service.open_watches(), 2);
     });
 }
 

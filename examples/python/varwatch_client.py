@@ -149,18 +149,20 @@ class Client:
 
 
 class Watch:
-    """A remote watch as a blocking iterator of Events. `synced` becomes True
-    once the initial states have all arrived."""
+    """A remote watch as a blocking iterator of Events, on a watch stream of
+    its own (watch id 1). `synced` becomes True once the initial states have
+    all arrived."""
 
     def __init__(self, stub, session, variables, include_initial, heartbeat_s, metadata=None):
         self._outbox: "queue.Queue[Optional[pb.WatchRequest]]" = queue.Queue()
-        sub = pb.Subscribe(
+        create = pb.WatchCreate(
+            watch_id=1,
             session=session,
             variables=variables or [],
             whole_session=not variables,
             include_initial=include_initial,
         )
-        self._outbox.put(pb.WatchRequest(subscribe=sub))
+        self._outbox.put(pb.WatchRequest(create=create))
         self._heartbeat_s = heartbeat_s
         self._call = stub.Watch(self._requests(), metadata=metadata)
         self._pending: List[Event] = []
@@ -181,12 +183,18 @@ class Watch:
     def __iter__(self):
         return self
 
+    def _read(self) -> None:
+        resp = next(self._call)  # raises StopIteration at the end
+        for u in resp.updates:
+            if u.HasField("end") and u.end.code != "OK":
+                raise RuntimeError(f"watch ended: {u.end.code}: {u.end.message}")
+            self._pending.extend(event_of(e) for e in u.events)
+            if u.HasField("sync_complete"):
+                self.synced = True
+
     def __next__(self) -> Event:
         while not self._pending:
-            resp = next(self._call)  # raises StopIteration at the end
-            self._pending.extend(event_of(e) for e in resp.events)
-            if resp.HasField("sync_complete"):
-                self.synced = True
+            self._read()
         return self._pending.pop(0)
 
     def wait_synced(self) -> List[Event]:
@@ -196,10 +204,7 @@ class Watch:
             if self._pending:
                 events.append(self._pending.pop(0))
                 continue
-            resp = next(self._call)
-            self._pending.extend(event_of(e) for e in resp.events)
-            if resp.HasField("sync_complete"):
-                self.synced = True
+            self._read()
         return events
 
     def close(self) -> None:
@@ -213,11 +218,12 @@ async def watch_async(addr: str, session: str, variables: List[str], count: int,
     md = [("authorization", f"Bearer {token}")] if token else None
     async with grpc.aio.insecure_channel(addr) as channel:
         call = rpc.VarWatchStub(channel).Watch(metadata=md)
-        await call.write(pb.WatchRequest(subscribe=pb.Subscribe(
-            session=session, variables=variables, include_initial=True)))
+        await call.write(pb.WatchRequest(create=pb.WatchCreate(
+            watch_id=1, session=session, variables=variables, include_initial=True)))
         events: List[Event] = []
         async for resp in call:
-            events.extend(event_of(e) for e in resp.events)
+            for u in resp.updates:
+                events.extend(event_of(e) for e in u.events)
             if len(events) >= count:
                 break
         call.cancel()

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use tokio::sync::watch;
 
-use super::protocol::{Request, Response, ServerMessage, Subscribe};
+use super::protocol::{Request, Response, ServerMessage};
 use super::service::{ServerStream, Service};
 use super::transport_trait::{BoxFuture, ClientMessages, ServerMessages, Transport};
 use crate::{Error, Result};
@@ -94,10 +94,8 @@ impl Transport for MemoryTransport {
         Box::pin(std::future::ready(result))
     }
 
-    fn watch(&self, subscribe: Subscribe, outbound: ClientMessages) -> BoxFuture<Result<ServerMessages>> {
-        let opened = self
-            .check()
-            .and_then(|()| self.service.watch(subscribe, outbound));
+    fn watch_stream(&self, outbound: ClientMessages) -> BoxFuture<Result<ServerMessages>> {
+        let opened = self.check().and_then(|()| self.service.watch_stream(outbound));
         let mut rx = self.state.subscribe();
         let cuts_before = rx.borrow().1;
         let result = opened.map(|inner| -> ServerMessages {

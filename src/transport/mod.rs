@@ -34,28 +34,51 @@
 // docs.rs, see Cargo.toml).
 #![cfg_attr(not(feature = "grpc"), allow(rustdoc::broken_intra_doc_links))]
 
+#[cfg(feature = "transport")]
+mod client;
+#[cfg(feature = "transport")]
+mod config;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 #[cfg(feature = "transport")]
+mod limits;
+#[cfg(feature = "transport")]
 mod memory;
 #[cfg(feature = "transport")]
+mod mux;
+#[cfg(feature = "transport")]
 mod protocol;
+#[cfg(feature = "transport")]
+mod ready;
 #[cfg(feature = "transport")]
 mod remote;
 #[cfg(feature = "transport")]
 mod remote_watch;
 #[cfg(feature = "transport")]
+mod server_stream;
+#[cfg(feature = "transport")]
 mod server_watch;
 #[cfg(feature = "transport")]
 mod service;
+#[cfg(feature = "transport")]
+mod silence;
 mod store_api;
+#[cfg(feature = "transport")]
+mod upstream;
 
+#[cfg(feature = "transport")]
+pub use config::{MAX_BUFFER, MAX_DURATION, RemoteConfig};
+#[cfg(feature = "transport")]
+pub(crate) use limits::value_bytes;
 #[cfg(feature = "transport")]
 pub use memory::MemoryTransport;
 #[cfg(feature = "transport")]
-pub use protocol::{ClientMessage, Request, Response, ServerMessage, Subscribe, SyncComplete, WatchTarget};
+pub use protocol::{
+    ClientMessage, Request, Response, ServerMessage, Subscribe, SyncComplete, WatchEnd, WatchId, WatchTarget,
+    WatchUpdate,
+};
 #[cfg(feature = "transport")]
-pub use remote::{AsyncRemoteStore, MAX_BUFFER, MAX_DURATION, RemoteConfig, RemoteStore};
+pub use remote::{AsyncRemoteStore, RemoteStore};
 #[cfg(feature = "transport")]
 pub use remote_watch::{RemoteWatch, RemoteWatchStats, RemoteWatchStream};
 #[cfg(feature = "transport")]
@@ -74,20 +97,21 @@ mod transport_trait {
     use futures_core::Stream;
     use tokio::sync::mpsc;
 
-    use super::protocol::{ClientMessage, Request, Response, ServerMessage, Subscribe};
+    use super::protocol::{ClientMessage, Request, Response, ServerMessage};
     use crate::Result;
 
     /// A boxed, sendable future (what [`Transport`] methods return).
     pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
-    /// The server's side of one watch stream, as a client's transport
-    /// delivers it. An `Err` item or the end of the stream means the stream
-    /// is over (the [`RemoteWatch`](super::RemoteWatch) then reconnects).
+    /// The server's side of a connection's watch stream, as a client's
+    /// transport delivers it. An `Err` item or the end of the stream means
+    /// the stream is over (the client then reconnects and resumes every
+    /// watch).
     pub type ServerMessages = Pin<Box<dyn Stream<Item = Result<ServerMessage>> + Send + 'static>>;
 
-    /// The client's side of one watch stream after its [`Subscribe`]:
-    /// heartbeats and acks, in order. It ends when the watch is dropped or
-    /// the stream is abandoned; the transport then closes its side.
+    /// The client's side of a connection's watch stream: creates, cancels,
+    /// acks and heartbeats, in order. It ends when the client has no watch
+    /// left or abandons the stream; the transport then closes its side.
     #[derive(Debug)]
     pub struct ClientMessages(pub(crate) mpsc::UnboundedReceiver<ClientMessage>);
 
@@ -99,7 +123,8 @@ mod transport_trait {
     }
 
     /// How a remote client reaches a [`Service`](super::Service): one call
-    /// per request, one bidirectional stream per watch.
+    /// per request, and one bidirectional stream that carries every watch
+    /// of the connection.
     ///
     /// Implementations move messages and report failures; they never
     /// interpret requests, retry, or reorder. Errors the service returned
@@ -112,9 +137,10 @@ mod transport_trait {
         /// Sends one request and returns the service's answer.
         fn call(&self, request: Request) -> BoxFuture<Result<Response>>;
 
-        /// Opens a watch stream: sends `subscribe`, then forwards `outbound`
-        /// until it ends, and returns the server's messages. Resolves once
-        /// the service has accepted or refused the subscription.
-        fn watch(&self, subscribe: Subscribe, outbound: ClientMessages) -> BoxFuture<Result<ServerMessages>>;
+        /// Opens the connection's watch stream: forwards `outbound` until it
+        /// ends, and returns the server's messages. Resolves once the service
+        /// has accepted or refused the stream (not each watch: a watch that
+        /// fails ends on its own, with a [`WatchUpdate`](super::WatchUpdate)).
+        fn watch_stream(&self, outbound: ClientMessages) -> BoxFuture<Result<ServerMessages>>;
     }
 }

@@ -1,7 +1,8 @@
 //! The protocol-neutral messages between a remote client and a
 //! [`Service`](super::Service): one [`Request`] variant per store operation,
-//! one [`Response`] variant per kind of answer, and the messages of a watch
-//! stream ([`Subscribe`], [`ClientMessage`], [`ServerMessage`]).
+//! one [`Response`] variant per kind of answer, and the messages of the
+//! watch stream that carries every watch of a connection
+//! ([`ClientMessage`], [`ServerMessage`] with [`WatchUpdate`]s).
 //!
 //! A [`Transport`](super::Transport) moves these; it does not interpret them.
 //! The gRPC transport maps each one onto a message of
@@ -142,7 +143,7 @@ pub enum WatchTarget {
     Session,
 }
 
-/// The first message of a watch stream.
+/// What a watch follows and how: the content of [`ClientMessage::Create`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Subscribe {
@@ -192,37 +193,85 @@ impl Subscribe {
     }
 }
 
-/// A message from the client on an open watch stream (after [`Subscribe`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A watch's id on a watch stream: chosen by the client, unique among the
+/// stream's open watches.
+pub type WatchId = u64;
+
+/// A message from the client on the watch stream (one stream carries every
+/// watch of a connection; see the `.proto` for the stream's whole life).
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ClientMessage {
+    /// Open a watch: register it with its snapshot (or resume) and stream
+    /// its changes as [`WatchUpdate`]s with this id.
+    Create(WatchId, Subscribe),
+    /// End a watch (its last update says `Cancelled`).
+    Cancel(WatchId),
+    /// The user has taken everything of this watch up to this session
+    /// revision (idempotent; shown as the watch's acked revision in
+    /// [`list_watchers`](crate::SessionStore::list_watchers)).
+    Ack(WatchId, u64),
     /// "I am alive"; the server echoes it.
     Heartbeat(u64),
-    /// The user has taken everything up to this session revision
-    /// (idempotent; shown as the watch's acked revision in
-    /// [`list_watchers`](crate::SessionStore::list_watchers)).
-    Ack(u64),
 }
 
-/// A message from the server on a watch stream. Any combination of the
-/// parts may be present.
+/// A message from the server on the watch stream: updates of any number of
+/// watches, and maybe a heartbeat.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct ServerMessage {
-    /// Events, oldest first. Several per message under load. The events of
-    /// one revision (a group: an atomic batch, a resync, a snapshot) come
-    /// together; a message ends inside a group only when the group is too
-    /// large for one message, and then says so with `group_incomplete`.
-    pub events: Vec<WatchEvent>,
-    /// The last group of `events` continues in the next message: a client
-    /// holds it back until it is complete (and drops it if the stream
-    /// breaks first), so that its user never holds half a group.
-    pub group_incomplete: bool,
-    /// Set on the message that ends the snapshot (or resume). Changes
-    /// follow.
-    pub sync_complete: Option<SyncComplete>,
+    /// Updates, each watch's in order.
+    pub updates: Vec<WatchUpdate>,
     /// A heartbeat's sequence number (the server's own, or an echo).
     pub heartbeat: Option<u64>,
+}
+
+/// Part of one watch's output.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WatchUpdate {
+    /// The watch.
+    pub id: WatchId,
+    /// Events, oldest first. The events of one revision (a group: an atomic
+    /// batch, a resync, a snapshot) come together; an update ends inside a
+    /// group only when the group is too large for one message, and then
+    /// says so with `group_incomplete`.
+    pub events: Vec<WatchEvent>,
+    /// The last group of `events` continues in a later update of this
+    /// watch: a client holds it back until it is complete (and drops it if
+    /// the stream breaks first), so that its user never holds half a group.
+    pub group_incomplete: bool,
+    /// Set on the update that ends the snapshot (or resume). Changes follow.
+    pub sync_complete: Option<SyncComplete>,
+    /// Set on the watch's last update.
+    pub end: Option<WatchEnd>,
+}
+
+impl WatchUpdate {
+    /// An update of `id` with nothing in it yet.
+    pub fn new(id: WatchId) -> WatchUpdate {
+        WatchUpdate {
+            id,
+            events: Vec::new(),
+            group_incomplete: false,
+            sync_complete: None,
+            end: None,
+        }
+    }
+}
+
+/// Why a watch ended.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum WatchEnd {
+    /// Its last event was delivered (`SessionClosed`, or the `Deleted` of
+    /// its last variable).
+    Done,
+    /// The client cancelled it.
+    Cancelled,
+    /// It could not be created or could not go on: the error says why (its
+    /// [`code`](crate::Error::code) says whether to retry).
+    Failed(crate::Error),
 }
 
 /// The end of a watch stream's snapshot (or resume).
@@ -234,4 +283,14 @@ pub struct SyncComplete {
     /// Which incarnation of the session this is (send it back in
     /// [`Subscribe::session_incarnation`] when resuming).
     pub session_incarnation: u64,
+}
+
+impl SyncComplete {
+    /// The end of a snapshot taken at `revision` of that incarnation.
+    pub fn new(revision: u64, session_incarnation: u64) -> SyncComplete {
+        SyncComplete {
+            revision,
+            session_incarnation,
+        }
+    }
 }

@@ -8,145 +8,20 @@
 //! between them for free.
 
 use std::sync::Arc;
-use std::time::Duration;
 
+use tokio::sync::oneshot;
+
+use super::client::Inner;
+use super::config::RemoteConfig;
+use super::mux::Command;
 use super::protocol::{Request, Response, Subscribe, WatchTarget};
 use super::remote_watch::RemoteWatch;
 use super::transport_trait::Transport;
+use super::upstream::{DownConfig, Overflow};
 use crate::{
-    BatchUpdate, Error, ErrorCode, GetMany, Result, SessionInfo, SessionOptions, UpdateOptions, Value,
-    VarDef, Variable, WatchOptions,
+    BatchUpdate, Error, ErrorCode, GetMany, OverflowPolicy, Result, SessionInfo, SessionOptions,
+    UpdateOptions, Value, VarDef, Variable, WatchOptions,
 };
-
-/// Settings of a remote client and its watches.
-///
-/// Every duration and size is kept in a range that works when a client is
-/// made ([`RemoteStore::new`]): durations between 1 ms and
-/// [`MAX_DURATION`] (a day for the heartbeat interval), `buffer` between 1
-/// and [`MAX_BUFFER`], `backoff_max` at least `backoff_initial`. So no
-/// setting can make a watch spin, overflow a deadline or allocate without
-/// bound.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-#[must_use = "a configuration does nothing until passed to a client"]
-pub struct RemoteConfig {
-    /// Time allowed to establish a connection (network transports).
-    pub connect_timeout: Duration,
-    /// How often a watch sends a heartbeat.
-    pub heartbeat_interval: Duration,
-    /// Silence after which a watch treats its connection as dead.
-    pub heartbeat_timeout: Duration,
-    /// First reconnection delay (doubled per failure, with jitter).
-    pub backoff_initial: Duration,
-    /// Longest reconnection delay.
-    pub backoff_max: Duration,
-    /// Consecutive failed reconnections after which a watch ends with
-    /// [`EventKind::Disconnected`](crate::EventKind::Disconnected); `None`
-    /// retries forever.
-    pub max_failures: Option<u32>,
-    /// Events buffered per watch between the connection and the user.
-    pub buffer: usize,
-    /// Sent as `authorization: Bearer <token>` on every call (network
-    /// transports).
-    pub token: Option<String>,
-}
-
-impl Default for RemoteConfig {
-    fn default() -> Self {
-        RemoteConfig {
-            connect_timeout: Duration::from_secs(3),
-            heartbeat_interval: Duration::from_secs(5),
-            heartbeat_timeout: Duration::from_secs(15),
-            backoff_initial: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(30),
-            max_failures: None,
-            buffer: 1024,
-            token: None,
-        }
-    }
-}
-
-/// The longest duration a [`RemoteConfig`] keeps (a year); longer ones
-/// are shortened to it.
-pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
-
-/// The most events a remote watch buffers for its user.
-pub const MAX_BUFFER: usize = 1 << 20;
-
-impl RemoteConfig {
-    /// The defaults: heartbeats every 5 s, 15 s timeout, backoff 100 ms
-    /// doubling to 30 s, retry forever.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The configuration with every field in its working range (see the
-    /// type's docs).
-    pub(crate) fn normalized(mut self) -> Self {
-        let ms = Duration::from_millis(1);
-        let clamp = |d: Duration| d.clamp(ms, MAX_DURATION);
-        self.connect_timeout = clamp(self.connect_timeout);
-        self.heartbeat_interval = self.heartbeat_interval.clamp(ms, Duration::from_secs(24 * 3600));
-        self.heartbeat_timeout = clamp(self.heartbeat_timeout);
-        self.backoff_initial = clamp(self.backoff_initial);
-        self.backoff_max = clamp(self.backoff_max).max(self.backoff_initial);
-        self.buffer = self.buffer.clamp(1, MAX_BUFFER);
-        self
-    }
-    /// Sets the heartbeat interval (at least 1 ms) and timeout.
-    pub fn heartbeats(mut self, interval: Duration, timeout: Duration) -> Self {
-        self.heartbeat_interval = interval.max(Duration::from_millis(1));
-        self.heartbeat_timeout = timeout;
-        self
-    }
-    /// Sets the reconnection backoff.
-    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.backoff_initial = initial;
-        self.backoff_max = max.max(initial);
-        self
-    }
-    /// Sets the bearer token.
-    pub fn token(mut self, token: impl Into<String>) -> Self {
-        self.token = Some(token.into());
-        self
-    }
-    /// Sets how many events a watch buffers for its user (at least 1).
-    pub fn buffer(mut self, n: usize) -> Self {
-        self.buffer = n.max(1);
-        self
-    }
-    /// Gives up after `n` consecutive failed reconnections.
-    pub fn max_failures(mut self, n: u32) -> Self {
-        self.max_failures = Some(n);
-        self
-    }
-}
-
-/// What a client's views share.
-pub(crate) struct Inner {
-    /// Drives the transport and the watches. `Option` only so that `Drop`
-    /// can shut it down without blocking (dropping the last handle inside
-    /// an async task must not panic).
-    rt: Option<tokio::runtime::Runtime>,
-    pub(crate) transport: Arc<dyn Transport>,
-    pub(crate) config: RemoteConfig,
-}
-
-impl Inner {
-    pub(crate) fn rt(&self) -> &tokio::runtime::Runtime {
-        self.rt
-            .as_ref()
-            .expect("the runtime lives until Inner is dropped")
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_background();
-        }
-    }
-}
 
 /// A client of a remote store, with blocking methods named like
 /// [`SessionStore`](crate::SessionStore)'s.
@@ -219,11 +94,7 @@ impl RemoteStore {
                 source: Some(crate::ErrorSource::new(e)),
             })?;
         Ok(RemoteStore {
-            inner: Arc::new(Inner {
-                rt: Some(rt),
-                transport: Arc::new(transport),
-                config,
-            }),
+            inner: Arc::new(Inner::new(rt, Arc::new(transport), config)),
         })
     }
 
@@ -235,19 +106,27 @@ impl RemoteStore {
     }
 
     fn request(&self, request: Request) -> Result<Response> {
-        self.inner.rt().block_on(self.inner.transport.call(request))
+        self.inner.rt().block_on(self.inner.call(request))
     }
 
     /// Watches variables of a remote session; see
-    /// [`SessionStore::watch`](crate::SessionStore::watch). The first
-    /// subscription is made before this returns, so unknown sessions or
-    /// variables are reported here.
+    /// [`SessionStore::watch`](crate::SessionStore::watch). The subscription
+    /// is made before this returns (its snapshot is here), so unknown
+    /// sessions or variables are reported here.
     ///
-    /// Every [`WatchOptions`] setting works as it does locally: the
-    /// capacity, coalescing and throttling apply to the server-side watch;
-    /// the filter and `OverflowPolicy::Close` run on this side (a resync or
-    /// a resume that skipped versions delivers its `Lagged` markers and
-    /// ends the watch).
+    /// Every watch of a client travels on one stream of its connection, and
+    /// identical subscriptions (same session, variables and server-side
+    /// options) share one watch on the wire: a watch identical to one the
+    /// client already follows starts from the client's copy of its state
+    /// (one cut, as of the last group received) without a round trip, even
+    /// while the connection is down; any other is refused with
+    /// `Unavailable` while the server cannot be reached. Every [`WatchOptions`] setting
+    /// works as it does locally: the capacity, coalescing and throttling
+    /// apply to the server-side watch; the filter and the overflow policy
+    /// run on this side, where each watch has a buffer of
+    /// [`RemoteConfig::buffer`] events (a watch whose user falls further
+    /// behind resyncs, or with `OverflowPolicy::Close` delivers its `Lagged`
+    /// markers and ends, without holding up anything else).
     pub fn watch<S: AsRef<str>>(
         &self,
         session: &str,
@@ -257,7 +136,7 @@ impl RemoteStore {
         let sub = subscription(session, Some(names(idents)), &opts);
         self.inner
             .rt()
-            .block_on(RemoteWatch::open(self.inner.clone(), sub, opts))
+            .block_on(open_watch(self.inner.clone(), sub, opts))
     }
 
     /// Watches a whole remote session; see
@@ -266,7 +145,7 @@ impl RemoteStore {
         let sub = subscription(session, None, &opts);
         self.inner
             .rt()
-            .block_on(RemoteWatch::open(self.inner.clone(), sub, opts))
+            .block_on(open_watch(self.inner.clone(), sub, opts))
     }
 }
 
@@ -279,7 +158,8 @@ impl AsyncRemoteStore {
     }
 
     async fn request(&self, request: Request) -> Result<Response> {
-        let call = self.inner.transport.call(request);
+        let inner = self.inner.clone();
+        let call = async move { inner.call(request).await };
         self.inner.rt().spawn(call).await.map_err(cancelled)?
     }
 
@@ -291,14 +171,14 @@ impl AsyncRemoteStore {
         opts: WatchOptions,
     ) -> Result<RemoteWatch> {
         let sub = subscription(session, Some(names(idents)), &opts);
-        let open = RemoteWatch::open(self.inner.clone(), sub, opts);
+        let open = open_watch(self.inner.clone(), sub, opts);
         self.inner.rt().spawn(open).await.map_err(cancelled)?
     }
 
     /// Watches a whole remote session (see [`RemoteStore::watch_session`]).
     pub async fn watch_session(&self, session: &str, opts: WatchOptions) -> Result<RemoteWatch> {
         let sub = subscription(session, None, &opts);
-        let open = RemoteWatch::open(self.inner.clone(), sub, opts);
+        let open = open_watch(self.inner.clone(), sub, opts);
         self.inner.rt().spawn(open).await.map_err(cancelled)?
     }
 }
@@ -317,6 +197,35 @@ fn names<S: AsRef<str>>(idents: impl IntoIterator<Item = S>) -> Vec<String> {
 
 fn batch<U: Into<BatchUpdate>>(updates: impl IntoIterator<Item = U>) -> Vec<BatchUpdate> {
     updates.into_iter().map(Into::into).collect()
+}
+
+/// Opens a watch on the client's watch stream: attached to an identical
+/// subscription's upstream, or to a new one once it has its snapshot.
+async fn open_watch(inner: Arc<Inner>, sub: Subscribe, opts: WatchOptions) -> Result<RemoteWatch> {
+    opts.check()?;
+    let (commands, counters) = inner.mux();
+    let overflow = if opts.reads_cuts() {
+        Overflow::Coalesce
+    } else if opts.overflow == OverflowPolicy::Close {
+        Overflow::Close
+    } else {
+        Overflow::Resync
+    };
+    let down = DownConfig {
+        capacity: inner.config.buffer,
+        overflow,
+        include_initial: opts.include_initial,
+    };
+    let (reply, answer) = oneshot::channel();
+    let gone = || Error::Remote {
+        code: ErrorCode::Unavailable,
+        message: "the client's connection task has stopped".into(),
+    };
+    commands
+        .send(Command::Watch { sub, down, reply })
+        .map_err(|_| gone())?;
+    let attached = answer.await.map_err(|_| gone())??;
+    Ok(RemoteWatch::new(attached, commands, counters, opts.filter, inner))
 }
 
 /// The subscription for `opts`: these variables, or (`None`) the session.

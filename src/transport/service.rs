@@ -16,29 +16,21 @@ use std::time::Duration;
 use futures_core::Stream;
 use tokio::sync::mpsc;
 
-use super::protocol::{ClientMessage, Request, Response, ServerMessage, Subscribe};
-use super::server_watch;
+use super::limits::{Limits, value_bytes};
+use super::protocol::{ClientMessage, Request, Response, ServerMessage};
+use super::server_stream::{self, StreamContext};
 use crate::{Error, Result, SessionStore, Value};
-
-/// Limits and timings of a [`Service`].
-#[derive(Clone, Debug)]
-pub(crate) struct Limits {
-    pub(crate) max_value_bytes: usize,
-    pub(crate) max_items: usize,
-    pub(crate) heartbeat_interval: Duration,
-    pub(crate) heartbeat_timeout: Duration,
-    pub(crate) max_events_per_message: usize,
-    pub(crate) max_message_value_bytes: usize,
-}
 
 /// A [`SessionStore`] served to remote clients: the protocol-neutral server
 /// side that every [`Transport`](super::Transport) shares.
 ///
 /// Limits (all configurable): values up to 4 MiB, at most 10 000 items per
-/// batch, multi-get or watch, 100 000 watch streams open at once. Remote watches: heartbeats every 5 s, a client
-/// silent for 15 s is dropped, at most 256 events and about 4 MiB of values
-/// per message. Requests over a limit fail with
-/// [`Error::LimitExceeded`] and change nothing.
+/// batch, multi-get, watch or resume, 100 000 watches open at once on the
+/// whole service and 100 000 on one stream. Watch streams: heartbeats every
+/// 5 s, a client silent for 15 s is dropped, at most 256 events and about
+/// 4 MiB of values per message. Requests over a limit fail with
+/// [`Error::LimitExceeded`] and change nothing; a watch over a limit fails
+/// alone (its stream goes on).
 ///
 /// Cloning is cheap; clones serve the same store and share
 /// [`close_watches`](Service::close_watches).
@@ -50,18 +42,9 @@ pub struct Service {
     /// Set by `close_watches`: every open watch stream ends.
     closing: tokio::sync::watch::Receiver<bool>,
     close: Arc<tokio::sync::watch::Sender<bool>>,
-    /// Open watch streams, across every connection and clone.
+    /// Open watches, across every stream and clone.
     open_watches: Arc<AtomicUsize>,
     max_watches: usize,
-}
-
-/// Counts one open watch stream for as long as it lives.
-struct OpenWatch(Arc<AtomicUsize>);
-
-impl Drop for OpenWatch {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 impl Service {
@@ -70,14 +53,7 @@ impl Service {
         let (close, closing) = tokio::sync::watch::channel(false);
         Service {
             store,
-            limits: Limits {
-                max_value_bytes: 4 << 20,
-                max_items: 10_000,
-                heartbeat_interval: Duration::from_secs(5),
-                heartbeat_timeout: Duration::from_secs(15),
-                max_events_per_message: 256,
-                max_message_value_bytes: 4 << 20,
-            },
+            limits: Limits::default(),
             closing,
             close: Arc::new(close),
             open_watches: Arc::default(),
@@ -85,11 +61,24 @@ impl Service {
         }
     }
 
-    /// Most watch streams open at once, over every connection (default
-    /// 100 000); past it, new ones fail with [`Error::LimitExceeded`].
+    /// Most watches open at once, over every stream (default 100 000);
+    /// past it, a new watch fails with [`Error::LimitExceeded`]
+    /// (RESOURCE_EXHAUSTED), alone.
     pub fn max_watches(mut self, n: usize) -> Self {
         self.max_watches = n;
         self
+    }
+
+    /// Most watches open at once on one stream, that is one connection
+    /// (default 100 000).
+    pub fn max_watches_per_stream(mut self, n: usize) -> Self {
+        self.limits.max_watches_per_stream = n;
+        self
+    }
+
+    /// Watches open now, over every stream.
+    pub fn open_watches(&self) -> usize {
+        self.open_watches.load(Ordering::Relaxed)
     }
 
     /// The store served.
@@ -258,17 +247,16 @@ impl Service {
         })
     }
 
-    /// Opens a watch stream: registers the watch atomically with its
-    /// snapshot (or resume), and returns the server's messages: the snapshot
-    /// ending in `sync_complete`, then changes in batches, heartbeats, and
-    /// echoes of the client's heartbeats. `inbound` is the client's side
-    /// after its [`Subscribe`]; its end (or a silence longer than the
-    /// heartbeat timeout) ends the stream and frees the registration.
-    ///
-    /// Errors (unknown session, unknown variables, limits) are returned
-    /// before anything is registered. Must be called inside a tokio runtime:
-    /// the stream is driven by a task of its own.
-    pub fn watch<I>(&self, subscribe: Subscribe, inbound: I) -> Result<ServerStream>
+    /// Runs a connection's watch stream: `inbound` is what the client sends
+    /// (creates, cancels, acks, heartbeats); the returned stream is what the
+    /// server sends (updates of every watch, heartbeats). Each watch is
+    /// registered atomically with its snapshot (or resume); a watch that
+    /// cannot be created fails alone, with its own end. The stream ends when
+    /// `inbound` ends (the client has finished), when the client falls
+    /// silent past the heartbeat timeout (its last item is then that
+    /// error), or when the service closes. Must be called inside a tokio
+    /// runtime: the stream is driven by a task of its own.
+    pub fn watch_stream<I>(&self, inbound: I) -> Result<ServerStream>
     where
         I: Stream<Item = ClientMessage> + Send + Unpin + 'static,
     {
@@ -278,35 +266,23 @@ impl Service {
                 message: "the server is shutting down".into(),
             });
         }
-        if let super::WatchTarget::Variables(v) = &subscribe.target {
-            self.check_items("variables in one watch", v.len())?;
-        }
-        self.check_items("versions in one resume", subscribe.resume.len())?;
-        // Count first, so that concurrent subscriptions cannot overshoot.
-        let open = self.open_watches.fetch_add(1, Ordering::Relaxed);
-        let slot = OpenWatch(self.open_watches.clone());
-        if open >= self.max_watches {
-            return Err(Error::LimitExceeded {
-                what: "open watch streams".into(),
-                limit: self.max_watches,
-                actual: open + 1,
-            });
-        }
-        let opened = server_watch::open(&self.store, subscribe)?;
+        let ctx = StreamContext {
+            store: self.store.clone(),
+            limits: self.limits.clone(),
+            open_watches: self.open_watches.clone(),
+            max_watches: self.max_watches,
+        };
         let (tx, rx) = mpsc::channel(16);
-        let run = server_watch::run(opened, inbound, tx, self.limits.clone(), self.closed());
-        tokio::spawn(async move {
-            run.await;
-            drop(slot);
-        });
+        tokio::spawn(server_stream::run(ctx, inbound, tx, self.closed()));
         Ok(ServerStream(rx))
     }
 }
 
-/// The server's messages on one watch stream (see [`Service::watch`]). It
-/// ends when the watch is over, or when the server ends the stream (the
-/// client silent past the timeout, the service closing), in which case its
-/// last item is the reason as an error, if there was room to queue it.
+/// The server's messages on one watch stream (see
+/// [`Service::watch_stream`]). It ends when the client has finished, or when
+/// the server ends the stream (the client silent past the timeout, the
+/// service closing), in which case its last item is the reason as an error,
+/// if there was room to queue it.
 #[derive(Debug)]
 pub struct ServerStream(mpsc::Receiver<Result<ServerMessage>>);
 
@@ -314,15 +290,5 @@ impl Stream for ServerStream {
     type Item = Result<ServerMessage>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.0.poll_recv(cx)
-    }
-}
-
-/// Bytes of a value's contents, as they travel (4-byte floats on the wire).
-pub(crate) fn value_bytes(v: &Value) -> usize {
-    match v {
-        Value::Float(_) | Value::Integer(_) | Value::Boolean(_) => 8,
-        Value::String(s) | Value::Choice(s) | Value::Module(s) => s.len(),
-        Value::Embedding(e) => e.len() * 4,
-        Value::Tensor(t) => t.data().len() * 4 + t.shape().len() * 8,
     }
 }

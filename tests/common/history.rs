@@ -251,14 +251,22 @@ fn check_value(e: &WatchEvent, truth: &Truth, ctx: &dyn Fn() -> String) {
         .values
         .get(&(e.variable_name().to_string(), e.version()))
         .copied();
-    assert_eq!(
-        got,
-        want,
-        "value of `{}` at version {} is not what was written: {}",
-        e.variable_name(),
-        e.version(),
-        ctx()
-    );
+    if got != want {
+        let near: Vec<(u64, i64)> = (e.version().saturating_sub(3)..=e.version() + 3)
+            .filter_map(|v| {
+                truth
+                    .values
+                    .get(&(e.variable_name().to_string(), v))
+                    .map(|x| (v, *x))
+            })
+            .collect();
+        panic!(
+            "value of `{}` at version {} is {got:?}, not what was written ({want:?}; written near it: {near:?}): {}",
+            e.variable_name(),
+            e.version(),
+            ctx()
+        );
+    }
 }
 
 fn check_cut(

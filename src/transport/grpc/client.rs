@@ -16,14 +16,14 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::auth::BearerToken;
 use super::convert::{
-    EventDecoder, code_from_name, constraints_to, error_from, session_from, value_to, var_type_to,
-    variable_from,
+    EventDecoder, code_from_name, constraints_to, error_from, request_to, response_from, session_from,
+    value_to, var_type_to, variable_from,
 };
 use super::proto::var_watch_client::VarWatchClient;
-use super::proto::{self, item_result, watch_request};
+use super::proto::{self, item_result};
 use crate::transport::{
-    BoxFuture, ClientMessage, ClientMessages, RemoteConfig, RemoteStore, Request, Response, ServerMessage,
-    ServerMessages, Subscribe, SyncComplete, Transport, WatchTarget,
+    BoxFuture, ClientMessages, RemoteConfig, RemoteStore, Request, Response, ServerMessage, ServerMessages,
+    Transport,
 };
 use crate::{Error, ErrorCode, ErrorSource, GetMany, Result, SessionOptions, UpdateOptions};
 
@@ -268,35 +268,12 @@ impl Transport for GrpcTransport {
         Box::pin(async move { call(this.client(), request).await.map_err(error_from) })
     }
 
-    fn watch(&self, subscribe: Subscribe, outbound: ClientMessages) -> BoxFuture<Result<ServerMessages>> {
+    fn watch_stream(&self, outbound: ClientMessages) -> BoxFuture<Result<ServerMessages>> {
         let this = self.clone();
         Box::pin(async move {
-            let (variables, whole_session) = match subscribe.target {
-                WatchTarget::Variables(v) => (v, false),
-                WatchTarget::Session => (Vec::new(), true),
-            };
-            let sub = proto::Subscribe {
-                session: subscribe.session,
-                variables,
-                whole_session,
-                include_initial: subscribe.include_initial,
-                resume_versions: subscribe.resume,
-                capacity: u32::try_from(subscribe.capacity).unwrap_or(u32::MAX),
-                session_incarnation: subscribe.session_incarnation,
-                coalesce: subscribe.coalesce,
-                throttle_ms: subscribe
-                    .throttle
-                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)),
-            };
-            let requests = Requests {
-                first: Some(proto::WatchRequest {
-                    kind: Some(watch_request::Kind::Subscribe(sub)),
-                }),
-                rest: outbound,
-            };
             let inbound = this
                 .client()
-                .watch(requests)
+                .watch(Requests(outbound))
                 .await
                 .map_err(error_from)?
                 .into_inner();
@@ -308,36 +285,17 @@ impl Transport for GrpcTransport {
     }
 }
 
-/// The client's side of a watch stream on the wire: the subscription, then
-/// heartbeats and acks.
-struct Requests {
-    first: Option<proto::WatchRequest>,
-    rest: ClientMessages,
-}
+/// The client's side of the watch stream on the wire.
+struct Requests(ClientMessages);
 
 impl Stream for Requests {
     type Item = proto::WatchRequest;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<proto::WatchRequest>> {
-        if let Some(first) = self.first.take() {
-            return Poll::Ready(Some(first));
-        }
-        Pin::new(&mut self.rest).poll_next(cx).map(|m| {
-            m.map(|m| proto::WatchRequest {
-                kind: Some(match m {
-                    ClientMessage::Heartbeat(sequence) => {
-                        watch_request::Kind::Heartbeat(proto::Heartbeat { sequence })
-                    }
-                    ClientMessage::Ack(revision) => watch_request::Kind::Ack(proto::Ack {
-                        versions: Default::default(),
-                        revision,
-                    }),
-                }),
-            })
-        })
+        Pin::new(&mut self.0).poll_next(cx).map(|m| m.map(request_to))
     }
 }
 
-/// The server's side of a watch stream, decoded.
+/// The server's side of the watch stream, decoded.
 struct Responses {
     inner: tonic::Streaming<proto::WatchResponse>,
     decoder: EventDecoder,
@@ -347,23 +305,8 @@ impl Stream for Responses {
     type Item = Result<ServerMessage>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        Pin::new(&mut this.inner).poll_next(cx).map(|m| {
-            m.map(|m| {
-                let m = m.map_err(error_from)?;
-                Ok(ServerMessage {
-                    group_incomplete: m.group_incomplete,
-                    events: m
-                        .events
-                        .into_iter()
-                        .filter_map(|e| this.decoder.decode(e))
-                        .collect(),
-                    sync_complete: m.sync_complete.map(|s| SyncComplete {
-                        revision: s.revision,
-                        session_incarnation: s.session_incarnation,
-                    }),
-                    heartbeat: m.heartbeat.map(|h| h.sequence),
-                })
-            })
-        })
+        Pin::new(&mut this.inner)
+            .poll_next(cx)
+            .map(|m| m.map(|m| Ok(response_from(m.map_err(error_from)?, &mut this.decoder))))
     }
 }

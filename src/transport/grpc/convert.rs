@@ -10,6 +10,9 @@ use tonic::{Code, Status};
 
 use super::proto;
 use crate::record::{Record, RecordKind, VarMeta};
+use crate::transport::{
+    ClientMessage, ServerMessage, Subscribe, SyncComplete, WatchEnd, WatchTarget, WatchUpdate,
+};
 use crate::{
     Constraints, Error, ErrorCode, EventKind, SessionInfo, Tensor, Value, VarType, Variable, WatchEvent,
 };
@@ -426,6 +429,136 @@ impl EventDecoder {
             timestamp: when(e.timestamp),
         };
         Some(WatchEvent::from_parts(kind, Arc::new(record), e.skipped))
+    }
+}
+
+// ----- the watch stream ---------------------------------------------------
+
+/// A client's request as it travels.
+pub(crate) fn request_to(m: ClientMessage) -> proto::WatchRequest {
+    use proto::watch_request::Kind;
+    let kind = match m {
+        ClientMessage::Create(watch_id, sub) => {
+            let (variables, whole_session) = match sub.target {
+                WatchTarget::Variables(v) => (v, false),
+                _ => (Vec::new(), true),
+            };
+            Kind::Create(proto::WatchCreate {
+                watch_id,
+                session: sub.session,
+                variables,
+                whole_session,
+                include_initial: sub.include_initial,
+                resume_versions: sub.resume,
+                session_incarnation: sub.session_incarnation,
+                capacity: u32::try_from(sub.capacity).unwrap_or(u32::MAX),
+                coalesce: sub.coalesce,
+                throttle_ms: sub
+                    .throttle
+                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)),
+            })
+        }
+        ClientMessage::Cancel(watch_id) => Kind::Cancel(proto::WatchCancel { watch_id }),
+        ClientMessage::Ack(watch_id, revision) => Kind::Ack(proto::WatchAck { watch_id, revision }),
+        ClientMessage::Heartbeat(sequence) => Kind::Heartbeat(proto::Heartbeat { sequence }),
+    };
+    proto::WatchRequest { kind: Some(kind) }
+}
+
+/// A client's request as the service takes it; `None` for a kind this
+/// server does not know (a newer client's), which is skipped.
+pub(crate) fn request_from(m: proto::WatchRequest) -> Option<ClientMessage> {
+    use proto::watch_request::Kind;
+    Some(match m.kind? {
+        Kind::Create(c) => {
+            let target = if c.whole_session {
+                WatchTarget::Session
+            } else {
+                WatchTarget::Variables(c.variables)
+            };
+            let mut sub = Subscribe::new(c.session, target);
+            sub.include_initial = c.include_initial;
+            sub.resume = c.resume_versions;
+            sub.capacity = c.capacity as usize;
+            sub.session_incarnation = c.session_incarnation;
+            sub.coalesce = c.coalesce;
+            sub.throttle = c.throttle_ms.filter(|&ms| ms > 0).map(Duration::from_millis);
+            ClientMessage::Create(c.watch_id, sub)
+        }
+        Kind::Cancel(c) => ClientMessage::Cancel(c.watch_id),
+        Kind::Ack(a) => ClientMessage::Ack(a.watch_id, a.revision),
+        Kind::Heartbeat(h) => ClientMessage::Heartbeat(h.sequence),
+    })
+}
+
+fn end_to(end: &WatchEnd) -> proto::WatchEnd {
+    let (code, message) = match end {
+        WatchEnd::Done => ("OK", String::new()),
+        WatchEnd::Cancelled => ("CANCELLED", String::new()),
+        WatchEnd::Failed(e) => (
+            code_name(e.code()),
+            match e {
+                Error::Remote { message, .. } => message.clone(),
+                other => other.to_string(),
+            },
+        ),
+    };
+    proto::WatchEnd {
+        code: code.into(),
+        message,
+    }
+}
+
+fn end_from(e: proto::WatchEnd) -> WatchEnd {
+    match e.code.as_str() {
+        "OK" => WatchEnd::Done,
+        "CANCELLED" => WatchEnd::Cancelled,
+        name => WatchEnd::Failed(Error::Remote {
+            code: code_from_name(name),
+            message: e.message,
+        }),
+    }
+}
+
+/// The server's message as it travels.
+pub(crate) fn response_to(m: &ServerMessage) -> proto::WatchResponse {
+    proto::WatchResponse {
+        updates: m
+            .updates
+            .iter()
+            .map(|u| proto::WatchUpdate {
+                watch_id: u.id,
+                events: u.events.iter().map(event_to).collect(),
+                group_incomplete: u.group_incomplete,
+                sync_complete: u.sync_complete.map(|s| proto::SyncComplete {
+                    revision: s.revision,
+                    session_incarnation: s.session_incarnation,
+                }),
+                end: u.end.as_ref().map(end_to),
+            })
+            .collect(),
+        heartbeat: m.heartbeat.map(|sequence| proto::Heartbeat { sequence }),
+    }
+}
+
+/// The server's message as the client takes it.
+pub(crate) fn response_from(m: proto::WatchResponse, decoder: &mut EventDecoder) -> ServerMessage {
+    ServerMessage {
+        heartbeat: m.heartbeat.map(|h| h.sequence),
+        updates: m
+            .updates
+            .into_iter()
+            .map(|u| {
+                let mut update = WatchUpdate::new(u.watch_id);
+                update.events = u.events.into_iter().filter_map(|e| decoder.decode(e)).collect();
+                update.group_incomplete = u.group_incomplete;
+                update.sync_complete = u
+                    .sync_complete
+                    .map(|s| SyncComplete::new(s.revision, s.session_incarnation));
+                update.end = u.end.map(end_from);
+                update
+            })
+            .collect(),
     }
 }
 

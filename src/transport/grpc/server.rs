@@ -14,12 +14,12 @@ use tonic::{Request as Request_, Response as Response_, Status, Streaming};
 
 use super::auth::BearerCheck;
 use super::convert::{
-    code_name, constraints_from, event_to, metadata_from, session_to, status, value_from, var_type_from,
-    variable_to,
+    code_name, constraints_from, metadata_from, request_from, response_to, session_to, status, value_from,
+    var_type_from, variable_to,
 };
 use super::proto::var_watch_server::{VarWatch, VarWatchServer};
-use super::proto::{self, item_result, watch_request};
-use crate::transport::{ClientMessage, Request, Response, ServerStream, Service, Subscribe, WatchTarget};
+use super::proto::{self, item_result};
+use crate::transport::{ClientMessage, Request, Response, ServerStream, Service};
 use crate::{BatchUpdate, SessionOptions, SessionStore, UpdateOptions, VarDef};
 
 /// Serves a [`SessionStore`] over gRPC: the transport-neutral [`Service`]
@@ -190,8 +190,8 @@ impl GrpcService {
     }
 }
 
-/// The client's messages after its `Subscribe`. Ends when the client closes
-/// its side or the connection breaks; messages of unknown kinds are skipped.
+/// The client's requests on the watch stream. Ends when the client closes
+/// its side or the connection breaks; requests of unknown kinds are skipped.
 struct Inbound(Streaming<proto::WatchRequest>);
 
 impl Stream for Inbound {
@@ -199,14 +199,9 @@ impl Stream for Inbound {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ClientMessage>> {
         loop {
             match Pin::new(&mut self.0).poll_next(cx) {
-                Poll::Ready(Some(Ok(m))) => match m.kind {
-                    Some(watch_request::Kind::Heartbeat(h)) => {
-                        return Poll::Ready(Some(ClientMessage::Heartbeat(h.sequence)));
-                    }
-                    Some(watch_request::Kind::Ack(a)) => {
-                        return Poll::Ready(Some(ClientMessage::Ack(a.revision)));
-                    }
-                    _ => continue,
+                Poll::Ready(Some(Ok(m))) => match request_from(m) {
+                    Some(m) => return Poll::Ready(Some(m)),
+                    None => continue,
                 },
                 Poll::Ready(_) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,
@@ -215,7 +210,7 @@ impl Stream for Inbound {
     }
 }
 
-/// The server's side of one remote watch, as handed to tonic.
+/// The server's side of a connection's watch stream, as handed to tonic.
 pub struct ResponseStream(ServerStream);
 
 impl std::fmt::Debug for ResponseStream {
@@ -227,37 +222,10 @@ impl std::fmt::Debug for ResponseStream {
 impl Stream for ResponseStream {
     type Item = Result<proto::WatchResponse, Status>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Pin::new(&mut self.0).poll_next(cx).map(|m| {
-            m.map(|m| {
-                m.map(|m| proto::WatchResponse {
-                    group_incomplete: m.group_incomplete,
-                    events: m.events.iter().map(event_to).collect(),
-                    sync_complete: m.sync_complete.map(|s| proto::SyncComplete {
-                        revision: s.revision,
-                        session_incarnation: s.session_incarnation,
-                    }),
-                    heartbeat: m.heartbeat.map(|sequence| proto::Heartbeat { sequence }),
-                })
-                .map_err(status)
-            })
-        })
+        Pin::new(&mut self.0)
+            .poll_next(cx)
+            .map(|m| m.map(|m| m.map(|m| response_to(&m)).map_err(status)))
     }
-}
-
-fn subscribe_from(s: proto::Subscribe) -> Subscribe {
-    let target = if s.whole_session {
-        WatchTarget::Session
-    } else {
-        WatchTarget::Variables(s.variables)
-    };
-    let mut sub = Subscribe::new(s.session, target);
-    sub.include_initial = s.include_initial;
-    sub.resume = s.resume_versions;
-    sub.capacity = s.capacity as usize;
-    sub.session_incarnation = s.session_incarnation;
-    sub.coalesce = s.coalesce;
-    sub.throttle = s.throttle_ms.filter(|&ms| ms > 0).map(Duration::from_millis);
-    sub
 }
 
 #[tonic::async_trait]
@@ -268,20 +236,8 @@ impl VarWatch for GrpcService {
         &self,
         req: Request_<Streaming<proto::WatchRequest>>,
     ) -> Result<Response_<ResponseStream>, Status> {
-        let timeout = self.service.limits().heartbeat_timeout;
-        let mut inbound = req.into_inner();
-        let first = tokio::time::timeout(timeout, inbound.message())
-            .await
-            .map_err(|_| Status::deadline_exceeded("no Subscribe message before the heartbeat timeout"))??;
-        let sub = match first.and_then(|m| m.kind) {
-            Some(watch_request::Kind::Subscribe(s)) => subscribe_from(s),
-            _ => {
-                return Err(Status::invalid_argument(
-                    "the first message of a watch must be a Subscribe",
-                ));
-            }
-        };
-        let stream = self.service.watch(sub, Inbound(inbound)).map_err(status)?;
+        let inbound = Inbound(req.into_inner());
+        let stream = self.service.watch_stream(inbound).map_err(status)?;
         Ok(Response_::new(ResponseStream(stream)))
     }
 

@@ -1,0 +1,410 @@
+//! The server side of a connection's watch stream, for every transport: one
+//! task per stream owns every watch created on it.
+//!
+//! The task selects over: the client's requests (create, cancel, ack,
+//! heartbeat; any request moves the silence deadline), the watches that
+//! were woken ([`ReadySet`]: a stream with ten thousand watches polls only
+//! those), its heartbeat tick, and the service closing. What the watches
+//! produce is packed into messages — several watches' updates per message,
+//! within a count and a byte budget — and a group cut by the budget is
+//! marked `group_incomplete`.
+//!
+//! Flow: the outgoing queue is bounded. While it is full the task keeps
+//! reading the client (heartbeats and acks are handled, creates and cancels
+//! wait their turn), so a slow reader is not taken for a silent one; its
+//! watches fall behind and resync, and no writer ever waits. A client silent
+//! past the timeout is dropped even while the task waits for room. When the
+//! task ends, for whatever reason, every watch it holds is dropped, and
+//! their registrations with them.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::{Future, poll_fn};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+use tokio::sync::mpsc;
+use tokio::time::interval;
+
+use super::limits::Limits;
+use super::protocol::{ClientMessage, ServerMessage, Subscribe, WatchEnd, WatchId, WatchUpdate};
+use super::ready::{ReadySet, Wakers};
+use super::server_watch::{self, Opened};
+use super::silence::Silence;
+use super::value_bytes;
+use crate::{Error, ErrorCode, EventKind, Result, SessionStore, Watch, WatchEvent};
+
+/// Requests held back while the outgoing queue is full, at most.
+const MAX_DEFERRED: usize = 1024;
+
+/// What a stream task needs from its service.
+pub(crate) struct StreamContext {
+    pub(crate) store: SessionStore,
+    pub(crate) limits: Limits,
+    /// Open watches across every stream of the service, and the cap.
+    pub(crate) open_watches: Arc<AtomicUsize>,
+    pub(crate) max_watches: usize,
+}
+
+/// Counts one open watch for as long as it lives.
+struct OpenWatch(Arc<AtomicUsize>);
+
+impl Drop for OpenWatch {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A watch served on this stream.
+struct Served {
+    watch: Watch,
+    _slot: OpenWatch,
+}
+
+/// Messages being assembled: full ones wait in `ready`, `current` fills up.
+struct Outbox {
+    ready: VecDeque<ServerMessage>,
+    current: ServerMessage,
+    events: usize,
+    bytes: usize,
+    max_events: usize,
+    max_bytes: usize,
+}
+
+impl Outbox {
+    fn new(limits: &Limits) -> Outbox {
+        Outbox {
+            ready: VecDeque::new(),
+            current: ServerMessage::default(),
+            events: 0,
+            bytes: 0,
+            max_events: limits.max_events_per_message,
+            max_bytes: limits.max_message_value_bytes,
+        }
+    }
+
+    /// The update of `id` at the end of the current message (a new one if
+    /// the last is another watch's).
+    fn update(&mut self, id: WatchId) -> &mut WatchUpdate {
+        if self.current.updates.last().is_none_or(|u| u.id != id) {
+            self.current.updates.push(WatchUpdate::new(id));
+        }
+        self.current.updates.last_mut().expect("just pushed")
+    }
+
+    /// Whether the current message has no room for an event of `n` bytes.
+    fn full(&self, n: usize) -> bool {
+        self.events > 0 && (self.events >= self.max_events || self.bytes + n > self.max_bytes)
+    }
+
+    /// Adds an event of watch `id` (the caller has sealed a full message).
+    fn push(&mut self, id: WatchId, e: WatchEvent, n: usize) {
+        self.events += 1;
+        self.bytes += n;
+        self.update(id).events.push(e);
+    }
+
+    fn end(&mut self, id: WatchId, end: WatchEnd) {
+        self.update(id).end = Some(end);
+    }
+
+    fn seal(&mut self) {
+        if !self.current.updates.is_empty() || self.current.heartbeat.is_some() {
+            self.ready.push_back(std::mem::take(&mut self.current));
+        }
+        self.events = 0;
+        self.bytes = 0;
+    }
+}
+
+/// Whether `next` belongs to the group of `last` (so that a message
+/// boundary between them would split it).
+fn same_group(last: &WatchEvent, next: &WatchEvent) -> bool {
+    last.revision() == next.revision()
+        && last.kind() != EventKind::SessionClosed
+        && next.kind() != EventKind::SessionClosed
+}
+
+/// A stream's state while it runs.
+struct Conn {
+    ctx: StreamContext,
+    watches: HashMap<WatchId, Served>,
+    ready: Arc<ReadySet>,
+    wakers: Wakers,
+    out: Outbox,
+    beat: u64,
+}
+
+impl Conn {
+    /// Handles a create, a cancel or an ack.
+    fn request(&mut self, msg: ClientMessage) {
+        match msg {
+            ClientMessage::Create(id, sub) => self.create(id, sub),
+            ClientMessage::Cancel(id) => {
+                if self.remove(id) {
+                    self.out.end(id, WatchEnd::Cancelled);
+                }
+            }
+            ClientMessage::Ack(id, revision) => {
+                if let Some(s) = self.watches.get(&id) {
+                    s.watch.acknowledge(revision);
+                }
+            }
+            ClientMessage::Heartbeat(h) => self.out.current.heartbeat = Some(h),
+        }
+    }
+
+    fn remove(&mut self, id: WatchId) -> bool {
+        self.wakers.remove(id);
+        self.watches.remove(&id).is_some()
+    }
+
+    fn create(&mut self, id: WatchId, sub: Subscribe) {
+        if self.remove(id) {
+            // A client bug: the id is open. Both are over.
+            let e = Error::InvalidOption(format!("watch id {id} is already open on this stream"));
+            self.out.end(id, WatchEnd::Failed(e));
+            return;
+        }
+        let opened = self.open(sub);
+        let (slot, opened) = match opened {
+            Ok(x) => x,
+            Err(e) => {
+                self.out.end(id, WatchEnd::Failed(e));
+                return;
+            }
+        };
+        for e in opened.snapshot {
+            self.event(id, e);
+        }
+        self.out.update(id).sync_complete = Some(opened.sync);
+        match opened.watch {
+            Some(watch) => {
+                // Polled on the next turn (a new waker starts in the set),
+                // which arms it.
+                self.ready.waker(&mut self.wakers, id);
+                self.watches.insert(id, Served { watch, _slot: slot });
+            }
+            None => self.out.end(id, WatchEnd::Done), // all it watched is gone
+        }
+    }
+
+    /// Checks the limits, then opens the watch (see `server_watch::open`).
+    fn open(&self, sub: Subscribe) -> Result<(OpenWatch, Opened)> {
+        let limits = &self.ctx.limits;
+        if self.watches.len() >= limits.max_watches_per_stream {
+            return Err(Error::LimitExceeded {
+                what: "watches on one stream".into(),
+                limit: limits.max_watches_per_stream,
+                actual: self.watches.len() + 1,
+            });
+        }
+        let items = match &sub.target {
+            super::WatchTarget::Variables(v) => v.len(),
+            _ => 0,
+        };
+        for (what, n) in [
+            ("variables in one watch", items),
+            ("versions in one resume", sub.resume.len()),
+        ] {
+            if n > limits.max_items {
+                return Err(Error::LimitExceeded {
+                    what: what.into(),
+                    limit: limits.max_items,
+                    actual: n,
+                });
+            }
+        }
+        // Count first, so that concurrent creates cannot overshoot.
+        let open = self.ctx.open_watches.fetch_add(1, Ordering::Relaxed);
+        let slot = OpenWatch(self.ctx.open_watches.clone());
+        if open >= self.ctx.max_watches {
+            return Err(Error::LimitExceeded {
+                what: "open watches on the server".into(),
+                limit: self.ctx.max_watches,
+                actual: open + 1,
+            });
+        }
+        Ok((slot, server_watch::open(&self.ctx.store, sub)?))
+    }
+
+    /// Polls the watches that were woken, each for at most one message's
+    /// worth of events per turn.
+    fn poll_watches(&mut self, ids: &[WatchId]) {
+        let budget = self.ctx.limits.max_events_per_message.max(1);
+        for &id in ids {
+            let Some(waker) = self.wakers.take_for_poll(id).cloned() else {
+                continue;
+            };
+            let mut cx = Context::from_waker(&waker);
+            let mut ended = false;
+            let mut taken = 0;
+            while let Some(served) = self.watches.get_mut(&id) {
+                if taken == budget {
+                    self.wakers.requeue(id);
+                    break;
+                }
+                match served.watch.poll_recv(&mut cx) {
+                    Poll::Ready(Some(e)) => {
+                        taken += 1;
+                        self.event(id, e);
+                    }
+                    Poll::Ready(None) => {
+                        ended = true;
+                        break;
+                    }
+                    Poll::Pending => break,
+                }
+            }
+            if ended {
+                self.remove(id);
+                self.out.end(id, WatchEnd::Done);
+            }
+        }
+    }
+
+    /// Adds an event of watch `id`, sealing the current message first if
+    /// it is full.
+    fn event(&mut self, id: WatchId, e: WatchEvent) {
+        let n = e.value().map_or(0, value_bytes);
+        if self.out.full(n) {
+            self.seal(Some((id, &e)));
+        }
+        self.out.push(id, e, n);
+    }
+
+    /// Seals the current message. Each watch's update in it says whether
+    /// its last group goes on: for the watch whose event `next` is in hand,
+    /// whether that event continues it; for the others, whether the next
+    /// event they have queued does.
+    fn seal(&mut self, next: Option<(WatchId, &WatchEvent)>) {
+        for u in &mut self.out.current.updates {
+            let Some(last) = u.events.last() else { continue };
+            let goes_on = match next {
+                Some((id, e)) if id == u.id => same_group(last, e),
+                _ => self
+                    .watches
+                    .get(&u.id)
+                    .is_some_and(|served| served.watch.group_continues(last)),
+            };
+            u.group_incomplete |= goes_on;
+        }
+        self.out.seal();
+    }
+}
+
+/// Runs one watch stream until the client leaves, falls silent, the service
+/// closes or the receiving side is dropped. Returns when everything it held
+/// is released.
+pub(crate) async fn run<I>(
+    ctx: StreamContext,
+    mut inbound: I,
+    tx: mpsc::Sender<Result<ServerMessage>>,
+    closing: impl Future<Output = ()> + Send,
+) where
+    I: Stream<Item = ClientMessage> + Send + Unpin,
+{
+    let limits = ctx.limits.clone();
+    let mut conn = Conn {
+        out: Outbox::new(&limits),
+        ctx,
+        watches: HashMap::new(),
+        ready: Arc::new(ReadySet::default()),
+        wakers: Wakers::default(),
+        beat: 0,
+    };
+    let mut silence = Silence::new(limits.heartbeat_timeout);
+    let mut tick = interval(limits.heartbeat_interval);
+    // After a long blocked send, one heartbeat, not a burst of them.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.reset();
+    let mut closing = std::pin::pin!(closing);
+    let mut deferred: VecDeque<ClientMessage> = VecDeque::new();
+    let mut ids = Vec::new();
+    let silent = || Error::Remote {
+        code: ErrorCode::DeadlineExceeded,
+        message: format!(
+            "no message from the client for {:?}; closing the stream",
+            limits.heartbeat_timeout
+        ),
+    };
+    let shutting_down = || Error::Remote {
+        code: ErrorCode::Unavailable,
+        message: "the server is shutting down".into(),
+    };
+    loop {
+        // 1. Send what is assembled, waiting for room if need be.
+        conn.seal(None);
+        while let Some(msg) = conn.out.ready.pop_front() {
+            let permit = match tx.try_reserve() {
+                Ok(p) => p,
+                Err(mpsc::error::TrySendError::Closed(())) => return,
+                Err(mpsc::error::TrySendError::Full(())) => loop {
+                    // While the client reads slowly: keep hearing it (a
+                    // heartbeat proves it alive; its echo waits), keep its
+                    // creates and cancels for later.
+                    let reading = deferred.len() < MAX_DEFERRED;
+                    tokio::select! {
+                        permit = tx.reserve() => match permit {
+                            Ok(p) => break p,
+                            Err(_) => return,
+                        },
+                        m = poll_fn(|c| Pin::new(&mut inbound).poll_next(c)), if reading => {
+                            let Some(m) = m else { return };
+                            silence.heard();
+                            match m {
+                                ClientMessage::Heartbeat(_) => {}
+                                ClientMessage::Ack(..) => conn.request(m),
+                                other => deferred.push_back(other),
+                            }
+                        }
+                        _ = silence.expired() => {
+                            let _ = tx.try_send(Err(silent()));
+                            return;
+                        }
+                        _ = closing.as_mut() => {
+                            let _ = tx.try_send(Err(shutting_down()));
+                            return;
+                        }
+                    }
+                },
+            };
+            permit.send(Ok(msg));
+        }
+        // 2. What waited while the queue was full.
+        if let Some(m) = deferred.pop_front() {
+            conn.request(m);
+            continue;
+        }
+        // 3. Wait for something to do.
+        tokio::select! {
+            m = poll_fn(|c| Pin::new(&mut inbound).poll_next(c)) => {
+                let Some(m) = m else {
+                    return; // the client closed its side, or the connection broke
+                };
+                silence.heard();
+                conn.request(m);
+            }
+            () = poll_fn(|c| conn.ready.poll_take(c, &mut ids)) => {
+                let woken = std::mem::take(&mut ids);
+                conn.poll_watches(&woken);
+                ids = woken;
+                ids.clear();
+            }
+            _ = tick.tick() => {
+                conn.beat += 1;
+                conn.out.current.heartbeat = Some(conn.beat);
+            }
+            _ = silence.expired() => {
+                let _ = tx.try_send(Err(silent()));
+                return;
+            }
+            _ = tx.closed() => return,
+            _ = closing.as_mut() => {
+                let _ = tx.try_send(Err(shutting_down()));
+                return;
+            }
+        }
+    }
+}
