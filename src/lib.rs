@@ -112,6 +112,7 @@ mod session;
 mod store;
 mod sync;
 mod timer;
+mod trace;
 pub mod transport;
 mod value;
 mod watch;

@@ -5,7 +5,7 @@ use std::time::Duration;
 /// Settings of a remote client and its watches.
 ///
 /// Every duration and size is kept in a range that works when a client is
-/// made ([`RemoteStore::new`]): durations between 1 ms and
+/// made ([`RemoteStore::new`](super::RemoteStore::new)): durations between 1 ms and
 /// [`MAX_DURATION`] (a day for the heartbeat interval), `buffer` between 1
 /// and [`MAX_BUFFER`], `backoff_max` at least `backoff_initial`. So no
 /// setting can make a watch spin, overflow a deadline or allocate without

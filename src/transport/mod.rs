@@ -5,27 +5,31 @@
 //!
 //! * [`Service`] (feature `transport`): the store served to remote clients,
 //!   independent of how bytes move. It answers protocol-neutral
-//!   [`Request`]s (one per store operation) and runs watch streams (a
-//!   [`Subscribe`], then [`ClientMessage`]s in and [`ServerMessage`]s out):
-//!   atomic registration with the snapshot, resume, `sync_complete`,
-//!   batching, heartbeats, acks, limits.
+//!   [`Request`]s (one per store operation, [`Service::call`]) and runs a
+//!   connection's watch stream ([`Service::watch_stream`]): every watch of
+//!   the connection is created, acknowledged, fed and cancelled on that one
+//!   stream ([`ClientMessage`]s in, [`ServerMessage`]s out, each tagged with
+//!   a [`WatchId`]), with atomic registration and snapshot, resume,
+//!   `sync_complete`, batching, heartbeats, acks and limits per watch.
 //! * [`Transport`]: how a client reaches a service: one unary call per
-//!   request and one stream per watch. It moves messages; it does not
-//!   interpret them. Two implementations: [`MemoryTransport`] (in the same
-//!   process, no socket: for tests and for embedding) and, with feature
-//!   `grpc`, [`grpc::GrpcTransport`] over `proto/varwatch/v1/varwatch.proto`
-//!   (served by [`grpc::GrpcService`]).
+//!   request and one multiplexed stream per connection. It moves messages;
+//!   it does not interpret them. Two implementations: [`MemoryTransport`]
+//!   (in the same process, no socket: for tests and for embedding) and,
+//!   with feature `grpc`, [`grpc::GrpcTransport`] over
+//!   `proto/varwatch/v1/varwatch.proto` (served by [`grpc::GrpcService`]).
 //! * [`RemoteStore`] and [`AsyncRemoteStore`]: the store's operations over
 //!   any transport, blocking or async, and [`RemoteWatch`]es that reconnect
 //!   and resume by themselves (heartbeats, silence timeout, backoff with
 //!   jitter, idempotent apply) and deliver the same [`WatchEvent`]s as a
-//!   local [`Watch`](crate::Watch).
+//!   local [`Watch`](crate::Watch). Identical subscriptions of one client
+//!   share one watch on the wire; each [`RemoteWatch`] has its own bounded
+//!   queue, so one that is not read never holds up the others.
 //! * [`VarStore`]: the operations [`SessionStore`](crate::SessionStore) and
 //!   [`RemoteStore`] share, so that code can take either.
 //!
 //! A third transport implements [`Transport`] on the client side and feeds
-//! [`Service::call`] and [`Service::watch`] on the server side; the contract
-//! suite in `tests/contract.rs` then checks it like the other two.
+//! [`Service::call`] and [`Service::watch_stream`] on the server side; the
+//! contract suite in `tests/contract.rs` then checks it like the other two.
 //!
 //! [`WatchEvent`]: crate::WatchEvent
 

@@ -100,6 +100,7 @@ impl Watch {
     fn resync(&mut self) {
         self.shared.counters.lag_events.fetch_add(1, Ordering::Relaxed);
         let cut = self.read_cut();
+        crate::trace::debug!(session = %self.session.id, watch = self.shared.id, revision = cut.revision, "watch overflowed: resync");
         self.cursor = cut.tail;
         let label = cut.revision;
         let close = self.opts.overflow == OverflowPolicy::Close;

@@ -1,10 +1,17 @@
-//! An optional bearer token: the client sends `authorization: Bearer <token>`
-//! on every call; the server compares it in constant time and answers
-//! `UNAUTHENTICATED` when it is missing or wrong.
+//! The server's gate on every call, and the client's token.
+//!
+//! The server's [`Gate`] runs before each call: it records the call on its
+//! connection (see `conn.rs`), refuses calls on a connection accepted past
+//! the server's limit (`RESOURCE_EXHAUSTED`), and, when the server has a
+//! token, checks `authorization: Bearer <token>` (the scheme's name in any
+//! case, RFC 6750; the token compared in constant time; `UNAUTHENTICATED`
+//! when it is missing or wrong).
 
 use std::sync::Arc;
 
 use tonic::metadata::MetadataValue;
+
+use super::conn::ConnInfo;
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
@@ -18,12 +25,37 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-/// The server's check (a no-op when no token is configured).
+/// The server's gate on every call (see the module docs).
 #[derive(Clone, Debug, Default)]
-pub struct BearerCheck(pub(crate) Option<Arc<str>>);
+pub struct Gate(pub(crate) Option<Arc<str>>);
 
-impl Interceptor for BearerCheck {
+/// The connection a request came on, with or without TLS.
+pub(crate) fn conn_of<T>(req: &Request<T>) -> Option<&ConnInfo> {
+    let ext = req.extensions();
+    #[cfg(feature = "tls")]
+    if let Some(tls) = ext.get::<tonic::transport::server::TlsConnectInfo<ConnInfo>>() {
+        return Some(tls.get_ref());
+    }
+    ext.get::<ConnInfo>()
+}
+
+/// The token of an `authorization` header value `Bearer <token>`, the
+/// scheme's name in any case.
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim_start())
+}
+
+impl Interceptor for Gate {
     fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(conn) = conn_of(&req) {
+            if conn.state.over_limit {
+                return Err(Status::resource_exhausted(
+                    "the server has its maximum of connections; try again later",
+                ));
+            }
+            conn.state.call();
+        }
         let Some(token) = &self.0 else {
             return Ok(req);
         };
@@ -31,13 +63,19 @@ impl Interceptor for BearerCheck {
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            .and_then(bearer);
         match given {
             Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => Ok(req),
-            Some(_) => Err(Status::unauthenticated("wrong bearer token")),
-            None => Err(Status::unauthenticated(
-                "this server requires `authorization: Bearer <token>`",
-            )),
+            Some(_) => {
+                crate::trace::debug!(remote = ?conn_of(&req).and_then(|c| c.remote_addr), "wrong bearer token");
+                Err(Status::unauthenticated("wrong bearer token"))
+            }
+            None => {
+                crate::trace::debug!(remote = ?conn_of(&req).and_then(|c| c.remote_addr), "no bearer token");
+                Err(Status::unauthenticated(
+                    "this server requires `authorization: Bearer <token>`",
+                ))
+            }
         }
     }
 }
@@ -64,7 +102,7 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"ab"));
-        let mut check = BearerCheck(Some("s3cret".into()));
+        let mut check = Gate(Some("s3cret".into()));
         let mut req = Request::new(());
         assert_eq!(
             check.call(Request::new(())).unwrap_err().code(),
@@ -77,6 +115,17 @@ mod tests {
         bad.metadata_mut()
             .insert("authorization", "Bearer s3creT".parse().unwrap());
         assert_eq!(check.call(bad).unwrap_err().message(), "wrong bearer token");
-        assert!(BearerCheck(None).call(Request::new(())).is_ok());
+        assert!(Gate(None).call(Request::new(())).is_ok());
+        // The scheme's name in any case (RFC 6750).
+        for header in ["bearer s3cret", "BEARER s3cret", "BeArEr  s3cret"] {
+            let mut req = Request::new(());
+            req.metadata_mut()
+                .insert("authorization", header.parse().unwrap());
+            assert!(check.call(req).is_ok(), "{header}");
+        }
+        let mut req = Request::new(());
+        req.metadata_mut()
+            .insert("authorization", "Basic s3cret".parse().unwrap());
+        assert!(check.call(req).is_err());
     }
 }

@@ -33,53 +33,115 @@ type Client = VarWatchClient<InterceptedService<Channel, BearerToken>>;
 /// A [`Transport`] to a varwatch gRPC server ([`GrpcService`](super::GrpcService)).
 ///
 /// Usually made by [`RemoteStore::connect`]; build it yourself to wrap it
-/// (for example to count calls) or to share one connection between clients.
+/// (for example to count calls), to share one connection between clients,
+/// or from a `tonic` endpoint or channel you configured (TLS, proxies,
+/// load balancing).
 #[derive(Clone, Debug)]
 pub struct GrpcTransport {
     inner: Arc<Connection>,
 }
 
 #[derive(Debug)]
+enum Dial {
+    /// Connected lazily, inside the client's runtime (the channel's worker
+    /// task lives there).
+    Endpoint(Box<Endpoint>),
+    /// A channel the caller made.
+    Channel(Channel),
+}
+
+#[derive(Debug)]
 struct Connection {
     addr: String,
-    endpoint: Endpoint,
+    dial: Dial,
     header: Option<MetadataValue<tonic::metadata::Ascii>>,
-    /// Made on first use, inside the client's runtime (the channel's worker
-    /// task lives there).
+    /// Made on first use.
     client: OnceLock<Client>,
 }
 
+/// The `authorization` header of `config`'s token.
+fn header(addr: &str, config: &RemoteConfig) -> Result<Option<MetadataValue<tonic::metadata::Ascii>>> {
+    match &config.token {
+        Some(t) => Ok(Some(format!("Bearer {t}").parse().map_err(|_| {
+            Error::Transport {
+                addr: addr.to_string(),
+                reason: "the token is not valid in an HTTP header".into(),
+                source: None,
+            }
+        })?)),
+        None => Ok(None),
+    }
+}
+
+/// `config`'s connect timeout and keepalive (its heartbeat settings) on
+/// `endpoint`.
+fn configure(endpoint: Endpoint, config: &RemoteConfig) -> Endpoint {
+    let config = config.clone().normalized();
+    endpoint
+        .connect_timeout(config.connect_timeout)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(config.heartbeat_interval)
+        .keep_alive_timeout(config.heartbeat_timeout)
+        .keep_alive_while_idle(true)
+}
+
 impl GrpcTransport {
-    /// A transport to the server at `addr` (`host:port`), with the connect
-    /// timeout, keepalive (the heartbeat settings) and bearer token of
-    /// `config`. Nothing is dialled until the first call.
+    /// A transport to the server at `addr` (`host:port`), in plain text,
+    /// with the connect timeout, keepalive (the heartbeat settings) and
+    /// bearer token of `config`. Nothing is dialled until the first call.
     pub fn new(addr: &str, config: &RemoteConfig) -> Result<GrpcTransport> {
-        let config = &config.clone().normalized();
-        let transport = |reason: String, source: Option<ErrorSource>| Error::Transport {
+        let endpoint = Endpoint::from_shared(format!("http://{addr}")).map_err(|e| Error::Transport {
             addr: addr.to_string(),
-            reason,
-            source,
+            reason: e.to_string(),
+            source: Some(ErrorSource::new(e)),
+        })?;
+        GrpcTransport::from_endpoint(configure(endpoint, config), config)
+    }
+
+    /// A transport to the server at `addr` (`host:port`) over TLS, with
+    /// `tls` (the server's CA, the domain name to check) and the settings
+    /// of `config`.
+    #[cfg(feature = "tls")]
+    pub fn with_tls(
+        addr: &str,
+        tls: tonic::transport::ClientTlsConfig,
+        config: &RemoteConfig,
+    ) -> Result<GrpcTransport> {
+        let fail = |e: tonic::transport::Error| Error::Transport {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+            source: Some(ErrorSource::new(e)),
         };
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| transport(e.to_string(), Some(ErrorSource::new(e))))?
-            .connect_timeout(config.connect_timeout)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(config.heartbeat_interval)
-            .keep_alive_timeout(config.heartbeat_timeout)
-            .keep_alive_while_idle(true);
-        let header = match &config.token {
-            Some(t) => Some(
-                format!("Bearer {t}")
-                    .parse()
-                    .map_err(|_| transport("the token is not valid in an HTTP header".into(), None))?,
-            ),
-            None => None,
-        };
+        let endpoint = Endpoint::from_shared(format!("https://{addr}"))
+            .map_err(fail)?
+            .tls_config(tls)
+            .map_err(fail)?;
+        GrpcTransport::from_endpoint(configure(endpoint, config), config)
+    }
+
+    /// A transport through an endpoint you built (its TLS, timeouts and
+    /// keepalive are yours), with `config`'s bearer token. Nothing is
+    /// dialled until the first call.
+    pub fn from_endpoint(endpoint: Endpoint, config: &RemoteConfig) -> Result<GrpcTransport> {
+        let addr = endpoint.uri().to_string();
         Ok(GrpcTransport {
             inner: Arc::new(Connection {
-                addr: addr.to_string(),
-                endpoint,
-                header,
+                header: header(&addr, config)?,
+                addr,
+                dial: Dial::Endpoint(Box::new(endpoint)),
+                client: OnceLock::new(),
+            }),
+        })
+    }
+
+    /// A transport over a channel you made, with `config`'s bearer token.
+    pub fn from_channel(channel: Channel, config: &RemoteConfig) -> Result<GrpcTransport> {
+        let addr = "channel".to_string();
+        Ok(GrpcTransport {
+            inner: Arc::new(Connection {
+                header: header(&addr, config)?,
+                addr,
+                dial: Dial::Channel(channel),
                 client: OnceLock::new(),
             }),
         })
@@ -95,22 +157,42 @@ impl GrpcTransport {
         self.inner
             .client
             .get_or_init(|| {
-                VarWatchClient::with_interceptor(
-                    self.inner.endpoint.connect_lazy(),
-                    BearerToken(self.inner.header.clone()),
-                )
-                .max_decoding_message_size(usize::MAX)
+                let channel = match &self.inner.dial {
+                    Dial::Endpoint(e) => e.connect_lazy(),
+                    Dial::Channel(c) => c.clone(),
+                };
+                VarWatchClient::with_interceptor(channel, BearerToken(self.inner.header.clone()))
+                    .max_decoding_message_size(usize::MAX)
             })
             .clone()
     }
 }
 
 impl RemoteStore {
-    /// A client of the varwatch gRPC server at `addr` (`host:port`): a
-    /// [`RemoteStore`] over a [`GrpcTransport`]. The connection is made on
-    /// first use and re-made whenever it breaks.
+    /// A client of the varwatch gRPC server at `addr` (`host:port`), in
+    /// plain text: a [`RemoteStore`] over a [`GrpcTransport`]. The
+    /// connection is made on first use and re-made whenever it breaks.
     pub fn connect(addr: &str, config: RemoteConfig) -> Result<RemoteStore> {
         let transport = GrpcTransport::new(addr, &config)?;
+        RemoteStore::new(transport, config)
+    }
+
+    /// A client of the server at `addr` over TLS (see
+    /// [`GrpcTransport::with_tls`]).
+    #[cfg(feature = "tls")]
+    pub fn connect_tls(
+        addr: &str,
+        tls: tonic::transport::ClientTlsConfig,
+        config: RemoteConfig,
+    ) -> Result<RemoteStore> {
+        let transport = GrpcTransport::with_tls(addr, tls, &config)?;
+        RemoteStore::new(transport, config)
+    }
+
+    /// A client through an endpoint you built (see
+    /// [`GrpcTransport::from_endpoint`]).
+    pub fn from_endpoint(endpoint: Endpoint, config: RemoteConfig) -> Result<RemoteStore> {
+        let transport = GrpcTransport::from_endpoint(endpoint, &config)?;
         RemoteStore::new(transport, config)
     }
 }

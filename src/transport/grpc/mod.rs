@@ -24,6 +24,7 @@
 
 mod auth;
 mod client;
+mod conn;
 mod convert;
 mod server;
 
@@ -34,6 +35,13 @@ pub mod proto {
     tonic::include_proto!("varwatch.v1");
 }
 
-pub use auth::{BearerCheck, BearerToken};
+pub use auth::{BearerToken, Gate};
 pub use client::GrpcTransport;
+pub use conn::ConnInfo;
 pub use server::{GrpcService, ResponseStream};
+#[cfg(feature = "tls")]
+pub use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+
+/// The encoded descriptor set of `varwatch.proto` (what server reflection
+/// serves).
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/varwatch_descriptor.bin"));

@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use futures_core::Stream;
 use tokio::net::TcpListener;
+use tonic::codegen::http;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request as Request_, Response as Response_, Status, Streaming};
 
-use super::auth::BearerCheck;
+use super::auth::{Gate, conn_of};
+use super::conn::{ConnLimits, Incoming, StreamGuard};
 use super::convert::{
     code_name, constraints_from, metadata_from, request_from, response_to, session_to, status, value_from,
     var_type_from, variable_to,
@@ -23,13 +25,17 @@ use crate::transport::{ClientMessage, Request, Response, ServerStream, Service};
 use crate::{BatchUpdate, SessionOptions, SessionStore, UpdateOptions, VarDef};
 
 /// Serves a [`SessionStore`] over gRPC: the transport-neutral [`Service`]
-/// behind the `VarWatch` protocol.
+/// behind the `VarWatch` protocol, with gRPC health checking
+/// (`grpc.health.v1`) and server reflection (`grpc.reflection.v1` and
+/// `v1alpha`), so that `grpcurl` and load balancers work out of the box.
 ///
-/// Limits (all configurable): requests up to 4 MiB, 10 000 concurrent
-/// streams per connection (applied by [`serve`](Self::serve); set it on your
-/// own `Server` when using [`into_server`](Self::into_server)), and the
-/// [`Service`]'s own (values, items per request, heartbeats, events and bytes
-/// per message).
+/// Limits (all configurable; [`serve`](Self::serve) applies the connection
+/// ones): requests up to 4 MiB (RESOURCE_EXHAUSTED past it), 10 000
+/// connections (calls on one accepted past it answer RESOURCE_EXHAUSTED),
+/// 10 000 concurrent HTTP/2 streams per connection, a connection closed when
+/// it sends no byte within 10 s or has no watch and starts no call for 60 s,
+/// and the [`Service`]'s own (values, items per request, watches per
+/// connection and in all, heartbeats, events and bytes per message).
 #[derive(Clone, Debug)]
 #[must_use = "a service does nothing until served"]
 pub struct GrpcService {
@@ -37,6 +43,9 @@ pub struct GrpcService {
     max_message_bytes: usize,
     max_concurrent_streams: u32,
     token: Option<std::sync::Arc<str>>,
+    conn: ConnLimits,
+    #[cfg(feature = "tls")]
+    tls: Option<tonic::transport::ServerTlsConfig>,
 }
 
 impl GrpcService {
@@ -52,6 +61,9 @@ impl GrpcService {
             max_message_bytes: 4 << 20,
             max_concurrent_streams: 10_000,
             token: None,
+            conn: ConnLimits::default(),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -72,13 +84,14 @@ impl GrpcService {
         self
     }
 
-    /// Most HTTP/2 streams (calls and watches) per connection.
+    /// Most HTTP/2 streams (calls and the watch stream) per connection.
     pub fn max_concurrent_streams(mut self, n: u32) -> Self {
         self.max_concurrent_streams = n;
         self
     }
 
-    /// Largest request message accepted (bytes).
+    /// Largest request message accepted, in bytes (RESOURCE_EXHAUSTED past
+    /// it).
     pub fn max_message_bytes(mut self, n: usize) -> Self {
         self.max_message_bytes = n;
         self
@@ -96,18 +109,64 @@ impl GrpcService {
         self
     }
 
-    /// The tonic service, for adding to your own `tonic::transport::Server`.
-    pub fn into_server(self) -> InterceptedService<VarWatchServer<GrpcService>, BearerCheck> {
+    /// See [`Service::max_watches`].
+    pub fn max_watches(mut self, n: usize) -> Self {
+        self.service = self.service.max_watches(n);
+        self
+    }
+
+    /// Most watches open on one connection (its watch stream); see
+    /// [`Service::max_watches_per_stream`].
+    pub fn max_watches_per_connection(mut self, n: usize) -> Self {
+        self.service = self.service.max_watches_per_stream(n);
+        self
+    }
+
+    /// Most connections open at once (default 10 000). Past it a connection
+    /// is accepted, every call on it answers RESOURCE_EXHAUSTED, and it is
+    /// closed within a second.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.conn.max_connections = n;
+        self
+    }
+
+    /// How long a new connection may take to send its first byte (default
+    /// 10 s; at least 1 ms) before it is closed.
+    pub fn handshake_timeout(mut self, d: Duration) -> Self {
+        self.conn.handshake_timeout = d.clamp(Duration::from_millis(1), crate::transport::MAX_DURATION);
+        self
+    }
+
+    /// How long a connection with no open watch stream may go without
+    /// starting a call (default 60 s; at least 1 ms) before it is closed.
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.conn.idle_timeout = d.clamp(Duration::from_millis(1), crate::transport::MAX_DURATION);
+        self
+    }
+
+    /// Serves over TLS (rustls) with this configuration (its identity: the
+    /// server's certificate chain and key).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: tonic::transport::ServerTlsConfig) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// The tonic service, for adding to your own `tonic::transport::Server`
+    /// (the connection limits and the health and reflection services are
+    /// then yours to add; see [`serve`](Self::serve)).
+    pub fn into_server(self) -> InterceptedService<VarWatchServer<GrpcService>, Gate> {
         let max = self.max_message_bytes;
-        let check = BearerCheck(self.token.clone());
+        let gate = Gate(self.token.clone());
         let server = VarWatchServer::new(self)
             .max_decoding_message_size(max)
             .max_encoding_message_size(usize::MAX);
-        InterceptedService::new(server, check)
+        InterceptedService::new(server, gate)
     }
 
-    /// Requires `authorization: Bearer <token>` on every call (compared in
-    /// constant time; `UNAUTHENTICATED` otherwise).
+    /// Requires `authorization: Bearer <token>` on every call (the scheme's
+    /// name in any case; the token compared in constant time;
+    /// `UNAUTHENTICATED` otherwise).
     pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into().into());
         self
@@ -120,25 +179,91 @@ impl GrpcService {
         self.service.close_watches();
     }
 
-    /// Serves on `listener` until `shutdown` completes; then ends open
-    /// watches and waits for connections to close.
+    /// Serves on `listener` until `shutdown` completes: the `VarWatch`
+    /// service, health (`SERVING` until shutdown) and reflection, with the
+    /// connection limits and timeouts. On shutdown it reports `NOT_SERVING`,
+    /// ends open watches and waits for connections to close.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<VarWatchServer<GrpcService>>().await;
         let service = self.service.clone();
         let shutdown = async move {
             shutdown.await;
+            health.set_not_serving::<VarWatchServer<GrpcService>>().await;
             service.close_watches();
         };
-        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        tonic::transport::Server::builder()
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(super::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .expect("the descriptor set built with the crate is valid");
+        let reflection_alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(super::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .expect("the descriptor set built with the crate is valid");
+        let incoming = Incoming::new(listener, self.conn.clone());
+        #[allow(unused_mut)]
+        let mut builder = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
-            .max_concurrent_streams(Some(self.max_concurrent_streams))
+            .max_concurrent_streams(Some(self.max_concurrent_streams));
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.clone() {
+            builder = builder.tls_config(tls)?;
+        }
+        builder
+            .layer(RemapLayer)
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(reflection_alpha)
             .add_service(self.into_server())
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
+    }
+}
+
+/// Answers RESOURCE_EXHAUSTED where tonic answers OUT_OF_RANGE (a request
+/// larger than the server accepts), as the protocol promises.
+#[derive(Clone, Copy, Debug)]
+struct RemapLayer;
+
+impl<S> tower_layer::Layer<S> for RemapLayer {
+    type Service = Remap<S>;
+    fn layer(&self, inner: S) -> Remap<S> {
+        Remap(inner)
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Remap<S>(S);
+
+impl<S, B, R> tower_service::Service<http::Request<B>> for Remap<S>
+where
+    S: tower_service::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<R>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<http::Response<R>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let fut = self.0.call(req);
+        Box::pin(async move {
+            let mut response = fut.await?;
+            let headers = response.headers_mut();
+            if headers.get("grpc-status").is_some_and(|v| v == "11") {
+                headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+            }
+            Ok(response)
+        })
     }
 }
 
@@ -190,9 +315,13 @@ impl GrpcService {
     }
 }
 
+/// Why the client's side of a watch stream broke, if it did with an error
+/// (a message too large, say): the stream's end reports it.
+type InboundError = std::sync::Arc<std::sync::Mutex<Option<Status>>>;
+
 /// The client's requests on the watch stream. Ends when the client closes
 /// its side or the connection breaks; requests of unknown kinds are skipped.
-struct Inbound(Streaming<proto::WatchRequest>);
+struct Inbound(Streaming<proto::WatchRequest>, InboundError);
 
 impl Stream for Inbound {
     type Item = ClientMessage;
@@ -203,15 +332,31 @@ impl Stream for Inbound {
                     Some(m) => return Poll::Ready(Some(m)),
                     None => continue,
                 },
-                Poll::Ready(_) => return Poll::Ready(None),
+                Poll::Ready(Some(Err(status))) => {
+                    // A message over the size limit is RESOURCE_EXHAUSTED
+                    // (tonic says OUT_OF_RANGE).
+                    let status = if status.code() == tonic::Code::OutOfRange {
+                        Status::resource_exhausted(status.message().to_string())
+                    } else {
+                        status
+                    };
+                    *self.1.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,
             }
         }
     }
 }
 
-/// The server's side of a connection's watch stream, as handed to tonic.
-pub struct ResponseStream(ServerStream);
+/// The server's side of a connection's watch stream, as handed to tonic. It
+/// keeps its connection from being closed as idle while it lives.
+pub struct ResponseStream {
+    inner: ServerStream,
+    inbound_error: InboundError,
+    _open: Option<StreamGuard>,
+}
 
 impl std::fmt::Debug for ResponseStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -222,9 +367,17 @@ impl std::fmt::Debug for ResponseStream {
 impl Stream for ResponseStream {
     type Item = Result<proto::WatchResponse, Status>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Pin::new(&mut self.0)
-            .poll_next(cx)
-            .map(|m| m.map(|m| m.map(|m| response_to(&m)).map_err(status)))
+        match Pin::new(&mut self.inner).poll_next(cx) {
+            Poll::Ready(None) => {
+                let error = self
+                    .inbound_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
+                Poll::Ready(error.map(Err))
+            }
+            other => other.map(|m| m.map(|m| m.map(|m| response_to(&m)).map_err(status))),
+        }
     }
 }
 
@@ -236,9 +389,15 @@ impl VarWatch for GrpcService {
         &self,
         req: Request_<Streaming<proto::WatchRequest>>,
     ) -> Result<Response_<ResponseStream>, Status> {
-        let inbound = Inbound(req.into_inner());
-        let stream = self.service.watch_stream(inbound).map_err(status)?;
-        Ok(Response_::new(ResponseStream(stream)))
+        let open = conn_of(&req).map(|c| c.state.stream());
+        let inbound_error = InboundError::default();
+        let inbound = Inbound(req.into_inner(), inbound_error.clone());
+        let inner = self.service.watch_stream(inbound).map_err(status)?;
+        Ok(Response_::new(ResponseStream {
+            inner,
+            inbound_error,
+            _open: open,
+        }))
     }
 
     async fn create_session(

@@ -1,0 +1,143 @@
+//! The `varwatch-server` binary as an operator runs it: flags, a token file,
+//! a client's calls and watch, and a graceful shutdown on SIGTERM that ends
+//! the watch and exits 0. Every wait is bounded and waits for a condition.
+#![cfg(all(feature = "server", unix, not(loom)))]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use varwatch::transport::{RemoteConfig, RemoteStore};
+use varwatch::{ErrorCode, RecvTimeoutError, Value, VarDef, VarType, WatchOptions};
+
+/// The running binary; killed if a test fails before stopping it.
+struct Running {
+    child: Child,
+    addr: String,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(args: &[&str]) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_varwatch-server"))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .env_remove("VARWATCH_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut running = Running {
+        child,
+        addr: String::new(),
+        lines,
+    };
+    let line = running.wait_for("listening");
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    running.addr = addr.to_string();
+    running
+}
+
+impl Running {
+    /// The first log line (from now) containing `needle`.
+    fn wait_for(&self, needle: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => continue,
+                Err(e) => panic!("the server never logged {needle:?}: {e}"),
+            }
+        }
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success());
+        // Bounded: a graceful shutdown that waited forever on an open watch
+        // stream is exactly the failure this catches.
+        for _ in 0..600 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the server did not stop within 60 s of SIGTERM");
+    }
+}
+
+#[test]
+fn serves_with_a_token_and_stops_gracefully_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("varwatch-server-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, "s3cret\n").unwrap();
+    let mut server = start(&["--token-file", token_file.to_str().unwrap(), "--session", "a,b"]);
+
+    // Without the token: refused, naming what is missing.
+    let anonymous = RemoteStore::connect(&server.addr, RemoteConfig::new()).unwrap();
+    let err = anonymous.list_sessions().unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Unauthenticated, "{err}");
+
+    let remote = RemoteStore::connect(&server.addr, RemoteConfig::new().token("s3cret")).unwrap();
+    let mut sessions = remote.list_sessions().unwrap();
+    sessions.sort();
+    assert_eq!(sessions, ["a", "b"], "--session a,b made both");
+    remote
+        .register("a", VarDef::new("x", VarType::Integer, 0))
+        .unwrap();
+    let mut watch = remote.watch("a", ["x"], WatchOptions::new()).unwrap();
+    assert!(watch.recv().unwrap().is_initial());
+    assert_eq!(remote.update("a", "x", 5).unwrap(), 1);
+    assert_eq!(watch.recv().unwrap().value(), Some(&Value::Integer(5)));
+
+    // The server stops although a watch stream is open (it ends the watches
+    // with UNAVAILABLE first, then drains), and exits 0.
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status}");
+    // The client's watch outlives the server: it waits to reconnect and
+    // invents nothing meanwhile.
+    assert!(matches!(
+        watch.recv_timeout(Duration::from_millis(200)),
+        Err(RecvTimeoutError::Timeout)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_flags_fail_with_a_message() {
+    for args in [
+        &["--heartbeat-interval", "5 parsecs"][..],
+        &["--tls-cert", "/nonexistent"][..],
+        &["--token-file", "/nonexistent/token"][..],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_varwatch-server"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.trim().is_empty(), "{args:?}: no message");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
