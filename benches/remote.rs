@@ -1,9 +1,17 @@
 //! Remote watches on loopback: latency from a write to the remote client's
-//! `recv`, and updates/s delivered to 1, 100 and 1 000 remote watchers.
+//! `recv` at 1 to 1 000 watchers, and updates/s delivered to 1, 100 and
+//! 1 000 remote watchers.
 //!
 //! `cargo bench --features grpc --bench remote` (`VARWATCH_BENCH_QUICK=1` for
 //! a smoke run). Server and clients are in this process, on 127.0.0.1; all
-//! watches of one run share one HTTP/2 connection, as with one RemoteStore.
+//! watches of one run are on one `RemoteStore`, so on one connection and
+//! its one watch stream. Two kinds of subscription:
+//!
+//! * `distinct`: every watch differs (its capacity), so each is its own
+//!   watch on the server and each write is one event per watch on the wire
+//!   (batched into shared messages): the cost of multiplexing.
+//! * `shared`: identical subscriptions, which the client serves from one
+//!   watch on the wire: the cost of the client's fan-out.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -70,9 +78,31 @@ fn drain_async(
 }
 
 /// Server-side watches may fall 64k events behind before resyncing, so that
-/// throughput counts deliveries, not skips.
-fn lossless() -> WatchOptions {
-    WatchOptions::new().include_initial(false).capacity(1 << 16)
+/// throughput counts deliveries, not skips. Watch `i` of a `distinct` run
+/// differs from the others by its capacity; in a `shared` run all are alike.
+fn lossless(i: usize, kind: Kind) -> WatchOptions {
+    let extra = match kind {
+        Kind::Distinct => i,
+        Kind::Shared => 0,
+    };
+    WatchOptions::new()
+        .include_initial(false)
+        .capacity((1 << 16) + extra)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Distinct,
+    Shared,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Distinct => "distinct",
+            Kind::Shared => "shared",
+        }
+    }
 }
 
 fn main() {
@@ -101,13 +131,19 @@ fn main() {
         .unwrap();
     let mut version = 0u64;
 
-    // Latency at 1, 10 and 100 watchers: one is timed, the others are drained
+    // Latency at 1 to 1 000 watchers: one is timed, the others are drained
     // by tasks.
-    for watchers in [1usize, 10, 100] {
+    for (kind, watchers) in [Kind::Distinct, Kind::Shared]
+        .into_iter()
+        .flat_map(|k| [1usize, 10, 100, 1000].map(|n| (k, n)))
+    {
+        if kind == Kind::Shared && watchers == 1 {
+            continue; // the same as distinct at 1
+        }
         let rounds = if quick() { 200 } else { 5_000 };
-        let mut timed = remote.watch("s", ["x"], lossless()).unwrap();
+        let mut timed = remote.watch("s", ["x"], lossless(0, kind)).unwrap();
         let others: Vec<RemoteWatch> = (1..watchers)
-            .map(|_| remote.watch("s", ["x"], lossless()).unwrap())
+            .map(|i| remote.watch("s", ["x"], lossless(i, kind)).unwrap())
             .collect();
         let drains = drain_async(&drain_rt, others, version + rounds as u64);
         let mut samples = Vec::with_capacity(rounds);
@@ -131,23 +167,30 @@ fn main() {
         drop(timed);
         samples.sort_by(f64::total_cmp);
         let (p50, p99) = (pct(&samples, 0.5), pct(&samples, 0.99));
+        let k = kind.name();
         println!(
-            "remote    latency, {watchers:>4} watchers  p50 {p50:>8.1} us   p99 {p99:>8.1} us   ({rounds} writes)"
+            "remote    latency, {watchers:>4} {k:<8} watchers  p50 {p50:>8.1} us   p99 {p99:>8.1} us   ({rounds} writes)"
         );
         if let Some(f) = &mut out {
             writeln!(
-            f,
-            "{{\"workload\":\"remote_latency\",\"watchers\":{watchers},\"p50_us\":{p50},\"p99_us\":{p99}}}"
-        )
-        .unwrap();
+                f,
+                "{{\"workload\":\"remote_latency\",\"kind\":\"{k}\",\"watchers\":{watchers},\"p50_us\":{p50},\"p99_us\":{p99}}}"
+            )
+            .unwrap();
         }
     }
 
     // Throughput: K updates, time until every watcher has all of them.
-    for n in [1usize, 100, 1000] {
+    for (kind, n) in [Kind::Distinct, Kind::Shared]
+        .into_iter()
+        .flat_map(|k| [1usize, 100, 1000].map(|n| (k, n)))
+    {
+        if kind == Kind::Shared && n == 1 {
+            continue;
+        }
         let k: u64 = if quick() { 200 } else { 20_000 / (n as u64).min(20) };
         let watches: Vec<RemoteWatch> = (0..n)
-            .map(|_| remote.watch("s", ["x"], lossless()).unwrap())
+            .map(|i| remote.watch("s", ["x"], lossless(i, kind)).unwrap())
             .collect();
         let start = Instant::now();
         let drains = drain_async(&drain_rt, watches, version + k);
@@ -166,14 +209,15 @@ fn main() {
         let delivered = received as f64 / secs;
         // Fewer than k * n means some watches resynced (Lagged) instead of
         // receiving every version: the writer never waits for them.
+        let name = kind.name();
         println!(
-            "remote    throughput, {n:>4} watchers  {delivered:>12.0} updates/s delivered ({received} of {} versions)",
+            "remote    throughput, {n:>4} {name:<8} watchers  {delivered:>12.0} updates/s delivered ({received} of {} versions)",
             k * n as u64
         );
         if let Some(f) = &mut out {
             writeln!(
                 f,
-                "{{\"workload\":\"remote_throughput\",\"watchers\":{n},\"updates_per_s\":{delivered},\"received\":{received},\"written\":{}}}",
+                "{{\"workload\":\"remote_throughput\",\"kind\":\"{name}\",\"watchers\":{n},\"updates_per_s\":{delivered},\"received\":{received},\"written\":{}}}",
                 k * n as u64
             )
             .unwrap();

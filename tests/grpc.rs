@@ -428,7 +428,10 @@ impl Wire {
         }
         self.heartbeats.extend(msg.heartbeat.map(|h| h.sequence));
         for u in msg.updates {
-            self.updates.entry(u.watch_id).or_default().push_back(u);
+            // A shared update is each of its watches' own.
+            for &id in &u.watch_ids {
+                self.updates.entry(id).or_default().push_back(u.clone());
+            }
         }
         Ok(())
     }

@@ -937,11 +937,13 @@ fn open_watches_are_capped_and_freed() {
         let mut outcome: HashMap<u64, Result<(), varwatch::Error>> = HashMap::new();
         while outcome.len() < 3 {
             for u in next_msg(&mut stream).await.unwrap().unwrap().updates {
-                if u.sync_complete.is_some() {
-                    outcome.insert(u.id, Ok(()));
-                }
-                if let Some(WatchEnd::Failed(e)) = u.end {
-                    outcome.insert(u.id, Err(e));
+                for &id in &u.ids {
+                    if u.sync_complete.is_some() {
+                        outcome.insert(id, Ok(()));
+                    }
+                    if let Some(WatchEnd::Failed(e)) = &u.end {
+                        outcome.insert(id, Err(e.clone()));
+                    }
                 }
             }
         }
@@ -957,7 +959,7 @@ fn open_watches_are_capped_and_freed() {
         let mut cancelled = false;
         while !cancelled {
             for u in next_msg(&mut stream).await.unwrap().unwrap().updates {
-                cancelled |= u.id == 1 && u.end == Some(WatchEnd::Cancelled);
+                cancelled |= u.ids.contains(&1) && u.end == Some(WatchEnd::Cancelled);
             }
         }
         let (_tx2, mut other) = open_raw(&service, sub()).unwrap();
@@ -1017,6 +1019,14 @@ fn remote_watches_hold_only_states_that_existed() {
             true,
         ),
         (None, WatchOptions::new(), false),
+        // The first variables of the session: its batches often equal the
+        // first part of a whole-session watch's cut group, so updates are
+        // shared and then split where only one of them goes on.
+        (
+            Some(vec!["v0".into(), "v1".into(), "v2".into()]),
+            WatchOptions::new().capacity(64),
+            false,
+        ),
     ];
     let consumers: Vec<_> = specs
         .into_iter()
@@ -1150,4 +1160,120 @@ fn remote_settings_at_their_extremes() {
         }
         Err(e) => panic!("{e}"),
     }
+}
+
+/// The updates of a raw stream, flattened to (watch id, update) pairs as a
+/// client applies them: a shared update once for each of its watches.
+async fn updates_until(
+    stream: &mut ServerStream,
+    mut done: impl FnMut(&[(u64, varwatch::transport::WatchUpdate)]) -> bool,
+) -> (Vec<(u64, varwatch::transport::WatchUpdate)>, Vec<ServerMessage>) {
+    let mut seen = Vec::new();
+    let mut messages = Vec::new();
+    while !done(&seen) {
+        let m = next_msg(stream).await.unwrap().unwrap();
+        for u in &m.updates {
+            for &id in &u.ids {
+                seen.push((id, u.clone()));
+            }
+        }
+        messages.push(m);
+    }
+    (seen, messages)
+}
+
+/// One write seen by many different watches on one stream travels once:
+/// one update naming every watch (and each watch applies it as its own).
+#[test]
+fn a_write_seen_by_many_watches_is_sent_once() {
+    let store = store_with(&["x"]);
+    let service = Service::new(store.clone());
+    rt().block_on(async {
+        // Twenty watches that differ (their capacity), so twenty watches on
+        // the server.
+        let sub = |i: usize| {
+            let mut s = Subscribe::new("s", WatchTarget::Variables(vec!["x".into()]));
+            s.include_initial = false;
+            s.capacity = 100 + i;
+            s
+        };
+        let (tx, mut stream) = open_raw(&service, sub(0)).unwrap();
+        for i in 1..20 {
+            tx.send(ClientMessage::Create(i as u64 + 1, sub(i))).unwrap();
+        }
+        updates_until(&mut stream, |seen| {
+            seen.iter().filter(|(_, u)| u.sync_complete.is_some()).count() == 20
+        })
+        .await;
+        store.update("s", "x", 7).unwrap();
+        let (seen, messages) = updates_until(&mut stream, |seen| seen.len() == 20).await;
+        let ids: std::collections::BTreeSet<u64> = seen.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, (1..=20).collect(), "every watch got the write");
+        for (_, u) in &seen {
+            assert_eq!(u.events.len(), 1);
+            assert_eq!(u.events[0].value(), Some(&Value::Integer(7)));
+            assert!(!u.group_incomplete);
+        }
+        let sent: usize = messages
+            .iter()
+            .flat_map(|m| &m.updates)
+            .map(|u| u.events.len())
+            .sum();
+        assert_eq!(sent, 1, "the event travelled {sent} times: {messages:?}");
+    });
+}
+
+/// A shared update is split where its watches differ on whether the group
+/// goes on: with one event per message, an atomic write of `x` and `y` is
+/// `x` then `y` for a watch of both (its `x` part is `group_incomplete`) and
+/// just `x` for a watch of `x` (complete).
+#[test]
+fn a_shared_update_splits_where_groups_differ() {
+    let store = store_with(&["x", "y"]);
+    let service = Service::new(store.clone()).max_events_per_message(1);
+    rt().block_on(async {
+        let sub = |vars: &[&str]| {
+            let mut s = Subscribe::new(
+                "s",
+                WatchTarget::Variables(vars.iter().map(|v| v.to_string()).collect()),
+            );
+            s.include_initial = false;
+            s
+        };
+        let (tx, mut stream) = open_raw(&service, sub(&["x", "y"])).unwrap();
+        tx.send(ClientMessage::Create(2, sub(&["x"]))).unwrap();
+        updates_until(&mut stream, |seen| {
+            seen.iter().filter(|(_, u)| u.sync_complete.is_some()).count() == 2
+        })
+        .await;
+        store
+            .update_atomic(
+                "s",
+                [BatchUpdate::new("x", 1), BatchUpdate::new("y", 2)],
+                &UpdateOptions::new(),
+            )
+            .unwrap();
+        let (seen, _) = updates_until(&mut stream, |seen| {
+            let of = |id| {
+                seen.iter()
+                    .filter(|(i, _)| *i == id)
+                    .flat_map(|(_, u)| &u.events)
+                    .count()
+            };
+            of(1) == 2 && of(2) == 1
+        })
+        .await;
+        let parts = |id: u64| -> Vec<(String, bool)> {
+            seen.iter()
+                .filter(|(i, _)| *i == id)
+                .flat_map(|(_, u)| {
+                    u.events
+                        .iter()
+                        .map(|e| (e.variable_name().to_string(), u.group_incomplete))
+                })
+                .collect()
+        };
+        assert_eq!(parts(1), [("x".to_string(), true), ("y".to_string(), false)]);
+        assert_eq!(parts(2), [("x".to_string(), false)]);
+    });
 }

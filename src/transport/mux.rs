@@ -43,6 +43,7 @@ use super::silence::{Silence, after};
 use super::transport_trait::{ClientMessages, ServerMessages, Transport};
 use super::upstream::{DownConfig, Shared};
 use crate::sync::Mutex;
+use crate::trace;
 use crate::{Error, ErrorCode, EventKind, Result, WatchEvent};
 
 /// What a client asks of its mux.
@@ -384,6 +385,7 @@ impl Mux {
     }
 
     fn opened(&mut self, inbound: ServerMessages) {
+        trace::debug!(watches = self.upstreams.len(), "watch stream open");
         let Conn::Connecting { out, .. } = std::mem::replace(&mut self.conn, Conn::Idle) else {
             return;
         };
@@ -402,6 +404,7 @@ impl Mux {
     /// The stream could not be opened. Watches that never synced learn why
     /// (their `watch` call fails with it); the rest wait for the next try.
     fn refused(&mut self, e: Error) {
+        trace::debug!(error = %e, "watch stream refused");
         let never: Vec<WatchId> = self
             .upstreams
             .iter()
@@ -425,6 +428,7 @@ impl Mux {
     /// The stream broke or went silent: every upstream resumes on the next.
     fn broken(&mut self) {
         let healthy = matches!(self.conn, Conn::Open { healthy: true, .. });
+        trace::debug!(healthy, watches = self.upstreams.len(), "watch stream broken");
         self.conn = Conn::Idle;
         if healthy {
             self.failures = 0;
@@ -450,6 +454,7 @@ impl Mux {
             return;
         }
         let delay = jittered(self.backoff);
+        trace::debug!(?delay, failures = self.failures, "reconnecting after a delay");
         self.backoff = self.backoff.saturating_mul(2).min(self.config.backoff_max);
         self.conn = Conn::Backoff(Box::pin(sleep_until(after(delay))));
     }
@@ -484,31 +489,39 @@ impl Mux {
         if m.heartbeat.is_some() {
             self.counters.heartbeats.fetch_add(1, Ordering::Relaxed);
         }
-        for update in m.updates {
-            self.update(update);
+        let mut wakers = Vec::new();
+        for update in &m.updates {
+            // A shared update is the same for each of its watches.
+            for &id in &update.ids {
+                self.update(id, update, &mut wakers);
+            }
         }
     }
 
-    fn update(&mut self, update: WatchUpdate) {
-        let id = update.id;
+    /// Applies `update` to upstream `id`. `wakers` is scratch space (kept
+    /// for its capacity).
+    fn update(&mut self, id: WatchId, update: &WatchUpdate, wakers: &mut Vec<std::task::Waker>) {
         let Some(u) = self.upstreams.get_mut(&id) else {
             return; // a late update of a cancelled watch
         };
-        let events = complete_groups(&mut u.held, update.events, update.group_incomplete);
-        let mut wakers = Vec::new();
+        // The common case borrows the update's events; a group that spans
+        // updates is put together first.
+        let joined;
+        let events: &[WatchEvent] = if u.held.is_empty() && !update.group_incomplete {
+            &update.events
+        } else {
+            joined = complete_groups(&mut u.held, update.events.clone(), update.group_incomplete);
+            &joined
+        };
         {
             let mut shared = u.shared.lock();
-            let mut events = events.into_iter().peekable();
-            while let Some(first) = events.next() {
-                // One group at a time (the events of one revision).
-                let label = first.revision();
-                let mut group = vec![first];
-                group.extend(std::iter::from_fn(|| events.next_if(|e| e.revision() == label)));
-                group.retain(|e| shared.is_news(e));
-                wakers.extend(shared.apply_group(group));
+            // One group at a time (the events of one revision).
+            for group in events.chunk_by(|a, b| a.revision() == b.revision()) {
+                let news: Vec<WatchEvent> = group.iter().filter(|e| shared.is_news(e)).cloned().collect();
+                shared.apply_group(news, wakers);
             }
         }
-        wakers.into_iter().for_each(std::task::Waker::wake);
+        wakers.drain(..).for_each(std::task::Waker::wake);
         if let Some(sync) = update.sync_complete {
             u.synced_once = true;
             u.incarnation = Some(sync.session_incarnation);
@@ -534,8 +547,8 @@ impl Mux {
             }
             return;
         }
-        if let Some(end) = update.end {
-            self.ended(id, end);
+        if let Some(end) = &update.end {
+            self.ended(id, end.clone());
         }
     }
 
@@ -637,8 +650,13 @@ pub(crate) fn complete_groups(
         // about the group: keep holding it.
         return events;
     }
-    let mut all = std::mem::take(held);
-    all.extend(events);
+    let mut all = if held.is_empty() {
+        events
+    } else {
+        let mut all = std::mem::take(held);
+        all.extend(events);
+        all
+    };
     if incomplete && let Some(label) = all.last().map(WatchEvent::revision) {
         let keep = all
             .iter()

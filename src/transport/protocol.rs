@@ -226,12 +226,15 @@ pub struct ServerMessage {
     pub heartbeat: Option<u64>,
 }
 
-/// Part of one watch's output.
+/// Part of one watch's output, or the same part of several watches'.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct WatchUpdate {
-    /// The watch.
-    pub id: WatchId,
+    /// The watches this update is for: one, or several whose updates in
+    /// this message are the same (a write that many watches see travels
+    /// once). Each of them applies it as its own; the order of a watch's
+    /// updates is the order of the updates naming it.
+    pub ids: Vec<WatchId>,
     /// Events, oldest first. The events of one revision (a group: an atomic
     /// batch, a resync, a snapshot) come together; an update ends inside a
     /// group only when the group is too large for one message, and then
@@ -251,7 +254,7 @@ impl WatchUpdate {
     /// An update of `id` with nothing in it yet.
     pub fn new(id: WatchId) -> WatchUpdate {
         WatchUpdate {
-            id,
+            ids: vec![id],
             events: Vec::new(),
             group_incomplete: false,
             sync_complete: None,

@@ -33,6 +33,7 @@ use super::ready::{ReadySet, Wakers};
 use super::server_watch::{self, Opened};
 use super::silence::Silence;
 use super::value_bytes;
+use crate::trace;
 use crate::{Error, ErrorCode, EventKind, Result, SessionStore, Watch, WatchEvent};
 
 /// Requests held back while the outgoing queue is full, at most.
@@ -62,7 +63,16 @@ struct Served {
     _slot: OpenWatch,
 }
 
+/// What a watch id adds to a message's byte budget (a varint, at most).
+const ID_BYTES: usize = 10;
+
 /// Messages being assembled: full ones wait in `ready`, `current` fills up.
+///
+/// Sharing: when a watch's batch of events is exactly an update already in
+/// the current message (the same records, seen the same way: one write
+/// that several watches see), the watch's id joins that update instead of
+/// the events travelling again. So a write watched by a thousand watches on
+/// one stream is encoded, sent and decoded once, plus a thousand ids.
 struct Outbox {
     ready: VecDeque<ServerMessage>,
     current: ServerMessage,
@@ -70,6 +80,10 @@ struct Outbox {
     bytes: usize,
     max_events: usize,
     max_bytes: usize,
+    /// Updates of `current` another watch may join: (first event's record,
+    /// number of events) to the update's index. A hint only: `share`
+    /// compares the whole update before joining it.
+    shareable: HashMap<(usize, usize), usize>,
 }
 
 impl Outbox {
@@ -81,13 +95,14 @@ impl Outbox {
             bytes: 0,
             max_events: limits.max_events_per_message,
             max_bytes: limits.max_message_value_bytes,
+            shareable: HashMap::new(),
         }
     }
 
-    /// The update of `id` at the end of the current message (a new one if
-    /// the last is another watch's).
+    /// The update of `id` alone at the end of the current message (a new
+    /// one if the last is another watch's, or shared).
     fn update(&mut self, id: WatchId) -> &mut WatchUpdate {
-        if self.current.updates.last().is_none_or(|u| u.id != id) {
+        if self.current.updates.last().is_none_or(|u| u.ids != [id]) {
             self.current.updates.push(WatchUpdate::new(id));
         }
         self.current.updates.last_mut().expect("just pushed")
@@ -105,6 +120,43 @@ impl Outbox {
         self.update(id).events.push(e);
     }
 
+    /// Joins watch `id` to an update of the current message that holds
+    /// exactly `batch` and nothing else; false if there is none (or no
+    /// room for one more id).
+    fn share(&mut self, id: WatchId, batch: &[WatchEvent]) -> bool {
+        let Some(first) = batch.first() else {
+            return false;
+        };
+        if self.bytes + ID_BYTES > self.max_bytes {
+            return false;
+        }
+        let Some(&i) = self.shareable.get(&(first.record_key(), batch.len())) else {
+            return false;
+        };
+        let u = &mut self.current.updates[i];
+        let same = u.sync_complete.is_none()
+            && u.end.is_none()
+            && u.events.len() == batch.len()
+            && u.events.iter().zip(batch).all(|(a, b)| a.same_as(b));
+        if same {
+            u.ids.push(id);
+            self.bytes += ID_BYTES;
+        }
+        same
+    }
+
+    /// Offers the last update for sharing if it holds just the `n` events
+    /// of one watch's batch.
+    fn offer_last(&mut self, n: usize) {
+        let i = self.current.updates.len().wrapping_sub(1);
+        if let Some(u) = self.current.updates.get(i)
+            && u.ids.len() == 1
+            && u.events.len() == n
+        {
+            self.shareable.insert((u.events[0].record_key(), n), i);
+        }
+    }
+
     fn end(&mut self, id: WatchId, end: WatchEnd) {
         self.update(id).end = Some(end);
     }
@@ -113,6 +165,7 @@ impl Outbox {
         if !self.current.updates.is_empty() || self.current.heartbeat.is_some() {
             self.ready.push_back(std::mem::take(&mut self.current));
         }
+        self.shareable.clear();
         self.events = 0;
         self.bytes = 0;
     }
@@ -134,6 +187,8 @@ struct Conn {
     wakers: Wakers,
     out: Outbox,
     beat: u64,
+    /// One watch's events taken in `poll_watches` (kept for its capacity).
+    batch: Vec<WatchEvent>,
 }
 
 impl Conn {
@@ -143,6 +198,7 @@ impl Conn {
             ClientMessage::Create(id, sub) => self.create(id, sub),
             ClientMessage::Cancel(id) => {
                 if self.remove(id) {
+                    trace::debug!(watch = id, "watch cancelled");
                     self.out.end(id, WatchEnd::Cancelled);
                 }
             }
@@ -171,10 +227,12 @@ impl Conn {
         let (slot, opened) = match opened {
             Ok(x) => x,
             Err(e) => {
+                trace::debug!(watch = id, error = %e, "watch refused");
                 self.out.end(id, WatchEnd::Failed(e));
                 return;
             }
         };
+        trace::debug!(watch = id, events = opened.snapshot.len(), "watch created");
         for e in opened.snapshot {
             self.event(id, e);
         }
@@ -230,26 +288,24 @@ impl Conn {
     }
 
     /// Polls the watches that were woken, each for at most one message's
-    /// worth of events per turn.
+    /// worth of events per turn. A watch's events are sent as one batch:
+    /// shared with an identical update in the message, or as its own.
     fn poll_watches(&mut self, ids: &[WatchId]) {
         let budget = self.ctx.limits.max_events_per_message.max(1);
+        let mut batch = std::mem::take(&mut self.batch);
         for &id in ids {
             let Some(waker) = self.wakers.take_for_poll(id).cloned() else {
                 continue;
             };
             let mut cx = Context::from_waker(&waker);
             let mut ended = false;
-            let mut taken = 0;
             while let Some(served) = self.watches.get_mut(&id) {
-                if taken == budget {
+                if batch.len() == budget {
                     self.wakers.requeue(id);
                     break;
                 }
                 match served.watch.poll_recv(&mut cx) {
-                    Poll::Ready(Some(e)) => {
-                        taken += 1;
-                        self.event(id, e);
-                    }
+                    Poll::Ready(Some(e)) => batch.push(e),
                     Poll::Ready(None) => {
                         ended = true;
                         break;
@@ -257,11 +313,21 @@ impl Conn {
                     Poll::Pending => break,
                 }
             }
+            if !batch.is_empty() && !self.out.share(id, &batch) {
+                let n = batch.len();
+                for e in batch.drain(..) {
+                    self.event(id, e);
+                }
+                self.out.offer_last(n);
+            }
+            batch.clear();
             if ended {
+                trace::debug!(watch = id, "watch ended");
                 self.remove(id);
                 self.out.end(id, WatchEnd::Done);
             }
         }
+        self.batch = batch;
     }
 
     /// Adds an event of watch `id`, sealing the current message first if
@@ -277,18 +343,36 @@ impl Conn {
     /// Seals the current message. Each watch's update in it says whether
     /// its last group goes on: for the watch whose event `next` is in hand,
     /// whether that event continues it; for the others, whether the next
-    /// event they have queued does.
+    /// event they have queued does. A shared update whose watches differ on
+    /// that is split in two.
     fn seal(&mut self, next: Option<(WatchId, &WatchEvent)>) {
-        for u in &mut self.out.current.updates {
+        let goes_on = |id: WatchId, last: &WatchEvent| match next {
+            Some((n, e)) if n == id => same_group(last, e),
+            _ => self
+                .watches
+                .get(&id)
+                .is_some_and(|served| served.watch.group_continues(last)),
+        };
+        let mut splits = Vec::new();
+        for (i, u) in self.out.current.updates.iter_mut().enumerate() {
             let Some(last) = u.events.last() else { continue };
-            let goes_on = match next {
-                Some((id, e)) if id == u.id => same_group(last, e),
-                _ => self
-                    .watches
-                    .get(&u.id)
-                    .is_some_and(|served| served.watch.group_continues(last)),
-            };
-            u.group_incomplete |= goes_on;
+            if let [id] = u.ids[..] {
+                u.group_incomplete |= goes_on(id, last);
+                continue;
+            }
+            let (on, off): (Vec<WatchId>, Vec<WatchId>) = u.ids.iter().partition(|&&id| goes_on(id, last));
+            if off.is_empty() {
+                u.group_incomplete = true;
+            } else if !on.is_empty() {
+                let mut continuing = u.clone();
+                continuing.ids = on;
+                continuing.group_incomplete = true;
+                u.ids = off;
+                splits.push((i + 1, continuing));
+            }
+        }
+        for (i, u) in splits.into_iter().rev() {
+            self.out.current.updates.insert(i, u);
         }
         self.out.seal();
     }
@@ -313,6 +397,7 @@ pub(crate) async fn run<I>(
         ready: Arc::new(ReadySet::default()),
         wakers: Wakers::default(),
         beat: 0,
+        batch: Vec::new(),
     };
     let mut silence = Silence::new(limits.heartbeat_timeout);
     let mut tick = interval(limits.heartbeat_interval);
@@ -360,6 +445,7 @@ pub(crate) async fn run<I>(
                             }
                         }
                         _ = silence.expired() => {
+                            trace::debug!(watches = conn.watches.len(), "dropping a silent client");
                             let _ = tx.try_send(Err(silent()));
                             return;
                         }
@@ -397,6 +483,7 @@ pub(crate) async fn run<I>(
                 conn.out.current.heartbeat = Some(conn.beat);
             }
             _ = silence.expired() => {
+                trace::debug!(watches = conn.watches.len(), "dropping a silent client");
                 let _ = tx.try_send(Err(silent()));
                 return;
             }

@@ -61,6 +61,9 @@ pub(crate) struct Shared {
     /// of its own (`SessionClosed`, `Disconnected`).
     end: Option<Option<WatchEvent>>,
     downs: Slab<Down>,
+    /// Some entry of `state` is a deletion (so `prune` has work; without
+    /// this, every group would scan the whole state).
+    tombstones: bool,
     /// Streams re-opened for this upstream after a failure.
     pub(crate) reconnects: u64,
 }
@@ -82,15 +85,12 @@ struct Down {
 
 impl Down {
     fn push(&mut self, e: WatchEvent) {
-        let id: Arc<str> = e.variable_id().into();
         match e.kind() {
             EventKind::Deleted => {
-                self.seen.remove(&id);
+                self.seen.remove(e.variable_id());
             }
             EventKind::SessionClosed | EventKind::Disconnected => {}
-            _ => {
-                self.seen.insert(id, e.version());
-            }
+            _ => set(&mut self.seen, &e, e.version()),
         }
         self.queue.push_back(e);
     }
@@ -98,6 +98,16 @@ impl Down {
     fn wake(&mut self, wakers: &mut Vec<Waker>) {
         if let Some(w) = self.waker.take() {
             wakers.push(w);
+        }
+    }
+}
+
+/// `map[e's variable] = v`, without a new key when the variable is there.
+fn set<V>(map: &mut HashMap<Arc<str>, V>, e: &WatchEvent, v: V) {
+    match map.get_mut(e.variable_id()) {
+        Some(slot) => *slot = v,
+        None => {
+            map.insert(e.variable_id_shared(), v);
         }
     }
 }
@@ -118,6 +128,7 @@ impl Default for Shared {
             revision: 0,
             end: None,
             downs: Slab::new(),
+            tombstones: false,
             reconnects: 0,
         }
     }
@@ -157,11 +168,10 @@ impl Shared {
 
     /// Applies one whole group (already filtered by [`is_news`]) and hands
     /// it to every downstream that has room; the others start lagging.
-    /// Returns the wakers to call once the lock is released.
-    pub(crate) fn apply_group(&mut self, group: Vec<WatchEvent>) -> Vec<Waker> {
-        let mut wakers = Vec::new();
+    /// Adds the wakers to call once the lock is released to `wakers`.
+    pub(crate) fn apply_group(&mut self, group: Vec<WatchEvent>, wakers: &mut Vec<Waker>) {
         let Some(first) = group.first() else {
-            return wakers;
+            return;
         };
         let closing = group
             .iter()
@@ -169,42 +179,49 @@ impl Shared {
             .cloned();
         self.revision = self.revision.max(first.revision());
         for e in &group {
-            if matches!(e.kind(), EventKind::Lagged { .. } | EventKind::SessionClosed) {
-                continue; // the state that follows a marker is what counts
+            match e.kind() {
+                // The state that follows a marker is what counts.
+                EventKind::Lagged { .. } | EventKind::SessionClosed => continue,
+                EventKind::Deleted => self.tombstones = true,
+                _ => {}
             }
-            self.state.insert(e.variable_id().into(), e.clone());
+            set(&mut self.state, e, e.clone());
         }
-        let states: Vec<&WatchEvent> = group
-            .iter()
-            .filter(|e| e.kind() != EventKind::SessionClosed)
-            .collect();
+        let states = || group.iter().filter(|e| e.kind() != EventKind::SessionClosed);
+        let n = states().count();
         for (_, d) in self.downs.iter_mut() {
             if d.lagging || d.done {
                 continue;
             }
-            if d.queue.is_empty() || d.queue.len() + states.len() <= d.config.capacity {
-                for e in &states {
-                    d.push((*e).clone());
+            if d.queue.is_empty() || d.queue.len() + n <= d.config.capacity {
+                for e in states() {
+                    d.push(e.clone());
                 }
             } else {
                 d.lagging = true;
                 d.overflows += 1;
             }
-            d.wake(&mut wakers);
+            d.wake(wakers);
         }
         self.prune();
         if let Some(closed) = closing {
             wakers.extend(self.finish(Some(closed)));
         }
-        wakers
     }
 
     /// Drops deleted variables that no downstream still has.
     fn prune(&mut self) {
+        if !self.tombstones {
+            return;
+        }
         let downs = &self.downs;
+        let mut kept = false;
         self.state.retain(|id, e| {
-            e.kind() != EventKind::Deleted || downs.iter().any(|(_, d)| d.seen.contains_key(id))
+            let keep = e.kind() != EventKind::Deleted || downs.iter().any(|(_, d)| d.seen.contains_key(id));
+            kept |= keep && e.kind() == EventKind::Deleted;
+            keep
         });
+        self.tombstones = kept;
     }
 
     /// The upstream is over: every downstream gets `last` (if any) after
@@ -249,7 +266,7 @@ impl Shared {
             if config.include_initial {
                 d.push(as_state(e, EventKind::Initial, self.revision, 0));
             } else {
-                d.seen.insert(e.variable_id().into(), e.version());
+                d.seen.insert(e.variable_id_shared(), e.version());
             }
         }
         if let Some(last) = &self.end {
@@ -383,6 +400,10 @@ mod tests {
         out
     }
 
+    fn apply(s: &mut Shared, group: Vec<WatchEvent>) {
+        s.apply_group(group, &mut Vec::new());
+    }
+
     fn config(capacity: usize, overflow: Overflow) -> DownConfig {
         DownConfig {
             capacity,
@@ -394,19 +415,25 @@ mod tests {
     #[test]
     fn a_full_downstream_lags_and_catches_up_from_the_state() {
         let mut s = Shared::default();
-        s.apply_group(vec![
-            ev(EventKind::Initial, "a", 0, 1),
-            ev(EventKind::Initial, "b", 0, 1),
-        ]);
+        apply(
+            &mut s,
+            vec![
+                ev(EventKind::Initial, "a", 0, 1),
+                ev(EventKind::Initial, "b", 0, 1),
+            ],
+        );
         let fast = s.attach(config(100, Overflow::Resync));
         let slow = s.attach(config(2, Overflow::Resync));
         assert_eq!(drain(&mut s, fast).len(), 2);
         // The slow one's queue holds its two initial events: no room.
         for r in 2..=5 {
-            s.apply_group(vec![
-                ev(EventKind::Changed, "a", r - 1, r),
-                ev(EventKind::Changed, "b", r - 1, r),
-            ]);
+            apply(
+                &mut s,
+                vec![
+                    ev(EventKind::Changed, "a", r - 1, r),
+                    ev(EventKind::Changed, "b", r - 1, r),
+                ],
+            );
         }
         assert_eq!(drain(&mut s, fast).len(), 8, "the fast one got everything");
         let got = drain(&mut s, slow);
@@ -429,11 +456,11 @@ mod tests {
     fn close_and_coalesce_policies() {
         use EventKind::*;
         let mut s = Shared::default();
-        s.apply_group(vec![ev(Initial, "a", 0, 1)]);
+        apply(&mut s, vec![ev(Initial, "a", 0, 1)]);
         let close = s.attach(config(1, Overflow::Close));
         let coalesce = s.attach(config(1, Overflow::Coalesce));
         for r in 2..=4 {
-            s.apply_group(vec![ev(Changed, "a", r - 1, r)]);
+            apply(&mut s, vec![ev(Changed, "a", r - 1, r)]);
         }
         assert_eq!(
             drain(&mut s, close),
@@ -454,9 +481,9 @@ mod tests {
     fn a_late_downstream_starts_from_the_state_and_deletions_are_kept_until_seen() {
         use EventKind::*;
         let mut s = Shared::default();
-        s.apply_group(vec![ev(Initial, "a", 0, 1), ev(Initial, "b", 0, 1)]);
+        apply(&mut s, vec![ev(Initial, "a", 0, 1), ev(Initial, "b", 0, 1)]);
         let d = s.attach(config(10, Overflow::Resync));
-        s.apply_group(vec![ev(Deleted, "a", 1, 2)]);
+        apply(&mut s, vec![ev(Deleted, "a", 1, 2)]);
         // `a`'s deletion stays until `d` has taken it.
         let late = s.attach(config(10, Overflow::Resync));
         assert_eq!(drain(&mut s, late), [(Initial, 0, 2)]);
@@ -464,7 +491,9 @@ mod tests {
             drain(&mut s, d),
             [(Initial, 0, 1), (Initial, 0, 1), (Deleted, 1, 2)]
         );
-        s.apply_group(vec![ev(Changed, "b", 1, 3)]);
+        apply(&mut s, vec![ev(Changed, "b", 1, 3)]);
+        // Every downstream has the deletion: the tombstone is gone.
+        assert!(!s.state.contains_key("a") && !s.tombstones);
         assert!(!s.resume_versions().contains_key("a"));
         assert_eq!(s.resume_versions()["b"], 1);
         // The end reaches both, after what they have.

@@ -60,6 +60,22 @@ impl WatchEvent {
         }
     }
 
+    /// Whether `other` is this very event (the same record, seen the same
+    /// way), as the watches of one write each hold it: what a server sends
+    /// once for several watches.
+    pub(crate) fn same_as(&self, other: &WatchEvent) -> bool {
+        Arc::ptr_eq(&self.record, &other.record)
+            && self.kind == other.kind
+            && self.revision == other.revision
+            && self.skipped == other.skipped
+    }
+
+    /// The address of the record, a cheap key for [`same_as`](Self::same_as)
+    /// candidates.
+    pub(crate) fn record_key(&self) -> usize {
+        Arc::as_ptr(&self.record) as usize
+    }
+
     pub(super) fn from_record(record: Arc<Record>) -> WatchEvent {
         let kind = match record.kind {
             RecordKind::Registered => EventKind::Initial,
@@ -81,6 +97,11 @@ impl WatchEvent {
     /// The variable's id (empty for `SessionClosed`).
     pub fn variable_id(&self) -> &str {
         &self.record.var.id
+    }
+    /// The variable's id as the shared string the record holds (a key
+    /// without an allocation).
+    pub(crate) fn variable_id_shared(&self) -> Arc<str> {
+        self.record.var.id.clone()
     }
     /// The variable's name (empty for `SessionClosed`).
     pub fn variable_name(&self) -> &str {

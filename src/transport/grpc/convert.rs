@@ -527,7 +527,7 @@ pub(crate) fn response_to(m: &ServerMessage) -> proto::WatchResponse {
             .updates
             .iter()
             .map(|u| proto::WatchUpdate {
-                watch_id: u.id,
+                watch_ids: u.ids.clone(),
                 events: u.events.iter().map(event_to).collect(),
                 group_incomplete: u.group_incomplete,
                 sync_complete: u.sync_complete.map(|s| proto::SyncComplete {
@@ -549,7 +549,8 @@ pub(crate) fn response_from(m: proto::WatchResponse, decoder: &mut EventDecoder)
             .updates
             .into_iter()
             .map(|u| {
-                let mut update = WatchUpdate::new(u.watch_id);
+                let mut update = WatchUpdate::new(0);
+                update.ids = u.watch_ids;
                 update.events = u.events.into_iter().filter_map(|e| decoder.decode(e)).collect();
                 update.group_incomplete = u.group_incomplete;
                 update.sync_complete = u
