@@ -126,10 +126,10 @@ mod loom_tests;
 pub struct ReadmeDoctests;
 
 pub use error::{Error, ErrorCode, ErrorSource, LIST_ITEMS, QUOTE_CHARS, Result};
-pub use session::{Metadata, SessionInfo, SessionOptions, UpdateOptions, VarDef, Variable};
+pub use session::{GetMany, Metadata, SessionInfo, SessionOptions, UpdateOptions, VarDef, Variable};
 pub use store::{
-    BatchUpdate, GetMany, MAX_PATTERN_BYTES, MIN_SWEEP_INTERVAL, SessionStore, StoreConfig, StoreStats,
-    VarReader, VarWriter,
+    BatchUpdate, MAX_PATTERN_BYTES, MIN_SWEEP_INTERVAL, SessionStore, StoreConfig, StoreStats, VarReader,
+    VarWriter,
 };
 pub use value::{Constraints, Tensor, Value, VarType};
 pub use watch::{

@@ -6,9 +6,11 @@
 use std::time::SystemTime;
 
 use crate::observer::WaiterList;
-use crate::session::Metadata;
 use crate::sync::{Arc, ArcCell};
 use crate::value::{Constraints, Value, VarType};
+
+/// Free-form string metadata of sessions, variables and changes.
+pub type Metadata = std::collections::BTreeMap<String, String>;
 
 /// A variable's registration number within its session (never reused; 64
 /// bits so that no amount of register/delete churn can wrap it).

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::ident::{MAX_NAME_BYTES, check_session_id};
 use crate::record::VarCell;
 use crate::session::{
-    HashMap, Session, SessionInfo, SessionOptions, StoreCounters, UpdateOptions, VarDef, Variable,
+    GetMany, HashMap, Session, SessionInfo, SessionOptions, StoreCounters, UpdateOptions, VarDef, Variable,
 };
 use crate::sync::{Arc, AtomicUsize, Ordering, RwLock};
 use crate::value::Value;
@@ -111,20 +111,6 @@ pub struct StoreStats {
     pub updates: u64,
     /// Events delivered to watches since the store was created.
     pub events_sent: u64,
-}
-
-/// The result of [`SessionStore::get_many`]: one consistent cut of the
-/// session.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct GetMany {
-    /// `(identifier as given, variable)` for each one found, in request order.
-    pub found: Vec<(String, Variable)>,
-    /// The identifiers not found, in request order.
-    pub missing: Vec<String>,
-    /// The session revision of the cut: every variable found is in its
-    /// state at this revision.
-    pub revision: u64,
 }
 
 /// One item of a batch update: identifier, new value, and optionally the

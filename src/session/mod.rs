@@ -32,7 +32,7 @@ mod write;
 
 use std::time::{Duration, Instant, SystemTime};
 
-pub use types::{Metadata, SessionInfo, SessionOptions, UpdateOptions, VarDef, Variable};
+pub use types::{GetMany, Metadata, SessionInfo, SessionOptions, UpdateOptions, VarDef, Variable};
 
 use crate::error::Error;
 use crate::event_log::EventLog;
@@ -347,9 +347,9 @@ impl Session {
 
     /// The variables named by `idents` (found ones, with the identifier as
     /// given, and missing ones, both in request order) as one cut.
-    pub(crate) fn get_many<S: AsRef<str>>(&self, idents: &[S]) -> crate::store::GetMany {
+    pub(crate) fn get_many<S: AsRef<str>>(&self, idents: &[S]) -> GetMany {
         self.read_cut(|| {
-            let mut out = crate::store::GetMany {
+            let mut out = GetMany {
                 found: Vec::new(),
                 missing: Vec::new(),
                 revision: self.revision(),

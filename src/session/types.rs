@@ -1,8 +1,8 @@
 //! The public types of sessions and variables: [`Variable`] (a snapshot of
 //! one), [`VarDef`] (what registers one), [`UpdateOptions`],
-//! [`SessionInfo`], [`SessionOptions`], and the rules for names.
+//! [`SessionInfo`], [`SessionOptions`], [`GetMany`] (a cut of several),
+//! and the rules for names.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
@@ -10,8 +10,21 @@ use crate::record::Record;
 use crate::sync::Arc;
 use crate::value::{Constraints, Value, VarType};
 
-/// Free-form string metadata of sessions, variables and changes.
-pub type Metadata = BTreeMap<String, String>;
+pub use crate::record::Metadata;
+
+/// The result of [`SessionStore::get_many`](crate::SessionStore::get_many): one consistent cut of the
+/// session.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct GetMany {
+    /// `(identifier as given, variable)` for each one found, in request order.
+    pub found: Vec<(String, Variable)>,
+    /// The identifiers not found, in request order.
+    pub missing: Vec<String>,
+    /// The session revision of the cut: every variable found is in its
+    /// state at this revision.
+    pub revision: u64,
+}
 
 /// A snapshot of one variable: what it is and its state at one version.
 ///

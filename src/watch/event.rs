@@ -4,8 +4,7 @@
 use std::fmt;
 use std::time::SystemTime;
 
-use crate::record::{Record, RecordKind};
-use crate::session::Metadata;
+use crate::record::{Metadata, Record, RecordKind};
 use crate::sync::Arc;
 use crate::value::Value;
 
@@ -63,6 +62,7 @@ impl WatchEvent {
     /// Whether `other` is this very event (the same record, seen the same
     /// way), as the watches of one write each hold it: what a server sends
     /// once for several watches.
+    #[cfg(feature = "transport")]
     pub(crate) fn same_as(&self, other: &WatchEvent) -> bool {
         Arc::ptr_eq(&self.record, &other.record)
             && self.kind == other.kind
@@ -72,6 +72,7 @@ impl WatchEvent {
 
     /// The address of the record, a cheap key for [`same_as`](Self::same_as)
     /// candidates.
+    #[cfg(feature = "transport")]
     pub(crate) fn record_key(&self) -> usize {
         Arc::as_ptr(&self.record) as usize
     }
@@ -100,6 +101,7 @@ impl WatchEvent {
     }
     /// The variable's id as the shared string the record holds (a key
     /// without an allocation).
+    #[cfg(feature = "transport")]
     pub(crate) fn variable_id_shared(&self) -> Arc<str> {
         self.record.var.id.clone()
     }
