@@ -77,6 +77,20 @@ fn drain_async(
         .collect()
 }
 
+/// Waits until the server holds no watch (a dropped remote watch is
+/// cancelled asynchronously), so that one case's leftovers do not load the
+/// next.
+fn settle(store: &SessionStore) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !store.list_watchers("s").unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "server-side watches were not cancelled"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Server-side watches may fall 64k events behind before resyncing, so that
 /// throughput counts deliveries, not skips. Watch `i` of a `distinct` run
 /// differs from the others by its capacity; in a `shared` run all are alike.
@@ -106,13 +120,32 @@ impl Kind {
 }
 
 fn main() {
-    if std::env::args()
-        .skip(1)
-        .any(|a| !a.starts_with('-') && !"remote".contains(a.as_str()))
-    {
-        return; // `cargo bench -- <other workload>`
+    // `cargo bench --bench remote -- latency/distinct` runs the cases whose
+    // name (`remote/latency/distinct/100`) contains the filter, and writes
+    // no report; `cargo bench -- <another bench's workload>` runs none.
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let all = filter.as_deref().is_none_or(|f| "remote".contains(f));
+    let wanted = |case: &str| all || filter.as_deref().is_some_and(|f| case.contains(f));
+    // (workload, kind, watchers); shared at 1 watcher is distinct at 1.
+    let cases: Vec<(&str, Kind, usize)> = ["latency", "throughput"]
+        .into_iter()
+        .flat_map(|w| [Kind::Distinct, Kind::Shared].map(|k| (w, k)))
+        .flat_map(|(w, k)| {
+            let sizes: &[usize] = if w == "latency" {
+                &[1, 10, 100, 1000]
+            } else {
+                &[1, 100, 1000]
+            };
+            sizes.iter().map(move |&n| (w, k, n))
+        })
+        .filter(|&(w, k, n)| {
+            !(k == Kind::Shared && n == 1) && wanted(&format!("remote/{w}/{}/{n}", k.name()))
+        })
+        .collect();
+    if cases.is_empty() {
+        return;
     }
-    let mut out = (!quick()).then(|| {
+    let mut out = (!quick() && all).then(|| {
         let dir = common::out_dir();
         std::fs::File::create(dir.join("remote.jsonl")).unwrap()
     });
@@ -122,7 +155,9 @@ fn main() {
         .register("s", VarDef::new("x", VarType::Integer, 0))
         .unwrap();
     let (addr, _server_rt) = serve(&store);
-    let remote = RemoteStore::connect(&addr, RemoteConfig::new()).unwrap();
+    // Client queues as deep as the server's, so that throughput counts
+    // deliveries, not resyncs.
+    let remote = RemoteStore::connect(&addr, RemoteConfig::new().buffer(1 << 16)).unwrap();
     let drain_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("bench-drain")
@@ -133,13 +168,8 @@ fn main() {
 
     // Latency at 1 to 1 000 watchers: one is timed, the others are drained
     // by tasks.
-    for (kind, watchers) in [Kind::Distinct, Kind::Shared]
-        .into_iter()
-        .flat_map(|k| [1usize, 10, 100, 1000].map(|n| (k, n)))
-    {
-        if kind == Kind::Shared && watchers == 1 {
-            continue; // the same as distinct at 1
-        }
+    for &(_, kind, watchers) in cases.iter().filter(|c| c.0 == "latency") {
+        settle(&store);
         let rounds = if quick() { 200 } else { 5_000 };
         let mut timed = remote.watch("s", ["x"], lossless(0, kind)).unwrap();
         let others: Vec<RemoteWatch> = (1..watchers)
@@ -181,13 +211,8 @@ fn main() {
     }
 
     // Throughput: K updates, time until every watcher has all of them.
-    for (kind, n) in [Kind::Distinct, Kind::Shared]
-        .into_iter()
-        .flat_map(|k| [1usize, 100, 1000].map(|n| (k, n)))
-    {
-        if kind == Kind::Shared && n == 1 {
-            continue;
-        }
+    for &(_, kind, n) in cases.iter().filter(|c| c.0 == "throughput") {
+        settle(&store);
         let k: u64 = if quick() { 200 } else { 20_000 / (n as u64).min(20) };
         let watches: Vec<RemoteWatch> = (0..n)
             .map(|i| remote.watch("s", ["x"], lossless(i, kind)).unwrap())

@@ -5,6 +5,8 @@
 //! calling these functions on a `RemoteStore` over it.
 #![cfg(not(loom))]
 
+mod common;
+
 use std::thread;
 
 use varwatch::transport::VarStore;
@@ -332,17 +334,8 @@ fn remote_store_over_grpc_keeps_the_contract() {
     use varwatch::transport::grpc::GrpcService;
     use varwatch::transport::{RemoteConfig, RemoteStore};
 
-    let store = varwatch::SessionStore::new();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let svc = GrpcService::new(store.clone());
-    rt.spawn(async move { svc.serve(listener, std::future::pending()).await.unwrap() });
-    let remote = RemoteStore::connect(&addr, RemoteConfig::new()).unwrap();
+    let server = common::server::Server::start(GrpcService::new(varwatch::SessionStore::new()));
+    let remote = RemoteStore::connect(&server.addr, RemoteConfig::new()).unwrap();
     operations(&remote);
     watching(&remote);
     hardening(&remote);

@@ -26,3 +26,5 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 pub mod history;
+#[cfg(feature = "grpc")]
+pub mod server;
