@@ -271,7 +271,7 @@ fn bursts_are_batched_within_the_byte_budget() {
     store
         .register("s", VarDef::new("x", VarType::String, ""))
         .unwrap();
-    let service = Service::new(store.clone()).max_message_value_bytes(1000);
+    let service = Service::new(store.clone()).max_message_value_bytes(2000);
     rt().block_on(async {
         let (_client, mut stream) = raw_watch(&service, &["x"]);
         next(&mut stream).await.unwrap().unwrap(); // the snapshot
@@ -289,8 +289,10 @@ fn bursts_are_batched_within_the_byte_budget() {
             }
             sizes.push(m.events.len());
         }
-        // 400-byte values, 1000-byte budget: at most two per message (the
-        // budget is strict; a single event larger than it goes alone).
+        // Each event carries a 400-byte value and its 400-byte old value
+        // (plus id, name and a fixed allowance): with a 2000-byte budget, two
+        // per message (the budget is strict; a single event larger than it
+        // goes alone).
         assert_eq!(sizes, [2, 2, 2, 2, 2]);
     });
 }
@@ -1276,4 +1278,172 @@ fn a_shared_update_splits_where_groups_differ() {
         assert_eq!(parts(1), [("x".to_string(), true), ("y".to_string(), false)]);
         assert_eq!(parts(2), [("x".to_string(), false)]);
     });
+}
+
+/// Everything an event carries counts against a watch message's byte
+/// budget, not only its value: a batch whose change metadata is large is
+/// spread over messages like one with large values. And metadata past the
+/// service's limit is refused, changing nothing.
+#[test]
+fn change_metadata_counts_and_is_bounded() {
+    let names: Vec<String> = (0..20).map(|i| format!("v{i}")).collect();
+    let store = store_with(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    let service = Service::new(store.clone()).max_message_value_bytes(64 << 10);
+    let meta = |bytes: usize| {
+        let mut o = UpdateOptions::new();
+        o.metadata.insert("note".into(), "m".repeat(bytes));
+        o
+    };
+    rt().block_on(async {
+        let mut sub = Subscribe::new("s", WatchTarget::Session);
+        sub.include_initial = false;
+        let (_tx, mut stream) = open_raw(&service, sub).unwrap();
+        next(&mut stream).await.unwrap().unwrap(); // sync
+        // 20 small values, each event carrying 30 KiB of change metadata.
+        let batch: Vec<Request> = vec![Request::UpdateMany {
+            session: "s".into(),
+            items: names.iter().map(|n| BatchUpdate::new(n.clone(), 1)).collect(),
+            options: meta(30 << 10),
+            atomic: true,
+        }];
+        for r in batch {
+            service.call(r).unwrap();
+        }
+        let mut sizes = Vec::new();
+        while sizes.iter().sum::<usize>() < 20 {
+            sizes.push(next(&mut stream).await.unwrap().unwrap().events.len());
+        }
+        assert!(
+            sizes.iter().all(|&n| n <= 2),
+            "messages over the budget: {sizes:?}"
+        );
+    });
+    let before = store.get("s", "v0").unwrap().version();
+    let err = service
+        .call(Request::Update {
+            session: "s".into(),
+            variable: "v0".into(),
+            value: Value::from(2),
+            options: meta(100 << 10),
+        })
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ResourceExhausted, "{err}");
+    assert!(err.to_string().contains("metadata"), "{err}");
+    assert_eq!(store.get("s", "v0").unwrap().version(), before);
+}
+
+/// A whole-session watch resumes however many variables the session holds:
+/// its resume names each of them, which the per-request item limit does not
+/// apply to (it bounds only what a client chooses to ask for).
+#[test]
+fn a_whole_session_watch_larger_than_the_item_limit_resumes() {
+    let names: Vec<String> = (0..12).map(|i| format!("v{i}")).collect();
+    let store = store_with(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    let transport = MemoryTransport::new(fast_service(&store).max_batch_items(5));
+    let remote = RemoteStore::new(transport.clone(), fast()).unwrap();
+    let mut w = remote.watch_session("s", WatchOptions::new()).unwrap();
+    for _ in 0..12 {
+        assert!(recv(&mut w).is_initial());
+    }
+    cut(&transport, &store, "s");
+    store.update("s", "v7", 1).unwrap();
+    transport.set_reachable(true);
+    let e = recv(&mut w);
+    assert_eq!(
+        (e.variable_name(), e.version(), e.kind()),
+        ("v7", 1, EventKind::Changed)
+    );
+}
+
+/// A resume refused again and again for a passing reason (here the
+/// server's watch limit, taken by another client while this one was away)
+/// is retried on its own, and after the retry limit the watch ends with
+/// `Disconnected` rather than going quiet for good.
+#[test]
+fn a_resume_refused_past_the_retry_limit_ends_the_watch() {
+    let store = store_with(&["x"]);
+    let service = fast_service(&store).max_watches(1);
+    let transport = MemoryTransport::new(service.clone());
+    let remote = RemoteStore::new(transport.clone(), fast().max_failures(2)).unwrap();
+    let mut w = remote.watch("s", ["x"], WatchOptions::new()).unwrap();
+    assert!(recv(&mut w).is_initial());
+    cut(&transport, &store, "s");
+    // Another client takes the only slot through its own transport.
+    let other = RemoteStore::new(MemoryTransport::new(service), fast()).unwrap();
+    let _taken = other.watch("s", ["x"], WatchOptions::new()).unwrap();
+    transport.set_reachable(true);
+    let e = recv(&mut w);
+    assert_eq!(e.kind(), EventKind::Disconnected, "{e:?}");
+    assert!(w.recv_timeout(Duration::from_millis(100)).is_err());
+}
+
+/// A client that reads, however slowly, is alive: every message it takes
+/// counts as hearing from it, also while the server has a backlog of its
+/// creates to serve and nothing new to read from it. It is not dropped as
+/// silent while the backlog lasts.
+#[test]
+fn a_slow_reader_with_a_backlog_of_creates_is_not_taken_for_silent() {
+    let names: Vec<String> = (0..40).map(|i| format!("v{i}")).collect();
+    let store = store_with(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    let service = Service::new(store)
+        .heartbeat_interval(Duration::from_secs(60))
+        .heartbeat_timeout(Duration::from_millis(300));
+    rt().block_on(async {
+        let (tx, mut stream) = open_raw(&service, Subscribe::new("s", WatchTarget::Session)).unwrap();
+        for id in 2..=200 {
+            tx.send(ClientMessage::Create(
+                id,
+                Subscribe::new("s", WatchTarget::Session),
+            ))
+            .unwrap();
+        }
+        // No heartbeat from here on; one message taken every 50 ms, for
+        // 2 s: many times the silence timeout.
+        for _ in 0..40 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let m = next_msg(&mut stream).await.expect("the stream is open");
+            assert!(m.is_ok(), "dropped as silent while reading: {m:?}");
+        }
+    });
+}
+
+/// A transport whose watch stream opens and then never says anything: the
+/// server's snapshot never comes.
+struct Mute;
+
+impl varwatch::transport::Transport for Mute {
+    fn call(
+        &self,
+        _: Request,
+    ) -> varwatch::transport::BoxFuture<varwatch::Result<varwatch::transport::Response>> {
+        Box::pin(async {
+            Err(varwatch::Error::Remote {
+                code: ErrorCode::Unavailable,
+                message: "mute".into(),
+            })
+        })
+    }
+    fn watch_stream(
+        &self,
+        _: varwatch::transport::ClientMessages,
+    ) -> varwatch::transport::BoxFuture<varwatch::Result<varwatch::transport::ServerMessages>> {
+        Box::pin(async {
+            let never: varwatch::transport::ServerMessages = Box::pin(futures_util::stream::pending());
+            Ok(never)
+        })
+    }
+}
+
+/// Opening a watch is bounded like a call: with no snapshot by
+/// `call_timeout`, `watch` fails with `DeadlineExceeded` instead of hanging.
+#[test]
+fn a_watch_whose_snapshot_never_comes_fails_by_its_deadline() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let remote = RemoteStore::new(Mute, fast().call_timeout(Duration::from_millis(200))).unwrap();
+        let _ = tx.send(remote.watch("s", ["x"], WatchOptions::new()).map(|_| ()));
+    });
+    let got = rx.recv_timeout(Duration::from_secs(20)).expect("watch() hung");
+    let err = got.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::DeadlineExceeded, "{err}");
 }

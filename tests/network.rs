@@ -125,6 +125,20 @@ fn calls_fail_fast_or_succeed_never_hang() {
     assert!(started.elapsed() < Duration::from_secs(20), "the call hung");
 }
 
+/// How long until the server closes `c` (reading whatever it sends), at
+/// most about 20 s.
+fn closed_within(mut c: TcpStream) -> Duration {
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => return start.elapsed(),
+            Ok(_) => continue, // the server's SETTINGS frames
+        }
+    }
+}
+
 /// A TCP connection that sends nothing, or only the HTTP/2 preface, is
 /// closed by the server within its timeouts.
 #[test]
@@ -134,17 +148,6 @@ fn silent_and_half_made_connections_are_closed() {
         .handshake_timeout(Duration::from_millis(200))
         .idle_timeout(Duration::from_millis(400));
     let server = Server::start(service);
-    let closed_within = |mut c: TcpStream| {
-        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let start = Instant::now();
-        let mut buf = [0u8; 4096];
-        loop {
-            match c.read(&mut buf) {
-                Ok(0) | Err(_) => return start.elapsed(),
-                Ok(_) => continue, // the server's SETTINGS frames
-            }
-        }
-    };
     let silent = TcpStream::connect(&server.addr).unwrap();
     assert!(
         closed_within(silent) < Duration::from_secs(20),
@@ -174,6 +177,14 @@ fn limits_answer_resource_exhausted() {
     assert_eq!(err.code(), ErrorCode::ResourceExhausted, "{err}");
     // The first connection is unaffected.
     assert_eq!(first.update("s", "text", "ok").unwrap(), 1);
+    // A connection over the limit is closed within a second or so, even
+    // one that has started talking (not after the 60 s idle timeout).
+    let mut over = TcpStream::connect(&server.addr).unwrap();
+    std::io::Write::write_all(&mut over, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
+    assert!(
+        closed_within(over) < Duration::from_secs(15),
+        "an over-limit connection stayed open"
+    );
 }
 
 /// Health checking and reflection answer, so that load balancers and

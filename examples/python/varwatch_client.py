@@ -44,6 +44,12 @@ KINDS = {
 }
 
 
+
+# An event carries its value and its old value: with the server's default
+# 4 MiB value limit a message can be over grpcio's default 4 MiB receive
+# limit. No limit here (the server bounds what it sends).
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1)]
+
 def to_value(var_type: str, x: Any) -> pb.Value:
     """A Python value as a typed wire value. Tensors are (shape, data)."""
     if var_type == "float":
@@ -109,7 +115,7 @@ class Client:
     """Blocking client: store operations and watches as iterators."""
 
     def __init__(self, addr: str, token: Optional[str] = None):
-        self.channel = grpc.insecure_channel(addr)
+        self.channel = grpc.insecure_channel(addr, options=CHANNEL_OPTIONS)
         self.stub = rpc.VarWatchStub(self.channel)
         # Sent with every call when the server requires a bearer token.
         self.md = [("authorization", f"Bearer {token}")] if token else None
@@ -216,7 +222,7 @@ async def watch_async(addr: str, session: str, variables: List[str], count: int,
                       token: Optional[str] = None) -> List[Event]:
     """Receives `count` events of a watch with asyncio (grpc.aio)."""
     md = [("authorization", f"Bearer {token}")] if token else None
-    async with grpc.aio.insecure_channel(addr) as channel:
+    async with grpc.aio.insecure_channel(addr, options=CHANNEL_OPTIONS) as channel:
         call = rpc.VarWatchStub(channel).Watch(metadata=md)
         await call.write(pb.WatchRequest(create=pb.WatchCreate(
             watch_id=1, session=session, variables=variables, include_initial=True)))

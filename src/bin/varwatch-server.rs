@@ -57,6 +57,12 @@ struct Args {
     /// Largest value, in bytes.
     #[arg(long, env = "VARWATCH_MAX_VALUE_BYTES", default_value_t = 4 << 20)]
     max_value_bytes: usize,
+    /// Most bytes of metadata and source of one session, variable or change.
+    #[arg(long, env = "VARWATCH_MAX_METADATA_BYTES", default_value_t = 64 << 10)]
+    max_metadata_bytes: usize,
+    /// Byte budget of one watch message (a single larger event goes alone).
+    #[arg(long, env = "VARWATCH_MAX_WATCH_MESSAGE_BYTES", default_value_t = 4 << 20)]
+    max_watch_message_bytes: usize,
     /// Most items in one batch, multi-get or watch.
     #[arg(long, env = "VARWATCH_MAX_BATCH_ITEMS", default_value_t = 10_000)]
     max_batch_items: usize,
@@ -118,6 +124,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .max_watches_per_connection(args.max_watches_per_connection)
         .max_message_bytes(args.max_message_bytes)
         .max_value_bytes(args.max_value_bytes)
+        .max_metadata_bytes(args.max_metadata_bytes)
+        .max_watch_message_bytes(args.max_watch_message_bytes)
         .max_batch_items(args.max_batch_items)
         .heartbeat_interval(args.heartbeat_interval)
         .heartbeat_timeout(args.heartbeat_timeout)

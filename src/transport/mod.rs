@@ -73,8 +73,6 @@ mod upstream;
 #[cfg(feature = "transport")]
 pub use config::{MAX_BUFFER, MAX_DURATION, RemoteConfig};
 #[cfg(feature = "transport")]
-pub(crate) use limits::value_bytes;
-#[cfg(feature = "transport")]
 pub use memory::MemoryTransport;
 #[cfg(feature = "transport")]
 pub use protocol::{

@@ -130,6 +130,8 @@ struct Upstream {
     /// The last acknowledgement sent on this stream.
     acked: u64,
     backoff: Duration,
+    /// Resumes refused in a row for a passing reason (see `ended`).
+    refusals: u32,
 }
 
 /// The connection's state machine (see the module docs).
@@ -289,11 +291,14 @@ impl Mux {
         {
             if u.synced_once {
                 let key = u.shared.lock().attach(down);
-                let _ = reply.send(Ok(Attached {
+                let sent = reply.send(Ok(Attached {
                     id,
                     shared: u.shared.clone(),
                     down: key,
                 }));
+                if sent.is_err() {
+                    self.release(id, key); // the caller gave up waiting
+                }
             } else {
                 u.waiting.push((down, reply));
             }
@@ -312,6 +317,7 @@ impl Mux {
             waiting: vec![(down, reply)],
             acked: 0,
             backoff: self.config.backoff_initial,
+            refusals: 0,
         };
         self.by_key.insert(key, id);
         self.upstreams.insert(id, u);
@@ -437,7 +443,25 @@ impl Mux {
         self.backoff_or_give_up();
     }
 
+    /// Forgets the upstreams that never synced and that nobody waits for
+    /// any more (every `watch` call on them gave up, by its deadline or by
+    /// being dropped): they would otherwise keep the client reconnecting.
+    fn forget_abandoned(&mut self) {
+        let abandoned: Vec<WatchId> = self
+            .upstreams
+            .iter_mut()
+            .filter_map(|(&id, u)| {
+                u.waiting.retain(|(_, reply)| !reply.is_closed());
+                (!u.synced_once && u.waiting.is_empty()).then_some(id)
+            })
+            .collect();
+        for id in abandoned {
+            self.remove(id);
+        }
+    }
+
     fn backoff_or_give_up(&mut self) {
+        self.forget_abandoned();
         if self.upstreams.is_empty() {
             self.conn = Conn::Idle;
             return;
@@ -522,23 +546,34 @@ impl Mux {
             }
         }
         wakers.drain(..).for_each(std::task::Waker::wake);
+        let mut abandoned = Vec::new();
         if let Some(sync) = update.sync_complete {
             u.synced_once = true;
+            u.refusals = 0;
             u.incarnation = Some(sync.session_incarnation);
             u.phase = Phase::Live;
             u.backoff = self.config.backoff_initial;
             for (down, reply) in u.waiting.drain(..) {
                 let key = u.shared.lock().attach(down);
-                let _ = reply.send(Ok(Attached {
+                let sent = reply.send(Ok(Attached {
                     id,
                     shared: u.shared.clone(),
                     down: key,
                 }));
+                if sent.is_err() {
+                    abandoned.push(key); // its caller gave up waiting
+                }
             }
             if let Conn::Open { healthy, .. } = &mut self.conn {
                 *healthy = true;
             }
         }
+        for key in abandoned {
+            self.release(id, key);
+        }
+        let Some(u) = self.upstreams.get_mut(&id) else {
+            return; // released: nobody wanted it any more
+        };
         if u.shared.lock().is_over() {
             // Its last event came (`SessionClosed`): nothing more to follow.
             self.end_upstream(id, None, None);
@@ -574,8 +609,17 @@ impl Mux {
                     self.end_upstream(id, Some(disconnected()), None)
                 }
                 // A passing refusal (a limit, a session being replaced):
-                // this upstream alone tries again later.
+                // this upstream alone tries again later, up to the retry
+                // limit (then its watches end with `Disconnected`, as for a
+                // connection that cannot be made).
                 _ => {
+                    u.refusals += 1;
+                    if self.config.max_failures.is_some_and(|max| u.refusals > max) {
+                        trace::debug!(watch = id, error = %e, "resume refused too often; giving up");
+                        self.end_upstream(id, Some(disconnected()), None);
+                        return;
+                    }
+                    trace::debug!(watch = id, error = %e, refusals = u.refusals, "resume refused; retrying");
                     let delay = jittered(u.backoff);
                     u.backoff = u.backoff.saturating_mul(2).min(self.config.backoff_max);
                     u.phase = Phase::Retry(Instant::now() + delay);

@@ -7,9 +7,15 @@
 //! wakes the stream's task. The task takes the ids ([`ReadySet::poll_take`])
 //! and, for each, clears its flag *before* polling the watch: a wake-up
 //! during or after the poll queues it again, so none is lost.
+//!
+//! A watch is polled at most once per turn ([`Wakers::take_for_poll`] with
+//! the turn's number), even when its id is in the taken list twice (an id
+//! cancelled and created again before the list was taken leaves a stale
+//! entry beside the new one); a second poll in one turn could put its
+//! later events before earlier ones in the message being built.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
@@ -33,6 +39,8 @@ struct Inner {
 struct WatchWaker {
     id: WatchId,
     queued: AtomicBool,
+    /// The turn it was last polled in (only the stream's task touches it).
+    turn: AtomicU64,
     set: Arc<ReadySet>,
 }
 
@@ -67,6 +75,7 @@ impl ReadySet {
         let w = Arc::new(WatchWaker {
             id,
             queued: AtomicBool::new(false),
+            turn: AtomicU64::new(0),
             set: self.clone(),
         });
         let waker = Waker::from(w.clone());
@@ -92,8 +101,13 @@ impl ReadySet {
 
 impl Wakers {
     /// The waker of `id`, its flag cleared: call just before polling it.
-    pub(crate) fn take_for_poll(&self, id: WatchId) -> Option<&Waker> {
+    /// `None` if it is gone, or was already polled in `turn` (numbered by
+    /// the caller from 1).
+    pub(crate) fn take_for_poll(&self, id: WatchId, turn: u64) -> Option<&Waker> {
         let (w, waker) = self.0.get(&id)?;
+        if w.turn.swap(turn, Ordering::Relaxed) == turn {
+            return None;
+        }
         w.queued.store(false, Ordering::Release);
         Some(waker)
     }
@@ -133,12 +147,34 @@ mod tests {
             set.poll_take(&mut cx, &mut ids).is_pending(),
             "flag not cleared yet"
         );
-        wakers.take_for_poll(1);
+        wakers.take_for_poll(1, 1);
         a.wake_by_ref();
         a.wake_by_ref();
-        wakers.take_for_poll(2);
+        wakers.take_for_poll(2, 1);
         b.wake_by_ref();
         assert!(set.poll_take(&mut cx, &mut ids).is_ready());
         assert_eq!(ids, [1, 2]);
+    }
+
+    #[test]
+    fn a_watch_is_polled_once_per_turn_even_if_listed_twice() {
+        let set = Arc::new(ReadySet::default());
+        let mut wakers = Wakers::default();
+        let _old = set.waker(&mut wakers, 7);
+        // Cancelled and created again before the list is taken: its id is
+        // in the list twice.
+        wakers.remove(7);
+        let _new = set.waker(&mut wakers, 7);
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut ids = Vec::new();
+        assert!(set.poll_take(&mut cx, &mut ids).is_ready());
+        assert_eq!(ids, [7, 7]);
+        let polled = ids
+            .iter()
+            .filter(|&&id| wakers.take_for_poll(id, 1).is_some())
+            .count();
+        assert_eq!(polled, 1);
+        // Next turn, polled again.
+        assert!(wakers.take_for_poll(7, 2).is_some());
     }
 }

@@ -119,8 +119,10 @@ impl RemoteStore {
     /// options) share one watch on the wire: a watch identical to one the
     /// client already follows starts from the client's copy of its state
     /// (one cut, as of the last group received) without a round trip, even
-    /// while the connection is down; any other is refused with
-    /// `Unavailable` while the server cannot be reached. Every [`WatchOptions`] setting
+    /// while the connection is down; any other waits for the server's
+    /// snapshot for at most [`RemoteConfig::call_timeout`], and fails with
+    /// `Unavailable` if the server cannot be reached (or `DeadlineExceeded`
+    /// at the deadline; nothing is left behind). Every [`WatchOptions`] setting
     /// works as it does locally: the capacity, coalescing and throttling
     /// apply to the server-side watch; the filter and the overflow policy
     /// run on this side, where each watch has a buffer of
@@ -224,7 +226,17 @@ async fn open_watch(inner: Arc<Inner>, sub: Subscribe, opts: WatchOptions) -> Re
     commands
         .send(Command::Watch { sub, down, reply })
         .map_err(|_| gone())?;
-    let attached = answer.await.map_err(|_| gone())??;
+    // Bounded like a call: the first snapshot within `call_timeout`. A
+    // caller that gives up leaves nothing behind (the mux releases what it
+    // would have attached, and forgets an upstream nobody waits for).
+    let timeout = inner.config.call_timeout;
+    let attached = tokio::time::timeout(timeout, answer)
+        .await
+        .map_err(|_| Error::Remote {
+            code: ErrorCode::DeadlineExceeded,
+            message: format!("no snapshot from the server within {timeout:?} (RemoteConfig::call_timeout)"),
+        })?
+        .map_err(|_| gone())??;
     Ok(RemoteWatch::new(attached, commands, counters, opts.filter, inner))
 }
 

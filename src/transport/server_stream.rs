@@ -27,12 +27,11 @@ use futures_core::Stream;
 use tokio::sync::mpsc;
 use tokio::time::interval;
 
-use super::limits::Limits;
+use super::limits::{Limits, event_bytes};
 use super::protocol::{ClientMessage, ServerMessage, Subscribe, WatchEnd, WatchId, WatchUpdate};
 use super::ready::{ReadySet, Wakers};
 use super::server_watch::{self, Opened};
 use super::silence::Silence;
-use super::value_bytes;
 use crate::trace;
 use crate::{Error, ErrorCode, EventKind, Result, SessionStore, Watch, WatchEvent};
 
@@ -189,6 +188,8 @@ struct Conn {
     beat: u64,
     /// One watch's events taken in `poll_watches` (kept for its capacity).
     batch: Vec<WatchEvent>,
+    /// The number of the current `poll_watches` turn (see `ReadySet`).
+    turn: u64,
 }
 
 impl Conn {
@@ -258,13 +259,16 @@ impl Conn {
                 actual: self.watches.len() + 1,
             });
         }
-        let items = match &sub.target {
-            super::WatchTarget::Variables(v) => v.len(),
-            _ => 0,
+        // A whole-session resume names every variable the client has, as
+        // many as the session holds: only the request size bounds it (a
+        // session larger than `max_items` must still resume).
+        let (items, resumed) = match &sub.target {
+            super::WatchTarget::Variables(v) => (v.len(), sub.resume.len()),
+            super::WatchTarget::Session => (0, 0),
         };
         for (what, n) in [
             ("variables in one watch", items),
-            ("versions in one resume", sub.resume.len()),
+            ("versions in one resume", resumed),
         ] {
             if n > limits.max_items {
                 return Err(Error::LimitExceeded {
@@ -292,9 +296,10 @@ impl Conn {
     /// shared with an identical update in the message, or as its own.
     fn poll_watches(&mut self, ids: &[WatchId]) {
         let budget = self.ctx.limits.max_events_per_message.max(1);
+        self.turn += 1;
         let mut batch = std::mem::take(&mut self.batch);
         for &id in ids {
-            let Some(waker) = self.wakers.take_for_poll(id).cloned() else {
+            let Some(waker) = self.wakers.take_for_poll(id, self.turn).cloned() else {
                 continue;
             };
             let mut cx = Context::from_waker(&waker);
@@ -333,7 +338,7 @@ impl Conn {
     /// Adds an event of watch `id`, sealing the current message first if
     /// it is full.
     fn event(&mut self, id: WatchId, e: WatchEvent) {
-        let n = e.value().map_or(0, value_bytes);
+        let n = event_bytes(&e);
         if self.out.full(n) {
             self.seal(Some((id, &e)));
         }
@@ -398,6 +403,7 @@ pub(crate) async fn run<I>(
         wakers: Wakers::default(),
         beat: 0,
         batch: Vec::new(),
+        turn: 0,
     };
     let mut silence = Silence::new(limits.heartbeat_timeout);
     let mut tick = interval(limits.heartbeat_interval);
@@ -421,26 +427,35 @@ pub(crate) async fn run<I>(
     loop {
         // 1. Send what is assembled, waiting for room if need be.
         conn.seal(None);
+        let sent = !conn.out.ready.is_empty();
         while let Some(msg) = conn.out.ready.pop_front() {
             let permit = match tx.try_reserve() {
                 Ok(p) => p,
                 Err(mpsc::error::TrySendError::Closed(())) => return,
                 Err(mpsc::error::TrySendError::Full(())) => loop {
                     // While the client reads slowly: keep hearing it (a
-                    // heartbeat proves it alive; its echo waits), keep its
-                    // creates and cancels for later.
+                    // heartbeat proves it alive and is echoed with the next
+                    // message; acks are applied), keep its creates and
+                    // cancels for later (at most MAX_DEFERRED, then stop
+                    // reading it).
                     let reading = deferred.len() < MAX_DEFERRED;
                     tokio::select! {
                         permit = tx.reserve() => match permit {
-                            Ok(p) => break p,
+                            // The transport took a message, which it does
+                            // only when the client's flow-control window has
+                            // room: the client is reading, so it is alive
+                            // even if we have stopped reading it.
+                            Ok(p) => {
+                                silence.heard();
+                                break p;
+                            }
                             Err(_) => return,
                         },
-                        m = poll_fn(|c| Pin::new(&mut inbound).poll_next(c)), if reading => {
+                        m = poll_fn(|c| std::pin::Pin::new(&mut inbound).poll_next(c)), if reading => {
                             let Some(m) = m else { return };
                             silence.heard();
                             match m {
-                                ClientMessage::Heartbeat(_) => {}
-                                ClientMessage::Ack(..) => conn.request(m),
+                                ClientMessage::Heartbeat(_) | ClientMessage::Ack(..) => conn.request(m),
                                 other => deferred.push_back(other),
                             }
                         }
@@ -458,6 +473,10 @@ pub(crate) async fn run<I>(
             };
             permit.send(Ok(msg));
         }
+        if sent {
+            // The server's own heartbeat is for when it has sent nothing.
+            tick.reset();
+        }
         // 2. What waited while the queue was full.
         if let Some(m) = deferred.pop_front() {
             conn.request(m);
@@ -465,7 +484,7 @@ pub(crate) async fn run<I>(
         }
         // 3. Wait for something to do.
         tokio::select! {
-            m = poll_fn(|c| Pin::new(&mut inbound).poll_next(c)) => {
+            m = poll_fn(|c| std::pin::Pin::new(&mut inbound).poll_next(c)) => {
                 let Some(m) = m else {
                     return; // the client closed its side, or the connection broke
                 };

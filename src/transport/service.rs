@@ -16,7 +16,7 @@ use std::time::Duration;
 use futures_core::Stream;
 use tokio::sync::mpsc;
 
-use super::limits::{Limits, value_bytes};
+use super::limits::{Limits, metadata_bytes, value_bytes};
 use super::protocol::{ClientMessage, Request, Response, ServerMessage};
 use super::server_stream::{self, StreamContext};
 use crate::{Error, Result, SessionStore, Value};
@@ -119,10 +119,20 @@ impl Service {
         self
     }
 
-    /// Roughly how many bytes of values one watch message may carry before
-    /// the rest goes into the next message (a single event larger than this
-    /// is still sent, alone). Snapshots are cut the same way; the last part
-    /// carries `sync_complete`.
+    /// Most bytes of metadata (keys and values) plus source in one request's
+    /// session, variable or change (default 64 KiB). A change's metadata
+    /// travels with every event of the change, so it is bounded apart from
+    /// values.
+    pub fn max_metadata_bytes(mut self, n: usize) -> Self {
+        self.limits.max_metadata_bytes = n;
+        self
+    }
+
+    /// Roughly how many bytes of events one watch message may carry before
+    /// the rest goes into the next message: values, old values, metadata,
+    /// sources, ids and names, plus a small allowance per event (a single
+    /// event larger than this is still sent, alone). Snapshots are cut the
+    /// same way; the last part carries `sync_complete`.
     pub fn max_message_value_bytes(mut self, n: usize) -> Self {
         self.limits.max_message_value_bytes = n;
         self
@@ -181,15 +191,29 @@ impl Service {
         Ok(())
     }
 
+    fn check_metadata(&self, of: &str, metadata: &crate::Metadata, source: Option<&str>) -> Result<()> {
+        let n = metadata_bytes(metadata) + source.map_or(0, str::len);
+        if n > self.limits.max_metadata_bytes {
+            return Err(Error::LimitExceeded {
+                what: format!("bytes of metadata and source of {of}"),
+                limit: self.limits.max_metadata_bytes,
+                actual: n,
+            });
+        }
+        Ok(())
+    }
+
     /// Answers one request. A request over a limit, or one the store
     /// rejects, changes nothing.
     pub fn call(&self, request: Request) -> Result<Response> {
         let s = &self.store;
         Ok(match request {
             Request::CreateSession { session, options } => {
+                self.check_metadata("a session", &options.metadata, None)?;
                 Response::Session(s.create_session(&session, options)?)
             }
             Request::GetOrCreateSession { session, options } => {
+                self.check_metadata("a session", &options.metadata, None)?;
                 Response::Session(s.get_or_create_session(&session, options)?)
             }
             Request::GetSession { session } => Response::Session(s.session(&session)?),
@@ -200,6 +224,7 @@ impl Service {
             Request::ListSessions => Response::Sessions(s.list_sessions()),
             Request::Register { session, def } => {
                 self.check_value(&def.name, &def.value)?;
+                self.check_metadata("a variable", &def.metadata, None)?;
                 Response::Registered(s.register(&session, def)?)
             }
             Request::Get { session, variable } => Response::Variable(s.get(&session, &variable)?),
@@ -217,6 +242,7 @@ impl Service {
                 options,
             } => {
                 self.check_value(&variable, &value)?;
+                self.check_metadata("a change", &options.metadata, options.source.as_deref())?;
                 Response::Version(s.update_with(&session, &variable, value, &options)?)
             }
             Request::UpdateMany {
@@ -226,6 +252,7 @@ impl Service {
                 atomic,
             } => {
                 self.check_items("items in one batch", items.len())?;
+                self.check_metadata("a change", &options.metadata, options.source.as_deref())?;
                 for item in &items {
                     self.check_value(&item.ident, &item.value)?;
                 }

@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use tonic::codegen::http;
 use tonic::metadata::MetadataValue;
 
 use super::conn::ConnInfo;
@@ -31,7 +32,12 @@ pub struct Gate(pub(crate) Option<Arc<str>>);
 
 /// The connection a request came on, with or without TLS.
 pub(crate) fn conn_of<T>(req: &Request<T>) -> Option<&ConnInfo> {
-    let ext = req.extensions();
+    conn_in(req.extensions())
+}
+
+/// The connection a request came in on, from its extensions (tonic's or
+/// http's request).
+pub(crate) fn conn_in(ext: &http::Extensions) -> Option<&ConnInfo> {
     #[cfg(feature = "tls")]
     if let Some(tls) = ext.get::<tonic::transport::server::TlsConnectInfo<ConnInfo>>() {
         return Some(tls.get_ref());
@@ -48,13 +54,10 @@ fn bearer(value: &str) -> Option<&str> {
 
 impl Interceptor for Gate {
     fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(conn) = conn_of(&req) {
-            if conn.state.over_limit {
-                return Err(Status::resource_exhausted(
-                    "the server has its maximum of connections; try again later",
-                ));
-            }
-            conn.state.call();
+        if conn_of(&req).is_some_and(|conn| conn.state.over_limit) {
+            return Err(Status::resource_exhausted(
+                "the server has its maximum of connections; try again later",
+            ));
         }
         let Some(token) = &self.0 else {
             return Ok(req);

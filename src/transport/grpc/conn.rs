@@ -124,22 +124,28 @@ pub(crate) struct Io {
 }
 
 impl Io {
+    /// How long the connection may go on: the idle timeout, or for one over
+    /// the connection limit a second at most (time to hear why, then gone,
+    /// whatever it does meanwhile).
+    fn grace(&self) -> Duration {
+        if self.info.state.over_limit {
+            self.limits.idle_timeout.min(OVER_LIMIT_GRACE)
+        } else {
+            self.limits.idle_timeout
+        }
+    }
+
     /// Whether the connection must be closed now; re-arms the check.
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
         while self.check.as_mut().poll(cx).is_ready() {
             let state = &self.info.state;
-            // A connection over the limit gets a second to hear why.
-            let idle = if state.over_limit {
-                self.limits.idle_timeout.min(Duration::from_secs(1))
-            } else {
-                self.limits.idle_timeout
-            };
-            let over = !self.started || state.idle(idle);
+            let grace = self.grace();
+            let over = !self.started || state.over_limit || state.idle(grace);
             if over {
-                trace::debug!(remote = ?self.info.remote_addr, started = self.started, "closing a silent or idle connection");
+                trace::debug!(remote = ?self.info.remote_addr, started = self.started, over_limit = state.over_limit, "closing a silent, idle or over-limit connection");
                 return true;
             }
-            self.check.as_mut().reset(Instant::now() + idle);
+            self.check.as_mut().reset(Instant::now() + grace);
         }
         false
     }
@@ -162,8 +168,8 @@ impl AsyncRead for Io {
         if !self.started && buf.filled().len() > before {
             self.started = true;
             // From now on, the idle rule (measured from the last call).
-            let idle = self.limits.idle_timeout;
-            self.check.as_mut().reset(Instant::now() + idle);
+            let grace = self.grace();
+            self.check.as_mut().reset(Instant::now() + grace);
         }
         r
     }
@@ -197,6 +203,10 @@ impl Connected for Io {
         self.info.clone()
     }
 }
+
+/// How long a connection over the limit is kept: time for its first calls
+/// to hear RESOURCE_EXHAUSTED, not time to use.
+const OVER_LIMIT_GRACE: Duration = Duration::from_secs(1);
 
 /// Accepted connections, wrapped and counted.
 pub(crate) struct Incoming {
@@ -242,7 +252,11 @@ impl Stream for Incoming {
             info: ConnInfo { state, remote_addr },
             limits: this.limits.clone(),
             started: false,
-            check: Box::pin(tokio::time::sleep(this.limits.handshake_timeout)),
+            check: Box::pin(tokio::time::sleep(if over_limit {
+                this.limits.handshake_timeout.min(OVER_LIMIT_GRACE)
+            } else {
+                this.limits.handshake_timeout
+            })),
         })))
     }
 }

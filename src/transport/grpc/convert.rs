@@ -368,12 +368,19 @@ pub(crate) fn event_to(e: &WatchEvent) -> proto::WatchEvent {
 
 /// Turns one stream's wire events back into [`WatchEvent`]s, sharing one
 /// description per variable across its events.
+///
+/// The cache is only a saving: an entry goes with its variable's deletion,
+/// and the whole cache is dropped when it reaches [`Self::MAX_CACHED`]
+/// entries, so that a long-lived client of many short-lived sessions does
+/// not grow without bound.
 #[derive(Default)]
 pub(crate) struct EventDecoder {
     metas: HashMap<String, Arc<VarMeta>>,
 }
 
 impl EventDecoder {
+    const MAX_CACHED: usize = 65_536;
+
     /// `None` for an event of a kind this client does not know (a newer
     /// server's), which is skipped.
     pub(crate) fn decode(&mut self, e: proto::WatchEvent) -> Option<WatchEvent> {
@@ -403,6 +410,9 @@ impl EventDecoder {
                     created_at: SystemTime::UNIX_EPOCH,
                     slot: 0,
                 });
+                if self.metas.len() >= Self::MAX_CACHED {
+                    self.metas.clear();
+                }
                 self.metas.insert(e.variable_id.clone(), m.clone());
                 m
             }

@@ -103,6 +103,19 @@ impl GrpcService {
         self
     }
 
+    /// See [`Service::max_metadata_bytes`].
+    pub fn max_metadata_bytes(mut self, n: usize) -> Self {
+        self.service = self.service.max_metadata_bytes(n);
+        self
+    }
+
+    /// See [`Service::max_message_value_bytes`]: the byte budget of one
+    /// watch message.
+    pub fn max_watch_message_bytes(mut self, n: usize) -> Self {
+        self.service = self.service.max_message_value_bytes(n);
+        self
+    }
+
     /// See [`Service::max_batch_items`].
     pub fn max_batch_items(mut self, n: usize) -> Self {
         self.service = self.service.max_batch_items(n);
@@ -226,8 +239,11 @@ impl GrpcService {
     }
 }
 
-/// Answers RESOURCE_EXHAUSTED where tonic answers OUT_OF_RANGE (a request
-/// larger than the server accepts), as the protocol promises.
+/// Wraps every service of the server (varwatch's, health, reflection):
+/// counts each call as activity of its connection (so that a connection
+/// that only health-checks is not idle), and answers RESOURCE_EXHAUSTED
+/// where tonic answers OUT_OF_RANGE (a request larger than the server
+/// accepts), as the protocol promises.
 #[derive(Clone, Copy, Debug)]
 struct RemapLayer;
 
@@ -255,6 +271,9 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if let Some(conn) = super::auth::conn_in(req.extensions()) {
+            conn.state.call();
+        }
         let fut = self.0.call(req);
         Box::pin(async move {
             let mut response = fut.await?;
