@@ -196,6 +196,10 @@ impl GrpcService {
     /// service, health (`SERVING` until shutdown) and reflection, with the
     /// connection limits and timeouts. On shutdown it reports `NOT_SERVING`,
     /// ends open watches and waits for connections to close.
+    ///
+    /// Health and reflection answer without the bearer token and on a
+    /// connection over the limit (until it is closed), as load balancers and
+    /// tools expect: they reveal the service's shape and state, no data.
     pub async fn serve(
         self,
         listener: TcpListener,
