@@ -83,6 +83,13 @@ fn write0(c: &mut Criterion) {
     let values: Vec<Value> = (0..1024).map(payload).collect();
     let store = store_with_x();
     let mut i = 0usize;
+    let writer = store.writer("s", "x").unwrap();
+    g.bench_function("varwatch/set", |b| {
+        b.iter(|| {
+            i += 1;
+            writer.set(values[i & 1023].clone()).unwrap()
+        })
+    });
     g.bench_function("varwatch/update", |b| {
         b.iter(|| {
             i += 1;

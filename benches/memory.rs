@@ -1,5 +1,6 @@
-//! Bytes per idle watcher at 100k watchers, as the resident-set growth
-//! divided by N, each measured in a fresh process.
+//! Bytes per idle watcher at 100k watchers, and per empty session at 100k
+//! sessions, as the resident-set growth divided by N, each measured in a
+//! fresh process.
 //!
 //! `cargo bench --bench memory` (Linux: reads `/proc/self/statm`).
 //! `VARWATCH_BENCH_QUICK=1` uses 10k watchers.
@@ -14,7 +15,8 @@ use std::sync::Arc;
 
 use varwatch::{SessionOptions, SessionStore, Value, VarDef, VarType, WatchOptions};
 
-const KINDS: [&str; 6] = [
+const KINDS: [&str; 7] = [
+    "empty_session",
     "varwatch",
     "varwatch_drained",
     "tokio_broadcast",
@@ -40,6 +42,17 @@ fn payload() -> Value {
 /// Creates `n` idle watchers of one value and returns the RSS growth.
 fn measure(kind: &str, n: usize) -> usize {
     match kind {
+        "empty_session" => {
+            let store = SessionStore::new();
+            let ids: Vec<String> = (0..n).map(|i| format!("session-{i:06}")).collect();
+            let before = rss_bytes();
+            for id in &ids {
+                store.create_session(id, SessionOptions::new()).unwrap();
+            }
+            let after = rss_bytes();
+            black_box(&store);
+            after - before
+        }
         "varwatch" | "varwatch_drained" => {
             let store = SessionStore::new();
             store.create_session("s", SessionOptions::new()).unwrap();
@@ -128,7 +141,14 @@ fn main() {
         let child = Command::new(&exe).args(["--child", kind]).output().unwrap();
         let grown: usize = String::from_utf8_lossy(&child.stdout).trim().parse().unwrap_or(0);
         let per = grown as f64 / n as f64;
-        println!("memory    {kind:<20} {per:>8.1} bytes per idle watcher ({n} watchers)");
+        if kind == "empty_session" {
+            println!(
+                "memory    {kind:<20} {per:>8.1} bytes per empty session ({n} sessions: {:.1} MB)",
+                grown as f64 / 1e6
+            );
+        } else {
+            println!("memory    {kind:<20} {per:>8.1} bytes per idle watcher ({n} watchers)");
+        }
         writeln!(
             out,
             "{{\"workload\":\"memory\",\"name\":\"{kind}\",\"bytes_per_watcher\":{per},\"n\":{n}}}"

@@ -123,8 +123,10 @@ pub mod rules {
     //! ending) removes at once, before `drop` returns: its registration, its
     //! entries in the waiter lists, the waker it holds (so the task it would
     //! have woken is no longer referenced), a throttle's timer entry, and its
-    //! share of the event log. Dropping a remote watch closes its stream,
-    //! and the server frees its server-side watch.
+    //! share of the event log. Dropping a remote watch detaches it from its
+    //! connection's watch stream; when it was the last watch of its
+    //! subscription, the client cancels it and the server frees its
+    //! server-side watch.
     //!
     //! [`Error::BatchRejected`]: crate::Error::BatchRejected
     //! [`Error::InvalidName`]: crate::Error::InvalidName

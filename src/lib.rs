@@ -106,6 +106,7 @@ mod error;
 mod event_log;
 mod ident;
 mod observer;
+mod publish;
 mod record;
 mod seqcount;
 mod session;
@@ -118,7 +119,7 @@ mod value;
 mod watch;
 
 #[cfg(all(test, loom))]
-mod loom_tests;
+mod loom;
 
 /// The README's example, compiled and run as a doc test so it stays true.
 #[cfg(doctest)]

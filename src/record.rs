@@ -6,7 +6,8 @@
 use std::time::SystemTime;
 
 use crate::observer::WaiterList;
-use crate::sync::{Arc, ArcCell};
+use crate::publish::ArcCell;
+use crate::sync::Arc;
 use crate::value::{Constraints, Value, VarType};
 
 /// Free-form string metadata of sessions, variables and changes.
@@ -92,4 +93,76 @@ pub(crate) struct VarCell {
     pub(crate) meta: Arc<VarMeta>,
     pub(crate) current: ArcCell<Record>,
     pub(crate) waiters: WaiterList,
+}
+
+/// One record allocation a session's writer keeps for its next change
+/// (guarded by the session's write lock, like the rest of `WriteState`).
+///
+/// A write replaces a variable's current record; when nothing else holds
+/// the replaced one (no reader, no watch, no event log: the common case
+/// without watchers), its allocation is kept here, emptied, and the next
+/// write fills it in place instead of allocating. Uniqueness is
+/// `Arc::get_mut`'s, so a record anyone can still see is never reused.
+#[derive(Default)]
+pub(crate) struct Spare(Option<Arc<Record>>);
+
+/// What a replaced record held, for the caller to drop once it has
+/// released its locks (a value can be large).
+pub(crate) enum Leftovers {
+    /// The record was kept as the spare; these were its contents.
+    Contents(
+        #[allow(dead_code)] Value,
+        #[allow(dead_code)] Option<Value>,
+        #[allow(dead_code)] Option<Arc<str>>,
+        #[allow(dead_code)] Option<Arc<Metadata>>,
+    ),
+    /// Someone else holds the record: only our reference goes.
+    Shared(#[allow(dead_code)] Arc<Record>),
+}
+
+impl Spare {
+    /// A record of `var`, written by `fill` (which sets every field but
+    /// `var`) into the kept allocation, or into a new one. A kept record
+    /// of the same variable keeps its `var` (no reference count moves).
+    pub(crate) fn record(&mut self, var: &Arc<VarMeta>, fill: impl FnOnce(&mut Record)) -> Arc<Record> {
+        if let Some(mut kept) = self.0.take()
+            && let Some(r) = Arc::get_mut(&mut kept)
+        {
+            if !Arc::ptr_eq(&r.var, var) {
+                r.var = var.clone();
+            }
+            fill(r);
+            return kept;
+        }
+        let mut r = Record {
+            var: var.clone(),
+            kind: RecordKind::Changed,
+            version: 0,
+            revision: 0,
+            value: Value::Boolean(false),
+            old_value: None,
+            source: None,
+            metadata: None,
+            timestamp: SystemTime::UNIX_EPOCH,
+        };
+        fill(&mut r);
+        Arc::new(r)
+    }
+
+    /// Keeps `replaced` for the next write if nothing else holds it.
+    pub(crate) fn keep(&mut self, mut replaced: Arc<Record>) -> Leftovers {
+        match Arc::get_mut(&mut replaced) {
+            Some(r) => {
+                let contents = Leftovers::Contents(
+                    std::mem::replace(&mut r.value, Value::Boolean(false)),
+                    r.old_value.take(),
+                    r.source.take(),
+                    r.metadata.take(),
+                );
+                self.0 = Some(replaced);
+                contents
+            }
+            None => Leftovers::Shared(replaced),
+        }
+    }
 }

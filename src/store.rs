@@ -13,11 +13,12 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::ident::{MAX_NAME_BYTES, check_session_id};
-use crate::record::VarCell;
+use crate::publish::Cached;
+use crate::record::{Record, VarCell};
 use crate::session::{
     GetMany, HashMap, Session, SessionInfo, SessionOptions, StoreCounters, UpdateOptions, VarDef, Variable,
 };
-use crate::sync::{Arc, AtomicUsize, Ordering, RwLock};
+use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, RwLock};
 use crate::value::Value;
 use crate::watch::{Watch, WatchOptions, WatcherInfo, watcher_info};
 
@@ -149,36 +150,57 @@ impl<I: Into<String>, V: Into<Value>> From<(I, V)> for BatchUpdate {
     }
 }
 
-/// A handle for reading one variable's current state with no lock at all
-/// (one atomic load), from [`SessionStore::reader`]. It keeps reading the
-/// last state once the variable is deleted; see [`VarReader::is_deleted`].
-#[derive(Clone)]
+/// A handle for reading one variable's current state, from
+/// [`SessionStore::reader`]. It keeps reading the last state once the
+/// variable is deleted; see [`VarReader::is_deleted`].
+///
+/// A reader remembers the state it last returned: while the variable has
+/// not changed since, [`load`](Self::load) is one atomic load and one
+/// reference-count increment, without touching the variable's lock, so
+/// many threads reading one hot variable do not contend on more than the
+/// state's reference count. The memory is per handle: clone one for each
+/// thread (a clone starts empty). The state it remembers stays allocated
+/// until the handle reads a newer one or is dropped.
 #[must_use]
 pub struct VarReader {
     cell: Arc<VarCell>,
+    cache: Mutex<Cached<Record>>,
+}
+
+impl Clone for VarReader {
+    fn clone(&self) -> Self {
+        VarReader::new(self.cell.clone())
+    }
 }
 
 impl VarReader {
+    fn new(cell: Arc<VarCell>) -> VarReader {
+        VarReader {
+            cell,
+            cache: Mutex::new(Cached::default()),
+        }
+    }
+
     /// The current state (one reference-count increment).
     pub fn load(&self) -> Variable {
         Variable {
-            record: self.cell.current.load_full(),
+            record: self.cell.current.load_cached(&mut self.cache.lock()),
         }
     }
-    /// Runs `f` on the current value without cloning anything.
+    /// Runs `f` on the current value (the state is held for the call: one
+    /// reference-count increment, nothing copied; no lock is held while `f`
+    /// runs).
     pub fn with_value<R>(&self, f: impl FnOnce(&Value) -> R) -> R {
-        self.cell.current.with(|r| f(&r.value))
+        f(self.load().value())
     }
     /// The current version.
     pub fn version(&self) -> u64 {
-        self.cell.current.with(|r| r.version)
+        self.load().version()
     }
     /// Whether the variable has been deleted (its session closed does not
     /// count; check the session for that).
     pub fn is_deleted(&self) -> bool {
-        self.cell
-            .current
-            .with(|r| r.kind == crate::record::RecordKind::Deleted)
+        self.load().record.kind == crate::record::RecordKind::Deleted
     }
 }
 
@@ -254,6 +276,14 @@ impl SessionMap {
 
     fn get(&self, id: &str) -> Option<Arc<Session>> {
         self.shard(id).read().get(id).cloned()
+    }
+
+    /// Runs `f` on session `id` under its shard's read lock, without
+    /// taking a reference to the session (the hot by-name paths). `f` may
+    /// take the session's own locks: nothing takes a shard's lock while
+    /// holding a session's (lock order: shard, then session).
+    fn with<R>(&self, id: &str, f: impl FnOnce(&Session) -> R) -> Option<R> {
+        self.shard(id).read().get(id).map(|s| f(s))
     }
 
     fn remove(&self, id: &str) -> Option<Arc<Session>> {
@@ -536,7 +566,7 @@ impl SessionStore {
     /// A handle that reads the variable's current state with no lock.
     pub fn reader(&self, session: &str, ident: &str) -> Result<VarReader> {
         let cell = self.session_touched(session)?.resolve_or_err(ident)?;
-        Ok(VarReader { cell })
+        Ok(VarReader::new(cell))
     }
 
     /// Sets the variable to `value`; returns its new version. Setting the
@@ -556,9 +586,19 @@ impl SessionStore {
         value: impl Into<Value>,
         opts: &UpdateOptions,
     ) -> Result<u64> {
-        let s = self.session_touched(session)?;
-        let cell = s.resolve_or_err(ident)?;
-        s.update_one(&cell, value.into(), opts)
+        let value = value.into();
+        self.inner
+            .sessions
+            .with(session, |s| {
+                s.touch();
+                let cell = s.resolve_or_err(ident)?;
+                s.update_one(&cell, value, opts)
+            })
+            .unwrap_or_else(|| {
+                Err(Error::SessionNotFound {
+                    session: session.to_string(),
+                })
+            })
     }
 
     /// Applies every update or none, under one session revision; watchers

@@ -2,43 +2,22 @@
 //! the loom model tests (`RUSTFLAGS="--cfg loom"`) can swap every lock and
 //! atomic for loom's instrumented versions, as tokio does.
 //!
-//! Outside loom: `parking_lot` locks (small, no poisoning) and `arc_swap` for
-//! the lock-free current value of a variable. Under loom: loom's `Mutex` and
-//! `RwLock` behind the same API, and an [`ArcCell`] made of a loom `Mutex`.
+//! Outside loom: `parking_lot` locks (small, no poisoning). Under loom:
+//! loom's `Mutex` and `RwLock` behind the same API. The publication of a
+//! variable's state is built on these in `publish.rs`.
 
 pub(crate) use std::sync::Arc;
 
 #[cfg(not(loom))]
 mod imp {
     pub(crate) use parking_lot::{Mutex, MutexGuard, RwLock};
-    use std::sync::Arc;
     pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
-
-    /// A shared, atomically replaceable `Arc<T>`; loads take no lock.
-    pub(crate) struct ArcCell<T>(arc_swap::ArcSwap<T>);
-
-    impl<T> ArcCell<T> {
-        pub(crate) fn new(value: Arc<T>) -> Self {
-            ArcCell(arc_swap::ArcSwap::new(value))
-        }
-        pub(crate) fn load_full(&self) -> Arc<T> {
-            self.0.load_full()
-        }
-        /// Runs `f` on the current value without touching its reference count.
-        pub(crate) fn with<R>(&self, f: impl FnOnce(&Arc<T>) -> R) -> R {
-            f(&self.0.load())
-        }
-        pub(crate) fn store(&self, value: Arc<T>) {
-            self.0.store(value)
-        }
-    }
 }
 
 #[cfg(loom)]
 mod imp {
     pub(crate) use loom::sync::MutexGuard;
     pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
-    use std::sync::Arc;
 
     /// `parking_lot`-shaped wrapper over loom's mutex.
     #[derive(Default)]
@@ -64,22 +43,6 @@ mod imp {
         }
         pub(crate) fn write(&self) -> loom::sync::RwLockWriteGuard<'_, T> {
             self.0.write().unwrap()
-        }
-    }
-
-    pub(crate) struct ArcCell<T>(loom::sync::Mutex<Arc<T>>);
-    impl<T> ArcCell<T> {
-        pub(crate) fn new(value: Arc<T>) -> Self {
-            ArcCell(loom::sync::Mutex::new(value))
-        }
-        pub(crate) fn load_full(&self) -> Arc<T> {
-            self.0.lock().unwrap().clone()
-        }
-        pub(crate) fn with<R>(&self, f: impl FnOnce(&Arc<T>) -> R) -> R {
-            f(&self.load_full())
-        }
-        pub(crate) fn store(&self, value: Arc<T>) {
-            *self.0.lock().unwrap() = value;
         }
     }
 }

@@ -13,8 +13,13 @@
 //!    lookups (`get`, `watch`) take only its read lock.
 //! 3. the event log's ring lock, then the observer registry and waiter lists.
 //!
-//! A variable's current state is an `Arc<Record>` in an `ArcCell` (arc-swap):
-//! replaced under `write`, read with no lock at all.
+//! A variable's current state is an `Arc<Record>` in an `ArcCell`
+//! (`publish.rs`): replaced under `write` (the cell's own lock for one
+//! pointer swap), read under the cell's read lock for one reference-count
+//! increment, or from a reader's memory with no lock at all. A replaced
+//! record that nobody else holds is kept in `WriteState::spare` and filled
+//! in place by the next change (`record::Spare`), so that a session without
+//! watchers writes without allocating.
 //!
 //! # Consistent cuts
 //!
@@ -38,7 +43,7 @@ use crate::error::Error;
 use crate::event_log::EventLog;
 use crate::ident::is_var_id;
 use crate::observer::ObserverManager;
-use crate::record::{Slot, VarCell};
+use crate::record::{Slot, Spare, VarCell};
 use crate::seqcount::SeqCount;
 use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering, RwLock};
 use crate::value::{Value, validate};
@@ -50,6 +55,8 @@ pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::
 struct WriteState {
     revision: u64,
     next_slot: Slot,
+    /// A record allocation for the next change (see `Spare`).
+    spare: Spare,
     /// The latest deletions, for resuming remote watches.
     #[cfg(feature = "transport")]
     tombstones: Tombstones,
@@ -182,6 +189,7 @@ impl Session {
             write: Mutex::new(WriteState {
                 revision: 0,
                 next_slot: 0,
+                spare: Spare::default(),
                 #[cfg(feature = "transport")]
                 tombstones: Tombstones::default(),
             }),

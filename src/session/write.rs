@@ -34,9 +34,10 @@ use crate::error::Error;
 use crate::event_log::Entry;
 use crate::ident::{check_var_name, var_id};
 use crate::observer::WaiterList;
+use crate::publish::ArcCell;
 use crate::record::{Record, RecordKind, Slot, VarCell, VarMeta};
 use crate::session::types::{Metadata, UpdateOptions, VarDef};
-use crate::sync::{Arc, ArcCell, MutexGuard, Ordering, fence};
+use crate::sync::{Arc, MutexGuard, Ordering, fence};
 use crate::value::{Value, validate};
 
 /// Where a change came from, shared by every record of one write.
@@ -57,17 +58,32 @@ impl Origin {
 
     /// The record of `cell` changing from `cur` to `value` at `revision`.
     fn changed(&self, cell: &VarCell, cur: &Record, value: Value, revision: u64) -> Arc<Record> {
-        Arc::new(Record {
+        let mut r = Record {
             var: cell.meta.clone(),
             kind: RecordKind::Changed,
-            version: cur.version + 1,
-            revision,
-            value,
-            old_value: Some(cur.value.clone()),
-            source: self.source.clone(),
-            metadata: self.metadata.clone(),
+            version: 0,
+            revision: 0,
+            value: Value::Boolean(false),
+            old_value: None,
+            source: None,
+            metadata: None,
             timestamp: self.timestamp,
-        })
+        };
+        self.fill(&mut r, cur.version + 1, value, cur.value.clone(), revision);
+        Arc::new(r)
+    }
+
+    /// Writes the change to `version` (from `old_value` to `value`, at
+    /// `revision`) into `r`: every field but `var`.
+    fn fill(&self, r: &mut Record, version: u64, value: Value, old_value: Value, revision: u64) {
+        r.kind = RecordKind::Changed;
+        r.version = version;
+        r.revision = revision;
+        r.value = value;
+        r.old_value = Some(old_value);
+        r.source.clone_from(&self.source);
+        r.metadata.clone_from(&self.metadata);
+        r.timestamp = self.timestamp;
     }
 }
 
@@ -279,6 +295,8 @@ impl Session {
         let mut results = Vec::with_capacity(ready.len());
         let mut entries = Vec::new();
         let mut woken = Vec::new();
+        // The states replaced, released after the lock.
+        let mut replaced = Vec::with_capacity(ready.len());
         let notify = self.observers.has_watchers();
         let mut section = None;
         let mut changed = 0u64;
@@ -292,7 +310,7 @@ impl Session {
             changed += 1;
             let record = origin.changed(&p.cell, &cur, p.value, revision);
             results.push(Ok(record.version));
-            p.cell.current.store(record.clone());
+            replaced.push(p.cell.current.swap(record.clone()));
             if notify {
                 entries.push(Entry::new(record));
                 woken.push(p.cell);
@@ -305,8 +323,9 @@ impl Session {
                 self.push_log(entries);
             }
             drop(section);
+            self.count_updates(changed);
             drop(w);
-            self.updates.fetch_add(changed, Ordering::Relaxed);
+            drop(replaced);
             self.wake(&woken);
         }
         Ok(results)
@@ -324,6 +343,7 @@ impl Session {
         let notify = self.observers.has_watchers();
         let mut results = Vec::with_capacity(items.len());
         let mut woken: Vec<Arc<VarCell>> = Vec::new();
+        let mut replaced = Vec::new(); // released after the lock
         let mut section = None;
         let mut changed = 0u64;
         for ((ident, _, expected), p) in items.into_iter().zip(prepared) {
@@ -338,7 +358,7 @@ impl Session {
                 w.revision += 1;
                 let record = origin.changed(&p.cell, &cur, p.value, w.revision);
                 let version = record.version;
-                p.cell.current.store(record.clone());
+                replaced.push(p.cell.current.swap(record.clone()));
                 self.revision.store(w.revision, Ordering::Release);
                 changed += 1;
                 if notify {
@@ -353,9 +373,10 @@ impl Session {
             results.push(result);
         }
         drop(section);
+        self.count_updates(changed);
         drop(w);
+        drop(replaced);
         if changed > 0 {
-            self.updates.fetch_add(changed, Ordering::Relaxed);
             self.wake(&woken);
         }
         results
@@ -397,32 +418,74 @@ impl Session {
         if self.is_closed() {
             return Err(self.gone());
         }
-        let cur = cell.current.load_full();
-        self.check_current(cell, &cur, &cell.meta.name, opts.expected_version)?;
-        if cur.value.is_identical(&value) {
-            return Ok(cur.version); // the no-op rule
+        // Only writers replace a cell, and they hold this session's write
+        // lock: a peek is enough (no reference count taken). What it finds
+        // is kept small (errors are built outside).
+        enum Prior {
+            Change(u64, Value),
+            Same(u64),
+            Deleted,
+            Conflict { expected: u64, current: u64 },
         }
+        let prior = cell.current.with(|cur| {
+            if cur.kind == RecordKind::Deleted {
+                Prior::Deleted
+            } else if let Some(expected) = opts.expected_version.filter(|&v| v != cur.version) {
+                Prior::Conflict {
+                    expected,
+                    current: cur.version,
+                }
+            } else if cur.value.is_identical(&value) {
+                Prior::Same(cur.version) // the no-op rule
+            } else {
+                Prior::Change(cur.version, cur.value.clone())
+            }
+        });
+        let (version, old_value) = match prior {
+            Prior::Change(version, old_value) => (version, old_value),
+            Prior::Same(version) => return Ok(version),
+            Prior::Deleted => return Err(self.not_found(&cell.meta.name)),
+            Prior::Conflict { expected, current } => {
+                return Err(Error::VersionConflict {
+                    session: self.id.to_string(),
+                    variable: cell.meta.name.to_string(),
+                    expected,
+                    current,
+                });
+            }
+        };
         let section = self.seq.write();
         w.revision += 1;
-        let record = origin.changed(cell, &cur, value, w.revision);
-        let version = record.version;
+        let revision = w.revision;
+        let record = w.spare.record(&cell.meta, |r| {
+            origin.fill(r, version + 1, value, old_value, revision)
+        });
         self.revision.store(w.revision, Ordering::Release);
         let notify = self.observers.has_watchers();
-        if notify {
-            cell.current.store(record.clone());
+        let replaced = if notify {
+            let replaced = cell.current.swap(record.clone());
             self.push_log([Entry::new(record)]);
+            replaced
         } else {
-            cell.current.store(record);
-        }
+            cell.current.swap(record)
+        };
         drop(section);
+        self.count_updates(1);
+        let leftovers = w.spare.keep(replaced);
         drop(w);
-        // `cur` (the previous state) is released here, outside the lock.
-        drop(cur);
-        self.updates.fetch_add(1, Ordering::Relaxed);
+        // What the previous state held is released here, outside the lock.
+        drop(leftovers);
         if notify {
             self.wake(std::slice::from_ref(cell));
         }
-        Ok(version)
+        Ok(version + 1)
+    }
+
+    /// Adds `n` to the session's count of changes. Called under the write
+    /// lock, so a plain load and store (no read-modify-write) is enough.
+    fn count_updates(&self, n: u64) {
+        let before = self.updates.load(Ordering::Relaxed);
+        self.updates.store(before + n, Ordering::Relaxed);
     }
 
     /// Wakes the watches asleep on `cells` and on the whole session.
@@ -461,7 +524,7 @@ impl Session {
             metadata: None,
             timestamp: SystemTime::now(),
         });
-        cell.current.store(record.clone());
+        let replaced = cell.current.swap(record.clone());
         self.revision.store(w.revision, Ordering::Release);
         #[cfg(feature = "transport")]
         w.tombstones
@@ -472,6 +535,7 @@ impl Session {
         }
         drop(section);
         drop(w);
+        drop((cur, replaced));
         if notify {
             self.wake(&[cell]);
         }

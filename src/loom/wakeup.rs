@@ -1,33 +1,11 @@
-//! loom models of the subscribe / notify / unsubscribe protocol and of the
-//! publication protocol (write sections and consistent cuts).
-//!
-//! Run with `RUSTFLAGS="--cfg loom" cargo test --release --lib loom_`.
-//! Every lock and atomic of the store is loom's (see `sync.rs`), so loom
-//! explores the interleavings of a writer against a watch registering,
-//! arming its waker, reading the log, resyncing and dropping. A lost wake-up
-//! shows as a deadlock of `block_on`; a wrong snapshot or a torn cut as a
-//! failed assert.
-
-use std::future::poll_fn;
+//! The wake-up protocol: a watch registers, arms its waker and checks the
+//! log again before it sleeps; a writer appends, then wakes (see
+//! `observer.rs`). No interleaving may lose a wake-up or a version.
 
 use loom::thread;
 
-use crate::seqcount::SeqCount;
-use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
-use crate::{EventKind, SessionOptions, SessionStore, UpdateOptions, VarDef, VarType, Watch, WatchOptions};
-
-fn next(w: &mut Watch) -> Option<crate::WatchEvent> {
-    loom::future::block_on(poll_fn(|cx| w.poll_recv(cx)))
-}
-
-fn store_with_x() -> SessionStore {
-    let store = SessionStore::new();
-    store.create_session("s", SessionOptions::new()).unwrap();
-    store
-        .register("s", VarDef::new("x", VarType::Integer, 1))
-        .unwrap();
-    store
-}
+use super::{next, store_with_x};
+use crate::{EventKind, VarDef, VarType, WatchOptions};
 
 /// The stale-read race: a watch with initial values sees a contiguous run
 /// ending at 3, starting from its snapshot, whatever the interleaving.
@@ -168,77 +146,5 @@ fn loom_close_wakes_watch() {
         assert_eq!(e.kind(), EventKind::SessionClosed);
         assert!(next(&mut w).is_none());
         closer.join().unwrap();
-    });
-}
-
-/// The publication protocol itself: a writer changes two cells inside one
-/// write section (under the writers' lock); a reader that validates its read
-/// never sees one cell changed without the other.
-#[test]
-fn loom_seqcount_never_hands_out_a_torn_cut() {
-    loom::model(|| {
-        let seq = Arc::new(SeqCount::default());
-        let cells = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
-        let lock = Arc::new(Mutex::new(()));
-        let writer = {
-            let (seq, cells, lock) = (seq.clone(), cells.clone(), lock.clone());
-            thread::spawn(move || {
-                for v in 1..=2 {
-                    let _w = lock.lock();
-                    let _section = seq.write();
-                    cells.0.store(v, Ordering::Relaxed);
-                    cells.1.store(v, Ordering::Relaxed);
-                }
-            })
-        };
-        let read = || (cells.0.load(Ordering::Relaxed), cells.1.load(Ordering::Relaxed));
-        if let Some((a, b)) = seq.read(2, read) {
-            assert_eq!(a, b, "a torn cut passed validation");
-        }
-        writer.join().unwrap();
-        assert_eq!(seq.read(1, read), Some((2, 2)));
-    });
-}
-
-/// A watch of two variables that a writer changes together in atomic
-/// batches, with a capacity of one so that it resyncs: at every group
-/// boundary the two values it holds are equal (a state that existed).
-#[test]
-fn loom_resync_delivers_a_cut() {
-    loom::model(|| {
-        let store = store_with_x();
-        store
-            .register("s", VarDef::new("y", VarType::Integer, 1))
-            .unwrap();
-        let writer = {
-            let store = store.clone();
-            thread::spawn(move || {
-                for v in 2..=3 {
-                    store
-                        .update_atomic("s", [("x", v), ("y", v)], &UpdateOptions::new())
-                        .unwrap();
-                }
-            })
-        };
-        let mut w = store
-            .watch("s", ["x", "y"], WatchOptions::new().capacity(1))
-            .unwrap();
-        let (mut x, mut y) = (0, 0);
-        let mut label = None;
-        while !(x == 3 && y == 3) {
-            let e = next(&mut w).unwrap();
-            if label.is_some_and(|l| l != e.revision()) {
-                assert_eq!(x, y, "a group ended on a state that never existed");
-            }
-            label = Some(e.revision());
-            if let Some(v) = e.value() {
-                let v = v.as_i64().unwrap();
-                match e.variable_name() {
-                    "x" => x = v,
-                    _ => y = v,
-                }
-            }
-        }
-        writer.join().unwrap();
     });
 }
