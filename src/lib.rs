@@ -95,7 +95,7 @@
 //! | [`SessionStore`] | sessions, variables, writes, TTL |
 //! | [`Value`], [`VarType`], [`Constraints`] | values and their validation rules |
 //! | [`Watch`], [`WatchOptions`], [`WatchEvent`] | watching |
-//! | [`docs`] | the rules in full: cuts, batches, identifiers, bounds, TTL |
+//! | [`docs`] | the rules in full ([`docs::rules`]), how it is built ([`docs::internal`]: locks, publication, cuts, wake-ups) and what it costs ([`docs::performance`]) |
 //! | [`Error`], [`ErrorCode`] | the one error type, and its kind (the same locally and remotely) |
 //! | [`transport`] | serving a store to other processes (features `transport`, `grpc`), and [`transport::VarStore`] for code that takes a local or a remote store |
 #![deny(unsafe_code)]

@@ -365,6 +365,20 @@ impl Constraints {
     pub fn new() -> Constraints {
         Constraints::default()
     }
+
+    /// Whether no constraint is set (so a value of the variable's own type
+    /// needs no check: the write path's fast path).
+    pub(crate) fn is_unconstrained(&self) -> bool {
+        self.min.is_none()
+            && self.max.is_none()
+            && self.min_length.is_none()
+            && self.max_length.is_none()
+            && self.allowed_values.is_none()
+            && self.choices.is_none()
+            && self.allowed_modules.is_none()
+            && self.dimensions.is_none()
+            && self.shape.is_none()
+    }
     /// Sets `min`.
     pub fn min(mut self, v: f64) -> Self {
         self.min = Some(v);
@@ -463,6 +477,11 @@ impl Constraints {
 /// already have passed [`Constraints::check_for`]). Returns the stored form of
 /// the value, or the reason it is rejected, phrased as "`<value>` <rule>".
 pub(crate) fn validate(ty: VarType, c: &Constraints, value: Value) -> Result<Value, String> {
+    // A value of the variable's own type meets no constraint at all: it is
+    // what `coerce` and every check below would return unchanged.
+    if value.var_type() == ty && c.is_unconstrained() {
+        return Ok(value);
+    }
     let value = coerce(ty, value)?;
     match &value {
         Value::Float(x) => check_float_bounds(*x, c)?,
@@ -620,6 +639,43 @@ fn check_list(s: &str, list: &Option<Vec<String>>, what: &str, v: &Value) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fast path (a value of the variable's own type, no constraint)
+    /// returns exactly what the full checks return.
+    #[test]
+    fn the_unconstrained_fast_path_agrees_with_the_checks() {
+        let none = Constraints::new();
+        let values = [
+            Value::Float(1.5),
+            Value::Float(f64::NAN),
+            Value::Float(f64::INFINITY),
+            Value::Integer(i64::MIN),
+            Value::from("text"),
+            Value::Boolean(true),
+            Value::choice("a"),
+            Value::module("m"),
+            Value::Embedding(vec![1.0f32, f32::NAN].into()),
+            Value::Tensor(Tensor::new(vec![2], vec![1.0, 2.0]).unwrap()),
+        ];
+        for v in values {
+            let ty = v.var_type();
+            // A constraint that every value of `ty` meets, to force the
+            // full path.
+            let mut forcing = Constraints::new();
+            match &v {
+                Value::Embedding(e) => forcing.dimensions = Some(e.len()),
+                Value::Tensor(t) => forcing.shape = Some(t.shape().to_vec()),
+                Value::String(_) | Value::Choice(_) | Value::Module(_) => forcing.min_length = Some(0),
+                _ => forcing.shape = Some(vec![]), // not looked at for this type
+            }
+            assert!(none.is_unconstrained() && !forcing.is_unconstrained());
+            let same = match (validate(ty, &none, v.clone()), validate(ty, &forcing, v.clone())) {
+                (Ok(a), Ok(b)) => a.is_identical(&b) && a.var_type() == b.var_type(),
+                (a, b) => a == b,
+            };
+            assert!(same, "{v:?}");
+        }
+    }
 
     #[test]
     fn int_bound_comparison_is_exact() {
