@@ -681,15 +681,7 @@ impl SessionStore {
     /// metadata), for [`import`](Self::import) elsewhere.
     pub fn export(&self, session: &str) -> Result<Vec<VarDef>> {
         let (_, vars) = self.snapshot(session)?;
-        Ok(vars
-            .into_iter()
-            .map(|v| {
-                let mut def = VarDef::new(v.name(), v.var_type(), v.value().clone());
-                def.constraints = v.constraints().clone();
-                def.metadata = v.metadata().clone();
-                def
-            })
-            .collect())
+        Ok(vars.iter().map(VarDef::of).collect())
     }
 
     /// Registers all `defs` (each validated like

@@ -305,6 +305,42 @@ pub fn hardening<S: VarStore>(s: &S) {
     assert_eq!(got.missing, ["nope"]);
     assert_eq!(got.revision, s.session("h").unwrap().revision);
     assert!(got.found.iter().all(|(_, v)| v.revision() == got.revision));
+    // Export, then import into another session: same names, types, values,
+    // constraints and metadata, under one revision; an import with a bad
+    // definition registers nothing and names every failure.
+    s.register(
+        "h",
+        VarDef::new("t", VarType::Float, 20.5)
+            .constraints(Constraints::new().min(0.0).max(100.0))
+            .metadata("unit", "C"),
+    )
+    .unwrap();
+    let defs = s.export("h").unwrap();
+    assert_eq!(
+        defs.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(),
+        ["a", "b", "t"]
+    );
+    s.create_session("h2", SessionOptions::new()).unwrap();
+    let before = s.session("h2").unwrap().revision;
+    let ids = s.import("h2", defs.clone()).unwrap();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(s.session("h2").unwrap().revision, before + 1);
+    let t = s.get("h2", "t").unwrap();
+    assert_eq!(t.value(), &Value::Float(20.5));
+    assert_eq!(t.constraints().max, Some(100.0));
+    assert_eq!(t.metadata().get("unit").map(String::as_str), Some("C"));
+    let mut bad = defs;
+    bad.push(VarDef::new("t", VarType::Float, 500.0));
+    bad.push(VarDef::new("u", VarType::Integer, "x"));
+    let err = s.import("h2", bad).unwrap_err();
+    let text = message(&err);
+    assert!(text.contains("`t`") && text.contains("`u`"), "{text}");
+    assert_eq!(
+        s.list_variables("h2", None).unwrap().len(),
+        3,
+        "a failed import registered something"
+    );
+    s.delete_session("h2").unwrap();
     s.delete_session("h").unwrap();
 }
 

@@ -133,6 +133,15 @@ pub struct VarDef {
 }
 
 impl VarDef {
+    /// The definition that registers a copy of `v` (its name, type,
+    /// current value, constraints and metadata): what `export` returns.
+    pub(crate) fn of(v: &Variable) -> VarDef {
+        let mut def = VarDef::new(v.name(), v.var_type(), v.value().clone());
+        def.constraints = v.constraints().clone();
+        def.metadata = v.metadata().clone();
+        def
+    }
+
     /// A definition with no constraints and no metadata.
     pub fn new(name: impl Into<String>, var_type: VarType, value: impl Into<Value>) -> VarDef {
         VarDef {

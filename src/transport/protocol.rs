@@ -105,6 +105,14 @@ pub enum Request {
         /// The variable's id or name.
         variable: String,
     },
+    /// [`SessionStore::import`](crate::SessionStore::import): every
+    /// definition under one revision, or none.
+    Import {
+        /// The session id.
+        session: String,
+        /// The definitions, in order.
+        defs: Vec<VarDef>,
+    },
 }
 
 /// The answer to a [`Request`]. Each request has exactly one kind of answer
@@ -118,6 +126,8 @@ pub enum Response {
     Sessions(Vec<String>),
     /// To `Register`: the new variable's id.
     Registered(String),
+    /// To `Import`: the new variables' ids, in order.
+    Imported(Vec<String>),
     /// To `Get`.
     Variable(Variable),
     /// To `GetMany`.

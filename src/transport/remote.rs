@@ -271,6 +271,7 @@ macro_rules! answer {
 answer!(session_info, Session(SessionInfo));
 answer!(sessions, Sessions(Vec<String>));
 answer!(registered, Registered(String));
+answer!(imported, Imported(Vec<String>));
 answer!(variable, Variable(Variable));
 answer!(many, Many(GetMany));
 answer!(variable_list, Variables(Vec<Variable>));
@@ -356,6 +357,9 @@ operations! {
     /// See [`SessionStore::delete_variable`](crate::SessionStore::delete_variable).
     fn delete_variable(session: &str, ident: &str) -> () =
         Request::DeleteVariable { session: session.into(), variable: ident.into() } => done;
+    /// See [`SessionStore::import`](crate::SessionStore::import).
+    fn import(session: &str, defs: Vec<VarDef>) -> Vec<String> =
+        Request::Import { session: session.into(), defs } => imported;
 }
 
 impl RemoteStore {
@@ -363,11 +367,31 @@ impl RemoteStore {
     pub fn value(&self, session: &str, ident: &str) -> Result<Value> {
         Ok(self.get(session, ident)?.value().clone())
     }
+
+    /// See [`SessionStore::export`](crate::SessionStore::export): the
+    /// session's variables as definitions, from one consistent cut.
+    pub fn export(&self, session: &str) -> Result<Vec<VarDef>> {
+        Ok(self
+            .list_variables(session, None)?
+            .iter()
+            .map(VarDef::of)
+            .collect())
+    }
 }
 
 impl AsyncRemoteStore {
     /// See [`SessionStore::value`](crate::SessionStore::value).
     pub async fn value(&self, session: &str, ident: &str) -> Result<Value> {
         Ok(self.get(session, ident).await?.value().clone())
+    }
+
+    /// See [`SessionStore::export`](crate::SessionStore::export).
+    pub async fn export(&self, session: &str) -> Result<Vec<VarDef>> {
+        Ok(self
+            .list_variables(session, None)
+            .await?
+            .iter()
+            .map(VarDef::of)
+            .collect())
     }
 }

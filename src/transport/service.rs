@@ -271,6 +271,14 @@ impl Service {
                 s.delete_variable(&session, &variable)?;
                 Response::Done
             }
+            Request::Import { session, defs } => {
+                self.check_items("variables in one import", defs.len())?;
+                for def in &defs {
+                    self.check_value(&def.name, &def.value)?;
+                    self.check_metadata("a variable", &def.metadata, None)?;
+                }
+                Response::Imported(s.import(&session, defs)?)
+            }
         })
     }
 

@@ -120,6 +120,10 @@ pub trait VarStore {
     ) -> Result<Vec<Result<u64>>>;
     /// Deletes the variable; its watchers receive `Deleted`.
     fn delete_variable(&self, session: &str, ident: &str) -> Result<()>;
+    /// The session's variables as definitions, from one consistent cut.
+    fn export(&self, session: &str) -> Result<Vec<VarDef>>;
+    /// Registers every definition under one revision, or none.
+    fn import(&self, session: &str, defs: Vec<VarDef>) -> Result<Vec<String>>;
     /// Watches the named variables (ids or names).
     fn watch<S: AsRef<str>>(
         &self,
@@ -203,6 +207,12 @@ macro_rules! var_store {
             }
             fn delete_variable(&self, session: &str, ident: &str) -> Result<()> {
                 <$store>::delete_variable(self, session, ident)
+            }
+            fn export(&self, session: &str) -> Result<Vec<VarDef>> {
+                <$store>::export(self, session)
+            }
+            fn import(&self, session: &str, defs: Vec<VarDef>) -> Result<Vec<String>> {
+                <$store>::import(self, session, defs)
             }
             fn watch<S: AsRef<str>>(
                 &self,

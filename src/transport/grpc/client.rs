@@ -322,6 +322,20 @@ async fn call(mut c: Client, request: Request) -> std::result::Result<Response, 
                 .await?;
             Response::Done
         }
+        Request::Import { session, defs } => {
+            let variables = defs
+                .into_iter()
+                .map(|def| proto::VariableDefinition {
+                    r#type: var_type_to(def.var_type) as i32,
+                    value: Some(value_to(&def.value)),
+                    constraints: Some(constraints_to(&def.constraints)),
+                    metadata: def.metadata.into_iter().collect(),
+                    name: def.name,
+                })
+                .collect();
+            let req = proto::ImportVariablesRequest { session, variables };
+            Response::Imported(c.import_variables(req).await?.into_inner().ids)
+        }
     })
 }
 

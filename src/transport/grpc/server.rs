@@ -604,4 +604,27 @@ impl VarWatch for GrpcService {
             other => Err(wrong_answer(other)),
         }
     }
+
+    async fn import_variables(
+        &self,
+        req: Request_<proto::ImportVariablesRequest>,
+    ) -> Result<Response_<proto::ImportVariablesResponse>, Status> {
+        let r = req.into_inner();
+        let max = self.max_value_bytes_();
+        let defs = r
+            .variables
+            .into_iter()
+            .map(|d| {
+                let mut def = VarDef::new(d.name, var_type_from(d.r#type)?, value_from(d.value, max)?);
+                def.constraints = constraints_from(d.constraints)?;
+                def.metadata = metadata_from(d.metadata);
+                Ok(def)
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        let request = Request::Import {
+            session: r.session,
+            defs,
+        };
+        expect!(self.call(request)?, Imported(ids) => proto::ImportVariablesResponse { ids })
+    }
 }
