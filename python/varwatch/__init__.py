@@ -1,0 +1,81 @@
+"""varwatch for Python: a client of a varwatch server.
+
+Sessions of typed, versioned variables, and watches that receive every
+change — in order, with no gap and no duplicate, through disconnections::
+
+    import varwatch
+
+    with varwatch.Client("127.0.0.1:50551") as client:
+        client.get_or_create_session("lab")
+        client.register("lab", "temperature", "float", 20.0, min=0.0, max=100.0)
+        with client.watch("lab", ["temperature"]) as watch:
+            client.update("lab", "temperature", 21.5)
+            for event in watch:
+                print(event.kind, event.name, event.value)
+                if event.value == 21.5:
+                    break
+
+:class:`Client` is blocking; :class:`AsyncClient` is the same API for
+asyncio (``async for event in client.watch(...)``). Errors are
+:class:`VarwatchError` subclasses. The protocol is
+``proto/varwatch/v1/varwatch.proto`` in the varwatch repository.
+"""
+from .aio import AsyncClient, AsyncWatch
+from .client import Client, Watch
+from .errors import (
+    AlreadyExists,
+    Cancelled,
+    DeadlineExceeded,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+    VarwatchError,
+    VersionConflict,
+)
+from .types import (
+    BatchUpdate,
+    Choice,
+    Constraints,
+    Event,
+    EventKind,
+    GetMany,
+    Module,
+    SessionInfo,
+    Tensor,
+    VarDef,
+    Variable,
+    VarType,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Client",
+    "Watch",
+    "AsyncClient",
+    "AsyncWatch",
+    "VarwatchError",
+    "NotFound",
+    "AlreadyExists",
+    "InvalidArgument",
+    "VersionConflict",
+    "ResourceExhausted",
+    "Unauthenticated",
+    "Unavailable",
+    "DeadlineExceeded",
+    "Cancelled",
+    "VarType",
+    "Choice",
+    "Module",
+    "Tensor",
+    "Constraints",
+    "VarDef",
+    "Variable",
+    "SessionInfo",
+    "GetMany",
+    "BatchUpdate",
+    "EventKind",
+    "Event",
+]
