@@ -22,4 +22,5 @@ export VARWATCH_SERVER_BIN="$target/debug/varwatch-server"
 # From the repository root, so that `import varwatch` finds the installed
 # package, not the source tree.
 cd "$root"
-"$py" -m pytest -q -p no:cacheprovider python/tests "$@"
+# Bounded: a regression that deadlocks must fail, not hang CI.
+timeout 900 "$py" -m pytest -q -p no:cacheprovider python/tests "$@"

@@ -1447,3 +1447,19 @@ fn a_watch_whose_snapshot_never_comes_fails_by_its_deadline() {
     let err = got.unwrap_err();
     assert_eq!(err.code(), ErrorCode::DeadlineExceeded, "{err}");
 }
+
+/// A watch of named variables that lost one (deleted) is not shared with a
+/// new identical watch: that one is created on the server, and is told
+/// that a name is unknown.
+#[test]
+fn a_watch_that_lost_a_variable_is_not_shared() {
+    let store = store_with(&["a", "b"]);
+    let remote = RemoteStore::new(MemoryTransport::new(fast_service(&store)), fast()).unwrap();
+    let mut first = remote.watch("s", ["a", "b"], WatchOptions::new()).unwrap();
+    assert!(recv(&mut first).is_initial());
+    assert!(recv(&mut first).is_initial());
+    store.delete_variable("s", "a").unwrap();
+    assert_eq!(recv(&mut first).kind(), EventKind::Deleted);
+    let err = remote.watch("s", ["a", "b"], WatchOptions::new()).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotFound, "{err}");
+}

@@ -21,6 +21,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def check_contiguous(events, start, end):
+    """Every version from `start` to `end` exactly once, in order: delivered,
+    or named by a LAGGED marker."""
+    from varwatch import EventKind
+
+    expected = start
+    for e in events:
+        if e.kind is EventKind.LAGGED:
+            assert e.lag[0] == expected, (e, expected)
+            expected = e.lag[1] + 1
+        else:
+            assert e.version == expected, (e.version, expected)
+            expected += 1
+    assert expected == end + 1, (expected, end)
+
+
 def wait_until(what, done, timeout=20.0, interval=0.02):
     """Polls `done` until it holds; fails after `timeout` seconds."""
     deadline = time.monotonic() + timeout

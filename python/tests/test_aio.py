@@ -112,3 +112,67 @@ def test_an_abandoned_async_watch_is_released(server, session_name):
             assert (await c.session(session_name)).watchers == 0
 
     run(main())
+
+
+def test_a_cancelled_open_leaves_nothing_behind(server, session_name):
+    async def main():
+        async with varwatch.AsyncClient(server.address) as c:
+            await c.create_session(session_name)
+            await c.register(session_name, "x", "integer", 0)
+            for _ in range(20):
+                task = asyncio.create_task(c.watch(session_name, ["x"]).open())
+                await asyncio.sleep(0)  # the create is on its way
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+                else:
+                    await task.result().aclose()  # it won the race
+            for _ in range(250):
+                if (await c.session(session_name)).watchers == 0:
+                    break
+                await asyncio.sleep(0.02)
+            assert (await c.session(session_name)).watchers == 0
+
+    run(main())
+
+
+def test_closing_a_watch_wakes_the_task_waiting_on_it(server, session_name):
+    async def main():
+        async with varwatch.AsyncClient(server.address) as c:
+            await c.create_session(session_name)
+            await c.register(session_name, "x", "integer", 0)
+            w = await c.watch(session_name, ["x"], include_initial=False)
+            waiter = asyncio.create_task(w.next())
+            await asyncio.sleep(0.2)
+            await w.aclose()
+            assert await asyncio.wait_for(waiter, 5) is None
+            assert w.ended
+
+    run(main())
+
+
+def test_a_loop_that_ends_without_closing_the_client_ends(server, session_name):
+    """asyncio.run returning with a watch open and the client not closed:
+    the stream's task is cancelled with the loop and the program ends."""
+    import subprocess
+    import sys
+
+    code = f"""
+import asyncio, varwatch
+async def main():
+    c = varwatch.AsyncClient({server.address!r})
+    await c.get_or_create_session({session_name!r})
+    try:
+        await c.register({session_name!r}, "x", "integer", 0)
+    except varwatch.AlreadyExists:
+        pass
+    w = await c.watch({session_name!r}, ["x"])
+    print((await w.next(5)).kind)
+asyncio.run(main())
+print("done")
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["initial", "done"]

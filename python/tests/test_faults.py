@@ -11,21 +11,7 @@ from varwatch import EventKind
 from varwatch._proto import varwatch_pb2 as pb
 from varwatch._proto import varwatch_pb2_grpc as rpc
 
-from conftest import Proxy, Server, wait_until
-
-
-def check_contiguous(events, start, end):
-    """Every version from `start` to `end` exactly once: delivered in order,
-    or named by a LAGGED marker."""
-    expected = start
-    for e in events:
-        if e.kind is EventKind.LAGGED:
-            assert e.lag[0] == expected, (e, expected)
-            expected = e.lag[1] + 1
-        else:
-            assert e.version == expected, (e.version, expected)
-            expected += 1
-    assert expected == end + 1
+from conftest import Proxy, Server, check_contiguous, wait_until
 
 
 def test_a_watch_resumes_through_outages_while_a_writer_continues(server, session_name):

@@ -44,7 +44,7 @@ def test_two_sessions_are_isolated(client, session_name):
         ("boolean", True, True),
         ("choice", Choice("b"), "b"),
         ("module", Module("pkg.mod"), "pkg.mod"),
-        ("embedding", [0.5] * 4096, [0.5] * 4096),
+        ("embedding", [0.5] * 4096, (0.5,) * 4096),
         ("tensor", Tensor((2, 3), range(6)), Tensor((2, 3), [0, 1, 2, 3, 4, 5])),
     ],
 )
@@ -66,7 +66,7 @@ def test_numpy_embeddings_and_tensors(client, session_name):
     client.create_session(session_name)
     emb = np.linspace(0, 1, 4096, dtype=np.float32)
     client.register(session_name, "e", "embedding", emb, dimensions=4096)
-    assert client.value(session_name, "e") == pytest.approx(emb.tolist())
+    assert list(client.value(session_name, "e")) == pytest.approx(emb.tolist())
     t = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
     client.register(session_name, "t", "tensor", t)
     got = client.value(session_name, "t")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+from types import MappingProxyType
 from typing import Any, Dict, Optional
 
 from ._proto import varwatch_pb2 as pb
@@ -20,6 +21,7 @@ from .types import (
 )
 
 _TYPES = {
+    VarType.UNKNOWN: pb.VAR_TYPE_UNSPECIFIED,
     VarType.FLOAT: pb.VAR_TYPE_FLOAT,
     VarType.INTEGER: pb.VAR_TYPE_INTEGER,
     VarType.STRING: pb.VAR_TYPE_STRING,
@@ -48,7 +50,7 @@ def var_type_to(t: Any) -> int:
 
 
 def var_type_from(t: int) -> VarType:
-    return _TYPES_BACK.get(t, VarType.STRING)
+    return _TYPES_BACK.get(t, VarType.UNKNOWN)
 
 
 def _is_numpy(x: Any) -> bool:
@@ -95,7 +97,7 @@ def value_from(v: pb.Value) -> Any:
     if kind is None:
         return None
     if kind == "embedding_value":
-        return list(v.embedding_value.values)
+        return tuple(v.embedding_value.values)
     if kind == "tensor_value":
         return Tensor(v.tensor_value.shape, v.tensor_value.data)
     if kind == "choice_value":
@@ -220,7 +222,7 @@ def event_from(e: pb.WatchEvent) -> Optional[Event]:
         value=value_from(e.value) if e.HasField("value") else None,
         old_value=value_from(e.old_value) if e.HasField("old_value") else None,
         source=e.source if e.HasField("source") else None,
-        metadata=dict(e.metadata),
+        metadata=MappingProxyType(dict(e.metadata)),
         timestamp=time_from(e.timestamp) if e.HasField("timestamp") else None,
         lag=(e.lag_first, e.lag_last) if kind is EventKind.LAGGED else None,
         skipped=e.skipped,

@@ -103,7 +103,11 @@ class Down:
         # Set once the watch is attached (or failed to be).
         self.upstream: Optional[int] = None
         self.key: Optional[int] = None
+        # The upstream it follows, kept after the upstream ends (so that a
+        # lagging watch still catches up and gets the end).
+        self.up: Optional["_Upstream"] = None
         self.error: Optional[VarwatchError] = None
+        self.released = False
         # Set by a receiver about to wait: only then is `notify` worth
         # calling (the common fan-out case has nobody waiting).
         self.waiting = False
@@ -257,6 +261,7 @@ class _Upstream:
         key = self.next_down
         self.next_down += 1
         self.downs[key] = d
+        d.up = self
         return key
 
     def taken(self) -> int:
@@ -413,9 +418,20 @@ class Core:
         return [u.create(uid)] if self.connected else []
 
     def release(self, uid: Optional[int], key: Optional[int], d: Optional[Down] = None) -> List[pb.WatchRequest]:
-        """A watch was closed (or collected). Returns the cancel to send
-        when it was the last of its upstream."""
+        """A watch was closed (or collected): it ends at once (a receiver
+        waiting on it is woken). Returns the cancel to send when it was the
+        last of its upstream."""
+        if d is not None:
+            d.released = True
+            d.queue.clear()
+            d.notify()
         u = self.upstreams.get(uid) if uid is not None else None
+        if u is None and d is not None:
+            # Still waiting for its first snapshot?
+            for i, w in list(self.upstreams.items()):
+                if d in w.waiting:
+                    uid, u = i, w
+                    break
         if u is None:
             return []
         if key is not None:
@@ -430,26 +446,30 @@ class Core:
         return [pb.WatchRequest(cancel=pb.WatchCancel(watch_id=uid))] if self.connected else []
 
     def abandon(self, d: Down) -> List[pb.WatchRequest]:
-        """A watch gave up waiting for its first snapshot."""
-        for uid, u in list(self.upstreams.items()):
-            if d in u.waiting:
-                return self.release(uid, None, d)
-        return []
+        """A watch gave up waiting for its first snapshot (its deadline, a
+        cancelled task, an interrupt), or was attached meanwhile."""
+        return self.release(d.upstream, d.key, d)
 
     def recv(self, d: Down):
         """The watch's next event, ``None`` if there is none now, or
-        :data:`ENDED`."""
-        if d.upstream is None:
-            return ENDED if d.error is not None else None
-        u = self.upstreams.get(d.upstream)
-        if u is None:
-            # The upstream ended and was removed: drain what is queued.
-            if d.queue:
-                e = d.queue.popleft()
-                d.taken = max(d.taken, e.revision + 1)
-                return e
+        :data:`ENDED` (also once the watch has been released)."""
+        if d.released:
             return ENDED
-        return u.recv(d)
+        if d.up is None:
+            return ENDED if d.error is not None else None
+        return d.up.recv(d)
+
+    def ended(self, d: Down) -> bool:
+        """Whether the watch is over and drained (or released, or failed)."""
+        if d.released or d.error is not None:
+            return True
+        return d.done and not d.queue and not d.lagging
+
+    def close_all(self, error: VarwatchError) -> None:
+        """The client is closing: every watch ends with ``DISCONNECTED``
+        (and one still opening fails with ``error``)."""
+        for uid in list(self.upstreams):
+            self._end(uid, _disconnected(), error)
 
     def is_idle(self) -> bool:
         return not self.upstreams
@@ -477,19 +497,39 @@ class Core:
             out.append(u.create(uid))
         return out
 
-    def on_response(self, resp: pb.WatchResponse) -> List[pb.WatchRequest]:
-        self.last_heard = time.monotonic()
-        self.heard_any = True
-        if resp.HasField("heartbeat"):
-            self.heartbeats += 1
-        out: List[pb.WatchRequest] = []
+    @staticmethod
+    def decode(resp: pb.WatchResponse) -> tuple:
+        """The wire message as the core applies it, converted once (and
+        outside any lock): (heartbeat?, [(watch ids, events, incomplete,
+        sync, end)])."""
+        updates = []
         for upd in resp.updates:
             events = [e for e in (_convert.event_from(x) for x in upd.events) if e is not None]
-            incomplete = upd.group_incomplete
-            sync = upd.sync_complete if upd.HasField("sync_complete") else None
-            end = upd.end if upd.HasField("end") else None
+            updates.append(
+                (
+                    list(upd.watch_ids),
+                    events,
+                    upd.group_incomplete,
+                    upd.sync_complete if upd.HasField("sync_complete") else None,
+                    upd.end if upd.HasField("end") else None,
+                )
+            )
+        return resp.HasField("heartbeat"), updates
+
+    def on_response(self, resp: pb.WatchResponse) -> List[pb.WatchRequest]:
+        return self.apply(self.decode(resp))
+
+    def apply(self, decoded: tuple) -> List[pb.WatchRequest]:
+        """Applies a decoded message; returns what to send."""
+        heartbeat, updates = decoded
+        self.last_heard = time.monotonic()
+        self.heard_any = True
+        if heartbeat:
+            self.heartbeats += 1
+        out: List[pb.WatchRequest] = []
+        for ids, events, incomplete, sync, end in updates:
             # A shared update is the same for each of its watches.
-            for uid in upd.watch_ids:
+            for uid in ids:
                 out.extend(self._update(uid, events, incomplete, sync, end))
         return out
 
@@ -507,7 +547,15 @@ class Core:
             groups = _groups(events)
         is_news = u.is_news
         for group in groups:
-            u.apply_group([e for e in group if is_news(e)])
+            news = [e for e in group if is_news(e)]
+            u.apply_group(news)
+            if u.sub.variables is not None and any(e.kind is EventKind.DELETED for e in news):
+                # It follows fewer variables than its subscription names: a
+                # new identical watch must not join it (it would miss a
+                # variable registered again under a name, or not be told
+                # that a name is unknown).
+                if self.by_key.get(u.sub.key()) == uid:
+                    del self.by_key[u.sub.key()]
         if sync is not None:
             u.synced_once = True
             u.refusals = 0

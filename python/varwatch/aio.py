@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import weakref
 from typing import Any, Dict, Iterable, List, Optional, Union
@@ -18,6 +19,7 @@ from .client import (
     _batch_request,
     _get_many_from,
     _item_result,
+    _buffer,
     _overflow,
     _register_request,
     _session_request,
@@ -193,18 +195,22 @@ class AsyncClient(_Base):
         overflow: str = "resync",
         buffer: Optional[int] = None,
     ) -> "AsyncWatch":
-        """A watch, opened on first use (``async with``, ``async for``, or
-        :meth:`AsyncWatch.open`); the arguments are
-        :meth:`Client.watch <varwatch.Client.watch>`'s."""
+        """A watch, registered on first use (``await client.watch(...)``,
+        ``async with``, ``async for``, or :meth:`AsyncWatch.open`); the
+        arguments are :meth:`Client.watch <varwatch.Client.watch>`'s."""
         sub = _sub(session, variables, capacity, coalesce, throttle)
-        return AsyncWatch(self._mux, sub, include_initial, _overflow(overflow, sub.coalesce), buffer or self._config.buffer)
+        return AsyncWatch(self._mux, sub, include_initial, _overflow(overflow, sub.coalesce), _buffer(buffer, self._config.buffer))
 
 
 class AsyncWatch:
     """A watch of an :class:`AsyncClient`: ``async for event in watch``, or
-    ``await watch.next()``. The same guarantees as :class:`~varwatch.Watch`;
-    closed by ``async with``, :meth:`aclose`, or when collected (a task
-    cancelled, a loop left)."""
+    ``await watch.next()``. The same guarantees as :class:`~varwatch.Watch`.
+
+    It is registered with its snapshot on the server when first used
+    (``await client.watch(...)``, ``async with``, the first ``async for``, or
+    :meth:`open`): changes before that are part of its initial states, not
+    events. Closed by ``async with``, :meth:`aclose`, or when collected (a
+    task cancelled, a loop left)."""
 
     def __init__(self, mux: "_AioMux", sub: Subscription, include_initial: bool, overflow: Overflow, buffer: int):
         self._mux = mux
@@ -214,12 +220,15 @@ class AsyncWatch:
 
     async def open(self) -> "AsyncWatch":
         """Registers the watch with its snapshot on the server (done by the
-        first ``async for``/``async with`` otherwise)."""
+        first use otherwise). Returns the watch."""
         if self._down is None:
             self._down = await self._mux.open(*self._args)
             loop = asyncio.get_running_loop()
             self._finalizer = weakref.finalize(self, _release, weakref.ref(self._mux), self._down, loop)
         return self
+
+    def __await__(self):
+        return self.open().__await__()
 
     async def __aenter__(self) -> "AsyncWatch":
         return await self.open()
@@ -237,11 +246,17 @@ class AsyncWatch:
         return e
 
     async def next(self, timeout: Optional[float] = None) -> Optional[Event]:
-        """The next event; ``None`` when the watch has ended or ``timeout``
-        seconds passed without one."""
+        """The next event; ``None`` when the watch has ended (see
+        :attr:`ended`) or, with ``timeout``, when that many seconds passed
+        without one."""
         await self.open()
         assert self._down is not None
         return await self._mux.recv(self._down, timeout)
+
+    @property
+    def ended(self) -> bool:
+        """Whether the watch is over: closed, or its last event received."""
+        return self._down is not None and self._mux.core.ended(self._down)
 
     @property
     def overflows(self) -> int:
@@ -254,27 +269,32 @@ class AsyncWatch:
         return self._mux.core.reconnects(self._down) if self._down is not None else 0
 
     async def aclose(self) -> None:
-        """Ends the watch (the server is told at once)."""
-        if self._finalizer is not None:
-            self._finalizer()
+        """Ends the watch: the server is told at once, and a task waiting
+        in :meth:`next` gets ``None``."""
+        if self._finalizer is not None and self._finalizer.alive:
+            self._finalizer.detach()
+            assert self._down is not None
+            self._mux.release(self._down)
 
 
 def _release(mux_ref: "weakref.ref[_AioMux]", down: Down, loop: asyncio.AbstractEventLoop) -> None:
+    """A collected watch's release, run on its loop (a collection may run
+    in any thread, in the middle of the client's own code)."""
     mux = mux_ref()
     if mux is None or loop.is_closed():
         return
     try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if running is loop:
-        mux.release(down)
-    else:
         loop.call_soon_threadsafe(mux.release, down)
+    except RuntimeError:
+        pass  # the loop closed meanwhile: nothing left to tell
+
+
+log = logging.getLogger("varwatch")
 
 
 class _AioMux:
-    """Drives a :class:`Core` with one task while any watch is open."""
+    """Drives a :class:`Core` with one task while any watch is open (all on
+    one event loop: no lock)."""
 
     def __init__(self, client: AsyncClient):
         self._stub = client._stub
@@ -286,6 +306,9 @@ class _AioMux:
         self._task: Optional[asyncio.Task] = None
         self._wakeup: Optional[asyncio.Event] = None
         self._stopped = False
+        # Set when this client cancels the call itself (silence, close), so
+        # that the task tells that from its own cancellation.
+        self._cancelling = False
 
     async def open(self, sub: Subscription, include_initial: bool, overflow: Overflow, buffer: int) -> Down:
         if self._stopped:
@@ -295,19 +318,25 @@ class _AioMux:
         down.ready = ready  # type: ignore[attr-defined]
         self._send(self.core.watch(sub, down))
         self._ensure_running()
+        if self._wakeup is not None:
+            self._wakeup.set()  # a reconnection waiting out its backoff goes now
         deadline = time.monotonic() + self._timeout
-        while down.upstream is None and down.error is None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                self._send(self.core.abandon(down))
-                raise DeadlineExceeded(f"no snapshot from the server within {self._timeout} s")
-            ready.clear()
-            if down.upstream is not None or down.error is not None:
-                break
-            try:
-                await asyncio.wait_for(ready.wait(), left)
-            except asyncio.TimeoutError:
-                pass
+        try:
+            while down.upstream is None and down.error is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise DeadlineExceeded(f"no snapshot from the server within {self._timeout} s")
+                ready.clear()
+                if down.upstream is not None or down.error is not None:
+                    break
+                try:
+                    await asyncio.wait_for(ready.wait(), left)
+                except asyncio.TimeoutError:
+                    pass
+        except BaseException:
+            # A deadline, a cancelled task: leave nothing behind.
+            self.release(down)
+            raise
         if down.error is not None:
             raise down.error
         return down
@@ -342,16 +371,16 @@ class _AioMux:
 
     async def shutdown(self) -> None:
         self._stopped = True
-        for uid in list(self.core.upstreams):
-            self.core._end(uid, None, Unavailable("the client was closed"))
+        self.core.close_all(Unavailable("the client was closed"))
         if self._outbox is not None:
             self._outbox.put_nowait(None)
         if self._call is not None:
+            self._cancelling = True
             self._call.cancel()
         if self._wakeup is not None:
             self._wakeup.set()
         task = self._task
-        if task is not None:
+        if task is not None and task is not asyncio.current_task():
             try:
                 await asyncio.wait_for(asyncio.shield(task), 5)
             except (asyncio.TimeoutError, asyncio.CancelledError, Exception):
@@ -389,6 +418,7 @@ class _AioMux:
                 req = await asyncio.wait_for(outbox.get(), max(0.0, wait))
             except asyncio.TimeoutError:
                 if self.core.silent():
+                    self._cancelling = True
                     call.cancel()
                     return
                 out = self.core.retry_due()
@@ -410,25 +440,35 @@ class _AioMux:
                 self._outbox = outbox
                 for r in self.core.on_connect():
                     outbox.put_nowait(r)
+                self._cancelling = False
                 call = self._stub.Watch(metadata=self._metadata)
                 self._call = call
                 writer = asyncio.get_running_loop().create_task(self._write(call, outbox))
                 error: Optional[VarwatchError] = None
                 try:
                     async for resp in call:
-                        out = self.core.on_response(resp) + self.core.retry_due()
-                        for r in out:
+                        for r in self.core.apply(Core.decode(resp)) + self.core.retry_due():
                             outbox.put_nowait(r)
                         if self.core.is_idle():
                             outbox.put_nowait(None)
                 except grpc.aio.AioRpcError as e:
                     error = from_rpc_error(e)
                 except asyncio.CancelledError:
+                    if not self._cancelling:
+                        # This task is being cancelled (its loop shutting
+                        # down): end the watches and go.
+                        self.core.close_all(Unavailable("the watch stream's task was cancelled"))
+                        raise
                     error = Unavailable("the watch stream was cancelled")
+                except Exception as e:  # a bug: reconnect rather than hang every watch
+                    log.exception("varwatch: the watch stream failed; reconnecting")
+                    error = VarwatchError(f"internal error in the watch stream: {e!r}")
+                    call.cancel()
                 finally:
                     writer.cancel()
                     self._call = None
-                    self._outbox = None
+                    if self._outbox is outbox:
+                        self._outbox = None
                 if self._stopped:
                     return
                 delay = self.core.on_broken(error)
@@ -446,5 +486,13 @@ class _AioMux:
                     except asyncio.TimeoutError:
                         break
                     self._wakeup.clear()
+                    if any(u.waiting for u in self.core.upstreams.values()):
+                        break
         finally:
             self._task = None
+            if not self._stopped and not self.core.is_idle():
+                # A watch opened while the task was leaving gets a new one.
+                try:
+                    self._ensure_running()
+                except RuntimeError:
+                    pass

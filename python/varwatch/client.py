@@ -1,6 +1,7 @@
 """The blocking client: :class:`Client` and its :class:`Watch`."""
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -81,7 +82,15 @@ def _overflow(policy: str, coalescing: bool) -> Overflow:
     try:
         return Overflow(policy)
     except ValueError:
-        raise ValueError(f"overflow must be 'resync' or 'close', not {policy!r}") from None
+        raise ValueError(f"overflow must be 'resync', 'coalesce' or 'close', not {policy!r}") from None
+
+
+def _buffer(buffer: Optional[int], default: int) -> int:
+    if buffer is None:
+        return default
+    if buffer < 1:
+        raise ValueError("a watch's buffer holds at least 1 event")
+    return buffer
 
 
 class Client(_Base):
@@ -286,7 +295,9 @@ class Client(_Base):
         """Watches variables (names or ids), or with ``variables=None`` the
         whole session (including variables registered later). Returns once
         the server has registered the watch with its snapshot: no change can
-        fall between the two.
+        fall between the two. (A watch identical to one this client already
+        has shares it, and starts from the client's copy of its state
+        without a round trip, even while the connection is down.)
 
         :param include_initial: start with each variable's current state
             (``INITIAL``).
@@ -297,12 +308,13 @@ class Client(_Base):
         :param throttle: at most one delivery per this many seconds
             (coalesced).
         :param overflow: when this watch's buffer is full: ``"resync"``
-            (``LAGGED`` markers, then the current states) or ``"close"``
+            (``LAGGED`` markers, then the current states), ``"coalesce"``
+            (the current states, with ``skipped`` counts) or ``"close"``
             (the markers, then the end).
         :param buffer: events held for the user (default: the client's).
         """
         sub = _sub(session, variables, capacity, coalesce, throttle)
-        return self._mux.open(sub, include_initial, _overflow(overflow, sub.coalesce), buffer or self._config.buffer)
+        return self._mux.open(sub, include_initial, _overflow(overflow, sub.coalesce), _buffer(buffer, self._config.buffer))
 
 
 class Watch:
@@ -320,8 +332,10 @@ class Watch:
     def __init__(self, mux: "_ThreadMux", down: Down):
         self._mux = mux
         self._down = down
-        # Released when closed or collected, whichever comes first; the
-        # callback holds neither the watch nor (strongly) the client.
+        # Run when closed or collected, whichever comes first. It only
+        # queues the release (a collection may run inside the client's own
+        # lock, in any thread); the stream's thread, or the next call,
+        # carries it out.
         self._finalizer = weakref.finalize(self, _release, weakref.ref(mux), down)
 
     def __enter__(self) -> "Watch":
@@ -340,8 +354,9 @@ class Watch:
         return e
 
     def next(self, timeout: Optional[float] = None) -> Optional[Event]:
-        """The next event; ``None`` when the watch has ended, or when
-        ``timeout`` seconds passed without one."""
+        """The next event, waiting for it; ``None`` when the watch has
+        ended (see :attr:`ended`) or, with ``timeout``, when that many
+        seconds passed without one."""
         return self._mux.recv(self._down, timeout)
 
     def try_next(self) -> Optional[Event]:
@@ -349,8 +364,9 @@ class Watch:
         return self._mux.recv(self._down, 0.0)
 
     @property
-    def closed(self) -> bool:
-        return not self._finalizer.alive
+    def ended(self) -> bool:
+        """Whether the watch is over: closed, or its last event received."""
+        return self._mux.ended(self._down)
 
     @property
     def overflows(self) -> int:
@@ -364,27 +380,44 @@ class Watch:
         return self._mux.reconnects(self._down)
 
     def close(self) -> None:
-        """Ends the watch (the server is told at once)."""
+        """Ends the watch: the server is told at once, and a thread blocked
+        in :meth:`next` returns ``None``."""
         self._finalizer()
+        self._mux.process_releases()
 
 
 def _release(mux_ref: "weakref.ref[_ThreadMux]", down: Down) -> None:
+    # No lock here: see `Watch.__init__`.
     mux = mux_ref()
     if mux is not None:
-        mux.release(down)
+        mux.releases.put(down)
+        outbox = mux.outbox
+        if outbox is not None:
+            outbox.put(_WAKE)
+
+
+_WAKE = object()
+"""Put in the outbox to make the request iterator look at released watches."""
+
+log = logging.getLogger("varwatch")
 
 
 class _ThreadMux:
-    """Drives a :class:`Core` with one thread while any watch is open."""
+    """Drives a :class:`Core` with one thread while any watch is open.
+
+    Lock: ``lock`` guards the core and the driver's state. It is never held
+    while calling grpc, and what may run at any moment (a garbage
+    collection's finalizer) never takes it: released watches go through
+    ``releases`` (a ``SimpleQueue``, whose ``put`` is safe anywhere)."""
 
     def __init__(self, client: Client):
-        self._client_ref = weakref.ref(client)
         self._stub = client._stub
         self._metadata = client._metadata
         self._timeout = client.timeout
         self.core = Core(client._config)
         self.lock = threading.Lock()
-        self._outbox: Optional[queue.Queue] = None
+        self.releases: queue.SimpleQueue = queue.SimpleQueue()
+        self.outbox: Optional[queue.SimpleQueue] = None
         self._call: Any = None
         self._thread: Optional[threading.Thread] = None
         self._wakeup = threading.Condition(self.lock)
@@ -397,17 +430,25 @@ class _ThreadMux:
         down = Down(buffer, overflow, include_initial, cond.notify_all)
         down.cond = cond  # type: ignore[attr-defined]
         with self.lock:
+            self._drain_releases()
             if self._stopped:
                 raise Unavailable("the client is closed")
             self._send(self.core.watch(sub, down))
             self._ensure_running()
+            self._wakeup.notify_all()  # a reconnection waiting out its backoff goes now
             deadline = time.monotonic() + self._timeout
-            while down.upstream is None and down.error is None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    self._send(self.core.abandon(down))
-                    raise DeadlineExceeded(f"no snapshot from the server within {self._timeout} s")
-                cond.wait(left)
+            try:
+                while down.upstream is None and down.error is None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise DeadlineExceeded(f"no snapshot from the server within {self._timeout} s")
+                    cond.wait(left)
+            except BaseException:
+                # A deadline, an interrupt: the watch must not be left
+                # behind, attached to nobody.
+                self._send(self.core.abandon(down))
+                self._after_release()
+                raise
             if down.error is not None:
                 raise down.error
         return Watch(self, down)
@@ -415,6 +456,7 @@ class _ThreadMux:
     def recv(self, down: Down, timeout: Optional[float]) -> Optional[Event]:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.lock:
+            self._drain_releases()
             while True:
                 e = self.core.recv(down)
                 if e is ENDED:
@@ -427,17 +469,36 @@ class _ThreadMux:
                 down.waiting = True
                 down.cond.wait(left)  # type: ignore[attr-defined]
 
-    def release(self, down: Down) -> None:
+    def ended(self, down: Down) -> bool:
         with self.lock:
+            return self.core.ended(down)
+
+    def process_releases(self) -> None:
+        with self.lock:
+            self._drain_releases()
+
+    def _drain_releases(self) -> None:
+        """Carries out queued releases (the lock is held)."""
+        released = False
+        while True:
+            try:
+                down = self.releases.get_nowait()
+            except queue.Empty:
+                break
             self._send(self.core.release(down.upstream, down.key, down))
-            if self.core.is_idle() and self._outbox is not None:
-                # Half-close: the server drops the stream's watches and ends
-                # it, and the thread goes. A watch opened meanwhile waits for
-                # the next stream.
-                self._outbox.put(None)
-                self._outbox = None
-                self.core.connected = False
-            self._wakeup.notify_all()
+            released = True
+        if released:
+            self._after_release()
+
+    def _after_release(self) -> None:
+        if self.core.is_idle() and self.outbox is not None:
+            # Half-close: the server drops the stream's watches and ends it,
+            # and the thread goes. A watch opened meanwhile waits for the
+            # next stream.
+            self.outbox.put(None)
+            self.outbox = None
+            self.core.connected = False
+        self._wakeup.notify_all()
 
     def reconnects(self, down: Down) -> int:
         with self.lock:
@@ -446,10 +507,9 @@ class _ThreadMux:
     def shutdown(self) -> None:
         with self.lock:
             self._stopped = True
-            for uid in list(self.core.upstreams):
-                self.core._end(uid, None, Unavailable("the client was closed"))
-            if self._outbox is not None:
-                self._outbox.put(None)
+            self.core.close_all(Unavailable("the client was closed"))
+            if self.outbox is not None:
+                self.outbox.put(None)
             if self._call is not None:
                 self._call.cancel()
             self._wakeup.notify_all()
@@ -460,20 +520,21 @@ class _ThreadMux:
     # ----- the stream's side -----------------------------------------------
 
     def _send(self, requests: List[pb.WatchRequest]) -> None:
-        if self._outbox is not None:
+        if self.outbox is not None:
             for r in requests:
-                self._outbox.put(r)
+                self.outbox.put(r)
 
     def _ensure_running(self) -> None:
         if self._thread is None and not self.core.is_idle():
             self._thread = threading.Thread(target=self._run, name="varwatch-watch-stream", daemon=True)
             self._thread.start()
 
-    def _requests(self, outbox: queue.Queue) -> Iterator[pb.WatchRequest]:
-        """What the stream sends: queued requests; every heartbeat interval a
-        heartbeat (with the acks that moved); refused creates again when
-        their retry is due; and, once the server has been silent past the
-        timeout, the end (the stream is taken for dead and cancelled)."""
+    def _requests(self, outbox: queue.SimpleQueue) -> Iterator[pb.WatchRequest]:
+        """What the stream sends: queued requests; released watches'
+        cancels; every heartbeat interval a heartbeat (with the acks that
+        moved); refused creates again when their retry is due; and, once the
+        server has been silent past the timeout, the end (the stream is
+        taken for dead and cancelled)."""
         interval = self.core.config.heartbeat_interval
         last_beat = time.monotonic()
         while True:
@@ -486,7 +547,6 @@ class _ThreadMux:
             try:
                 req = outbox.get(timeout=max(0.0, wait))
             except queue.Empty:
-                req = None
                 with self.lock:
                     if self.core.silent():
                         if self._call is not None:
@@ -498,19 +558,33 @@ class _ThreadMux:
                         last_beat = time.monotonic()
                 yield from out
                 continue
+            if req is _WAKE:
+                with self.lock:
+                    self._drain_releases()
+                continue
             if req is None:
                 return
             yield req
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            with self.lock:
+                self._thread = None
+                self.outbox = None
+                # A watch opened while the thread was leaving gets a new one.
+                if not self._stopped:
+                    self._ensure_running()
+
+    def _serve(self) -> None:
         while True:
             with self.lock:
+                self._drain_releases()
                 if self.core.is_idle() or self._stopped:
-                    self._thread = None
-                    self._outbox = None
                     return
-                outbox: queue.Queue = queue.Queue()
-                self._outbox = outbox
+                outbox: queue.SimpleQueue = queue.SimpleQueue()
+                self.outbox = outbox
                 for r in self.core.on_connect():
                     outbox.put(r)
                 call = self._stub.Watch(self._requests(outbox), metadata=self._metadata)
@@ -518,33 +592,41 @@ class _ThreadMux:
             error: Optional[VarwatchError] = None
             try:
                 for resp in call:
+                    decoded = Core.decode(resp)  # outside the lock
                     with self.lock:
-                        out = self.core.on_response(resp)
-                        out += self.core.retry_due()
-                        for r in out:
+                        for r in self.core.apply(decoded) + self.core.retry_due():
                             outbox.put(r)
+                        self._drain_releases()
                         if self.core.is_idle():
                             outbox.put(None)
             except grpc.RpcError as e:
                 error = from_rpc_error(e)
+            except Exception as e:  # a bug: reconnect rather than hang every watch
+                log.exception("varwatch: the watch stream failed; reconnecting")
+                error = VarwatchError(f"internal error in the watch stream: {e!r}")
+                call.cancel()
             with self.lock:
                 self._call = None
-                self._outbox = None
+                if self.outbox is outbox:
+                    self.outbox = None
                 outbox.put(None)  # ends the request iterator
                 if self._stopped:
-                    self._thread = None
                     return
                 delay = self.core.on_broken(error)
                 if delay is None:
-                    self._thread = None
                     return
-                # Wait out the backoff, unless every watch goes meanwhile.
+                # Wait out the backoff, unless every watch goes (or a new
+                # one comes) meanwhile.
                 until = time.monotonic() + delay
                 while not self.core.is_idle() and not self._stopped:
                     left = until - time.monotonic()
                     if left <= 0:
                         break
-                    self._wakeup.wait(left)
+                    if not self._wakeup.wait(left):
+                        break
+                    self._drain_releases()
+                    if any(u.waiting for u in self.core.upstreams.values()):
+                        break
 
 
 def _session_request(session: str, ttl: Optional[float], metadata: Optional[Dict[str, str]]) -> pb.CreateSessionRequest:

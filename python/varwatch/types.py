@@ -11,8 +11,8 @@ variable type  Python value
 ``boolean``    ``bool``
 ``choice``     :class:`Choice` (a ``str``; a plain ``str`` is accepted)
 ``module``     :class:`Module` (a ``str``; a plain ``str`` is accepted)
-``embedding``  ``list[float]`` (a sequence of numbers or a 1-D numpy array
-               is accepted)
+``embedding``  ``tuple[float, ...]`` (a list or other sequence of numbers,
+               or a 1-D numpy array, is accepted)
 ``tensor``     :class:`Tensor` (``shape`` and row-major ``data``; an N-D
                numpy array is accepted)
 =============  ==========================================================
@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as _dt
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 __all__ = [
     "VarType",
@@ -51,6 +51,8 @@ class VarType(str, Enum):
     MODULE = "module"
     EMBEDDING = "embedding"
     TENSOR = "tensor"
+    UNKNOWN = "unknown"
+    """A type this client does not know (a newer server's)."""
 
     def __str__(self) -> str:
         return self.value
@@ -98,7 +100,7 @@ class Tensor:
         return np.asarray(self.data, dtype=np.float32).reshape(self.shape)
 
 
-Value = Union[float, int, str, bool, Choice, Module, List[float], Tensor]
+Value = Union[float, int, str, bool, Choice, Module, Tuple[float, ...], Tensor]
 
 
 @dataclass
@@ -202,15 +204,17 @@ class EventKind(str, Enum):
     """The session was deleted, expired, or the server lost it. The watch's
     last event."""
     DISCONNECTED = "disconnected"
-    """The watch gave up reconnecting (its retry limit). Its last event."""
+    """The watch gave up reconnecting (its retry limit), or its client was
+    closed. Its last event."""
 
     def __str__(self) -> str:
         return self.value
 
 
-@dataclass
+@dataclass(frozen=True)
 class Event:
-    """One event of a watch.
+    """One event of a watch (immutable: watches that share a subscription
+    share their events).
 
     Events come in groups: all events of one session revision (a write, an
     atomic batch, a snapshot, a resync) have the same ``revision``, and once
@@ -225,7 +229,7 @@ class Event:
     value: Any = None
     old_value: Any = None
     source: Optional[str] = None
-    metadata: Dict[str, str] = field(default_factory=dict)
+    metadata: Mapping[str, str] = field(default_factory=dict)
     timestamp: Optional[_dt.datetime] = None
     lag: Optional[Tuple[int, int]] = None
     """For ``LAGGED``: the first and last versions not delivered."""

@@ -537,15 +537,27 @@ impl Mux {
             joined = complete_groups(&mut u.held, update.events.clone(), update.group_incomplete);
             &joined
         };
+        let mut lost_one = false;
         {
             let mut shared = u.shared.lock();
             // One group at a time (the events of one revision).
             for group in events.chunk_by(|a, b| a.revision() == b.revision()) {
                 let news: Vec<WatchEvent> = group.iter().filter(|e| shared.is_news(e)).cloned().collect();
+                lost_one |= news.iter().any(|e| e.kind() == EventKind::Deleted);
                 shared.apply_group(news, wakers);
             }
         }
         wakers.drain(..).for_each(std::task::Waker::wake);
+        if lost_one
+            && matches!(u.sub.target, WatchTarget::Variables(_))
+            && self.by_key.get(&u.key) == Some(&id)
+        {
+            // It now follows fewer variables than its subscription names: a
+            // new identical watch must not join it (it would not be told
+            // that a name is unknown, nor follow a variable registered again
+            // under it).
+            self.by_key.remove(&u.key);
+        }
         let mut abandoned = Vec::new();
         if let Some(sync) = update.sync_complete {
             u.synced_once = true;
