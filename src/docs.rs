@@ -156,9 +156,23 @@ pub mod internal {
     //! | `publish.rs` | `ArcCell`: where a variable's current record is published, and a reader's memory of it |
     //! | `seqcount.rs` | the sequence counter behind consistent cuts |
     //! | `event_log.rs` | the log lossless watches read from |
-    //! | `observer.rs` | the watch registry and the waiter lists (the wake-up protocol) |
-    //! | `watch/` | a `Watch`, split by stage (reading and resync, coalescing, filter and throttle, blocking and async receive) |
+    //! | `observer.rs` | the watch registry, and what writers and the registry see of a watch (`WatchShared`) |
+    //! | `wakeup.rs` | the wake-up protocol: `WaiterList`, a watch's `Signal`, and the `Published` / `Armed` tokens that carry its fence pair |
+    //! | `watch/` | a `Watch`, split by stage (see the table below) |
     //! | `transport/` | the network layer (see its module docs) |
+    //!
+    //! `watch/`, one stage per file:
+    //!
+    //! | file | stage |
+    //! |---|---|
+    //! | `mod.rs` | the handle: subscribe (the atomic snapshot), the delivery loop, unregister |
+    //! | `reader.rs` | lossless delivery: reading the event log, and resync after an overflow |
+    //! | `cut.rs` | the consistent cut a resync or a coalesced delivery starts from |
+    //! | `coalesce.rs` | coalescing and throttled delivery (one cut per receive, whatever the backlog) |
+    //! | `filter.rs` | the user's filter, run on the watcher's side |
+    //! | `blocking.rs` | blocking receive: spin, then park; the `Iterator` |
+    //! | `stream.rs` | async receive: `poll_recv`, `recv_async`, `WatchStream` |
+    //! | `event.rs`, `options.rs`, `stats.rs` | what a watch delivers, how it is set up, its counters |
     //!
     //! ## Locks, and the order they are taken in
     //!
@@ -240,14 +254,20 @@ pub mod internal {
     //!
     //! ## Waking a watch
     //!
-    //! A watch that finds nothing to receive *arms* itself: it puts its
-    //! signal in the waiter lists of what it watches, issues a `SeqCst`
-    //! fence, and checks the event log once more before it sleeps. A
-    //! writer appends to the log, releases its locks, issues a `SeqCst`
-    //! fence, and empties the waiter lists of what it wrote. The two fences
-    //! guarantee that one side sees the other: the watch finds the record,
-    //! or the writer finds the signal. Only sleeping watches are in a list,
-    //! so a write costs nothing per watcher that is busy.
+    //! A watch that finds nothing to receive *arms* itself
+    //! (`WaiterList::arm`): it sets its waker, puts its signal in the waiter
+    //! lists of what it watches (raising each list's `nonempty` flag),
+    //! issues a `SeqCst` fence, and checks the event log once more before it
+    //! sleeps (`arm` returns an `Armed` token that says so). A writer
+    //! appends to the log, releases its locks, issues a `SeqCst` fence
+    //! (`Published::fence`, the only way to get the token `wake_all` needs),
+    //! and empties the waiter lists of what it wrote whose `nonempty` flag
+    //! is up. The two fences guarantee that one side sees the other: the
+    //! watch finds the record, or the writer finds the signal. Only sleeping
+    //! watches are in a list, so a write costs nothing per watcher that is
+    //! busy. loom checks the protocol alone (`loom::wakeup`, with the log's
+    //! tail read and written `Relaxed`: either fence removed, it fails) and
+    //! through the store.
     //!
     //! ## Memory
     //!

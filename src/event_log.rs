@@ -195,7 +195,13 @@ impl EventLog {
     /// groups only, and no more than about `max` records unless one group is
     /// larger. A cursor more than `capacity` behind the tail, or behind what
     /// the log still holds, has overflowed.
-    pub(crate) fn read(&self, cursor: u64, capacity: usize, max: usize, out: &mut Vec<Entry>) -> Read {
+    pub(crate) fn read(
+        &self,
+        cursor: u64,
+        capacity: usize,
+        max: usize,
+        out: &mut impl Extend<Entry>,
+    ) -> Read {
         if self.tail() == cursor {
             return Read::Empty;
         }

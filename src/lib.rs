@@ -116,6 +116,7 @@ mod timer;
 mod trace;
 pub mod transport;
 mod value;
+mod wakeup;
 mod watch;
 
 #[cfg(all(test, loom))]

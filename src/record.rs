@@ -5,10 +5,11 @@
 
 use std::time::SystemTime;
 
-use crate::observer::WaiterList;
+use crate::observer::WatchShared;
 use crate::publish::ArcCell;
 use crate::sync::Arc;
 use crate::value::{Constraints, Value, VarType};
+use crate::wakeup::WaiterList;
 
 /// Free-form string metadata of sessions, variables and changes.
 pub type Metadata = std::collections::BTreeMap<String, String>;
@@ -92,7 +93,7 @@ impl Record {
 pub(crate) struct VarCell {
     pub(crate) meta: Arc<VarMeta>,
     pub(crate) current: ArcCell<Record>,
-    pub(crate) waiters: WaiterList,
+    pub(crate) waiters: WaiterList<WatchShared>,
 }
 
 /// One record allocation a session's writer keeps for its next change

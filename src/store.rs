@@ -163,19 +163,21 @@ impl<I: Into<String>, V: Into<Value>> From<(I, V)> for BatchUpdate {
 /// until the handle reads a newer one or is dropped.
 #[must_use]
 pub struct VarReader {
+    session: Arc<Session>,
     cell: Arc<VarCell>,
     cache: Mutex<Cached<Record>>,
 }
 
 impl Clone for VarReader {
     fn clone(&self) -> Self {
-        VarReader::new(self.cell.clone())
+        VarReader::new(self.session.clone(), self.cell.clone())
     }
 }
 
 impl VarReader {
-    fn new(cell: Arc<VarCell>) -> VarReader {
+    fn new(session: Arc<Session>, cell: Arc<VarCell>) -> VarReader {
         VarReader {
+            session,
             cell,
             cache: Mutex::new(Cached::default()),
         }
@@ -201,6 +203,33 @@ impl VarReader {
     /// count; check the session for that).
     pub fn is_deleted(&self) -> bool {
         self.load().record.kind == crate::record::RecordKind::Deleted
+    }
+
+    /// Watches this variable: the same as [`SessionStore::watch`] with this
+    /// one variable, without looking its session and name up again (the
+    /// cheap way to subscribe many times).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::VariablesNotFound`] once the variable has been deleted,
+    /// [`Error::SessionNotFound`] once its session is gone, and the errors
+    /// of [`WatchOptions`] checks ([`Error::InvalidOption`]).
+    ///
+    /// ```
+    /// use varwatch::{SessionOptions, SessionStore, VarDef, VarType, WatchOptions};
+    /// let store = SessionStore::new();
+    /// store.create_session("s", SessionOptions::new())?;
+    /// store.register("s", VarDef::new("x", VarType::Integer, 1))?;
+    /// let reader = store.reader("s", "x")?;
+    /// let mut watch = reader.watch(WatchOptions::new())?;
+    /// store.update("s", "x", 2)?;
+    /// assert_eq!(watch.recv().unwrap().version(), 0); // the initial state
+    /// assert_eq!(watch.recv().unwrap().version(), 1);
+    /// # Ok::<(), varwatch::Error>(())
+    /// ```
+    pub fn watch(&self, opts: WatchOptions) -> Result<Watch> {
+        self.session.touch();
+        Watch::subscribe_cell(self.session.clone(), &self.cell, opts)
     }
 }
 
@@ -565,8 +594,9 @@ impl SessionStore {
 
     /// A handle that reads the variable's current state with no lock.
     pub fn reader(&self, session: &str, ident: &str) -> Result<VarReader> {
-        let cell = self.session_touched(session)?.resolve_or_err(ident)?;
-        Ok(VarReader::new(cell))
+        let session = self.session_touched(session)?;
+        let cell = session.resolve_or_err(ident)?;
+        Ok(VarReader::new(session, cell))
     }
 
     /// Sets the variable to `value`; returns its new version. Setting the

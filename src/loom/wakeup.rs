@@ -1,11 +1,124 @@
-//! The wake-up protocol: a watch registers, arms its waker and checks the
-//! log again before it sleeps; a writer appends, then wakes (see
-//! `observer.rs`). No interleaving may lose a wake-up or a version.
+//! The wake-up protocol (`wakeup.rs`): a watch arms its signal and checks
+//! the log again before it sleeps; a writer appends, issues its fence, then
+//! wakes. No interleaving may lose a wake-up or a version.
+//!
+//! The first models check the protocol alone, on a bare `WaiterList` and an
+//! atomic standing for the log's tail, written and read `Relaxed` (the
+//! weakest a log could use: only the fence pair orders them). The others
+//! check it end to end through the store: subscribe, notify, unsubscribe.
 
+use std::future::poll_fn;
+use std::sync::Arc as StdArc;
+use std::task::{Poll, Wake, Waker};
+
+use loom::sync::atomic::{AtomicBool, AtomicU64};
 use loom::thread;
 
 use super::{next, store_with_x};
+use crate::sync::{Arc, Ordering};
+use crate::wakeup::{Published, Signal, Sleeper, WaiterList};
 use crate::{EventKind, VarDef, VarType, WatchOptions};
+
+/// A watch's shared state, reduced to its signal.
+struct Sleeping(Signal);
+
+impl Sleeper for Sleeping {
+    fn signal(&self) -> &Signal {
+        &self.0
+    }
+}
+
+/// A waker that records that it was woken.
+struct Flag(AtomicBool);
+
+impl Wake for Flag {
+    fn wake(self: StdArc<Self>) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The Dekker pair: after a writer has published and woken, either the
+/// watcher's re-check saw the write or its waker was called.
+#[test]
+fn loom_wakeup_protocol_never_loses_a_wakeup() {
+    loom::model(|| {
+        let tail = Arc::new(AtomicU64::new(0));
+        let list = Arc::new(WaiterList::<Sleeping>::default());
+        let writer = {
+            let (tail, list) = (tail.clone(), list.clone());
+            thread::spawn(move || {
+                tail.store(1, Ordering::Relaxed);
+                let published = Published::fence();
+                list.wake_all(&published);
+            })
+        };
+        let sleeper = Arc::new(Sleeping(Signal::new(1)));
+        let flag = StdArc::new(Flag(AtomicBool::new(false)));
+        let _armed = list.arm(&sleeper, 0, &Waker::from(flag.clone()));
+        let saw = tail.load(Ordering::Relaxed) == 1;
+        writer.join().unwrap();
+        assert!(saw || flag.0.load(Ordering::Relaxed), "a wake-up was lost");
+    });
+}
+
+/// A watcher that sleeps, is woken, re-arms and sleeps again, against a
+/// writer that writes twice: it sees both writes (a lost wake-up leaves it
+/// asleep for good, which loom reports as a deadlock), and the list is left
+/// empty of it or holding it exactly once.
+#[test]
+fn loom_wakeup_protocol_rearms_after_a_wakeup() {
+    loom::model(|| {
+        let tail = Arc::new(AtomicU64::new(0));
+        let list = Arc::new(WaiterList::<Sleeping>::default());
+        let writer = {
+            let (tail, list) = (tail.clone(), list.clone());
+            thread::spawn(move || {
+                for v in 1..=2 {
+                    tail.store(v, Ordering::Relaxed);
+                    let published = Published::fence();
+                    list.wake_all(&published);
+                }
+            })
+        };
+        let sleeper = Arc::new(Sleeping(Signal::new(1)));
+        let mut seen = 0;
+        while seen < 2 {
+            // Sleeps (as a task of loom's executor) until there is news.
+            seen = loom::future::block_on(poll_fn(|cx| {
+                let _armed = list.arm(&sleeper, 0, cx.waker());
+                match tail.load(Ordering::Relaxed) {
+                    now if now > seen => Poll::Ready(now),
+                    _ => Poll::Pending,
+                }
+            }));
+        }
+        writer.join().unwrap();
+        assert!(list.len() <= 1);
+    });
+}
+
+/// A watch that goes away (removed from the list, waker dropped) while a
+/// writer wakes the list: nothing keeps its waker, and the list does not
+/// keep it.
+#[test]
+fn loom_wakeup_protocol_remove_vs_wake() {
+    loom::model(|| {
+        let list = Arc::new(WaiterList::<Sleeping>::default());
+        let sleeper = Arc::new(Sleeping(Signal::new(1)));
+        let flag = StdArc::new(Flag(AtomicBool::new(false)));
+        let _armed = list.arm(&sleeper, 0, &Waker::from(flag.clone()));
+        let writer = {
+            let list = list.clone();
+            thread::spawn(move || list.wake_all(&Published::fence()))
+        };
+        list.remove(&sleeper, 0);
+        sleeper.0.clear_waker();
+        writer.join().unwrap();
+        assert_eq!(list.len(), 0);
+        assert!(!sleeper.0.has_waker());
+        assert_eq!(StdArc::strong_count(&flag), 1, "a waker outlived its watch");
+    });
+}
 
 /// The stale-read race: a watch with initial values sees a contiguous run
 /// ending at 3, starting from its snapshot, whatever the interleaving.

@@ -12,7 +12,8 @@
 //!    `SeqCount`: new records stored as the variables' current states, the
 //!    revision moved, the records appended to the event log as one group;
 //! 4. after the lock is released, the watches asleep on what changed are
-//!    woken (the `fence(SeqCst)` pairs with `WaiterList::enqueue`).
+//!    woken (`Published::fence`, then `WaiterList::wake_all`: the wake-up
+//!    protocol of `wakeup.rs`).
 //!
 //! # Batches
 //!
@@ -33,12 +34,12 @@ use super::{Prepared, Session, WriteState};
 use crate::error::Error;
 use crate::event_log::Entry;
 use crate::ident::{check_var_name, var_id};
-use crate::observer::WaiterList;
 use crate::publish::ArcCell;
 use crate::record::{Record, RecordKind, Slot, VarCell, VarMeta};
 use crate::session::types::{Metadata, UpdateOptions, VarDef};
-use crate::sync::{Arc, MutexGuard, Ordering, fence};
+use crate::sync::{Arc, MutexGuard, Ordering};
 use crate::value::{Value, validate};
+use crate::wakeup::{Published, WaiterList};
 
 /// Where a change came from, shared by every record of one write.
 struct Origin {
@@ -213,8 +214,8 @@ impl Session {
         drop(section);
         drop(w);
         if notify {
-            fence(Ordering::SeqCst); // pairs with WaiterList::enqueue
-            self.observers.session_waiters.wake_all_after_fence();
+            let published = Published::fence();
+            self.observers.session_waiters.wake_all(&published);
         }
         Ok(ids)
     }
@@ -490,13 +491,12 @@ impl Session {
 
     /// Wakes the watches asleep on `cells` and on the whole session.
     fn wake(&self, cells: &[Arc<VarCell>]) {
-        // The log was appended to before this; the fence pairs with the one
-        // in `WaiterList::enqueue` (see there).
-        fence(Ordering::SeqCst);
+        // The log was appended to before this (see `wakeup.rs`).
+        let published = Published::fence();
         for c in cells {
-            c.waiters.wake_all_after_fence();
+            c.waiters.wake_all(&published);
         }
-        self.observers.session_waiters.wake_all_after_fence();
+        self.observers.session_waiters.wake_all(&published);
     }
 
     pub(crate) fn delete_variable(&self, ident: &str) -> Result<(), Error> {

@@ -66,7 +66,7 @@ impl Watch {
                 return r;
             }
             let waker = self.thread_waker();
-            self.arm(&waker);
+            let _armed = self.arm(&waker);
             // Register-then-check: anything written before the arm is seen
             // now; anything after it wakes this thread.
             let now = Instant::now();
@@ -105,12 +105,13 @@ impl Watch {
     /// This thread's waker (made once per receiving thread).
     fn thread_waker(&mut self) -> Waker {
         let me = thread::current();
-        match self.thread_waker.as_deref() {
+        let rare = self.rare();
+        match &rare.thread_waker {
             Some((id, w)) if *id == me.id() => w.clone(),
             _ => {
                 let id = me.id();
                 let w = Waker::from(StdArc::new(ThreadWaker(me)));
-                self.thread_waker = Some(Box::new((id, w.clone())));
+                rare.thread_waker = Some((id, w.clone()));
                 w
             }
         }

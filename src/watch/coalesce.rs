@@ -33,7 +33,7 @@ impl Watch {
         if !moved {
             return Ok(false);
         }
-        if let Some(t) = self.throttle.as_deref()
+        if let Some(t) = self.throttle()
             && let Some(due) = t.next_due
             && Instant::now() < due
             && !self.urgent()
@@ -42,6 +42,10 @@ impl Watch {
         }
         self.cut_owed = false;
         Ok(self.deliver_cut())
+    }
+
+    fn throttle(&self) -> Option<&super::Throttle> {
+        self.rare.as_deref().and_then(|r| r.throttle.as_ref())
     }
 
     /// Whether something that is never held back has happened: the session
@@ -107,12 +111,15 @@ impl Watch {
                 });
             }
         }
-        self.shared
-            .counters
-            .skipped
-            .fetch_add(skipped_total, Ordering::Relaxed);
+        if skipped_total > 0 {
+            self.shared
+                .counters
+                .rare()
+                .skipped
+                .fetch_add(skipped_total, Ordering::Relaxed);
+        }
         let delivered = self.pending.len() > before;
-        if let Some(t) = self.throttle.as_deref_mut()
+        if let Some(t) = self.rare.as_deref_mut().and_then(|r| r.throttle.as_mut())
             && delivered
         {
             // `interval` is at most `MAX_THROTTLE`: the sum cannot overflow.

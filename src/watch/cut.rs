@@ -3,6 +3,8 @@
 //! yet, all as of one revision (`Session::read_cut`). Both the resync of a
 //! lossless watch and every delivery of a coalescing one start from it.
 
+use smallvec::SmallVec;
+
 use super::Watch;
 use crate::record::{Record, RecordKind, VarCell};
 use crate::sync::Arc;
@@ -14,7 +16,7 @@ pub(super) struct Cut {
     pub(super) tail: u64,
     pub(super) closed: bool,
     /// The state of each tracked variable, in `tracked` order.
-    pub(super) states: Vec<Arc<Record>>,
+    pub(super) states: SmallVec<[Arc<Record>; 2]>,
     /// Whole-session watches: live variables not tracked yet, in slot order.
     pub(super) new: Vec<(Arc<VarCell>, Arc<Record>)>,
 }

@@ -32,18 +32,19 @@ impl Watch {
     /// Applies the filter to an event about to be delivered: `None` if the
     /// filter rejects it (it still counts as seen).
     pub(super) fn apply_filter(&self, ev: WatchEvent) -> Option<WatchEvent> {
-        let Some(filter) = &self.opts.filter else {
+        let Some(filter) = self.rare.as_deref().and_then(|r| r.filter.as_ref()) else {
             return Some(ev);
         };
-        let counters = &self.shared.counters;
         match judge(filter, &ev) {
             Verdict::Pass => Some(ev),
             Verdict::Reject => {
-                counters.filtered.fetch_add(1, Ordering::Relaxed);
+                let rare = self.shared.counters.rare();
+                rare.filtered.fetch_add(1, Ordering::Relaxed);
                 None
             }
             Verdict::Panicked => {
-                counters.filter_panics.fetch_add(1, Ordering::Relaxed);
+                let rare = self.shared.counters.rare();
+                rare.filter_panics.fetch_add(1, Ordering::Relaxed);
                 Some(ev)
             }
         }

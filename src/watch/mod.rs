@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `mod.rs` | the handle: subscribe (the atomic snapshot), the delivery loop, unregister |
 //! | `reader.rs` | lossless delivery: reading the event log, and resync after an overflow |
+//! | `cut.rs` | the consistent cut a resync or a coalesced delivery starts from |
 //! | `coalesce.rs` | coalescing and throttled delivery: the latest state, read as a cut |
 //! | `filter.rs` | the user's filter, run on the watcher's side |
 //! | `blocking.rs` | blocking receive: spin, then park; the `Iterator` |
@@ -32,6 +33,19 @@
 //!
 //! All user code — the filter, the consumer itself — runs here, on the
 //! watcher's side, never under a store lock.
+//!
+//! # What a watch costs
+//!
+//! A watch is sized for the common case, one variable, no filter, no
+//! throttle: the handle (136 bytes) tracks one variable inline, keeps what
+//! only some watches use (filter, throttle, a parked thread's waker, a
+//! timer) in one box allocated on first use, and gives back its queue's
+//! buffer whenever it goes to sleep. What writers and the registry see
+//! (`WatchShared`, 128 bytes) keeps the counters a plain watch never moves
+//! (filtered, lagged, skipped, acknowledged) in a box allocated by the
+//! first that does. Receiving an event is a pop from the queue plus one
+//! plain store of the delivered count; the log's cursor and the backlog
+//! are published once per read of the log, not per event.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -52,7 +66,6 @@ mod stream;
 pub use event::{CloseReason, EventKind, RecvTimeoutError, TryRecvError, WatchEvent};
 #[cfg(feature = "transport")]
 pub(crate) use filter::{Verdict, judge};
-#[cfg(feature = "transport")]
 pub(crate) use options::Filter;
 pub use options::{MAX_THROTTLE, OverflowPolicy, WatchOptions};
 use stats::stats_of;
@@ -62,10 +75,12 @@ pub use stream::WatchStream;
 
 use crate::error::Error;
 use crate::observer::{Names, WatchShared};
-use crate::record::{Record, Slot, VarCell};
+use crate::record::{RecordKind, Slot, VarCell};
 use crate::session::Session;
 use crate::sync::{Arc, Ordering};
 use crate::timer::TimerEntry;
+use crate::wakeup::Armed;
+use smallvec::SmallVec;
 
 /// A variable the watch follows.
 struct Tracked {
@@ -90,6 +105,7 @@ enum Step {
 }
 
 /// A throttled watch's clock.
+#[derive(Clone, Copy)]
 struct Throttle {
     interval: Duration,
     /// No changes are delivered before this instant.
@@ -123,33 +139,47 @@ struct Throttle {
 /// really had at that revision (see [`docs::rules`](crate::docs::rules)).
 #[must_use = "a watch unregisters as soon as it is dropped"]
 pub struct Watch {
+    // Laid out for the common watch (one variable, no filter, no throttle):
+    // what only some watches use lives in `rare`, one variable is tracked
+    // inline, and an empty queue holds no buffer while the watch sleeps.
     session: Arc<Session>,
-    key: usize,
     /// Waker, counters and registry facts, shared with writers and the registry.
     shared: Arc<WatchShared>,
-    whole_session: bool,
-    /// The session revision of the subscription's snapshot.
-    #[cfg_attr(not(feature = "transport"), allow(dead_code))]
-    snapshot_revision: u64,
     /// Sorted by slot (registration order).
-    tracked: Vec<Tracked>,
+    tracked: SmallVec<[Tracked; 1]>,
     /// Lossless: the next log record to read. Coalescing: the log's tail at
     /// the last cut (anything since is news).
     cursor: u64,
+    /// Whole groups, ready to hand out.
+    pending: VecDeque<WatchEvent>,
+    delivered: u64,
+    /// The session revision of the subscription's snapshot.
+    #[cfg_attr(not(feature = "transport"), allow(dead_code))]
+    snapshot_revision: u64,
     /// Lossless: the capacity granted by the event log (given back when the
     /// watch unregisters). Coalescing: 0.
     capacity: usize,
-    /// Whole groups, ready to hand out.
-    pending: VecDeque<WatchEvent>,
-    opts: WatchOptions,
+    rare: Option<Box<Rare>>,
+    /// The registration's key in the session's registry.
+    key: usize,
+    whole_session: bool,
+    /// Coalescing or throttled: reads cuts, never the log's records.
+    reads_cuts: bool,
+    overflow: OverflowPolicy,
     /// Coalescing: a cut is owed even if the log has not moved (the
     /// subscription's initial states).
     cut_owed: bool,
-    throttle: Option<Box<Throttle>>,
-    ended: Option<CloseReason>,
     registered: bool,
-    delivered: u64,
-    thread_waker: Option<Box<(ThreadId, Waker)>>,
+    ended: Option<CloseReason>,
+}
+
+/// What only some watches use, allocated when one does.
+#[derive(Default)]
+struct Rare {
+    filter: Option<Filter>,
+    throttle: Option<Throttle>,
+    /// The receiving thread's waker (blocking receives that parked).
+    thread_waker: Option<(ThreadId, Waker)>,
     /// An async throttled watch's wake-up; dropped (cancelled) with it.
     timer: Option<TimerEntry>,
 }
@@ -178,21 +208,14 @@ impl Watch {
         if idents.is_some_and(<[S]>::is_empty) {
             return Err(Error::InvalidOption("a watch needs at least one variable".into()));
         }
-        let whole_session = idents.is_none();
-        let coalescing = opts.reads_cuts();
-        let id = session.counters.next_watch_id.fetch_add(1, Ordering::Relaxed) + 1;
-
-        // The atomic subscribe: under the session's write lock no change can
-        // happen, so the registration, the log position and the snapshot
-        // below are one consistent cut, and every change after it is in the
-        // log at or after `cursor`.
-        let (cells, snapshot, revision, capacity, cursor, key, shared) = session.with_write_lock(|| {
-            let mut cells = match &idents {
-                None => session.cells(),
+        Watch::register(
+            session,
+            |session| match idents {
+                None => Ok(session.cells()),
                 Some(idents) => {
                     let mut cells = Vec::with_capacity(idents.len());
                     let mut missing = Vec::new();
-                    for ident in *idents {
+                    for ident in idents {
                         match session.resolve(ident.as_ref()) {
                             Some(c) => cells.push(c),
                             None => missing.push(ident.as_ref().to_string()),
@@ -204,12 +227,63 @@ impl Watch {
                             variables: missing,
                         });
                     }
-                    cells.sort_by_key(|c| c.meta.slot);
-                    cells.dedup_by_key(|c| c.meta.slot);
-                    cells
+                    Ok(cells)
                 }
-            };
-            cells.shrink_to_fit();
+            },
+            idents.is_none(),
+            opts,
+        )
+    }
+
+    /// Registers a watch on one variable whose cell the caller holds (a
+    /// reader's handle: no name lookup), and takes its snapshot, atomically.
+    pub(crate) fn subscribe_cell(
+        session: Arc<Session>,
+        cell: &Arc<VarCell>,
+        opts: WatchOptions,
+    ) -> Result<Watch, Error> {
+        opts.check()?;
+        Watch::register(
+            session,
+            |session| {
+                // Under the write lock: a deleted variable stays deleted.
+                if cell.current.with(|r| r.kind == RecordKind::Deleted) {
+                    return Err(Error::VariablesNotFound {
+                        session: session.id.to_string(),
+                        variables: vec![cell.meta.name.to_string()],
+                    });
+                }
+                Ok(vec![cell.clone()])
+            },
+            false,
+            opts,
+        )
+    }
+
+    /// The atomic subscribe: under the session's write lock no change can
+    /// happen, so the variables `find` returns, the registration, the log
+    /// position and the snapshot are one consistent cut, and every change
+    /// after it is in the log at or after the watch's cursor.
+    fn register(
+        session: Arc<Session>,
+        find: impl FnOnce(&Session) -> Result<Vec<Arc<VarCell>>, Error>,
+        whole_session: bool,
+        opts: WatchOptions,
+    ) -> Result<Watch, Error> {
+        let coalescing = opts.reads_cuts();
+        let include_initial = opts.include_initial;
+        // A coalescing watch owes its first states as `Initial` events of
+        // its first cut; a lossless one queues them now.
+        let owed = include_initial && coalescing;
+        let id = session.counters.next_watch_id.fetch_add(1, Ordering::Relaxed) + 1;
+
+        let mut pending = VecDeque::new();
+        let (tracked, revision, capacity, cursor, key, shared) = session.with_write_lock(|| {
+            let mut cells = find(&session)?;
+            if cells.len() > 1 {
+                cells.sort_by_key(|c| c.meta.slot);
+                cells.dedup_by_key(|c| c.meta.slot);
+            }
             // A coalescing watch reads cuts, never the log: it asks the log
             // to keep nothing for it.
             let capacity = if coalescing {
@@ -219,63 +293,71 @@ impl Watch {
             };
             let cursor = session.log.tail();
             let revision = session.revision();
-            let snapshot: Vec<Arc<Record>> = cells.iter().map(|c| c.current.load_full()).collect();
             let names = match &cells[..] {
                 _ if whole_session => Names::Session,
-                [one] => Names::One(one.meta.name.clone()),
-                many => Names::Many(many.iter().map(|c| c.meta.name.clone()).collect()),
+                [one] => Names::One(one.meta.clone()),
+                many => Names::Many(Box::new(many.iter().map(|c| c.meta.name.clone()).collect())),
             };
             let lists = if whole_session { 1 } else { cells.len() };
             let shared = Arc::new(WatchShared::new(lists, id, coalescing, names));
             shared.counters.cursor.store(cursor, Ordering::Relaxed);
+            let mut tracked = SmallVec::with_capacity(cells.len());
+            for (i, cell) in cells.into_iter().enumerate() {
+                let record = cell.current.load_full();
+                // With initial values, the snapshot's version is owed to the
+                // user; without, it counts as seen.
+                tracked.push(Tracked {
+                    next: if owed { record.version } else { record.version + 1 },
+                    initial_owed: owed,
+                    list: if whole_session { 0 } else { i as u32 },
+                    cell,
+                });
+                if include_initial && !coalescing {
+                    // The first group: the snapshot, at its revision.
+                    let mut ev = WatchEvent::new(EventKind::Initial, record);
+                    ev.revision = revision;
+                    pending.push_back(ev);
+                }
+            }
             let key = session.observers.register(shared.clone());
-            Ok((cells, snapshot, revision, capacity, cursor, key, shared))
+            Ok((tracked, revision, capacity, cursor, key, shared))
         })?;
 
-        let include_initial = opts.include_initial;
-        let mut watch = Watch {
-            key,
-            shared,
-            whole_session,
-            snapshot_revision: revision,
-            tracked: Vec::with_capacity(cells.len()),
-            cursor,
-            capacity,
-            pending: VecDeque::new(),
-            cut_owed: coalescing && include_initial,
-            throttle: opts.throttle.map(|interval| {
-                Box::new(Throttle {
+        let rare = (opts.filter.is_some() || opts.throttle.is_some()).then(|| {
+            Box::new(Rare {
+                filter: opts.filter,
+                throttle: opts.throttle.map(|interval| Throttle {
                     interval,
                     next_due: None,
-                })
-            }),
-            opts,
-            ended: None,
-            registered: true,
-            delivered: 0,
-            thread_waker: None,
-            timer: None,
+                }),
+                ..Rare::default()
+            })
+        });
+        let watch = Watch {
             session,
+            shared,
+            tracked,
+            cursor,
+            pending,
+            delivered: 0,
+            snapshot_revision: revision,
+            capacity,
+            rare,
+            key,
+            whole_session,
+            reads_cuts: coalescing,
+            overflow: opts.overflow,
+            cut_owed: owed,
+            registered: true,
+            ended: None,
         };
-        for (i, (cell, record)) in cells.into_iter().zip(snapshot).enumerate() {
-            // With initial values, the snapshot's version is owed to the
-            // user; without, it counts as seen.
-            let owed = include_initial && coalescing;
-            watch.tracked.push(Tracked {
-                cell,
-                next: if owed { record.version } else { record.version + 1 },
-                initial_owed: owed,
-                list: if whole_session { 0 } else { i as u32 },
-            });
-            if include_initial && !coalescing {
-                // The first group: the snapshot, at its revision.
-                let mut ev = WatchEvent::new(EventKind::Initial, record);
-                ev.revision = revision;
-                watch.pending.push_back(ev);
-            }
-        }
         watch.publish_backlog();
         Ok(watch)
+    }
+
+    /// What only some watches use, allocated on first use.
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
     }
 
     /// This watch's id, as shown by `list_watchers`.
@@ -349,6 +431,8 @@ impl Watch {
     #[cfg(feature = "transport")]
     pub(crate) fn acknowledge(&self, revision: u64) {
         self.shared
+            .counters
+            .rare()
             .acked
             .fetch_max(revision.saturating_add(1), Ordering::Relaxed);
     }
@@ -372,23 +456,36 @@ impl Watch {
         std::iter::from_fn(move || self.try_recv().ok())
     }
 
-    /// Puts this watch's signal where writers of what it watches will find it.
-    fn arm(&self, waker: &Waker) {
-        self.shared.set_waker(waker);
-        if self.whole_session {
-            self.session.observers.session_waiters.enqueue(&self.shared, 0);
-        } else {
-            for t in &self.tracked {
-                t.cell.waiters.enqueue(&self.shared, t.list);
-            }
+    /// Puts this watch's signal where writers of what it watches will find
+    /// it (the watcher's half of the wake-up protocol, `wakeup.rs`). The
+    /// caller must check for news once more before it sleeps. (`None` only
+    /// for a watch that follows nothing, which has ended.)
+    fn arm(&mut self, waker: &Waker) -> Option<Armed> {
+        // Nothing is queued while the watch sleeps: give back the queue's
+        // buffer, so that an idle watch holds none.
+        if self.pending.capacity() > 0 {
+            self.pending = VecDeque::new();
         }
+        if self.whole_session {
+            let waiters = &self.session.observers.session_waiters;
+            return Some(waiters.arm(&self.shared, 0, waker));
+        }
+        let mut armed = None;
+        for t in &self.tracked {
+            armed = Some(t.cell.waiters.arm(&self.shared, t.list, waker));
+        }
+        armed
     }
 
     /// One attempt to produce the next event, without blocking.
     fn step(&mut self) -> Step {
         let step = self.step_inner();
-        self.publish_backlog();
         if let Step::Event(_) = step {
+            if self.pending.is_empty() {
+                // The backlog is published when events are queued (an upper
+                // bound until then); it is zero again once they are taken.
+                self.shared.counters.local.store(0, Ordering::Relaxed);
+            }
             // Only this watch writes its count: a plain store, no shared RMW.
             self.delivered += 1;
             self.shared
@@ -417,7 +514,7 @@ impl Watch {
             if self.ended.is_some() {
                 return Step::Ended;
             }
-            let progressed = if self.opts.reads_cuts() {
+            let progressed = if self.reads_cuts {
                 match self.coalesce() {
                     Ok(progressed) => progressed,
                     Err(due) => return Step::Empty(Some(due)),
@@ -428,10 +525,13 @@ impl Watch {
             if !progressed {
                 return Step::Empty(None);
             }
+            self.publish_backlog();
         }
     }
 
-    /// Shows how far behind the watch is, for `stats` and `list_watchers`.
+    /// Shows how far behind the watch is, for `stats`, `list_watchers` and
+    /// the writers that trim the log: called when the watch has read (its
+    /// cursor moved, events were queued), not per event.
     fn publish_backlog(&self) {
         let counters = &self.shared.counters;
         counters.local.store(self.pending.len(), Ordering::Relaxed);
@@ -510,7 +610,9 @@ impl Watch {
             }
         }
         self.shared.clear_waker();
-        self.timer = None;
+        if let Some(rare) = self.rare.as_deref_mut() {
+            rare.timer = None;
+        }
         self.session.touch();
     }
 }
@@ -640,5 +742,62 @@ mod tests {
         assert_eq!((e.version(), e.skipped()), (10, 9));
         assert_eq!(w.stats().versions_skipped, 9);
         assert_eq!(w.try_recv().unwrap_err(), TryRecvError::Empty);
+    }
+
+    /// The per-watch layout the memory figures rest on (BENCHMARKS.md,
+    /// "memory per idle watch"): a regression here is a regression there.
+    #[test]
+    fn an_idle_watch_is_small() {
+        use std::mem::size_of;
+        assert!(size_of::<Watch>() <= 136, "Watch is {} bytes", size_of::<Watch>());
+        assert!(
+            size_of::<WatchShared>() <= 128,
+            "WatchShared is {} bytes",
+            size_of::<WatchShared>()
+        );
+        let store = store_with_x();
+        let task = StdArc::new(Noop);
+        let waker = Waker::from(task.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut w = store.watch("s", ["x"], WatchOptions::new()).unwrap();
+        assert!(w.rare.is_none(), "a plain watch allocates nothing rare");
+        assert!(
+            w.tracked.len() == 1 && !w.tracked.spilled(),
+            "one variable is tracked inline"
+        );
+        assert!(matches!(w.poll_recv(&mut cx), Poll::Ready(Some(_))));
+        assert!(w.poll_recv(&mut cx).is_pending());
+        assert_eq!(w.pending.capacity(), 0, "a sleeping watch keeps no queue buffer");
+        assert!(w.shared.counters.rare_if_any().is_none(), "no rare counter moved");
+        store.update("s", "x", 5).unwrap();
+        assert_eq!(w.try_recv().unwrap().version(), 1);
+    }
+
+    /// A reader's handle subscribes without a name lookup, with the same
+    /// snapshot and errors as the store's `watch`.
+    #[test]
+    fn a_reader_subscribes_to_its_variable() {
+        let store = store_with_x();
+        let reader = store.reader("s", "x").unwrap();
+        let mut w = reader.watch(WatchOptions::new()).unwrap();
+        assert_eq!(w.try_recv().unwrap().kind(), EventKind::Initial);
+        store.update("s", "x", 3).unwrap();
+        assert_eq!(w.try_recv().unwrap().version(), 1);
+        assert_eq!(
+            store.list_watchers("s").unwrap()[0].variables,
+            Some(vec!["x".to_string()])
+        );
+        let bad = WatchOptions::new().capacity(0);
+        assert!(matches!(reader.watch(bad), Err(Error::InvalidOption(_))));
+        store.delete_variable("s", "x").unwrap();
+        assert!(matches!(
+            reader.watch(WatchOptions::new()),
+            Err(Error::VariablesNotFound { .. })
+        ));
+        store.delete_session("s").unwrap();
+        assert!(matches!(
+            reader.watch(WatchOptions::new()),
+            Err(Error::SessionNotFound { .. })
+        ));
     }
 }

@@ -18,6 +18,8 @@
 //! markers (and deletions) and ends.
 
 use super::{CloseReason, EventKind, OverflowPolicy, Watch, WatchEvent};
+use smallvec::SmallVec;
+
 use crate::event_log::{Entry, Read};
 use crate::record::RecordKind;
 use crate::sync::Ordering;
@@ -33,9 +35,10 @@ impl Watch {
         if self.ended.is_some() {
             return false;
         }
-        // A fresh buffer per batch: keeping one would pin a kilobyte to every
-        // watch that ever received anything.
-        let mut scratch = Vec::new();
+        // On the stack for the usual few records (no allocation per read);
+        // a kept buffer would pin a kilobyte to every watch that ever
+        // received anything.
+        let mut scratch: SmallVec<[Entry; 8]> = SmallVec::new();
         let read = self
             .session
             .log
@@ -98,12 +101,16 @@ impl Watch {
 
     /// The watch fell more than its capacity behind: see the module docs.
     fn resync(&mut self) {
-        self.shared.counters.lag_events.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .counters
+            .rare()
+            .lag_events
+            .fetch_add(1, Ordering::Relaxed);
         let cut = self.read_cut();
         crate::trace::debug!(session = %self.session.id, watch = self.shared.id, revision = cut.revision, "watch overflowed: resync");
         self.cursor = cut.tail;
         let label = cut.revision;
-        let close = self.opts.overflow == OverflowPolicy::Close;
+        let close = self.overflow == OverflowPolicy::Close;
         let at = |kind, record| {
             let mut e = WatchEvent::new(kind, record);
             e.revision = label;

@@ -3,8 +3,8 @@
 
 use std::time::SystemTime;
 
-use crate::observer::{Names, WatchShared};
-use crate::sync::Ordering;
+use crate::observer::{Names, RareCounters, WatchShared};
+use crate::sync::{AtomicU64, Ordering};
 
 /// Counters of one watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +23,7 @@ pub struct WatchStats {
     /// Events waiting: session events not yet read plus events read but not
     /// yet delivered (an upper bound on what the watch is behind).
     pub queue_depth: u64,
-    /// When the watch was created.
+    /// When the watch was created (to the millisecond).
     pub created_at: SystemTime,
 }
 
@@ -48,14 +48,16 @@ pub struct WatcherInfo {
 pub(super) fn stats_of(shared: &WatchShared, tail: u64) -> WatchStats {
     let counters = &shared.counters;
     let cursor = counters.cursor.load(Ordering::Relaxed);
+    let rare = counters.rare_if_any();
+    let rare_count = |f: fn(&RareCounters) -> &AtomicU64| rare.map_or(0, |r| f(r).load(Ordering::Relaxed));
     WatchStats {
         events_delivered: counters.delivered.load(Ordering::Relaxed),
-        events_filtered: counters.filtered.load(Ordering::Relaxed),
-        filter_panics: counters.filter_panics.load(Ordering::Relaxed),
-        lag_events: counters.lag_events.load(Ordering::Relaxed),
-        versions_skipped: counters.skipped.load(Ordering::Relaxed),
+        events_filtered: rare_count(|r| &r.filtered),
+        filter_panics: rare_count(|r| &r.filter_panics),
+        lag_events: rare_count(|r| &r.lag_events),
+        versions_skipped: rare_count(|r| &r.skipped),
         queue_depth: tail.saturating_sub(cursor) + counters.local.load(Ordering::Relaxed) as u64,
-        created_at: shared.created_at,
+        created_at: shared.created_at(),
     }
 }
 
@@ -64,11 +66,14 @@ pub(crate) fn watcher_info(reg: &WatchShared, tail: u64) -> WatcherInfo {
         id: reg.id,
         variables: match &reg.variables {
             Names::Session => None,
-            Names::One(n) => Some(vec![n.to_string()]),
+            Names::One(meta) => Some(vec![meta.name.to_string()]),
             Names::Many(ns) => Some(ns.iter().map(|n| n.to_string()).collect()),
         },
         coalescing: reg.coalescing,
         stats: stats_of(reg, tail),
-        acked_revision: reg.acked.load(Ordering::Relaxed).checked_sub(1),
+        acked_revision: reg
+            .counters
+            .rare_if_any()
+            .and_then(|r| r.acked.load(Ordering::Relaxed).checked_sub(1)),
     }
 }

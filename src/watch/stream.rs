@@ -35,17 +35,22 @@ impl Watch {
             Step::Ended => return Poll::Ready(None),
             Step::Empty(_) => {}
         }
-        self.arm(cx.waker());
+        let _armed = self.arm(cx.waker());
         // Register-then-check (see `blocking.rs`).
         match self.step() {
             Step::Event(e) => Poll::Ready(Some(e)),
             Step::Ended => Poll::Ready(None),
             Step::Empty(due) => {
-                match (due, &self.timer) {
-                    (Some(due), Some(t)) if t.at() == due && t.set_waker(cx.waker()) => {}
-                    // A new deadline replaces (and so cancels) the old entry.
-                    (Some(due), _) => self.timer = Some(TimerEntry::new(due, cx.waker().clone())),
-                    (None, _) => self.timer = None,
+                match (due, self.rare.as_deref_mut()) {
+                    (Some(due), Some(r)) => match &r.timer {
+                        Some(t) if t.at() == due && t.set_waker(cx.waker()) => {}
+                        // A new deadline replaces (and so cancels) the old entry.
+                        _ => r.timer = Some(TimerEntry::new(due, cx.waker().clone())),
+                    },
+                    // Only a throttled watch has a deadline, and it has `rare`.
+                    (Some(due), None) => self.rare().timer = Some(TimerEntry::new(due, cx.waker().clone())),
+                    (None, Some(r)) => r.timer = None,
+                    (None, None) => {}
                 }
                 Poll::Pending
             }
