@@ -400,6 +400,45 @@ fn fanout_async(c: &mut Criterion) {
             })
         });
 
+        // Coalescing consumers, like tokio watch's below: each waits until
+        // it has seen the final value, however many it skipped.
+        g.bench_with_input(BenchmarkId::new("varwatch_coalescing", n), &n, |b, _| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let store = store_with_x();
+                    let last = values.last().unwrap().clone();
+                    let tasks: Vec<_> = (0..n)
+                        .map(|_| {
+                            let mut w = store
+                                .watch("s", ["x"], WatchOptions::new().coalesce().include_initial(false))
+                                .unwrap();
+                            let last = last.clone();
+                            rt.spawn(async move {
+                                loop {
+                                    let e = w.recv_async().await.unwrap();
+                                    if e.value() == Some(&last) {
+                                        break;
+                                    }
+                                }
+                            })
+                        })
+                        .collect();
+                    let start = Instant::now();
+                    for v in &values {
+                        store.update("s", "x", v.clone()).unwrap();
+                    }
+                    rt.block_on(async {
+                        for t in tasks {
+                            t.await.unwrap();
+                        }
+                    });
+                    total += per_event(start.elapsed());
+                }
+                total
+            })
+        });
+
         g.bench_with_input(BenchmarkId::new("tokio_watch", n), &n, |b, _| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
@@ -446,6 +485,13 @@ fn subscribe(c: &mut Criterion) {
     let store = store_with_x();
     g.bench_function("varwatch/with_initial", |b| {
         b.iter(|| drop(black_box(store.watch("s", ["x"], WatchOptions::new()).unwrap())))
+    });
+    // The like-for-like row: tokio subscribes on a handle it holds; so does
+    // a `VarReader` (no session or name lookup).
+    let reader = store.reader("s", "x").unwrap();
+    let plain = WatchOptions::new().include_initial(false);
+    g.bench_function("varwatch/reader", |b| {
+        b.iter(|| drop(black_box(reader.watch(plain.clone()).unwrap())))
     });
     let (btx, _) = tokio::sync::broadcast::channel::<Value>(1024);
     g.bench_function("tokio_broadcast", |b| b.iter(|| drop(black_box(btx.subscribe()))));

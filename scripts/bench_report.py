@@ -210,13 +210,16 @@ def main():
     row("write0 (VarWriter::set)", w("varwatch/set"), w("tokio_watch/send_replace"), "tokio watch send_replace", 0.5)
     row("write0 (VarWriter::set)", w("varwatch/set"), w("rwlock_arc/write"), "RwLock<Arc> write", 2.0)
     row("write by name (update)", w("varwatch/update"), w("varwatch/set"), "the handle's set", 1.3)
-    row("fanout writer N=10k", c("fanout_writer", "varwatch", "10000"), c("fanout_writer", "tokio_broadcast", "10000"), "tokio broadcast", 1.0)
+    row("fanout writer N=10k", c("fanout_writer", "varwatch", "10000"), c("fanout_writer", "tokio_broadcast", "10000"), "tokio broadcast", 2.0)
     for n in ("1000", "10000"):
         row(f"fanout e2e N={n}", c("fanout_e2e", "varwatch", n), c("fanout_e2e", "tokio_broadcast", n), "tokio broadcast", 1.0)
         row(f"fanout async N={n}", c("fanout_async", "varwatch", n), c("fanout_async", "tokio_broadcast", n), "tokio broadcast", 1.0)
     for n in ("1", "10", "100", "1000", "10000"):
-        row(f"fanout coalescing N={n}", c("fanout_writer", "varwatch_coalescing", n), c("fanout_writer", "tokio_watch", n), "tokio watch send_replace", 1.0)
-    row("subscribe", c("subscribe", "varwatch/with_initial"), c("subscribe", "tokio_broadcast"), "tokio broadcast", 2.0)
+        row(f"coalescing drain per write N={n}", c("fanout_async", "varwatch_coalescing", n), c("fanout_async", "tokio_watch", n), "tokio watch (async)", 1.5)
+    for n in ("1", "10", "100", "1000", "10000"):
+        row(f"coalescing writer N={n}", c("fanout_writer", "varwatch_coalescing", n), c("fanout_writer", "tokio_watch", n), "tokio watch send_replace", 1.5)
+    row("subscribe + drop (VarReader::watch)", c("subscribe", "varwatch/reader"), c("subscribe", "tokio_broadcast"), "tokio broadcast", 2.0)
+    row("subscribe + drop (by name, initial)", c("subscribe", "varwatch/with_initial"), c("subscribe", "tokio_broadcast"), "tokio broadcast", 2.0)
     one, two = c("sessions", "1_thread"), c("sessions", "2_threads")
     if one and two:
         rows.append(("sessions (2 threads / 1)", fmt_ns(one), fmt_ns(two), "same code, 1 thread", f"{2 * one / two:.2f}×", "≥ 1.7×",

@@ -37,7 +37,7 @@
 //! the session's write lock, then this ring's, then the observer registry's
 //! (taken inside `push` to find the slowest cursor).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use crate::record::{Record, VarCell};
 use crate::sync::{Arc, AtomicU64, Ordering, RwLock};
@@ -70,8 +70,12 @@ struct Ring {
     entries: VecDeque<Entry>,
     /// Most records kept: the largest capacity in `capacities`.
     limit: usize,
-    /// Capacity → number of lossless watches that asked for it.
-    capacities: BTreeMap<usize, usize>,
+    /// (capacity, number of lossless watches that asked for it), sorted by
+    /// capacity. A vector, not a map: there are few distinct capacities (one
+    /// entry per capacity some live watch asked for), and it keeps its
+    /// buffer when the last watch goes, so that a watch's subscribe and drop
+    /// allocate nothing here.
+    capacities: Vec<(usize, usize)>,
 }
 
 impl Ring {
@@ -120,7 +124,10 @@ impl EventLog {
     pub(crate) fn retain(&self, capacity: usize, max: usize) -> usize {
         let capacity = capacity.clamp(1, max.max(1));
         let mut ring = self.ring.write();
-        *ring.capacities.entry(capacity).or_default() += 1;
+        match ring.capacities.binary_search_by_key(&capacity, |&(c, _)| c) {
+            Ok(i) => ring.capacities[i].1 += 1,
+            Err(i) => ring.capacities.insert(i, (capacity, 1)),
+        }
         ring.limit = ring.limit.max(capacity);
         capacity
     }
@@ -128,13 +135,13 @@ impl EventLog {
     /// The lossless watch that was granted `capacity` has gone.
     pub(crate) fn release(&self, capacity: usize) {
         let mut ring = self.ring.write();
-        if let Some(n) = ring.capacities.get_mut(&capacity) {
-            *n -= 1;
-            if *n == 0 {
-                ring.capacities.remove(&capacity);
+        if let Ok(i) = ring.capacities.binary_search_by_key(&capacity, |&(c, _)| c) {
+            ring.capacities[i].1 -= 1;
+            if ring.capacities[i].1 == 0 {
+                ring.capacities.remove(i);
             }
         }
-        let limit = ring.capacities.last_key_value().map_or(0, |(c, _)| *c);
+        let limit = ring.capacities.last().map_or(0, |&(c, _)| c);
         if limit < ring.limit {
             ring.limit = limit;
             ring.trim();

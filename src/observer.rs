@@ -124,8 +124,9 @@ impl WatchCounters {
 #[derive(Default)]
 pub(crate) struct ObserverManager {
     registrations: Mutex<Slab<Arc<WatchShared>>>,
-    /// `registrations.len()`, readable without the lock. Incremented only
-    /// while the session's write lock is held (see `store.rs`).
+    /// `registrations.len()`, readable without the lock. Stored only under
+    /// the registry's mutex; a registration also holds the session's write
+    /// lock, so a writer (which holds it too) never misses one.
     count: AtomicUsize,
     /// Watches of the whole session sleep here.
     pub(crate) session_waiters: WaiterList<WatchShared>,
@@ -135,16 +136,20 @@ impl ObserverManager {
     /// Adds a registration. The caller holds the session's write lock, so no
     /// write can happen between this and the watch's snapshot.
     pub(crate) fn register(&self, reg: Arc<WatchShared>) -> usize {
-        let key = self.registrations.lock().insert(reg);
-        self.count.fetch_add(1, Ordering::AcqRel);
+        let mut regs = self.registrations.lock();
+        let key = regs.insert(reg);
+        // `count` changes only under the registry's mutex: a load and a
+        // store, no read-modify-write.
+        self.count.store(regs.len(), Ordering::Release);
         key
     }
 
     pub(crate) fn unregister(&self, key: usize) {
         let mut regs = self.registrations.lock();
-        if regs.try_remove(key).is_some() {
-            self.count.fetch_sub(1, Ordering::AcqRel);
-        }
+        let gone = regs.try_remove(key);
+        self.count.store(regs.len(), Ordering::Release);
+        drop(regs);
+        drop(gone); // the last reference may be this one: freed outside the lock
     }
 
     /// Whether any watch is registered. Read by writers under the session's

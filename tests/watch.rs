@@ -208,6 +208,36 @@ fn the_same_variable_twice_is_one_subscription() {
     assert_eq!(w.try_recv().unwrap_err(), TryRecvError::Empty);
 }
 
+/// Identifiers in any order, some repeated: each variable's initial event
+/// carries its own state (the snapshot is taken in the order the watch
+/// keeps, after duplicates are merged).
+#[test]
+fn identifiers_out_of_order_and_repeated_get_their_own_initial_states() {
+    let store = store_with(&[("a", 10), ("b", 20), ("c", 30)]);
+    let mut w = store
+        .watch("s", ["c", "a", "c", "b", "a"], WatchOptions::new())
+        .unwrap();
+    let initial: Vec<(String, i64)> = (0..3)
+        .map(|_| {
+            let e = next(&mut w);
+            assert!(e.is_initial());
+            (e.variable_name().to_string(), int(&e))
+        })
+        .collect();
+    assert_eq!(
+        initial,
+        [
+            ("a".to_string(), 10),
+            ("b".to_string(), 20),
+            ("c".to_string(), 30)
+        ]
+    );
+    assert_eq!(w.try_recv().unwrap_err(), TryRecvError::Empty);
+    store.update("s", "b", 21).unwrap();
+    let e = next(&mut w);
+    assert_eq!((e.variable_name(), int(&e)), ("b", 21));
+}
+
 #[test]
 fn recv_timeout_times_out_without_events() {
     let store = store_with(&[("x", 1)]);

@@ -7,7 +7,10 @@
 //! latest state of every variable that moved: `Changed` (or `Initial` for a
 //! first state) with [`WatchEvent::skipped`] counting the versions passed
 //! over, `Deleted` for a deletion, and for a whole-session watch every
-//! variable met for the first time. So a receive costs one cut of the
+//! variable met for the first time. A whole-session watch is never told of
+//! the deletion of a variable it was never shown (deleted between the
+//! subscription and the first receive): at the cut's revision the variable
+//! does not exist, and the watcher never held it. A named watch is told. So a receive costs one cut of the
 //! watched variables whatever the backlog, and the skip counts stay exact.
 //!
 //! A throttled watch is a coalescing one with a clock: after delivering a
@@ -73,6 +76,14 @@ impl Watch {
             }
             let skipped = state.version - t.next;
             let kind = match state.kind {
+                RecordKind::Deleted if t.initial_owed && self.whole_session => {
+                    // Deleted before the watcher was ever shown it: at the
+                    // cut's revision it does not exist, and the watcher
+                    // never held it, so there is nothing to tell. (A named
+                    // watch is told: the user asked for this variable.)
+                    gone.push(i);
+                    continue;
+                }
                 RecordKind::Deleted => {
                     gone.push(i);
                     EventKind::Deleted

@@ -75,7 +75,7 @@ pub use stream::WatchStream;
 
 use crate::error::Error;
 use crate::observer::{Names, WatchShared};
-use crate::record::{RecordKind, Slot, VarCell};
+use crate::record::{Record, RecordKind, Slot, VarCell};
 use crate::session::Session;
 use crate::sync::{Arc, Ordering};
 use crate::timer::TimerEntry;
@@ -170,6 +170,9 @@ pub struct Watch {
     /// subscription's initial states).
     cut_owed: bool,
     registered: bool,
+    /// Has slept at least once: its signal may be in waiter lists and hold
+    /// a waker.
+    armed: bool,
     ended: Option<CloseReason>,
 }
 
@@ -211,9 +214,9 @@ impl Watch {
         Watch::register(
             session,
             |session| match idents {
-                None => Ok(session.cells()),
+                None => Ok(session.cells().into()),
                 Some(idents) => {
-                    let mut cells = Vec::with_capacity(idents.len());
+                    let mut cells = SmallVec::with_capacity(idents.len());
                     let mut missing = Vec::new();
                     for ident in idents {
                         match session.resolve(ident.as_ref()) {
@@ -243,21 +246,9 @@ impl Watch {
         opts: WatchOptions,
     ) -> Result<Watch, Error> {
         opts.check()?;
-        Watch::register(
-            session,
-            |session| {
-                // Under the write lock: a deleted variable stays deleted.
-                if cell.current.with(|r| r.kind == RecordKind::Deleted) {
-                    return Err(Error::VariablesNotFound {
-                        session: session.id.to_string(),
-                        variables: vec![cell.meta.name.to_string()],
-                    });
-                }
-                Ok(vec![cell.clone()])
-            },
-            false,
-            opts,
-        )
+        // A deleted variable is refused under the write lock (in
+        // `register`), where it cannot be deleted meanwhile.
+        Watch::register(session, |_| Ok(smallvec::smallvec![cell.clone()]), false, opts)
     }
 
     /// The atomic subscribe: under the session's write lock no change can
@@ -266,7 +257,7 @@ impl Watch {
     /// after it is in the log at or after the watch's cursor.
     fn register(
         session: Arc<Session>,
-        find: impl FnOnce(&Session) -> Result<Vec<Arc<VarCell>>, Error>,
+        find: impl FnOnce(&Session) -> Result<SmallVec<[Arc<VarCell>; 1]>, Error>,
         whole_session: bool,
         opts: WatchOptions,
     ) -> Result<Watch, Error> {
@@ -275,14 +266,22 @@ impl Watch {
         // A coalescing watch owes its first states as `Initial` events of
         // its first cut; a lossless one queues them now.
         let owed = include_initial && coalescing;
-        let id = session.counters.next_watch_id.fetch_add(1, Ordering::Relaxed) + 1;
-
         let mut pending = VecDeque::new();
         let (tracked, revision, capacity, cursor, key, shared) = session.with_write_lock(|| {
             let mut cells = find(&session)?;
             if cells.len() > 1 {
                 cells.sort_by_key(|c| c.meta.slot);
                 cells.dedup_by_key(|c| c.meta.slot);
+            }
+            // The snapshot, in `cells` order (sorted, distinct).
+            let snapshot: SmallVec<[Arc<Record>; 1]> = cells.iter().map(|c| c.current.load_full()).collect();
+            if let Some(i) = snapshot.iter().position(|r| r.kind == RecordKind::Deleted) {
+                // A handle's variable, deleted since (names resolve only to
+                // live variables).
+                return Err(Error::VariablesNotFound {
+                    session: session.id.to_string(),
+                    variables: vec![cells[i].meta.name.to_string()],
+                });
             }
             // A coalescing watch reads cuts, never the log: it asks the log
             // to keep nothing for it.
@@ -299,11 +298,14 @@ impl Watch {
                 many => Names::Many(Box::new(many.iter().map(|c| c.meta.name.clone()).collect())),
             };
             let lists = if whole_session { 1 } else { cells.len() };
+            // Under the write lock: a load and a store, no read-modify-write.
+            let counter = &session.counters.next_watch_id;
+            let id = counter.load(Ordering::Relaxed) + 1;
+            counter.store(id, Ordering::Relaxed);
             let shared = Arc::new(WatchShared::new(lists, id, coalescing, names));
             shared.counters.cursor.store(cursor, Ordering::Relaxed);
             let mut tracked = SmallVec::with_capacity(cells.len());
-            for (i, cell) in cells.into_iter().enumerate() {
-                let record = cell.current.load_full();
+            for (i, (cell, record)) in cells.into_iter().zip(snapshot).enumerate() {
                 // With initial values, the snapshot's version is owed to the
                 // user; without, it counts as seen.
                 tracked.push(Tracked {
@@ -349,6 +351,7 @@ impl Watch {
             overflow: opts.overflow,
             cut_owed: owed,
             registered: true,
+            armed: false,
             ended: None,
         };
         watch.publish_backlog();
@@ -466,6 +469,7 @@ impl Watch {
         if self.pending.capacity() > 0 {
             self.pending = VecDeque::new();
         }
+        self.armed = true;
         if self.whole_session {
             let waiters = &self.session.observers.session_waiters;
             return Some(waiters.arm(&self.shared, 0, waker));
@@ -598,18 +602,23 @@ impl Watch {
         if self.capacity > 0 {
             self.session.log.release(self.capacity);
         }
-        self.session
-            .counters
-            .retired_events
-            .fetch_add(self.delivered, Ordering::Relaxed);
-        if self.whole_session {
-            self.session.observers.session_waiters.remove(&self.shared, 0);
-        } else {
-            for t in &self.tracked {
-                t.cell.waiters.remove(&self.shared, t.list);
-            }
+        if self.delivered > 0 {
+            self.session
+                .counters
+                .retired_events
+                .fetch_add(self.delivered, Ordering::Relaxed);
         }
-        self.shared.clear_waker();
+        // A watch that never slept is in no waiter list and holds no waker.
+        if self.armed {
+            if self.whole_session {
+                self.session.observers.session_waiters.remove(&self.shared, 0);
+            } else {
+                for t in &self.tracked {
+                    t.cell.waiters.remove(&self.shared, t.list);
+                }
+            }
+            self.shared.clear_waker();
+        }
         if let Some(rare) = self.rare.as_deref_mut() {
             rare.timer = None;
         }
@@ -799,5 +808,34 @@ mod tests {
             reader.watch(WatchOptions::new()),
             Err(Error::SessionNotFound { .. })
         ));
+    }
+
+    /// A coalescing watch of the whole session whose variable is deleted
+    /// before its first receive: that variable is never shown (at the cut's
+    /// revision it does not exist); a named coalescing watch is told.
+    #[test]
+    fn a_variable_deleted_before_a_coalesced_first_receive() {
+        let store = store_with_x();
+        store
+            .register("s", VarDef::new("y", VarType::Integer, 0))
+            .unwrap();
+        let opts = WatchOptions::new().coalesce();
+        let mut whole = store.watch_session("s", opts.clone()).unwrap();
+        let mut named = store.watch("s", ["x", "y"], opts).unwrap();
+        store.delete_variable("s", "y").unwrap();
+        let e = whole.try_recv().unwrap();
+        assert_eq!((e.kind(), e.variable_name()), (EventKind::Initial, "x"));
+        assert_eq!(whole.try_recv().unwrap_err(), TryRecvError::Empty);
+        let kinds: Vec<_> = named
+            .try_iter()
+            .map(|e| (e.kind(), e.variable_name().to_string()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (EventKind::Initial, "x".to_string()),
+                (EventKind::Deleted, "y".to_string())
+            ]
+        );
     }
 }
