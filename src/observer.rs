@@ -18,13 +18,15 @@
 //! [`Watch`]: crate::Watch
 //! [`SessionStore::list_watchers`]: crate::SessionStore::list_watchers
 
-use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
+
+use once_cell::race::OnceBox;
 
 use slab::Slab;
 
+use crate::error::Error;
 use crate::record::VarMeta;
-use crate::sync::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::sync::{Arc, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering};
 use crate::wakeup::{Signal, Sleeper, WaiterList};
 
 /// Everything about one watch that other threads see, in one allocation:
@@ -38,8 +40,11 @@ pub(crate) struct WatchShared {
     pub(crate) id: u64,
     /// Milliseconds since the Unix epoch (see [`WatchShared::created_at`]).
     created_ms: u64,
-    pub(crate) coalescing: bool,
     pub(crate) variables: Names,
+    /// Events read but not yet delivered, for queue depth (published when
+    /// the watch reads, so an upper bound; saturates).
+    pub(crate) local: AtomicU32,
+    pub(crate) coalescing: bool,
 }
 
 impl Sleeper for WatchShared {
@@ -66,8 +71,9 @@ impl WatchShared {
             counters: WatchCounters::default(),
             id,
             created_ms,
-            coalescing,
             variables,
+            local: AtomicU32::new(0),
+            coalescing,
         }
     }
 
@@ -88,11 +94,9 @@ impl WatchShared {
 #[derive(Default)]
 pub(crate) struct WatchCounters {
     pub(crate) delivered: AtomicU64,
-    /// The watch's event-log cursor (read by writers trimming the log) and
-    /// its local backlog, for queue depth.
+    /// The watch's event-log cursor (read by writers trimming the log).
     pub(crate) cursor: AtomicU64,
-    pub(crate) local: AtomicUsize,
-    rare: OnceLock<Box<RareCounters>>,
+    rare: OnceBox<RareCounters>,
 }
 
 /// Counters most watches never move: allocated by the first event that
@@ -116,7 +120,7 @@ impl WatchCounters {
 
     /// The rare counters if any has moved.
     pub(crate) fn rare_if_any(&self) -> Option<&RareCounters> {
-        self.rare.get().map(|b| &**b)
+        self.rare.get()
     }
 }
 
@@ -135,18 +139,27 @@ pub(crate) struct ObserverManager {
 impl ObserverManager {
     /// Adds a registration. The caller holds the session's write lock, so no
     /// write can happen between this and the watch's snapshot.
-    pub(crate) fn register(&self, reg: Arc<WatchShared>) -> usize {
+    pub(crate) fn register(&self, reg: Arc<WatchShared>) -> Result<u32, Error> {
         let mut regs = self.registrations.lock();
-        let key = regs.insert(reg);
+        // Keys are `u32` (a watch's handle is smaller for it): four billion
+        // watches of one session would take a terabyte anyway.
+        if regs.len() >= u32::MAX as usize {
+            return Err(Error::LimitExceeded {
+                what: "watches of one session".into(),
+                limit: u32::MAX as usize,
+                actual: regs.len(),
+            });
+        }
+        let key = regs.insert(reg) as u32;
         // `count` changes only under the registry's mutex: a load and a
         // store, no read-modify-write.
         self.count.store(regs.len(), Ordering::Release);
-        key
+        Ok(key)
     }
 
-    pub(crate) fn unregister(&self, key: usize) {
+    pub(crate) fn unregister(&self, key: u32) {
         let mut regs = self.registrations.lock();
-        let gone = regs.try_remove(key);
+        let gone = regs.try_remove(key as usize);
         self.count.store(regs.len(), Ordering::Release);
         drop(regs);
         drop(gone); // the last reference may be this one: freed outside the lock

@@ -11,13 +11,13 @@ pub(crate) use std::sync::Arc;
 #[cfg(not(loom))]
 mod imp {
     pub(crate) use parking_lot::{Mutex, MutexGuard, RwLock};
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
 }
 
 #[cfg(loom)]
 mod imp {
     pub(crate) use loom::sync::MutexGuard;
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
 
     /// `parking_lot`-shaped wrapper over loom's mutex.
     #[derive(Default)]

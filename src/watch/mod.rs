@@ -152,16 +152,15 @@ pub struct Watch {
     cursor: u64,
     /// Whole groups, ready to hand out.
     pending: VecDeque<WatchEvent>,
-    delivered: u64,
     /// The session revision of the subscription's snapshot.
     #[cfg_attr(not(feature = "transport"), allow(dead_code))]
     snapshot_revision: u64,
     /// Lossless: the capacity granted by the event log (given back when the
-    /// watch unregisters). Coalescing: 0.
-    capacity: usize,
-    rare: Option<Box<Rare>>,
+    /// watch unregisters; at most `u32::MAX`). Coalescing: 0.
+    capacity: u32,
     /// The registration's key in the session's registry.
-    key: usize,
+    key: u32,
+    rare: Option<Box<Rare>>,
     whole_session: bool,
     /// Coalescing or throttled: reads cuts, never the log's records.
     reads_cuts: bool,
@@ -266,6 +265,8 @@ impl Watch {
         // A coalescing watch owes its first states as `Initial` events of
         // its first cut; a lossless one queues them now.
         let owed = include_initial && coalescing;
+        // Sized when the snapshot is known: exactly its events (a queue
+        // grown by pushes would round up to four).
         let mut pending = VecDeque::new();
         let (tracked, revision, capacity, cursor, key, shared) = session.with_write_lock(|| {
             let mut cells = find(&session)?;
@@ -288,7 +289,8 @@ impl Watch {
             let capacity = if coalescing {
                 0
             } else {
-                session.log.retain(opts.capacity, session.max_log)
+                let asked = opts.capacity.min(u32::MAX as usize);
+                session.log.retain(asked, session.max_log) as u32
             };
             let cursor = session.log.tail();
             let revision = session.revision();
@@ -305,6 +307,9 @@ impl Watch {
             let shared = Arc::new(WatchShared::new(lists, id, coalescing, names));
             shared.counters.cursor.store(cursor, Ordering::Relaxed);
             let mut tracked = SmallVec::with_capacity(cells.len());
+            if include_initial && !coalescing {
+                pending.reserve_exact(cells.len());
+            }
             for (i, (cell, record)) in cells.into_iter().zip(snapshot).enumerate() {
                 // With initial values, the snapshot's version is owed to the
                 // user; without, it counts as seen.
@@ -321,7 +326,15 @@ impl Watch {
                     pending.push_back(ev);
                 }
             }
-            let key = session.observers.register(shared.clone());
+            let key = match session.observers.register(shared.clone()) {
+                Ok(key) => key,
+                Err(e) => {
+                    if capacity > 0 {
+                        session.log.release(capacity as usize);
+                    }
+                    return Err(e);
+                }
+            };
             Ok((tracked, revision, capacity, cursor, key, shared))
         })?;
 
@@ -341,7 +354,6 @@ impl Watch {
             tracked,
             cursor,
             pending,
-            delivered: 0,
             snapshot_revision: revision,
             capacity,
             rare,
@@ -409,11 +421,7 @@ impl Watch {
             .take_while(|e| e.revision == revision && e.kind != EventKind::SessionClosed)
             .count();
         let events: Vec<WatchEvent> = self.pending.drain(..n).collect();
-        self.delivered += events.len() as u64;
-        self.shared
-            .counters
-            .delivered
-            .store(self.delivered, Ordering::Relaxed);
+        self.count_delivered(events.len() as u64);
         self.publish_backlog();
         (revision, events)
     }
@@ -488,14 +496,9 @@ impl Watch {
             if self.pending.is_empty() {
                 // The backlog is published when events are queued (an upper
                 // bound until then); it is zero again once they are taken.
-                self.shared.counters.local.store(0, Ordering::Relaxed);
+                self.shared.local.store(0, Ordering::Relaxed);
             }
-            // Only this watch writes its count: a plain store, no shared RMW.
-            self.delivered += 1;
-            self.shared
-                .counters
-                .delivered
-                .store(self.delivered, Ordering::Relaxed);
+            self.count_delivered(1);
             if !self.registered {
                 // Unregistered (ended): counted by the store directly.
                 self.session
@@ -533,12 +536,20 @@ impl Watch {
         }
     }
 
+    /// Counts `n` events handed out. Only this watch writes the count: a
+    /// load and a store of its own atomic, no read-modify-write.
+    fn count_delivered(&self, n: u64) {
+        let delivered = &self.shared.counters.delivered;
+        delivered.store(delivered.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    }
+
     /// Shows how far behind the watch is, for `stats`, `list_watchers` and
     /// the writers that trim the log: called when the watch has read (its
     /// cursor moved, events were queued), not per event.
     fn publish_backlog(&self) {
         let counters = &self.shared.counters;
-        counters.local.store(self.pending.len(), Ordering::Relaxed);
+        let local = u32::try_from(self.pending.len()).unwrap_or(u32::MAX);
+        self.shared.local.store(local, Ordering::Relaxed);
         counters.cursor.store(self.cursor, Ordering::Relaxed);
     }
 
@@ -600,13 +611,14 @@ impl Watch {
         self.registered = false;
         self.session.observers.unregister(self.key);
         if self.capacity > 0 {
-            self.session.log.release(self.capacity);
+            self.session.log.release(self.capacity as usize);
         }
-        if self.delivered > 0 {
+        let delivered = self.shared.counters.delivered.load(Ordering::Relaxed);
+        if delivered > 0 {
             self.session
                 .counters
                 .retired_events
-                .fetch_add(self.delivered, Ordering::Relaxed);
+                .fetch_add(delivered, Ordering::Relaxed);
         }
         // A watch that never slept is in no waiter list and holds no waker.
         if self.armed {
@@ -758,9 +770,9 @@ mod tests {
     #[test]
     fn an_idle_watch_is_small() {
         use std::mem::size_of;
-        assert!(size_of::<Watch>() <= 136, "Watch is {} bytes", size_of::<Watch>());
+        assert!(size_of::<Watch>() <= 120, "Watch is {} bytes", size_of::<Watch>());
         assert!(
-            size_of::<WatchShared>() <= 128,
+            size_of::<WatchShared>() <= 104,
             "WatchShared is {} bytes",
             size_of::<WatchShared>()
         );

@@ -35,14 +35,14 @@ impl Watch {
         if self.ended.is_some() {
             return false;
         }
-        // On the stack for the usual few records (no allocation per read);
-        // a kept buffer would pin a kilobyte to every watch that ever
-        // received anything.
-        let mut scratch: SmallVec<[Entry; 8]> = SmallVec::new();
+        // On the stack (1.5 KiB for a full batch): no allocation per read,
+        // and a kept buffer would pin that much to every watch that ever
+        // received anything. (More than a batch only for a large group.)
+        let mut scratch: SmallVec<[Entry; READ_BATCH]> = SmallVec::new();
         let read = self
             .session
             .log
-            .read(self.cursor, self.capacity, READ_BATCH, &mut scratch);
+            .read(self.cursor, self.capacity as usize, READ_BATCH, &mut scratch);
         match read {
             Read::Empty => false,
             Read::Records(next) => {

@@ -56,7 +56,7 @@ pub(super) fn stats_of(shared: &WatchShared, tail: u64) -> WatchStats {
         filter_panics: rare_count(|r| &r.filter_panics),
         lag_events: rare_count(|r| &r.lag_events),
         versions_skipped: rare_count(|r| &r.skipped),
-        queue_depth: tail.saturating_sub(cursor) + counters.local.load(Ordering::Relaxed) as u64,
+        queue_depth: tail.saturating_sub(cursor) + u64::from(shared.local.load(Ordering::Relaxed)),
         created_at: shared.created_at(),
     }
 }
