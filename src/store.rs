@@ -163,21 +163,29 @@ impl<I: Into<String>, V: Into<Value>> From<(I, V)> for BatchUpdate {
 /// until the handle reads a newer one or is dropped.
 #[must_use]
 pub struct VarReader {
-    session: Arc<Session>,
+    /// Weak: a reader left alive does not keep a deleted session's memory.
+    session: Weak<Session>,
+    session_id: Arc<str>,
     cell: Arc<VarCell>,
     cache: Mutex<Cached<Record>>,
 }
 
 impl Clone for VarReader {
     fn clone(&self) -> Self {
-        VarReader::new(self.session.clone(), self.cell.clone())
+        VarReader {
+            session: self.session.clone(),
+            session_id: self.session_id.clone(),
+            cell: self.cell.clone(),
+            cache: Mutex::new(Cached::default()),
+        }
     }
 }
 
 impl VarReader {
-    fn new(session: Arc<Session>, cell: Arc<VarCell>) -> VarReader {
+    fn new(session: &Arc<Session>, cell: Arc<VarCell>) -> VarReader {
         VarReader {
-            session,
+            session: Arc::downgrade(session),
+            session_id: session.id.clone(),
             cell,
             cache: Mutex::new(Cached::default()),
         }
@@ -228,8 +236,13 @@ impl VarReader {
     /// # Ok::<(), varwatch::Error>(())
     /// ```
     pub fn watch(&self, opts: WatchOptions) -> Result<Watch> {
-        self.session.touch();
-        Watch::subscribe_cell(self.session.clone(), &self.cell, opts)
+        let Some(session) = self.session.upgrade() else {
+            return Err(Error::SessionNotFound {
+                session: self.session_id.to_string(),
+            });
+        };
+        session.touch();
+        Watch::subscribe_cell(session, &self.cell, opts)
     }
 }
 
@@ -596,7 +609,7 @@ impl SessionStore {
     pub fn reader(&self, session: &str, ident: &str) -> Result<VarReader> {
         let session = self.session_touched(session)?;
         let cell = session.resolve_or_err(ident)?;
-        Ok(VarReader::new(session, cell))
+        Ok(VarReader::new(&session, cell))
     }
 
     /// Sets the variable to `value`; returns its new version. Setting the
@@ -742,6 +755,9 @@ impl SessionStore {
     /// Watches every variable of the session, including those registered
     /// later (their first event is [`EventKind::Initial`]) and deleted
     /// ones ([`EventKind::Deleted`]). Same guarantees as [`watch`](Self::watch).
+    /// (A coalescing watch with initial states says nothing of a variable
+    /// deleted before its initial state was delivered: see
+    /// [`WatchOptions::coalesce`](crate::WatchOptions::coalesce).)
     ///
     /// [`EventKind::Initial`]: crate::EventKind::Initial
     /// [`EventKind::Deleted`]: crate::EventKind::Deleted

@@ -23,7 +23,9 @@
 //! fence comes second sees the other's store. So either the watcher's
 //! re-check finds the record, or the writer finds the flag and wakes it; a
 //! wake-up is never lost. `Published` can only be made by issuing the
-//! writer's fence, so [`WaiterList::wake_all`] cannot be called without it.
+//! writer's fence, so [`WaiterList::wake_all`] cannot be called without one;
+//! that the fence comes *after* the append is the writer's duty (the token
+//! is made right before the wake-ups, in `session/write.rs`).
 //!
 //! A signal sits in a list at most once (one bit per list in
 //! [`QueuedFlags`]); a writer that empties a list clears the bit *before* it
@@ -231,11 +233,20 @@ impl<S: Sleeper> WaiterList<S> {
         }
     }
 
-    /// Removes the signal (a dropped watch) if it is queued here.
+    /// Removes the signal (a dropped watch, a variable it stops following)
+    /// if it is queued here, and clears its flag, so that a later `arm`
+    /// queues it again.
     pub(crate) fn remove(&self, sleeper: &Arc<S>, idx: u32) {
-        if sleeper.signal().queued.is_set(idx, Ordering::Acquire) {
+        let flags = &sleeper.signal().queued;
+        if flags.is_set(idx, Ordering::Acquire) {
             let mut list = self.list.lock();
+            let before = list.len();
             list.retain(|(s, _)| !Arc::ptr_eq(s, sleeper));
+            if list.len() < before {
+                // Under the lock: a writer that took the list already
+                // cleared it (and will wake).
+                flags.clear(idx);
+            }
             if list.is_empty() {
                 self.nonempty.store(false, Ordering::Relaxed);
             }
@@ -291,6 +302,9 @@ mod tests {
             assert_eq!(list.len(), 1, "a woken signal can be queued again");
             list.remove(&sleeper, idx);
             assert_eq!(list.len(), 0);
+            let _ = list.arm(&sleeper, idx, &waker);
+            assert_eq!(list.len(), 1, "a removed signal can be queued again");
+            list.remove(&sleeper, idx);
             sleeper.0.clear_waker();
             assert!(!sleeper.0.has_waker());
             assert_eq!(StdArc::strong_count(&count), 2, "only the test's waker is left");

@@ -9,7 +9,7 @@
 
 use std::future::poll_fn;
 use std::sync::Arc as StdArc;
-use std::task::{Poll, Wake, Waker};
+use std::task::{Context, Poll, Wake, Waker};
 
 use loom::sync::atomic::{AtomicBool, AtomicU64};
 use loom::thread;
@@ -165,8 +165,9 @@ fn loom_drop_vs_write() {
         let mut w = store
             .watch("s", ["x"], WatchOptions::new().include_initial(false))
             .unwrap();
-        // Arm the waker (may or may not find the change), then drop.
-        let _ = w.try_recv();
+        // Arm (may or may not find the change), then drop: the drop must
+        // take the watch out of the waiter list and release the waker.
+        let _ = w.poll_recv(&mut Context::from_waker(Waker::noop()));
         drop(w);
         writer.join().unwrap();
         assert_eq!(store.list_watchers("s").unwrap().len(), 0);

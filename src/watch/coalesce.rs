@@ -7,10 +7,12 @@
 //! latest state of every variable that moved: `Changed` (or `Initial` for a
 //! first state) with [`WatchEvent::skipped`] counting the versions passed
 //! over, `Deleted` for a deletion, and for a whole-session watch every
-//! variable met for the first time. A whole-session watch is never told of
-//! the deletion of a variable it was never shown (deleted between the
-//! subscription and the first receive): at the cut's revision the variable
-//! does not exist, and the watcher never held it. A named watch is told. So a receive costs one cut of the
+//! variable met for the first time. A whole-session watch with initial
+//! states is not told of the deletion of a variable whose initial state it
+//! still owed (deleted between the subscription and the first receive): at
+//! the cut's revision the variable does not exist, and the watcher never
+//! held it. A named watch is told; so is a watch without initial states
+//! (it follows the variables it was not shown). So a receive costs one cut of the
 //! watched variables whatever the backlog, and the skip counts stay exact.
 //!
 //! A throttled watch is a coalescing one with a clock: after delivering a

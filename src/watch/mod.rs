@@ -37,11 +37,11 @@
 //! # What a watch costs
 //!
 //! A watch is sized for the common case, one variable, no filter, no
-//! throttle: the handle (136 bytes) tracks one variable inline, keeps what
+//! throttle: the handle (120 bytes) tracks one variable inline, keeps what
 //! only some watches use (filter, throttle, a parked thread's waker, a
 //! timer) in one box allocated on first use, and gives back its queue's
 //! buffer whenever it goes to sleep. What writers and the registry see
-//! (`WatchShared`, 128 bytes) keeps the counters a plain watch never moves
+//! (`WatchShared`, 104 bytes) keeps the counters a plain watch never moves
 //! (filtered, lagged, skipped, acknowledged) in a box allocated by the
 //! first that does. Receiving an event is a pop from the queue plus one
 //! plain store of the delivered count; the log's cursor and the backlog
@@ -81,6 +81,9 @@ use crate::sync::{Arc, Ordering};
 use crate::timer::TimerEntry;
 use crate::wakeup::Armed;
 use smallvec::SmallVec;
+
+/// The largest queue buffer (in events) a sleeping watch keeps.
+const SMALL_QUEUE: usize = 4;
 
 /// A variable the watch follows.
 struct Tracked {
@@ -300,10 +303,8 @@ impl Watch {
                 many => Names::Many(Box::new(many.iter().map(|c| c.meta.name.clone()).collect())),
             };
             let lists = if whole_session { 1 } else { cells.len() };
-            // Under the write lock: a load and a store, no read-modify-write.
-            let counter = &session.counters.next_watch_id;
-            let id = counter.load(Ordering::Relaxed) + 1;
-            counter.store(id, Ordering::Relaxed);
+            // Store-wide (shared by every session): a read-modify-write.
+            let id = session.counters.next_watch_id.fetch_add(1, Ordering::Relaxed) + 1;
             let shared = Arc::new(WatchShared::new(lists, id, coalescing, names));
             shared.counters.cursor.store(cursor, Ordering::Relaxed);
             let mut tracked = SmallVec::with_capacity(cells.len());
@@ -472,9 +473,11 @@ impl Watch {
     /// caller must check for news once more before it sleeps. (`None` only
     /// for a watch that follows nothing, which has ended.)
     fn arm(&mut self, waker: &Waker) -> Option<Armed> {
-        // Nothing is queued while the watch sleeps: give back the queue's
-        // buffer, so that an idle watch holds none.
-        if self.pending.capacity() > 0 {
+        // Nothing is queued while the watch sleeps: give back a queue buffer
+        // that a burst grew, so that an idle watch holds at most a small one
+        // (the first allocation holds four events; keeping it spares a watch
+        // that sleeps between single events an allocation per event).
+        if self.pending.capacity() > SMALL_QUEUE {
             self.pending = VecDeque::new();
         }
         self.armed = true;
@@ -492,12 +495,19 @@ impl Watch {
     /// One attempt to produce the next event, without blocking.
     fn step(&mut self) -> Step {
         let step = self.step_inner();
-        if let Step::Event(_) = step {
-            if self.pending.is_empty() {
+        match step {
+            Step::Event(_) if self.pending.is_empty() => {
                 // The backlog is published when events are queued (an upper
                 // bound until then); it is zero again once they are taken.
                 self.shared.local.store(0, Ordering::Relaxed);
             }
+            Step::Event(_) => {}
+            // Nothing left: the cursor may have moved without queueing
+            // anything (a coalesced cut with no news, events the filter
+            // took): publish where the watch stands.
+            Step::Empty(_) | Step::Ended => self.publish_backlog(),
+        }
+        if let Step::Event(_) = step {
             self.count_delivered(1);
             if !self.registered {
                 // Unregistered (ended): counted by the store directly.
@@ -739,8 +749,14 @@ mod tests {
             .unwrap();
         assert!(w.poll_recv(&mut cx).is_pending());
         assert_eq!(StdArc::strong_count(&task), 3);
+        let shared = w.shared.clone();
         drop(w);
         assert_eq!(StdArc::strong_count(&task), 2);
+        assert_eq!(
+            Arc::strong_count(&shared),
+            1,
+            "a waiter list or the registry still holds the watch"
+        );
         assert!(store.list_watchers("s").unwrap().is_empty());
     }
 
@@ -788,10 +804,24 @@ mod tests {
         );
         assert!(matches!(w.poll_recv(&mut cx), Poll::Ready(Some(_))));
         assert!(w.poll_recv(&mut cx).is_pending());
-        assert_eq!(w.pending.capacity(), 0, "a sleeping watch keeps no queue buffer");
+        assert!(
+            w.pending.capacity() <= SMALL_QUEUE,
+            "a sleeping watch keeps a small queue at most"
+        );
         assert!(w.shared.counters.rare_if_any().is_none(), "no rare counter moved");
-        store.update("s", "x", 5).unwrap();
+        for i in 1..=100 {
+            store.update("s", "x", i).unwrap();
+        }
         assert_eq!(w.try_recv().unwrap().version(), 1);
+        assert!(w.pending.capacity() > SMALL_QUEUE, "a burst grew the queue");
+        while w.try_recv().is_ok() {}
+        assert!(w.poll_recv(&mut cx).is_pending());
+        assert_eq!(
+            w.pending.capacity(),
+            0,
+            "the burst's buffer is given back on sleeping"
+        );
+        assert_eq!(w.stats().queue_depth, 0);
     }
 
     /// A reader's handle subscribes without a name lookup, with the same
@@ -849,5 +879,64 @@ mod tests {
                 (EventKind::Deleted, "y".to_string())
             ]
         );
+    }
+
+    /// Queue depth goes back to zero once a watch has taken everything,
+    /// also when what it read brought it nothing (a coalescing watch whose
+    /// variable did not move, events its filter rejected).
+    #[test]
+    fn queue_depth_returns_to_zero() {
+        let store = store_with_x();
+        store
+            .register("s", VarDef::new("y", VarType::Integer, 0))
+            .unwrap();
+        let mut coalescing = store
+            .watch("s", ["x"], WatchOptions::new().coalesce().include_initial(false))
+            .unwrap();
+        let mut filtered = store
+            .watch(
+                "s",
+                ["y"],
+                WatchOptions::new().include_initial(false).filter(|_, _| false),
+            )
+            .unwrap();
+        for i in 1..=3 {
+            store.update("s", "y", i).unwrap();
+        }
+        assert_eq!(coalescing.try_recv().unwrap_err(), TryRecvError::Empty);
+        assert_eq!(filtered.try_recv().unwrap_err(), TryRecvError::Empty);
+        assert_eq!(coalescing.stats().queue_depth, 0);
+        assert_eq!(filtered.stats().queue_depth, 0);
+        assert_eq!(filtered.stats().events_filtered, 3);
+    }
+
+    /// Watch ids are unique across the sessions of a store, also when
+    /// sessions subscribe concurrently.
+    #[test]
+    fn watch_ids_are_unique_across_sessions() {
+        let store = SessionStore::new();
+        for s in ["a", "b"] {
+            store.create_session(s, SessionOptions::new()).unwrap();
+            store.register(s, VarDef::new("x", VarType::Integer, 0)).unwrap();
+        }
+        let ids: Vec<Vec<u64>> = std::thread::scope(|scope| {
+            let hs: Vec<_> = ["a", "b"]
+                .into_iter()
+                .map(|s| {
+                    let store = &store;
+                    scope.spawn(move || {
+                        (0..2000)
+                            .map(|_| store.watch(s, ["x"], WatchOptions::new()).unwrap().id())
+                            .collect()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut all: Vec<u64> = ids.concat();
+        all.sort_unstable();
+        let n = all.len();
+        all.dedup();
+        assert_eq!(all.len(), n, "a watch id was handed out twice");
     }
 }

@@ -134,7 +134,11 @@ impl WatchOptions {
     /// versions passed over, like `tokio::sync::watch`. Each receive that
     /// finds news reads one consistent cut of the watched variables (a cost
     /// in the number of variables watched, not in the backlog). Overflow is
-    /// never an event.
+    /// never an event. With initial states, a whole-session watch says
+    /// nothing of a variable deleted before its initial state was delivered
+    /// (at the revision of the delivery it does not exist, and the watcher
+    /// never held it); a watch that names it gets its
+    /// [`EventKind::Deleted`](crate::EventKind::Deleted).
     pub fn coalesce(mut self) -> Self {
         self.coalesce = true;
         self
