@@ -341,12 +341,45 @@ pub mod performance {
     //! The lock per cell wins every store column; its contended load is the
     //! worst, which is why `VarReader` remembers (above).
     //!
+    //! ## A watch
+    //!
+    //! * **Subscribe + drop**: the session's write lock (the atomic
+    //!   subscribe), the event log's retention for the watch's capacity, a
+    //!   registry entry, the snapshot's read and one allocation for what
+    //!   writers see of the watch: about 300 ns on a
+    //!   [`VarReader`](crate::VarReader::watch) (no name lookup), 4 to 5
+    //!   times tokio broadcast's subscribe; by name with the initial event,
+    //!   about 1.5 times that.
+    //! * **Receiving an event**: a pop from the watch's queue, the version
+    //!   check against the one it holds for that variable, and one plain
+    //!   store of its delivered count; records are copied out of the log in
+    //!   batches of up to 64 under one read lock, onto the stack. Per
+    //!   watcher with two consumer threads: about tokio broadcast's cost
+    //!   (0.8 to 1.1 times).
+    //! * **A coalesced receive** reads one consistent cut of the watched
+    //!   variables, whatever the backlog: 1.0 to 1.6 times tokio watch.
+    //! * **Going to sleep** (async or blocking, after spinning): the waker is
+    //!   set under the watch's mutex and the watch joins each watched
+    //!   variable's waiter list (a mutex); the writer empties the list.
+    //! * **A write with watchers** adds the record's trip through the event
+    //!   log (it cannot be reused: watches may hold it) and nothing per idle
+    //!   watcher: about 250 to 340 ns at every N up to 10 000.
+    //!
     //! ## Memory
     //!
     //! An empty session: about 560 bytes. An idle watch of one variable:
-    //! about 450 bytes (its registry entry, statistics, waker and cursor).
-    //! A session's event log: one `Arc` and two flags per retained record,
-    //! at most the largest capacity a live lossless watch asked for.
+    //! about 264 bytes — the handle (120: its session, the variable and the
+    //! version it expects next, its log cursor, its queue, its capacity and
+    //! registry key, flags), what writers and the registry see (104, 128
+    //! with its reference counts: waker, waiter-list flags, delivered count
+    //! and cursor, backlog, id, creation time, names) and a registry slot.
+    //! Filter, throttle, a parked thread's waker, a timer and the counters a
+    //! plain watch never moves are allocated by the first watch that uses
+    //! them. A watch that has received keeps a queue buffer of four events
+    //! while it sleeps (328 bytes in all); a burst's larger buffer is given
+    //! back when it next sleeps. A session's event log: one `Arc` and two
+    //! flags per retained record, at most the largest capacity a live
+    //! lossless watch asked for.
     //!
     //! ## Using it fast
     //!

@@ -94,7 +94,7 @@
 //! |---|---|
 //! | [`SessionStore`] | sessions, variables, writes, TTL |
 //! | [`Value`], [`VarType`], [`Constraints`] | values and their validation rules |
-//! | [`Watch`], [`WatchOptions`], [`WatchEvent`] | watching |
+//! | [`Watch`], [`WatchOptions`], [`WatchEvent`], [`VarReader::watch`] | watching; the code is one stage per file under `src/watch/` (subscribe, log reading and resync, cuts, coalescing, filter, blocking and async receive, events, options, stats), with the wake-up protocol in `src/wakeup.rs` — the map is in [`docs::internal`] |
 //! | [`docs`] | the rules in full ([`docs::rules`]), how it is built ([`docs::internal`]: locks, publication, cuts, wake-ups) and what it costs ([`docs::performance`]) |
 //! | [`Error`], [`ErrorCode`] | the one error type, and its kind (the same locally and remotely) |
 //! | [`transport`] | serving a store to other processes (features `transport`, `grpc`), and [`transport::VarStore`] for code that takes a local or a remote store |
