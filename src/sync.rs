@@ -7,6 +7,7 @@
 //! variable's state is built on these in `publish.rs`.
 
 pub(crate) use std::sync::Arc;
+use std::task::Waker;
 
 #[cfg(not(loom))]
 mod imp {
@@ -48,3 +49,35 @@ mod imp {
 }
 
 pub(crate) use imp::*;
+
+/// A task's waker, registered and woken without a lock: `atomic-waker`'s
+/// (the algorithm of `futures`' `AtomicWaker`), or loom's model of it.
+#[derive(Default)]
+pub(crate) struct AtomicWaker(
+    #[cfg(not(loom))] atomic_waker::AtomicWaker,
+    #[cfg(loom)] loom::future::AtomicWaker,
+);
+
+impl AtomicWaker {
+    /// Makes `waker` the one to wake (a no-op if the registered one would
+    /// wake the same task). A `wake` racing with it wakes `waker`.
+    pub(crate) fn register(&self, waker: &Waker) {
+        #[cfg(not(loom))]
+        self.0.register(waker);
+        #[cfg(loom)]
+        self.0.register_by_ref(waker);
+    }
+
+    /// Wakes the registered waker, if any, and unregisters it.
+    pub(crate) fn wake(&self) {
+        self.0.wake();
+    }
+
+    /// Unregisters the waker and hands it back.
+    pub(crate) fn take(&self) -> Option<Waker> {
+        #[cfg(not(loom))]
+        return self.0.take();
+        #[cfg(loom)]
+        return self.0.take_waker();
+    }
+}

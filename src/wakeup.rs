@@ -38,7 +38,7 @@
 use std::mem;
 use std::task::Waker;
 
-use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering, fence};
+use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicWaker, Mutex, Ordering, fence};
 
 /// Proof that a writer has issued its half of the fence pair *after*
 /// publishing its records. Only [`Published::fence`] makes one.
@@ -65,9 +65,11 @@ pub(crate) struct Armed(());
 /// How a sleeping watch is woken: its current waker, and which lists hold it.
 pub(crate) struct Signal {
     /// A thread unparker for blocking receives, the task's waker for async
-    /// ones. The mutex orders a waker's replacement before any wake that
-    /// could miss the watch's re-check.
-    waker: Mutex<Option<Waker>>,
+    /// ones. Registered before the signal is queued (so a writer that finds
+    /// the signal finds the waker: the list's mutex orders them); a wake
+    /// unregisters it, and the watch registers again when it next sleeps. A
+    /// wake racing with a registration wakes the new waker.
+    waker: AtomicWaker,
     queued: QueuedFlags,
 }
 
@@ -76,40 +78,38 @@ impl Signal {
     /// `0..lists`).
     pub(crate) fn new(lists: usize) -> Signal {
         Signal {
-            waker: Mutex::new(None),
+            waker: AtomicWaker::default(),
             queued: QueuedFlags::new(lists),
         }
     }
 
     /// Makes `waker` the one to wake (kept if it would wake the same task).
     fn set_waker(&self, waker: &Waker) {
-        let mut w = self.waker.lock();
-        match &*w {
-            Some(cur) if cur.will_wake(waker) => {}
-            _ => *w = Some(waker.clone()),
-        }
+        self.waker.register(waker);
     }
 
     /// Drops the waker (the watch has gone): nothing it references stays
     /// reachable through a list that still holds this signal.
     pub(crate) fn clear_waker(&self) {
-        let old = self.waker.lock().take();
-        drop(old); // a waker's drop is user code: outside the lock
+        drop(self.waker.take());
     }
 
-    /// Whether a waker is held (tests).
+    /// Whether a waker is held (tests; puts it back).
     #[cfg(test)]
     pub(crate) fn has_waker(&self) -> bool {
-        self.waker.lock().is_some()
+        match self.waker.take() {
+            Some(w) => {
+                self.waker.register(&w);
+                true
+            }
+            None => false,
+        }
     }
 
+    /// Wakes the registered waker (no lock is held: a waker is user code,
+    /// and an executor may poll the watch, and so re-arm it, from inside).
     fn wake(&self) {
-        // Outside the lock: a waker is user code (an executor may poll the
-        // watch, and so re-enter `set_waker`, from inside `wake`).
-        let waker = self.waker.lock().clone();
-        if let Some(w) = waker {
-            w.wake();
-        }
+        self.waker.wake();
     }
 }
 
@@ -218,7 +218,7 @@ impl<S: Sleeper> WaiterList<S> {
         if !self.nonempty.load(Ordering::Relaxed) {
             return;
         }
-        let taken = {
+        let mut taken = {
             let mut list = self.list.lock();
             self.nonempty.store(false, Ordering::Relaxed);
             if list.is_empty() {
@@ -230,6 +230,14 @@ impl<S: Sleeper> WaiterList<S> {
             let signal = sleeper.signal();
             signal.queued.clear(*idx);
             signal.wake();
+        }
+        // Give the buffer back for the next sleepers (they would otherwise
+        // allocate it again, and regrow it, on every write that wakes them),
+        // unless new sleepers have already started another.
+        taken.clear();
+        let mut list = self.list.lock();
+        if list.capacity() == 0 {
+            mem::swap(&mut *list, &mut taken);
         }
     }
 
