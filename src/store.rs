@@ -217,11 +217,17 @@ impl VarReader {
     /// one variable, without looking its session and name up again (the
     /// cheap way to subscribe many times).
     ///
+    /// A reader belongs to the variable it was taken for, in the session
+    /// that held it then: once either is deleted, the reader is stale for
+    /// good — even if a session or a variable of the same name is created
+    /// again, which a new reader (from [`SessionStore::reader`]) would follow.
+    ///
     /// # Errors
     ///
     /// [`Error::VariablesNotFound`] once the variable has been deleted,
-    /// [`Error::SessionNotFound`] once its session is gone, and the errors
-    /// of [`WatchOptions`] checks ([`Error::InvalidOption`]).
+    /// [`Error::SessionNotFound`] once its session has been deleted (both
+    /// name the reader's own variable and session), and the errors of
+    /// [`WatchOptions`] checks ([`Error::InvalidOption`]).
     ///
     /// ```
     /// use varwatch::{SessionOptions, SessionStore, VarDef, VarType, WatchOptions};

@@ -129,13 +129,18 @@ struct Throttle {
 /// The guarantees, per variable:
 /// * with `include_initial`, the first event is [`EventKind::Initial`] at the
 ///   version *s* current at subscription (one consistent revision across all
-///   watched variables), and the next are *s+1, s+2, …*;
+///   watched variables), and the next are *s+1, s+2, …* (a coalescing or
+///   throttled watch's `Initial` is instead the state at its first receive,
+///   with [`WatchEvent::skipped`] counting the versions since the
+///   subscription);
 /// * versions strictly increase; a gap is never silent: it is an
 ///   [`EventKind::Lagged`] naming the skipped versions (or, when coalescing,
 ///   [`WatchEvent::skipped`]);
-/// * the watch ends with an explicit event ([`EventKind::SessionClosed`], or
-///   [`EventKind::Deleted`] of its last variable), after which receiving
-///   returns `None`.
+/// * the watch ends with an explicit event ([`EventKind::SessionClosed`],
+///   [`EventKind::Deleted`] of its last variable, or under
+///   [`OverflowPolicy::Close`] the [`EventKind::Lagged`] markers of its
+///   overflow), after which receiving returns `None`;
+///   [`close_reason`](Self::close_reason) says which.
 ///
 /// And across variables: events come in groups, one revision each, and
 /// every group received whole leaves the watcher holding a state the session

@@ -24,7 +24,12 @@ pub enum OverflowPolicy {
     /// [`EventKind::Lagged`]: crate::EventKind::Lagged
     #[default]
     Resync,
-    /// Deliver the [`EventKind::Lagged`] markers and end the watch.
+    /// Deliver the [`EventKind::Lagged`] markers and end the watch
+    /// (`close_reason` [`Overflow`](crate::CloseReason::Overflow)). A
+    /// deletion among what was missed is still delivered as
+    /// [`EventKind::Deleted`](crate::EventKind::Deleted); when it was the
+    /// watch's last variable, the watch ends for that reason instead
+    /// ([`VariablesDeleted`](crate::CloseReason::VariablesDeleted)).
     ///
     /// [`EventKind::Lagged`]: crate::EventKind::Lagged
     Close,
@@ -100,7 +105,9 @@ impl WatchOptions {
     /// initial event, otherwise the value of the version before). Filtered
     /// events still count as seen. The filter runs on the receiving thread;
     /// if it panics the event is delivered and counted in
-    /// [`WatchStats::filter_panics`](crate::WatchStats::filter_panics).
+    /// [`WatchStats::filter_panics`](crate::WatchStats::filter_panics). (The
+    /// panic is caught, but the process's panic hook still runs first: by
+    /// default it prints the panic to stderr.)
     pub fn filter<F>(mut self, filter: F) -> Self
     where
         F: Fn(Option<&Value>, &Value) -> bool + Send + Sync + 'static,
@@ -115,7 +122,9 @@ impl WatchOptions {
     /// larger values are lowered). Events of variables the watch does not
     /// follow count too, since they share the session's log; an overflow
     /// that skipped none of *its* versions shows only as a resync of the
-    /// states. The session's log keeps this many records for as long as the
+    /// states. A write's records are never split: one atomic batch larger
+    /// than the capacity does not overflow a watch that was up to date, the
+    /// next write does. The session's log keeps this many records for as long as the
     /// watch lives (allocated as they arrive). Coalescing and throttled
     /// watches never overflow and ignore it.
     pub fn capacity(mut self, capacity: usize) -> Self {

@@ -16,7 +16,9 @@ pub struct WatchStats {
     pub events_filtered: u64,
     /// Filter calls that panicked (their events were delivered).
     pub filter_panics: u64,
-    /// Times the watch overflowed.
+    /// Times the watch overflowed (also overflows that skipped none of its
+    /// own versions and so delivered no [`Lagged`](crate::EventKind::Lagged)
+    /// marker: see [`WatchOptions::capacity`](crate::WatchOptions::capacity)).
     pub lag_events: u64,
     /// Versions passed over by coalescing or throttling.
     pub versions_skipped: u64,
