@@ -152,7 +152,8 @@ pub mod internal {
     //! | `store.rs` | the session map (32 shards, each a `RwLock<HashMap>`), TTL sweeper, the public API |
     //! | `session/mod.rs` | one session: its locks, index, revision, event log, watches; the reads of it |
     //! | `session/write.rs` | the write path: every change (register, update, batch, delete, close) |
-    //! | `record.rs` | the record model: a variable's facts (`VarMeta`), one state (`Record`), its cell (`VarCell`), the writer's spare allocation |
+    //! | `meta.rs` | a variable's immutable facts (`VarMeta`), shared by all its records; `Metadata` |
+    //! | `record.rs` | the record model: one state (`Record`), a variable's cell (`VarCell`), the writer's spare allocation |
     //! | `publish.rs` | `ArcCell`: where a variable's current record is published, and a reader's memory of it |
     //! | `seqcount.rs` | the sequence counter behind consistent cuts |
     //! | `event_log.rs` | the log lossless watches read from |

@@ -105,6 +105,7 @@ pub mod docs;
 mod error;
 mod event_log;
 mod ident;
+mod meta;
 mod observer;
 mod publish;
 mod record;

@@ -25,7 +25,7 @@ use once_cell::race::OnceBox;
 use slab::Slab;
 
 use crate::error::Error;
-use crate::record::VarMeta;
+use crate::meta::VarMeta;
 use crate::sync::{Arc, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering};
 use crate::wakeup::{Signal, Sleeper, WaiterList};
 

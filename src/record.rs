@@ -1,35 +1,16 @@
-//! The record model: a variable's immutable facts ([`VarMeta`]), one state
-//! of it ([`Record`]), and the cell that holds its current state and the
-//! watches asleep on it ([`VarCell`]). A record is shared (`Arc`) by the
+//! The record model: one state of a variable ([`Record`], pointing at its
+//! immutable facts, `meta.rs`), and the cell that holds its current state
+//! and the watches asleep on it ([`VarCell`]). A record is shared (`Arc`) by the
 //! cell, the event log and every watch that delivers it; it is never copied.
 
 use std::time::SystemTime;
 
+use crate::meta::{Metadata, Slot, VarMeta};
 use crate::observer::WatchShared;
 use crate::publish::ArcCell;
 use crate::sync::Arc;
 use crate::value::{Constraints, Value, VarType};
 use crate::wakeup::WaiterList;
-
-/// Free-form string metadata of sessions, variables and changes.
-pub type Metadata = std::collections::BTreeMap<String, String>;
-
-/// A variable's registration number within its session (never reused; 64
-/// bits so that no amount of register/delete churn can wrap it).
-pub(crate) type Slot = u64;
-
-/// Immutable facts about a variable, shared by all its records.
-pub(crate) struct VarMeta {
-    pub(crate) id: Arc<str>,
-    pub(crate) name: Arc<str>,
-    pub(crate) var_type: VarType,
-    pub(crate) constraints: Constraints,
-    pub(crate) metadata: Arc<Metadata>,
-    pub(crate) created_at: SystemTime,
-    /// Registration order within the session; watches keep their tracked
-    /// variables sorted by it.
-    pub(crate) slot: Slot,
-}
 
 /// What a record says happened.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

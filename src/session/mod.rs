@@ -42,8 +42,9 @@ pub use types::{GetMany, Metadata, SessionInfo, SessionOptions, UpdateOptions, V
 use crate::error::Error;
 use crate::event_log::EventLog;
 use crate::ident::is_var_id;
+use crate::meta::Slot;
 use crate::observer::ObserverManager;
-use crate::record::{Slot, Spare, VarCell};
+use crate::record::{Spare, VarCell};
 use crate::seqcount::SeqCount;
 use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering, RwLock};
 use crate::value::{Value, validate};

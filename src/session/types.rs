@@ -10,7 +10,7 @@ use crate::record::Record;
 use crate::sync::Arc;
 use crate::value::{Constraints, Value, VarType};
 
-pub use crate::record::Metadata;
+pub use crate::meta::Metadata;
 
 /// The result of [`SessionStore::get_many`](crate::SessionStore::get_many): one consistent cut of the
 /// session.

@@ -4,7 +4,8 @@
 use std::fmt;
 use std::time::SystemTime;
 
-use crate::record::{Metadata, Record, RecordKind};
+use crate::meta::Metadata;
+use crate::record::{Record, RecordKind};
 use crate::sync::Arc;
 use crate::value::Value;
 

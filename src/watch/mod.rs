@@ -74,8 +74,9 @@ pub use stats::{WatchStats, WatcherInfo};
 pub use stream::WatchStream;
 
 use crate::error::Error;
+use crate::meta::Slot;
 use crate::observer::{Names, WatchShared};
-use crate::record::{Record, RecordKind, Slot, VarCell};
+use crate::record::{Record, RecordKind, VarCell};
 use crate::session::Session;
 use crate::sync::{Arc, Ordering};
 use crate::timer::TimerEntry;

@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime};
 use tonic::{Code, Status};
 
 use super::proto;
-use crate::record::{Record, RecordKind, VarMeta};
+use crate::meta::VarMeta;
+use crate::record::{Record, RecordKind};
 use crate::transport::{
     ClientMessage, ServerMessage, Subscribe, SyncComplete, WatchEnd, WatchTarget, WatchUpdate,
 };
