@@ -65,10 +65,15 @@ pub(crate) struct Armed(());
 /// How a sleeping watch is woken: its current waker, and which lists hold it.
 pub(crate) struct Signal {
     /// A thread unparker for blocking receives, the task's waker for async
-    /// ones. Registered before the signal is queued (so a writer that finds
-    /// the signal finds the waker: the list's mutex orders them); a wake
-    /// unregisters it, and the watch registers again when it next sleeps. A
-    /// wake racing with a registration wakes the new waker.
+    /// ones. Registered before the signal is queued, so a writer that finds
+    /// the signal finds the waker: on the slow path the list's mutex orders
+    /// them; on the fast path (the signal still queued from an earlier arm)
+    /// the queued flag does — a writer clears it (`Release`) before it
+    /// wakes, so a watch that still sees it set (`Acquire`, after its
+    /// registration) registered before that wake, which then wakes the new
+    /// waker. A wake unregisters the waker, and the watch registers again
+    /// when it next sleeps; a wake racing with a registration wakes the new
+    /// waker.
     waker: AtomicWaker,
     queued: QueuedFlags,
 }
