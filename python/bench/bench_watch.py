@@ -2,7 +2,11 @@
 """Latency and throughput of the Python client's watches.
 
     cargo build --release --features server --bin varwatch-server
-    .venv/bin/python python/bench/bench_watch.py --server target/release/varwatch-server
+    .venv/bin/python python/bench/bench_watch.py
+
+The binary is found where cargo builds (`cargo metadata`, so
+CARGO_TARGET_DIR is respected), unless --server or VARWATCH_SERVER_BIN
+names it.
 
 Starts the server on a free loopback port (or uses --address), then:
 
@@ -135,6 +139,20 @@ def throughput(client, address, session, n_watches, writes):
     return received / elapsed, received
 
 
+def built_server():
+    """The release varwatch-server binary where cargo builds, if it is there."""
+    try:
+        meta = subprocess.run(
+            ["cargo", "metadata", "--format-version", "1", "--no-deps"],
+            check=True, capture_output=True, text=True,
+            cwd=os.path.dirname(os.path.abspath(__file__)),
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    path = os.path.join(json.loads(meta.stdout)["target_directory"], "release", "varwatch-server")
+    return path if os.path.exists(path) else None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--server", default=os.environ.get("VARWATCH_SERVER_BIN"), help="the varwatch-server binary")
@@ -146,8 +164,10 @@ def main():
     proc = None
     address = args.address
     if address is None:
+        args.server = args.server or built_server()
         if not args.server:
-            sys.exit("give --server (the varwatch-server binary) or --address")
+            sys.exit("build varwatch-server (cargo build --release --features server --bin varwatch-server), "
+                     "or give --server or --address")
         proc, address = start_server(args.server)
     rows = []
     try:
