@@ -37,6 +37,22 @@ pub(crate) struct Record {
 }
 
 impl Record {
+    /// A record of `var` whose other fields its writer is about to set
+    /// (the allocation a change fills in).
+    pub(crate) fn unfilled(var: Arc<VarMeta>) -> Record {
+        Record {
+            var,
+            kind: RecordKind::Changed,
+            version: 0,
+            revision: 0,
+            value: Value::Boolean(false),
+            old_value: None,
+            source: None,
+            metadata: None,
+            timestamp: SystemTime::UNIX_EPOCH,
+        }
+    }
+
     /// A record about a variable known only by id and name, with no value
     /// (a session's end, a deletion noticed by a resuming remote watch).
     pub(crate) fn bare(
@@ -116,17 +132,7 @@ impl Spare {
             fill(r);
             return kept;
         }
-        let mut r = Record {
-            var: var.clone(),
-            kind: RecordKind::Changed,
-            version: 0,
-            revision: 0,
-            value: Value::Boolean(false),
-            old_value: None,
-            source: None,
-            metadata: None,
-            timestamp: SystemTime::UNIX_EPOCH,
-        };
+        let mut r = Record::unfilled(var.clone());
         fill(&mut r);
         Arc::new(r)
     }

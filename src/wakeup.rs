@@ -129,7 +129,6 @@ pub(crate) trait Sleeper: Send + Sync {
 /// thin pointer (the common signal pays 8 bytes for it, not 16).
 struct QueuedFlags {
     first: AtomicU64,
-    #[allow(clippy::box_collection, clippy::redundant_allocation)]
     rest: Option<Box<Box<[AtomicU64]>>>,
 }
 

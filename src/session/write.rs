@@ -60,17 +60,7 @@ impl Origin {
 
     /// The record of `cell` changing from `cur` to `value` at `revision`.
     fn changed(&self, cell: &VarCell, cur: &Record, value: Value, revision: u64) -> Arc<Record> {
-        let mut r = Record {
-            var: cell.meta.clone(),
-            kind: RecordKind::Changed,
-            version: 0,
-            revision: 0,
-            value: Value::Boolean(false),
-            old_value: None,
-            source: None,
-            metadata: None,
-            timestamp: self.timestamp,
-        };
+        let mut r = Record::unfilled(cell.meta.clone());
         self.fill(&mut r, cur.version + 1, value, cur.value.clone(), revision);
         Arc::new(r)
     }

@@ -134,6 +134,26 @@ struct Upstream {
     refusals: u32,
 }
 
+impl Upstream {
+    /// Attaches a watch (`down`) to this synced upstream and hands it to the
+    /// caller waiting on `reply`. Returns the attachment's key if the caller
+    /// has gone (the attachment is then the caller's to release).
+    fn hand_over(
+        &self,
+        id: WatchId,
+        down: DownConfig,
+        reply: oneshot::Sender<Result<Attached>>,
+    ) -> Option<usize> {
+        let key = self.shared.lock().attach(down);
+        let attached = Attached {
+            id,
+            shared: self.shared.clone(),
+            down: key,
+        };
+        reply.send(Ok(attached)).is_err().then_some(key)
+    }
+}
+
 /// The connection's state machine (see the module docs).
 enum Conn {
     Idle,
@@ -290,13 +310,7 @@ impl Mux {
             && !u.shared.lock().is_over()
         {
             if u.synced_once {
-                let key = u.shared.lock().attach(down);
-                let sent = reply.send(Ok(Attached {
-                    id,
-                    shared: u.shared.clone(),
-                    down: key,
-                }));
-                if sent.is_err() {
+                if let Some(key) = u.hand_over(id, down, reply) {
                     self.release(id, key); // the caller gave up waiting
                 }
             } else {
@@ -565,16 +579,9 @@ impl Mux {
             u.incarnation = Some(sync.session_incarnation);
             u.phase = Phase::Live;
             u.backoff = self.config.backoff_initial;
-            for (down, reply) in u.waiting.drain(..) {
-                let key = u.shared.lock().attach(down);
-                let sent = reply.send(Ok(Attached {
-                    id,
-                    shared: u.shared.clone(),
-                    down: key,
-                }));
-                if sent.is_err() {
-                    abandoned.push(key); // its caller gave up waiting
-                }
+            for (down, reply) in std::mem::take(&mut u.waiting) {
+                // Its caller may have given up waiting.
+                abandoned.extend(u.hand_over(id, down, reply));
             }
             if let Conn::Open { healthy, .. } = &mut self.conn {
                 *healthy = true;

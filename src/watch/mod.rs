@@ -501,19 +501,12 @@ impl Watch {
     /// One attempt to produce the next event, without blocking.
     fn step(&mut self) -> Step {
         let step = self.step_inner();
-        match step {
-            Step::Event(_) if self.pending.is_empty() => {
+        if let Step::Event(_) = step {
+            if self.pending.is_empty() {
                 // The backlog is published when events are queued (an upper
                 // bound until then); it is zero again once they are taken.
                 self.shared.local.store(0, Ordering::Relaxed);
             }
-            Step::Event(_) => {}
-            // Nothing left: the cursor may have moved without queueing
-            // anything (a coalesced cut with no news, events the filter
-            // took): publish where the watch stands.
-            Step::Empty(_) | Step::Ended => self.publish_backlog(),
-        }
-        if let Step::Event(_) = step {
             self.count_delivered(1);
             if !self.registered {
                 // Unregistered (ended): counted by the store directly.
@@ -522,6 +515,11 @@ impl Watch {
                     .retired_events
                     .fetch_add(1, Ordering::Relaxed);
             }
+        } else {
+            // Nothing left: the cursor may have moved without queueing
+            // anything (a coalesced cut with no news, events the filter
+            // took): publish where the watch stands.
+            self.publish_backlog();
         }
         step
     }
