@@ -98,10 +98,13 @@
 //! | [`docs`] | the rules in full ([`docs::rules`]), how it is built ([`docs::internal`]: locks, publication, cuts, wake-ups) and what it costs ([`docs::performance`]) |
 //! | [`Error`], [`ErrorCode`] | the one error type, and its kind (the same locally and remotely) |
 //! | [`transport`] | serving a store to other processes (features `transport`, `grpc`), and [`transport::VarStore`] for code that takes a local or a remote store |
+//! | `etcd` (feature `etcd`) | `EtcdStore`: the same API and guarantees on an etcd v3 cluster, shared by many processes and outliving them |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod docs;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 mod error;
 mod event_log;
 mod ident;

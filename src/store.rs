@@ -854,7 +854,7 @@ fn sweep_loop(store: Weak<StoreInner>, stop: std::sync::Arc<(StdMutex<bool>, Con
 /// pattern's length times the name's per variable.
 pub const MAX_PATTERN_BYTES: usize = MAX_NAME_BYTES;
 
-fn check_pattern(pattern: &str) -> Result<()> {
+pub(crate) fn check_pattern(pattern: &str) -> Result<()> {
     if pattern.len() > MAX_PATTERN_BYTES {
         return Err(Error::InvalidPattern {
             pattern: pattern.to_string(),

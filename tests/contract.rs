@@ -376,3 +376,14 @@ fn remote_store_over_grpc_keeps_the_contract() {
     watching(&remote);
     hardening(&remote);
 }
+
+#[cfg(feature = "etcd")]
+#[test]
+fn etcd_store_keeps_the_contract() {
+    let Some(s) = common::etcd::store("contract") else {
+        return;
+    };
+    operations(&s);
+    watching(&s);
+    hardening(&s);
+}

@@ -251,3 +251,24 @@ impl WatchHandle for super::RemoteWatch {
         super::RemoteWatch::into_stream(self)
     }
 }
+
+#[cfg(feature = "etcd")]
+var_store!(crate::etcd::EtcdStore, crate::etcd::EtcdWatch, |x| x);
+
+#[cfg(feature = "etcd")]
+impl WatchHandle for crate::etcd::EtcdWatch {
+    type Stream = crate::etcd::EtcdWatchStream;
+
+    fn recv_timeout(&mut self, timeout: Duration) -> Result<WatchEvent, RecvTimeoutError> {
+        crate::etcd::EtcdWatch::recv_timeout(self, timeout)
+    }
+    fn try_recv(&mut self) -> Result<WatchEvent, TryRecvError> {
+        crate::etcd::EtcdWatch::try_recv(self)
+    }
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<WatchEvent>> {
+        crate::etcd::EtcdWatch::poll_recv(self, cx)
+    }
+    fn into_stream(self) -> crate::etcd::EtcdWatchStream {
+        crate::etcd::EtcdWatch::into_stream(self)
+    }
+}

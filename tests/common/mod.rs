@@ -25,6 +25,8 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod history;
 #[cfg(feature = "grpc")]
 pub mod server;

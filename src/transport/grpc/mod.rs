@@ -25,7 +25,7 @@
 mod auth;
 mod client;
 mod conn;
-mod convert;
+pub(crate) mod convert;
 mod server;
 
 /// The code generated from the `.proto` file: messages, the client

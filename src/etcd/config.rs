@@ -1,0 +1,127 @@
+//! [`EtcdConfig`]: where an [`EtcdStore`](super::EtcdStore) keeps its keys
+//! and how it talks to etcd.
+
+use std::time::Duration;
+
+/// The longest duration an [`EtcdConfig`] keeps (a day); longer ones are cut
+/// to it, so that no deadline or backoff can overflow.
+pub const MAX_ETCD_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// The most events an [`EtcdWatch`](super::EtcdWatch) buffers.
+pub const MAX_ETCD_BUFFER: usize = 1 << 20;
+
+/// Settings of an [`EtcdStore`](super::EtcdStore).
+///
+/// Every value is kept in a range that works when the store connects:
+/// durations between 1 ms and [`MAX_ETCD_DURATION`], `backoff_max` at least
+/// `backoff_initial`, the prefix non-empty and ending in `/`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+#[must_use = "a configuration does nothing until passed to `EtcdStore::connect`"]
+pub struct EtcdConfig {
+    /// Every key of the store starts with this (default `varwatch/`). Two
+    /// stores with different prefixes on one etcd do not see each other.
+    pub prefix: String,
+    /// Time allowed to connect to an endpoint.
+    pub connect_timeout: Duration,
+    /// Deadline of every operation (all its round trips to etcd): past it
+    /// the operation fails with [`Error::Transport`](crate::Error::Transport)
+    /// (kind `Unavailable`).
+    pub call_timeout: Duration,
+    /// First delay before a watch re-opens its etcd watch after a failure
+    /// (doubled per failure, with jitter).
+    pub backoff_initial: Duration,
+    /// Longest such delay.
+    pub backoff_max: Duration,
+    /// Consecutive failed re-opens after which a watch ends with
+    /// [`EventKind::Disconnected`](crate::EventKind::Disconnected); `None`
+    /// retries forever.
+    pub max_failures: Option<u32>,
+}
+
+impl Default for EtcdConfig {
+    fn default() -> Self {
+        EtcdConfig {
+            prefix: "varwatch/".to_string(),
+            connect_timeout: Duration::from_secs(3),
+            call_timeout: Duration::from_secs(10),
+            backoff_initial: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(2),
+            max_failures: Some(60),
+        }
+    }
+}
+
+fn clamp(d: Duration) -> Duration {
+    d.clamp(Duration::from_millis(1), MAX_ETCD_DURATION)
+}
+
+impl EtcdConfig {
+    /// The defaults: prefix `varwatch/`, connect 3 s, calls 10 s, backoff
+    /// 50 ms to 2 s, a watch gives up after 60 failed re-opens in a row
+    /// (about two minutes).
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the key prefix (a `/` is appended if missing; an empty prefix
+    /// becomes `varwatch/`).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+    /// Sets the connect timeout.
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
+        self
+    }
+    /// Sets the deadline of every operation.
+    pub fn call_timeout(mut self, d: Duration) -> Self {
+        self.call_timeout = d;
+        self
+    }
+    /// Sets the reconnection backoff of watches.
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.backoff_initial = initial;
+        self.backoff_max = max;
+        self
+    }
+    /// Sets how many failed re-opens in a row end a watch (`None`: never).
+    pub fn max_failures(mut self, n: Option<u32>) -> Self {
+        self.max_failures = n;
+        self
+    }
+
+    /// The configuration with every value in its range.
+    pub(super) fn normalized(mut self) -> EtcdConfig {
+        if self.prefix.is_empty() {
+            self.prefix = "varwatch/".to_string();
+        } else if !self.prefix.ends_with('/') {
+            self.prefix.push('/');
+        }
+        self.connect_timeout = clamp(self.connect_timeout);
+        self.call_timeout = clamp(self.call_timeout);
+        self.backoff_initial = clamp(self.backoff_initial);
+        self.backoff_max = clamp(self.backoff_max).max(self.backoff_initial);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_setting_is_kept_in_range() {
+        let c = EtcdConfig::new()
+            .prefix("")
+            .connect_timeout(Duration::ZERO)
+            .call_timeout(Duration::MAX)
+            .backoff(Duration::from_secs(5), Duration::ZERO)
+            .normalized();
+        assert_eq!(c.prefix, "varwatch/");
+        assert_eq!(c.connect_timeout, Duration::from_millis(1));
+        assert_eq!(c.call_timeout, MAX_ETCD_DURATION);
+        assert_eq!(c.backoff_max, c.backoff_initial);
+        assert_eq!(EtcdConfig::new().prefix("app").normalized().prefix, "app/");
+    }
+}

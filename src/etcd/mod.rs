@@ -1,0 +1,104 @@
+//! [`EtcdStore`]: the same store on etcd v3, for host programs that
+//! outgrow one process (feature `etcd`).
+//!
+//! A [`SessionStore`](crate::SessionStore) lives in one process: when it
+//! restarts, its sessions are gone, and processes on several machines can
+//! share sessions only by all talking to one of them. An `EtcdStore` keeps
+//! sessions in etcd instead. Every process that connects to the same etcd
+//! with the same [`prefix`](EtcdConfig::prefix) sees the same sessions, with
+//! the same operations ([`VarStore`](crate::transport::VarStore)), the same
+//! errors and the same watch guarantees as a local store; sessions outlive
+//! the processes (a TTL still expires them, on etcd's clock).
+//!
+//! ```no_run
+//! use varwatch::etcd::{EtcdConfig, EtcdStore};
+//! use varwatch::{SessionOptions, VarDef, VarType, WatchOptions};
+//!
+//! // Process A.
+//! let a = EtcdStore::connect(["http://127.0.0.1:2379"], EtcdConfig::new())?;
+//! a.get_or_create_session("lab", SessionOptions::new())?;
+//! a.register("lab", VarDef::new("t", VarType::Float, 20.0))?;
+//! let mut watch = a.watch("lab", ["t"], WatchOptions::new())?;
+//!
+//! // Process B (here the same one, for brevity).
+//! let b = EtcdStore::connect(["http://127.0.0.1:2379"], EtcdConfig::new())?;
+//! b.update("lab", "t", 21.5)?;
+//!
+//! assert!(watch.next().unwrap().is_initial());
+//! assert_eq!(watch.next().unwrap().value().and_then(|v| v.as_f64()), Some(21.5));
+//! # Ok::<(), varwatch::Error>(())
+//! ```
+//!
+//! # How the model maps onto etcd
+//!
+//! **Keys.** Under the prefix, one directory per session
+//! (`s/<session>/`), holding the session's record (`meta`), one key per
+//! variable (`v/<name>`) and an id index (`i/<id>`); a list of sessions
+//! (`l/<session>`); the store's id counter (`ids`). Values are the gRPC
+//! API's proto messages (`SessionInfo`, `Variable`, whose `Value` is how a
+//! value is encoded everywhere in varwatch). Session ids and names are
+//! escaped so that no session's directory is a prefix of another's.
+//!
+//! **Revisions and versions are stored, not borrowed.** etcd's revision is
+//! global to the cluster: two sessions' writes share its sequence, so it
+//! cannot be a session's revision ("its count of writes", the same in every
+//! process, as [`SessionInfo::revision`](crate::SessionInfo) says). So the
+//! session revision is kept in `meta` and moved by every write of the
+//! session in the same transaction, and each variable's record holds its
+//! own version and the session revision of its last change. (The
+//! variable's version is also etcd's `version` of its key minus one, since
+//! registration is its first put and ids are never reused;
+//! `expected_version` is checked on the snapshot and sent as a `version`
+//! compare too.) etcd's revisions stay internal: a watch's snapshot
+//! revision and where it resumes.
+//!
+//! **Writes are serializable per session.** Every write puts `meta`, and
+//! commits only if `meta`'s `mod_revision` is still the one it was checked
+//! against (see `snapshot.rs`): the etcd equivalent of the local session's
+//! write lock. An atomic batch or an import is one transaction: one etcd
+//! revision, one session revision, delivered to watches as one group. A
+//! best-effort batch is one transaction per item. Types, constraints and
+//! names are checked by the same code as locally, with the same errors.
+//! In the common case (no other client wrote the session since this one
+//! last did) a write is one round trip.
+//!
+//! **Watches** read the snapshot at etcd revision R and watch the session's
+//! directory from R + 1; they resume after a failure from the last etcd
+//! revision delivered, and report history etcd compacted away as `Lagged`
+//! then the current state (see [`EtcdWatch`]).
+//!
+//! **TTL** is an etcd lease on every key of the session, kept alive by
+//! every access (at most one keep-alive per quarter TTL per client) and by
+//! open watches. When it expires etcd deletes the session in one revision,
+//! and every watch of it, in every process, ends with `SessionClosed`.
+//!
+//! # What differs from a local store
+//!
+//! * Watches are lossless and never coalesce: [`WatchOptions::coalesce`]
+//!   and [`WatchOptions::throttle`] are refused with
+//!   [`Error::InvalidOption`](crate::Error::InvalidOption) (etcd keeps the
+//!   history a slow watch needs; compaction is the only loss, and it is
+//!   reported).
+//! * [`SessionInfo::watchers`](crate::SessionInfo) counts this client's
+//!   watches only; `idle_for` has the lease's one-second resolution.
+//! * Each operation is one or more etcd round trips, under
+//!   [`EtcdConfig::call_timeout`].
+//!
+//! [`WatchOptions::coalesce`]: crate::WatchOptions::coalesce
+//! [`WatchOptions::throttle`]: crate::WatchOptions::throttle
+
+mod codec;
+mod config;
+mod keys;
+mod snapshot;
+mod store;
+mod watch;
+
+/// The etcd client crate this store is built on, at the version it uses:
+/// for what varwatch does not do itself (compaction, maintenance, auth),
+/// through [`EtcdStore::client`].
+pub use etcd_client;
+
+pub use config::{EtcdConfig, MAX_ETCD_BUFFER, MAX_ETCD_DURATION};
+pub use store::EtcdStore;
+pub use watch::{EtcdWatch, EtcdWatchStats, EtcdWatchStream};

@@ -1,0 +1,1133 @@
+//! [`EtcdStore`]: the store's operations on etcd. Reads are one etcd
+//! transaction each (one revision: a cut); writes follow the protocol of
+//! `snapshot.rs`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, LeaseGrantOptions, LeaseTimeToLiveOptions,
+    Txn, TxnOp, TxnResponse,
+};
+use parking_lot::Mutex;
+
+use super::codec::{self, decode_meta, encode};
+use super::config::EtcdConfig;
+use super::keys::Keys;
+use super::snapshot::{Cache, Plan, Reads, Snap, Stored, Write};
+use super::watch::{EtcdWatch, read_cut};
+use crate::error::ErrorSource;
+use crate::ident::{check_session_id, check_var_name, is_var_id, var_id};
+use crate::store::{check_pattern, glob_match};
+use crate::transport::grpc::convert::{constraints_from, constraints_to, metadata_to, time, value_to, var_type_from, var_type_to};
+use crate::transport::grpc::proto;
+use crate::value::validate;
+use crate::{
+    BatchUpdate, Error, ErrorCode, GetMany, Result, SessionInfo, SessionOptions, UpdateOptions, Value, VarDef,
+    VarType, Variable, WatchOptions,
+};
+
+/// A store of sessions of versioned variables kept in etcd v3: the API of
+/// [`SessionStore`](crate::SessionStore) (it implements
+/// [`VarStore`](crate::transport::VarStore)), shared by every process that
+/// connects to the same etcd with the same prefix, and kept when they
+/// restart.
+///
+/// The guarantees are the local ones, on etcd's: a write is checked against
+/// the session's current state and applied whole (one etcd transaction, so
+/// an atomic batch is one etcd revision); a watch registers atomically with
+/// its snapshot (it reads at etcd revision R and watches from R + 1), sees
+/// every change in order, resumes after a lost connection from where it
+/// was, and reports history compacted away as `Lagged`, as a local watch
+/// reports an overflow. How the model maps onto etcd is in
+/// [`crate::etcd`]'s documentation.
+///
+/// It owns a small tokio runtime, so its blocking methods must not be
+/// called from inside an async runtime (use `spawn_blocking` there).
+/// Cloning is cheap and shares the connection.
+///
+/// ```no_run
+/// use varwatch::etcd::{EtcdConfig, EtcdStore};
+/// use varwatch::{SessionOptions, VarDef, VarType, WatchOptions};
+///
+/// let store = EtcdStore::connect(["http://127.0.0.1:2379"], EtcdConfig::new())?;
+/// store.get_or_create_session("lab", SessionOptions::new())?;
+/// store.register("lab", VarDef::new("t", VarType::Float, 20.0))?;
+/// let mut watch = store.watch("lab", ["t"], WatchOptions::new())?;
+/// store.update("lab", "t", 21.5)?; // from this process or any other
+/// # Ok::<(), varwatch::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct EtcdStore {
+    pub(super) inner: Arc<Inner>,
+}
+
+/// The runtime, and what its tasks share.
+pub(super) struct Inner {
+    /// `Option` only so that `Drop` can shut it down without blocking (the
+    /// last handle may be dropped inside an async context).
+    rt: Option<tokio::runtime::Runtime>,
+    pub(super) shared: Arc<Shared>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// What the store's operations and its watches' tasks share.
+pub(super) struct Shared {
+    pub(super) client: Client,
+    pub(super) keys: Keys,
+    pub(super) config: EtcdConfig,
+    /// The endpoints, for error messages.
+    endpoints: String,
+    cache: Mutex<Cache>,
+    /// Open watches of this client, per session (what
+    /// [`SessionInfo::watchers`] counts here).
+    watchers: Mutex<HashMap<String, usize>>,
+    /// When each lease was last kept alive by this client.
+    kept_alive: Mutex<HashMap<i64, Instant>>,
+}
+
+impl std::fmt::Debug for EtcdStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdStore")
+            .field("endpoints", &self.inner.shared.endpoints)
+            .field("config", &self.inner.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Writes to one session that lose the race this many times in a row fail
+/// (each loss means another client's write to the session went through).
+const MAX_ATTEMPTS: usize = 256;
+
+/// The longest lease etcd grants, in seconds.
+const MAX_LEASE_SECS: i64 = 9_000_000_000;
+
+impl Shared {
+    pub(super) fn etcd_error(&self, e: etcd_client::Error) -> Error {
+        Error::Transport {
+            addr: self.endpoints.clone(),
+            reason: format!("etcd: {e}"),
+            source: Some(ErrorSource::new(e)),
+        }
+    }
+
+    fn deadline(&self) -> Error {
+        Error::Transport {
+            addr: self.endpoints.clone(),
+            reason: format!("no answer from etcd within {:?}", self.config.call_timeout),
+            source: None,
+        }
+    }
+
+    pub(super) async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
+        self.client
+            .kv_client()
+            .txn(txn)
+            .await
+            .map_err(|e| self.etcd_error(e))
+    }
+
+    fn gone(session: &str) -> Error {
+        Error::SessionNotFound {
+            session: session.to_string(),
+        }
+    }
+
+    fn not_found(session: &str, ident: &str) -> Error {
+        Error::VariableNotFound {
+            session: session.to_string(),
+            variable: ident.to_string(),
+        }
+    }
+
+    /// Reads a fresh snapshot.
+    pub(super) async fn read(&self, reads: &Reads<'_>) -> Result<Snap> {
+        let resp = self.txn(Txn::new().and_then(reads.ops(&self.keys))).await?;
+        let snap = reads.parse(&resp)?.ok_or_else(|| Self::gone(reads.session))?;
+        self.touch(reads.session, &snap);
+        self.cache.lock().keep(reads.session, snap.clone());
+        Ok(snap)
+    }
+
+    /// The name each identifier stands for (`None`: an id no variable of
+    /// the session has). Ids this client has seen are resolved without a
+    /// round trip.
+    pub(super) async fn names_of(&self, session: &str, idents: &[&str]) -> Result<Vec<Option<String>>> {
+        let mut out: Vec<Option<String>> = Vec::with_capacity(idents.len());
+        let mut unknown = Vec::new();
+        {
+            let cache = self.cache.lock();
+            for (i, ident) in idents.iter().enumerate() {
+                if !is_var_id(ident) {
+                    out.push(Some(ident.to_string()));
+                } else if let Some(n) = cache.name_of(session, ident) {
+                    out.push(Some(n));
+                } else {
+                    out.push(None);
+                    unknown.push(i);
+                }
+            }
+        }
+        if unknown.is_empty() {
+            return Ok(out);
+        }
+        let ops: Vec<TxnOp> = unknown
+            .iter()
+            .map(|&i| TxnOp::get(self.keys.index(session, idents[i]), None))
+            .collect();
+        let resp = self.txn(Txn::new().and_then(ops)).await?;
+        let mut cache = self.cache.lock();
+        for (&i, r) in unknown.iter().zip(resp.op_responses()) {
+            if let etcd_client::TxnOpResponse::Get(g) = r
+                && let Some(kv) = g.kvs().first()
+            {
+                let name = std::str::from_utf8(kv.value())
+                    .map_err(|_| codec::corrupt(kv.key(), "name index"))?
+                    .to_string();
+                cache.learn_name(session, idents[i], &name);
+                out[i] = Some(name);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs one write of `session` (see `snapshot.rs`): `plan` is called
+    /// with a snapshot holding `reads` until its transaction commits.
+    async fn write<T>(&self, reads: &Reads<'_>, mut plan: impl FnMut(&Snap) -> Result<Plan<T>>) -> Result<T> {
+        let cached = self.cache.lock().snapshot(reads);
+        let mut snap = match cached {
+            Some(s) => s,
+            None => self.read(reads).await?,
+        };
+        for _ in 0..MAX_ATTEMPTS {
+            let (mut w, answer) = match plan(&snap) {
+                // Answers that write nothing are only trusted fresh.
+                Ok(Plan::Done(_)) | Err(_) if !snap.fresh => {
+                    snap = self.read(reads).await?;
+                    continue;
+                }
+                Ok(Plan::Done(answer)) => return Ok(answer),
+                Err(e) => return Err(e),
+                Ok(Plan::Write(w, answer)) => (w, answer),
+            };
+            let resp = self
+                .txn(snap.transaction(&self.keys, reads, &mut w))
+                .await?;
+            if resp.succeeded() {
+                let revision = resp.header().map_or(0, |h| h.revision());
+                let next = snap.after(w, revision);
+                self.touch(reads.session, &next);
+                self.cache.lock().keep(reads.session, next);
+                return Ok(answer);
+            }
+            // Someone else wrote the session: plan again on what they left.
+            match reads.parse(&resp)? {
+                Some(fresh) => snap = fresh,
+                None => {
+                    self.cache.lock().forget(reads.session);
+                    return Err(Self::gone(reads.session));
+                }
+            }
+        }
+        Err(Error::Remote {
+            code: ErrorCode::Unavailable,
+            message: format!(
+                "session `{}`: other clients' writes won {MAX_ATTEMPTS} times in a row; try again",
+                crate::error::q(reads.session)
+            ),
+        })
+    }
+
+    /// Keeps the session's lease alive: an access, as locally. At most one
+    /// keep-alive per lease per quarter of its TTL, sent in the background.
+    pub(super) fn touch(&self, _session: &str, snap: &Snap) {
+        let (lease, Some(ttl_ms)) = (snap.lease, snap.meta.ttl_ms) else {
+            return;
+        };
+        if lease == 0 {
+            return;
+        }
+        self.keep_alive(lease, Duration::from_millis(ttl_ms));
+    }
+
+    pub(super) fn keep_alive(&self, lease: i64, ttl: Duration) {
+        let now = Instant::now();
+        {
+            let mut kept = self.kept_alive.lock();
+            if kept.get(&lease).is_some_and(|&t| now.duration_since(t) < ttl / 4) {
+                return;
+            }
+            if kept.len() >= 4096 {
+                kept.clear();
+            }
+            kept.insert(lease, now);
+        }
+        let client = self.client.clone();
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        handle.spawn(async move {
+            if let Ok((mut keeper, mut stream)) = client.lease_client().keep_alive(lease).await {
+                let _ = keeper.keep_alive().await;
+                let _ = stream.message().await;
+            }
+        });
+    }
+
+    pub(super) fn watch_opened(&self, session: &str) {
+        *self.watchers.lock().entry(session.to_string()).or_insert(0) += 1;
+    }
+
+    pub(super) fn watch_closed(&self, session: &str) {
+        let mut w = self.watchers.lock();
+        if let Some(n) = w.get_mut(session) {
+            *n -= 1;
+            if *n == 0 {
+                w.remove(session);
+            }
+        }
+    }
+}
+
+/// A definition checked without the session's state: its initial value
+/// (coerced to its type).
+fn check_def(session: &str, def: &VarDef) -> Result<Value> {
+    check_var_name(&def.name)?;
+    def.constraints
+        .check_for(def.var_type)
+        .map_err(|reason| Error::InvalidConstraints {
+            session: session.to_string(),
+            variable: def.name.clone(),
+            reason,
+        })?;
+    validate(def.var_type, &def.constraints, def.value.clone()).map_err(|reason| Error::InvalidValue {
+        session: session.to_string(),
+        variable: def.name.clone(),
+        reason,
+    })
+}
+
+/// The stored record's variable, if `ident` names it: an id must match the
+/// record's (the name may have been taken by a newer variable).
+fn lookup<'a>(snap: &'a Snap, name: Option<&String>, ident: &str) -> Option<&'a Stored> {
+    let s = snap.vars.get(name?)?.as_ref()?;
+    (!is_var_id(ident) || s.0.id == ident).then_some(s)
+}
+
+fn var_type(key: &str, rec: &proto::Variable) -> Result<VarType> {
+    var_type_from(rec.r#type).map_err(|_| codec::corrupt(key.as_bytes(), "variable"))
+}
+
+/// The one answer of a batch of one, or the batch's rejection.
+fn failed(session: &str, mut failures: Vec<(String, Error)>, batch: bool) -> Error {
+    if !batch && failures.len() == 1 {
+        return failures.pop().expect("one failure").1;
+    }
+    Error::BatchRejected {
+        session: session.to_string(),
+        failures,
+    }
+}
+
+fn distinct(names: &[Option<String>]) -> Vec<String> {
+    let mut out: Vec<String> = names.iter().flatten().cloned().collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+impl EtcdStore {
+    /// Connects to etcd at `endpoints` (such as `http://127.0.0.1:2379`;
+    /// several for a cluster).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Transport`] if no endpoint answers within
+    /// `config.connect_timeout`; [`Error::InvalidOption`] for no endpoints.
+    pub fn connect<E: AsRef<str>>(endpoints: impl IntoIterator<Item = E>, config: EtcdConfig) -> Result<EtcdStore> {
+        let config = config.normalized();
+        let endpoints: Vec<String> = endpoints.into_iter().map(|e| e.as_ref().to_string()).collect();
+        if endpoints.is_empty() {
+            return Err(Error::InvalidOption("EtcdStore::connect needs at least one endpoint".into()));
+        }
+        let joined = endpoints.join(",");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("varwatch-etcd")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Transport {
+                addr: joined.clone(),
+                reason: format!("cannot start the client's runtime: {e}"),
+                source: Some(ErrorSource::new(e)),
+            })?;
+        let opts = ConnectOptions::new()
+            .with_connect_timeout(config.connect_timeout)
+            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
+        let timeout = config.connect_timeout;
+        let client = rt
+            .block_on(async {
+                tokio::time::timeout(timeout, Client::connect(endpoints.clone(), Some(opts))).await
+            })
+            .map_err(|_| Error::Transport {
+                addr: joined.clone(),
+                reason: format!("no etcd answered within {timeout:?}"),
+                source: None,
+            })?
+            .map_err(|e| Error::Transport {
+                addr: joined.clone(),
+                reason: format!("etcd: {e}"),
+                source: Some(ErrorSource::new(e)),
+            })?;
+        Ok(EtcdStore {
+            inner: Arc::new(Inner {
+                rt: Some(rt),
+                shared: Arc::new(Shared {
+                    client,
+                    keys: Keys::new(&config.prefix),
+                    config,
+                    endpoints: joined,
+                    cache: Mutex::new(Cache::default()),
+                    watchers: Mutex::new(HashMap::new()),
+                    kept_alive: Mutex::new(HashMap::new()),
+                }),
+            }),
+        })
+    }
+
+    /// The etcd client the store uses (cheap to clone): for what varwatch
+    /// does not do itself, such as compacting etcd's history or reading
+    /// cluster status. Writing under the store's prefix with it breaks the
+    /// store's guarantees.
+    pub fn client(&self) -> &etcd_client::Client {
+        &self.inner.shared.client
+    }
+
+    /// Runs `f` on the store's runtime (where the client's futures must
+    /// run), blocking until it completes.
+    ///
+    /// ```no_run
+    /// # let store: varwatch::etcd::EtcdStore = unimplemented!();
+    /// let mut client = store.client().clone();
+    /// let revision = store.block_on(async move { client.status().await })?.header().unwrap().revision();
+    /// # Ok::<(), varwatch::etcd::etcd_client::Error>(())
+    /// ```
+    pub fn block_on<F: Future>(&self, f: F) -> F::Output {
+        self.rt().block_on(f)
+    }
+
+    /// The configuration in use (normalized).
+    pub fn config(&self) -> &EtcdConfig {
+        &self.inner.shared.config
+    }
+
+    fn rt(&self) -> &tokio::runtime::Runtime {
+        self.inner.rt.as_ref().expect("the runtime lives until drop")
+    }
+
+    /// Runs `f` on the store's runtime within the call deadline.
+    fn block<T>(&self, f: impl Future<Output = Result<T>>) -> Result<T> {
+        let shared = &self.inner.shared;
+        let limit = shared.config.call_timeout;
+        self.rt().block_on(async {
+            tokio::time::timeout(limit, f)
+                .await
+                .unwrap_or_else(|_| Err(shared.deadline()))
+        })
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    /// Creates a session. With a TTL, the session and all its keys are
+    /// attached to an etcd lease of that many seconds (rounded up; etcd
+    /// raises very short ones to its minimum, about 2 s), kept alive by
+    /// every access of any client and by open watches: a session no one
+    /// touches for its TTL is deleted by etcd, and its watches, in every
+    /// process, end with `SessionClosed`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`], [`Error::SessionExists`], [`Error::Transport`].
+    pub fn create_session(&self, id: &str, opts: SessionOptions) -> Result<SessionInfo> {
+        check_session_id(id)?;
+        let s = self.shared();
+        self.block(async {
+            let mut lease = 0;
+            if let Some(ttl) = opts.ttl {
+                let secs = i64::try_from(ttl.as_secs())
+                    .unwrap_or(i64::MAX)
+                    .saturating_add(i64::from(ttl.subsec_nanos() > 0))
+                    .clamp(1, MAX_LEASE_SECS);
+                lease = s
+                    .client
+                    .lease_client()
+                    .grant(secs, None::<LeaseGrantOptions>)
+                    .await
+                    .map_err(|e| s.etcd_error(e))?
+                    .id();
+            }
+            let now = SystemTime::now();
+            let meta = proto::SessionInfo {
+                session: id.to_string(),
+                metadata: metadata_to(&opts.metadata),
+                created_at: Some(time(now)),
+                last_accessed: None,
+                ttl_ms: opts.ttl.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+                revision: 0,
+                variables: 0,
+                watchers: 0,
+            };
+            let put = (lease != 0).then(|| etcd_client::PutOptions::new().with_lease(lease));
+            let resp = s
+                .txn(
+                    Txn::new()
+                        .when([Compare::create_revision(s.keys.meta(id), CompareOp::Equal, 0)])
+                        .and_then([
+                            TxnOp::put(s.keys.meta(id), encode(&meta), put.clone()),
+                            TxnOp::put(s.keys.list(id), "", put),
+                        ]),
+                )
+                .await?;
+            if !resp.succeeded() {
+                if lease != 0 {
+                    let _ = s.client.lease_client().revoke(lease).await;
+                }
+                return Err(Error::SessionExists {
+                    session: id.to_string(),
+                });
+            }
+            s.cache.lock().forget(id);
+            Ok(codec::session_info(&meta, 0, Duration::ZERO))
+        })
+    }
+
+    /// Returns the session, creating it if needed (`opts` apply only then).
+    ///
+    /// # Errors
+    ///
+    /// As [`create_session`](Self::create_session), without `SessionExists`.
+    pub fn get_or_create_session(&self, id: &str, opts: SessionOptions) -> Result<SessionInfo> {
+        match self.create_session(id, opts) {
+            Err(Error::SessionExists { .. }) => self.session(id),
+            other => other,
+        }
+    }
+
+    /// The session's facts: `revision` is its count of writes (the same in
+    /// every process), `idle_for` the time since its lease was last kept
+    /// alive (zero without a TTL), `watchers` this client's open watches of
+    /// it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SessionNotFound`], [`Error::Transport`].
+    pub fn session(&self, id: &str) -> Result<SessionInfo> {
+        let s = self.shared();
+        self.block(async {
+            let resp = s
+                .client
+                .kv_client()
+                .get(s.keys.meta(id), None)
+                .await
+                .map_err(|e| s.etcd_error(e))?;
+            let kv = resp.kvs().first().ok_or_else(|| Shared::gone(id))?;
+            let meta = decode_meta(kv.key(), kv.value())?;
+            let mut idle = Duration::ZERO;
+            if kv.lease() != 0 {
+                let ttl = s
+                    .client
+                    .lease_client()
+                    .time_to_live(kv.lease(), None::<LeaseTimeToLiveOptions>)
+                    .await
+                    .map_err(|e| s.etcd_error(e))?;
+                let gone = ttl.granted_ttl().saturating_sub(ttl.ttl()).max(0);
+                idle = Duration::from_secs(u64::try_from(gone).unwrap_or(0));
+            }
+            let watchers = s.watchers.lock().get(id).copied().unwrap_or(0);
+            Ok(codec::session_info(&meta, watchers, idle))
+        })
+    }
+
+    /// Deletes the session and everything in it, in one etcd revision; its
+    /// watches, in every process, end with `SessionClosed`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SessionNotFound`], [`Error::Transport`].
+    pub fn delete_session(&self, id: &str) -> Result<()> {
+        let s = self.shared();
+        self.block(async {
+            let resp = s
+                .client
+                .kv_client()
+                .get(s.keys.meta(id), None)
+                .await
+                .map_err(|e| s.etcd_error(e))?;
+            let kv = resp.kvs().first().ok_or_else(|| Shared::gone(id))?;
+            let (incarnation, lease) = (kv.create_revision(), kv.lease());
+            let resp = s
+                .txn(
+                    Txn::new()
+                        .when([Compare::create_revision(
+                            s.keys.meta(id),
+                            CompareOp::Equal,
+                            incarnation,
+                        )])
+                        .and_then([
+                            TxnOp::delete(s.keys.dir(id), Some(DeleteOptions::new().with_prefix())),
+                            TxnOp::delete(s.keys.list(id), None),
+                        ]),
+                )
+                .await?;
+            s.cache.lock().forget(id);
+            if !resp.succeeded() {
+                return Err(Shared::gone(id)); // deleted (and perhaps created again) meanwhile
+            }
+            if lease != 0 {
+                let _ = s.client.lease_client().revoke(lease).await;
+            }
+            Ok(())
+        })
+    }
+
+    /// The ids of all sessions, sorted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Transport`].
+    pub fn list_sessions(&self) -> Result<Vec<String>> {
+        let s = self.shared();
+        self.block(async {
+            let resp = s
+                .client
+                .kv_client()
+                .get(s.keys.list_dir(), Some(GetOptions::new().with_prefix().with_keys_only()))
+                .await
+                .map_err(|e| s.etcd_error(e))?;
+            let mut ids: Vec<String> = resp
+                .kvs()
+                .iter()
+                .filter_map(|kv| s.keys.session_of_list_key(kv.key()))
+                .collect();
+            ids.sort();
+            Ok(ids)
+        })
+    }
+
+    /// Registers a variable; returns its id (`var_` and a number unique in
+    /// the store, never reused).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`], [`Error::InvalidConstraints`],
+    /// [`Error::InvalidValue`], [`Error::VariableExists`],
+    /// [`Error::SessionNotFound`], [`Error::Transport`].
+    pub fn register(&self, session: &str, def: VarDef) -> Result<String> {
+        Ok(self
+            .register_all(session, vec![def], false)?
+            .pop()
+            .expect("one id per definition"))
+    }
+
+    /// Registers every definition under one revision, or none (every
+    /// failure is listed in one [`Error::BatchRejected`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BatchRejected`], [`Error::SessionNotFound`],
+    /// [`Error::Transport`].
+    pub fn import(&self, session: &str, defs: Vec<VarDef>) -> Result<Vec<String>> {
+        self.register_all(session, defs, true)
+    }
+
+    fn register_all(&self, session: &str, defs: Vec<VarDef>, batch: bool) -> Result<Vec<String>> {
+        let names: Vec<String> = {
+            let mut n: Vec<String> = defs
+                .iter()
+                .filter(|d| check_var_name(&d.name).is_ok())
+                .map(|d| d.name.clone())
+                .collect();
+            n.sort();
+            n.dedup();
+            n
+        };
+        let s = self.shared();
+        let reads = Reads {
+            session,
+            names: &names,
+            with_ids: true,
+        };
+        self.block(s.write(&reads, |snap| {
+            let mut checked: Vec<Result<Value>> = defs.iter().map(|d| check_def(session, d)).collect();
+            let mut seen = HashMap::new();
+            for (i, def) in defs.iter().enumerate() {
+                if checked[i].is_ok() && *seen.entry(def.name.as_str()).or_insert(i) != i {
+                    checked[i] = Err(Error::DuplicateInBatch {
+                        session: session.to_string(),
+                        variable: def.name.clone(),
+                    });
+                } else if checked[i].is_ok() && matches!(snap.vars.get(&def.name), Some(Some(_))) {
+                    checked[i] = Err(Error::VariableExists {
+                        session: session.to_string(),
+                        name: def.name.clone(),
+                    });
+                }
+            }
+            let failures: Vec<(String, Error)> = defs
+                .iter()
+                .zip(checked.iter())
+                .filter_map(|(d, c)| c.as_ref().err().map(|e| (d.name.clone(), e.clone())))
+                .collect();
+            if !failures.is_empty() {
+                return Err(failed(session, failures, batch));
+            }
+            if defs.is_empty() {
+                return Ok(Plan::Done(Vec::new()));
+            }
+            let (counter, _) = snap.ids.expect("read with ids");
+            let revision = snap.meta.revision + 1;
+            let now = Some(time(SystemTime::now()));
+            let put = snap.put_options();
+            let mut w = Write {
+                compares: Vec::new(),
+                ops: Vec::with_capacity(defs.len() * 2),
+                meta: proto::SessionInfo {
+                    revision,
+                    variables: snap.meta.variables + defs.len() as u64,
+                    ..snap.meta.clone()
+                },
+                vars: Vec::with_capacity(defs.len()),
+                ids: Some(counter + defs.len() as u64),
+            };
+            let mut ids = Vec::with_capacity(defs.len());
+            for (i, (def, value)) in defs.iter().zip(checked).enumerate() {
+                let id = var_id(counter + 1 + i as u64);
+                let rec = proto::Variable {
+                    id: id.clone(),
+                    name: def.name.clone(),
+                    r#type: var_type_to(def.var_type) as i32,
+                    value: Some(value_to(&value.expect("checked"))),
+                    constraints: Some(constraints_to(&def.constraints)),
+                    metadata: metadata_to(&def.metadata),
+                    version: 0,
+                    revision,
+                    created_at: now,
+                    updated_at: now,
+                    source: None,
+                    change_metadata: Default::default(),
+                };
+                w.ops
+                    .push(TxnOp::put(s.keys.var(session, &def.name), encode(&rec), put.clone()));
+                w.ops
+                    .push(TxnOp::put(s.keys.index(session, &id), def.name.clone(), put.clone()));
+                w.vars.push((def.name.clone(), Some((rec, 1))));
+                ids.push(id);
+            }
+            Ok(Plan::Write(w, ids))
+        }))
+    }
+
+    /// The variable, by id or name, read at one revision.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SessionNotFound`], [`Error::VariableNotFound`],
+    /// [`Error::Transport`].
+    pub fn get(&self, session: &str, ident: &str) -> Result<Variable> {
+        let mut got = self.get_many(session, [ident])?;
+        match got.found.pop() {
+            Some((_, v)) => Ok(v),
+            None => Err(Shared::not_found(session, ident)),
+        }
+    }
+
+    /// The variable's current value.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    pub fn value(&self, session: &str, ident: &str) -> Result<Value> {
+        Ok(self.get(session, ident)?.value().clone())
+    }
+
+    /// Several variables at once, read in one etcd transaction: one
+    /// consistent cut, at [`GetMany::revision`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SessionNotFound`], [`Error::Transport`].
+    pub fn get_many<S: AsRef<str>>(&self, session: &str, idents: impl IntoIterator<Item = S>) -> Result<GetMany> {
+        let idents: Vec<S> = idents.into_iter().collect();
+        let idents: Vec<&str> = idents.iter().map(AsRef::as_ref).collect();
+        let s = self.shared();
+        self.block(async {
+            let names = s.names_of(session, &idents).await?;
+            let wanted = distinct(&names);
+            let snap = s
+                .read(&Reads {
+                    session,
+                    names: &wanted,
+                    with_ids: false,
+                })
+                .await?;
+            let mut found = Vec::new();
+            let mut missing = Vec::new();
+            for (ident, name) in idents.iter().zip(&names) {
+                match lookup(&snap, name.as_ref(), ident) {
+                    Some((rec, _)) => {
+                        let key = s.keys.var(session, &rec.name);
+                        found.push((ident.to_string(), codec::variable(key.as_bytes(), rec)?));
+                    }
+                    None => missing.push(ident.to_string()),
+                }
+            }
+            Ok(GetMany {
+                found,
+                missing,
+                revision: snap.meta.revision,
+            })
+        })
+    }
+
+    /// The session's variables whose names match `pattern` (an anchored
+    /// glob: `*`, `?`), in registration order, read at one revision.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidPattern`], [`Error::SessionNotFound`],
+    /// [`Error::Transport`].
+    pub fn list_variables(&self, session: &str, pattern: Option<&str>) -> Result<Vec<Variable>> {
+        if let Some(p) = pattern {
+            check_pattern(p)?;
+        }
+        let (_, vars) = self.snapshot(session)?;
+        Ok(vars
+            .into_iter()
+            .filter(|v| pattern.is_none_or(|p| glob_match(p, v.name())))
+            .collect())
+    }
+
+    /// Every variable of the session and the session revision, read at one
+    /// etcd revision.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SessionNotFound`], [`Error::Transport`].
+    pub fn snapshot(&self, session: &str) -> Result<(u64, Vec<Variable>)> {
+        let s = self.shared();
+        self.block(async {
+            let cut = read_cut(s, session, None)
+                .await?
+                .ok_or_else(|| Shared::gone(session))?;
+            if let (lease, Some(ttl)) = (cut.lease, cut.meta.ttl_ms)
+                && lease != 0
+            {
+                s.keep_alive(lease, Duration::from_millis(ttl));
+            }
+            let mut vars = Vec::with_capacity(cut.recs.len());
+            for (key, rec) in &cut.recs {
+                vars.push(codec::variable(key, rec)?);
+            }
+            Ok((cut.meta.revision, vars))
+        })
+    }
+
+    /// The session's variables as definitions, from one consistent cut.
+    ///
+    /// # Errors
+    ///
+    /// As [`snapshot`](Self::snapshot).
+    pub fn export(&self, session: &str) -> Result<Vec<VarDef>> {
+        Ok(self.snapshot(session)?.1.iter().map(VarDef::of).collect())
+    }
+
+    /// Sets the variable; returns its new version (the same value again
+    /// changes nothing and returns the current version).
+    ///
+    /// # Errors
+    ///
+    /// As [`update_with`](Self::update_with).
+    pub fn update(&self, session: &str, ident: &str, value: impl Into<Value>) -> Result<u64> {
+        self.update_with(session, ident, value, &UpdateOptions::new())
+    }
+
+    /// Sets the variable with options; returns its new version. An
+    /// `expected_version` is also a compare of the etcd transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SessionNotFound`], [`Error::VariableNotFound`],
+    /// [`Error::InvalidValue`], [`Error::VersionConflict`],
+    /// [`Error::Transport`].
+    pub fn update_with(
+        &self,
+        session: &str,
+        ident: &str,
+        value: impl Into<Value>,
+        opts: &UpdateOptions,
+    ) -> Result<u64> {
+        let items = vec![(ident.to_string(), value.into(), opts.expected_version)];
+        Ok(self.update_items(session, items, opts, false)?[0])
+    }
+
+    /// Applies every update or none, as one etcd transaction (one etcd
+    /// revision, one session revision).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BatchRejected`] listing every failing item,
+    /// [`Error::SessionNotFound`], [`Error::Transport`].
+    pub fn update_atomic<U: Into<BatchUpdate>>(
+        &self,
+        session: &str,
+        updates: impl IntoIterator<Item = U>,
+        opts: &UpdateOptions,
+    ) -> Result<Vec<u64>> {
+        let items = updates
+            .into_iter()
+            .map(|u| {
+                let u = u.into();
+                (u.ident, u.value, u.expected_version)
+            })
+            .collect();
+        self.update_items(session, items, opts, true)
+    }
+
+    /// Applies each update on its own, in order (each its own transaction
+    /// and revision, checked against what the items before it left).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SessionNotFound`] (the items' own errors are in the list),
+    /// [`Error::Transport`].
+    pub fn update_best_effort<U: Into<BatchUpdate>>(
+        &self,
+        session: &str,
+        updates: impl IntoIterator<Item = U>,
+        opts: &UpdateOptions,
+    ) -> Result<Vec<Result<u64>>> {
+        let mut out = Vec::new();
+        for u in updates {
+            let u = u.into();
+            match self.update_items(session, vec![(u.ident, u.value, u.expected_version)], opts, false) {
+                Ok(v) => out.push(Ok(v[0])),
+                Err(e @ (Error::SessionNotFound { .. } | Error::Transport { .. })) => return Err(e),
+                Err(e) => out.push(Err(e)),
+            }
+        }
+        Ok(out)
+    }
+
+    fn update_items(
+        &self,
+        session: &str,
+        items: Vec<(String, Value, Option<u64>)>,
+        opts: &UpdateOptions,
+        batch: bool,
+    ) -> Result<Vec<u64>> {
+        let s = self.shared();
+        self.block(async {
+            let idents: Vec<&str> = items.iter().map(|(i, _, _)| i.as_str()).collect();
+            let names = s.names_of(session, &idents).await?;
+            let wanted = distinct(&names);
+            let reads = Reads {
+                session,
+                names: &wanted,
+                with_ids: false,
+            };
+            s.write(&reads, |snap| plan_updates(s, snap, session, &items, &names, opts, batch))
+                .await
+        })
+    }
+
+    /// Deletes the variable; its watchers receive `Deleted`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SessionNotFound`], [`Error::VariableNotFound`],
+    /// [`Error::Transport`].
+    pub fn delete_variable(&self, session: &str, ident: &str) -> Result<()> {
+        let s = self.shared();
+        self.block(async {
+            let names = s.names_of(session, &[ident]).await?;
+            let wanted = distinct(&names);
+            let reads = Reads {
+                session,
+                names: &wanted,
+                with_ids: false,
+            };
+            s.write(&reads, |snap| {
+                let (rec, _) = lookup(snap, names[0].as_ref(), ident).ok_or_else(|| Shared::not_found(session, ident))?;
+                let w = Write {
+                    compares: Vec::new(),
+                    ops: vec![
+                        TxnOp::delete(s.keys.var(session, &rec.name), None),
+                        TxnOp::delete(s.keys.index(session, &rec.id), None),
+                    ],
+                    meta: proto::SessionInfo {
+                        revision: snap.meta.revision + 1,
+                        variables: snap.meta.variables.saturating_sub(1),
+                        ..snap.meta.clone()
+                    },
+                    vars: vec![(rec.name.clone(), None)],
+                    ids: None,
+                };
+                Ok(Plan::Write(w, ()))
+            })
+            .await
+        })
+    }
+
+    /// Watches the named variables (ids or names): their states at one etcd
+    /// revision R (unless `include_initial` is off), then every change
+    /// after R, in order. See [`EtcdWatch`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SessionNotFound`], [`Error::VariablesNotFound`] (every
+    /// unknown identifier), [`Error::InvalidOption`] (no identifiers, or an
+    /// option an etcd watch does not offer), [`Error::Transport`].
+    pub fn watch<S: AsRef<str>>(
+        &self,
+        session: &str,
+        idents: impl IntoIterator<Item = S>,
+        opts: WatchOptions,
+    ) -> Result<EtcdWatch> {
+        let idents: Vec<String> = idents.into_iter().map(|s| s.as_ref().to_string()).collect();
+        if idents.is_empty() {
+            return Err(Error::InvalidOption("a watch needs at least one variable".into()));
+        }
+        self.open_watch(session, Some(idents), opts)
+    }
+
+    /// Watches every variable of the session, including later ones (their
+    /// first event is `Initial`) and deleted ones (`Deleted`).
+    ///
+    /// # Errors
+    ///
+    /// As [`watch`](Self::watch).
+    pub fn watch_session(&self, session: &str, opts: WatchOptions) -> Result<EtcdWatch> {
+        self.open_watch(session, None, opts)
+    }
+
+    fn open_watch(&self, session: &str, idents: Option<Vec<String>>, opts: WatchOptions) -> Result<EtcdWatch> {
+        opts.check()?;
+        if opts.coalesce || opts.throttle.is_some() {
+            return Err(Error::InvalidOption(
+                "an EtcdStore watch is lossless: coalesce and throttle are not offered (etcd keeps the history a slow watch needs)".into(),
+            ));
+        }
+        let s = self.inner.shared.clone();
+        let inner = self.inner.clone();
+        let handle = self.rt().handle().clone();
+        self.block(async move { EtcdWatch::open(inner, s, handle, session.to_string(), idents, opts).await })
+    }
+}
+
+/// Plans a batch of updates (see [`EtcdStore::update_items`]): every item
+/// checked against `snap` as a local write checks it under the session's
+/// lock.
+fn plan_updates(
+    s: &Shared,
+    snap: &Snap,
+    session: &str,
+    items: &[(String, Value, Option<u64>)],
+    names: &[Option<String>],
+    opts: &UpdateOptions,
+    batch: bool,
+) -> Result<Plan<Vec<u64>>> {
+    let revision = snap.meta.revision + 1;
+    let mut failures = Vec::new();
+    let mut results = Vec::with_capacity(items.len());
+    let mut changes: Vec<(&Stored, Value)> = Vec::new();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut compares = Vec::new();
+    for (i, ((ident, value, expected), name)) in items.iter().zip(names).enumerate() {
+        let checked = (|| {
+            let stored = lookup(snap, name.as_ref(), ident).ok_or_else(|| Shared::not_found(session, ident))?;
+            let rec = &stored.0;
+            let key = s.keys.var(session, &rec.name);
+            let ty = var_type(&key, rec)?;
+            let constraints = constraints_from(rec.constraints.clone()).map_err(|_| codec::corrupt(key.as_bytes(), "variable"))?;
+            let value = validate(ty, &constraints, value.clone()).map_err(|reason| Error::InvalidValue {
+                session: session.to_string(),
+                variable: rec.name.clone(),
+                reason,
+            })?;
+            if batch && *seen.entry(rec.id.as_str()).or_insert(i) != i {
+                return Err(Error::DuplicateInBatch {
+                    session: session.to_string(),
+                    variable: ident.clone(),
+                });
+            }
+            if let Some(exp) = expected.filter(|&e| e != rec.version) {
+                return Err(Error::VersionConflict {
+                    session: session.to_string(),
+                    variable: rec.name.clone(),
+                    expected: exp,
+                    current: rec.version,
+                });
+            }
+            if expected.is_some() {
+                compares.push(Compare::version(key, CompareOp::Equal, stored.1));
+            }
+            Ok((stored, value))
+        })();
+        match checked {
+            Err(e) => failures.push((ident.clone(), e)),
+            Ok((stored, value)) => {
+                let current = codec::value(b"", &stored.0.value)?;
+                if current.is_identical(&value) {
+                    results.push(stored.0.version); // the no-op rule
+                } else {
+                    results.push(stored.0.version + 1);
+                    changes.push((stored, value));
+                }
+            }
+        }
+    }
+    if !failures.is_empty() {
+        return Err(failed(session, failures, batch));
+    }
+    if changes.is_empty() {
+        return Ok(Plan::Done(results));
+    }
+    let now = Some(time(SystemTime::now()));
+    let put = snap.put_options();
+    let mut w = Write {
+        compares,
+        ops: Vec::with_capacity(changes.len()),
+        meta: proto::SessionInfo {
+            revision,
+            ..snap.meta.clone()
+        },
+        vars: Vec::with_capacity(changes.len()),
+        ids: None,
+    };
+    for ((old, version), value) in changes {
+        let rec = proto::Variable {
+            value: Some(value_to(&value)),
+            version: old.version + 1,
+            revision,
+            updated_at: now,
+            source: opts.source.clone(),
+            change_metadata: metadata_to(&opts.metadata),
+            ..old.clone()
+        };
+        w.ops
+            .push(TxnOp::put(s.keys.var(session, &rec.name), encode(&rec), put.clone()));
+        w.vars.push((rec.name.clone(), Some((rec, version + 1))));
+    }
+    Ok(Plan::Write(w, results))
+}
