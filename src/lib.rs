@@ -103,9 +103,9 @@
 #![warn(missing_docs)]
 
 pub mod docs;
+mod error;
 #[cfg(feature = "etcd")]
 pub mod etcd;
-mod error;
 mod event_log;
 mod ident;
 mod meta;

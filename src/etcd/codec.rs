@@ -14,7 +14,9 @@ use prost::Message;
 
 use crate::meta::VarMeta;
 use crate::record::{Record, RecordKind};
-use crate::transport::grpc::convert::{constraints_from, metadata_from, value_from, var_type_from, variable_from};
+use crate::transport::grpc::convert::{
+    constraints_from, metadata_from, value_from, var_type_from, variable_from,
+};
 use crate::transport::grpc::proto;
 use crate::{Error, ErrorCode, SessionInfo, Value, Variable};
 
@@ -44,7 +46,9 @@ pub(super) fn encode<M: Message>(m: &M) -> Vec<u8> {
 /// The numeric part of a variable id (`var_12` → 12), for registration
 /// order.
 pub(super) fn id_number(id: &str) -> u64 {
-    id.strip_prefix("var_").and_then(|n| n.parse().ok()).unwrap_or(u64::MAX)
+    id.strip_prefix("var_")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX)
 }
 
 /// The session's facts, from its stored record.
@@ -113,7 +117,8 @@ pub(super) fn record(
         value: value(key, &rec.value)?,
         old_value,
         source: rec.source.as_deref().map(Into::into),
-        metadata: (!rec.change_metadata.is_empty()).then(|| Arc::new(metadata_from(rec.change_metadata.clone()))),
+        metadata: (!rec.change_metadata.is_empty())
+            .then(|| Arc::new(metadata_from(rec.change_metadata.clone()))),
         timestamp: when(rec.updated_at),
     })
 }

@@ -143,11 +143,20 @@ mod tests {
         // No session's directory is a prefix of another session's keys.
         assert!(!k.var("a/v/x", "y").starts_with(&k.dir("a")));
         assert!(!k.meta("ab").starts_with(&k.dir("a")));
-        assert_eq!(k.session_of_list_key(k.list("a/b%").as_bytes()).as_deref(), Some("a/b%"));
+        assert_eq!(
+            k.session_of_list_key(k.list("a/b%").as_bytes()).as_deref(),
+            Some("a/b%")
+        );
         assert_eq!(unescape("%zz"), None);
         assert_eq!(Keys::kind(&k.dir("a"), k.meta("a").as_bytes()), KeyKind::Meta);
-        assert_eq!(Keys::kind(&k.dir("a"), k.var("a", "meta").as_bytes()), KeyKind::Var);
-        assert_eq!(Keys::kind(&k.dir("a"), k.index("a", "var_1").as_bytes()), KeyKind::Index);
+        assert_eq!(
+            Keys::kind(&k.dir("a"), k.var("a", "meta").as_bytes()),
+            KeyKind::Var
+        );
+        assert_eq!(
+            Keys::kind(&k.dir("a"), k.index("a", "var_1").as_bytes()),
+            KeyKind::Index
+        );
         assert_eq!(Keys::kind(&k.dir("a"), k.meta("b").as_bytes()), KeyKind::Other);
     }
 }

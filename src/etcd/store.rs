@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, LeaseGrantOptions, LeaseTimeToLiveOptions,
-    Txn, TxnOp, TxnResponse,
+    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, LeaseGrantOptions,
+    LeaseTimeToLiveOptions, Txn, TxnOp, TxnResponse,
 };
 use parking_lot::Mutex;
 
@@ -21,12 +21,14 @@ use super::watch::{EtcdWatch, read_cut};
 use crate::error::ErrorSource;
 use crate::ident::{check_session_id, check_var_name, is_var_id, var_id};
 use crate::store::{check_pattern, glob_match};
-use crate::transport::grpc::convert::{constraints_from, constraints_to, metadata_to, time, value_to, var_type_from, var_type_to};
+use crate::transport::grpc::convert::{
+    constraints_from, constraints_to, metadata_to, time, value_to, var_type_from, var_type_to,
+};
 use crate::transport::grpc::proto;
 use crate::value::validate;
 use crate::{
-    BatchUpdate, Error, ErrorCode, GetMany, Result, SessionInfo, SessionOptions, UpdateOptions, Value, VarDef,
-    VarType, Variable, WatchOptions,
+    BatchUpdate, Error, ErrorCode, GetMany, Result, SessionInfo, SessionOptions, UpdateOptions, Value,
+    VarDef, VarType, Variable, WatchOptions,
 };
 
 /// A store of sessions of versioned variables kept in etcd v3: the API of
@@ -219,9 +221,7 @@ impl Shared {
                 Err(e) => return Err(e),
                 Ok(Plan::Write(w, answer)) => (w, answer),
             };
-            let resp = self
-                .txn(snap.transaction(&self.keys, reads, &mut w))
-                .await?;
+            let resp = self.txn(snap.transaction(&self.keys, reads, &mut w)).await?;
             if resp.succeeded() {
                 let revision = resp.header().map_or(0, |h| h.revision());
                 let next = snap.after(w, revision);
@@ -353,11 +353,16 @@ impl EtcdStore {
     ///
     /// [`Error::Transport`] if no endpoint answers within
     /// `config.connect_timeout`; [`Error::InvalidOption`] for no endpoints.
-    pub fn connect<E: AsRef<str>>(endpoints: impl IntoIterator<Item = E>, config: EtcdConfig) -> Result<EtcdStore> {
+    pub fn connect<E: AsRef<str>>(
+        endpoints: impl IntoIterator<Item = E>,
+        config: EtcdConfig,
+    ) -> Result<EtcdStore> {
         let config = config.normalized();
         let endpoints: Vec<String> = endpoints.into_iter().map(|e| e.as_ref().to_string()).collect();
         if endpoints.is_empty() {
-            return Err(Error::InvalidOption("EtcdStore::connect needs at least one endpoint".into()));
+            return Err(Error::InvalidOption(
+                "EtcdStore::connect needs at least one endpoint".into(),
+            ));
         }
         let joined = endpoints.join(",");
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -612,7 +617,10 @@ impl EtcdStore {
             let resp = s
                 .client
                 .kv_client()
-                .get(s.keys.list_dir(), Some(GetOptions::new().with_prefix().with_keys_only()))
+                .get(
+                    s.keys.list_dir(),
+                    Some(GetOptions::new().with_prefix().with_keys_only()),
+                )
                 .await
                 .map_err(|e| s.etcd_error(e))?;
             let mut ids: Vec<String> = resp
@@ -727,10 +735,16 @@ impl EtcdStore {
                     source: None,
                     change_metadata: Default::default(),
                 };
-                w.ops
-                    .push(TxnOp::put(s.keys.var(session, &def.name), encode(&rec), put.clone()));
-                w.ops
-                    .push(TxnOp::put(s.keys.index(session, &id), def.name.clone(), put.clone()));
+                w.ops.push(TxnOp::put(
+                    s.keys.var(session, &def.name),
+                    encode(&rec),
+                    put.clone(),
+                ));
+                w.ops.push(TxnOp::put(
+                    s.keys.index(session, &id),
+                    def.name.clone(),
+                    put.clone(),
+                ));
                 w.vars.push((def.name.clone(), Some((rec, 1))));
                 ids.push(id);
             }
@@ -767,7 +781,11 @@ impl EtcdStore {
     /// # Errors
     ///
     /// [`Error::SessionNotFound`], [`Error::Transport`].
-    pub fn get_many<S: AsRef<str>>(&self, session: &str, idents: impl IntoIterator<Item = S>) -> Result<GetMany> {
+    pub fn get_many<S: AsRef<str>>(
+        &self,
+        session: &str,
+        idents: impl IntoIterator<Item = S>,
+    ) -> Result<GetMany> {
         let idents: Vec<S> = idents.into_iter().collect();
         let idents: Vec<&str> = idents.iter().map(AsRef::as_ref).collect();
         let s = self.shared();
@@ -946,8 +964,10 @@ impl EtcdStore {
                 names: &wanted,
                 with_ids: false,
             };
-            s.write(&reads, |snap| plan_updates(s, snap, session, &items, &names, opts, batch))
-                .await
+            s.write(&reads, |snap| {
+                plan_updates(s, snap, session, &items, &names, opts, batch)
+            })
+            .await
         })
     }
 
@@ -968,7 +988,8 @@ impl EtcdStore {
                 with_ids: false,
             };
             s.write(&reads, |snap| {
-                let (rec, _) = lookup(snap, names[0].as_ref(), ident).ok_or_else(|| Shared::not_found(session, ident))?;
+                let (rec, _) = lookup(snap, names[0].as_ref(), ident)
+                    .ok_or_else(|| Shared::not_found(session, ident))?;
                 let w = Write {
                     compares: Vec::new(),
                     ops: vec![
@@ -1021,7 +1042,12 @@ impl EtcdStore {
         self.open_watch(session, None, opts)
     }
 
-    fn open_watch(&self, session: &str, idents: Option<Vec<String>>, opts: WatchOptions) -> Result<EtcdWatch> {
+    fn open_watch(
+        &self,
+        session: &str,
+        idents: Option<Vec<String>>,
+        opts: WatchOptions,
+    ) -> Result<EtcdWatch> {
         opts.check()?;
         if opts.coalesce || opts.throttle.is_some() {
             return Err(Error::InvalidOption(
@@ -1055,11 +1081,13 @@ fn plan_updates(
     let mut compares = Vec::new();
     for (i, ((ident, value, expected), name)) in items.iter().zip(names).enumerate() {
         let checked = (|| {
-            let stored = lookup(snap, name.as_ref(), ident).ok_or_else(|| Shared::not_found(session, ident))?;
+            let stored =
+                lookup(snap, name.as_ref(), ident).ok_or_else(|| Shared::not_found(session, ident))?;
             let rec = &stored.0;
             let key = s.keys.var(session, &rec.name);
             let ty = var_type(&key, rec)?;
-            let constraints = constraints_from(rec.constraints.clone()).map_err(|_| codec::corrupt(key.as_bytes(), "variable"))?;
+            let constraints = constraints_from(rec.constraints.clone())
+                .map_err(|_| codec::corrupt(key.as_bytes(), "variable"))?;
             let value = validate(ty, &constraints, value.clone()).map_err(|reason| Error::InvalidValue {
                 session: session.to_string(),
                 variable: rec.name.clone(),
@@ -1125,8 +1153,11 @@ fn plan_updates(
             change_metadata: metadata_to(&opts.metadata),
             ..old.clone()
         };
-        w.ops
-            .push(TxnOp::put(s.keys.var(session, &rec.name), encode(&rec), put.clone()));
+        w.ops.push(TxnOp::put(
+            s.keys.var(session, &rec.name),
+            encode(&rec),
+            put.clone(),
+        ));
         w.vars.push((rec.name.clone(), Some((rec, version + 1))));
     }
     Ok(Plan::Write(w, results))

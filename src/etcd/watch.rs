@@ -170,13 +170,24 @@ pub(super) async fn read_cut(s: &Shared, session: &str, names: Option<&[String]>
 }
 
 /// An event of `kind` carrying `rec`'s state.
-fn event(kind: EventKind, key: &[u8], meta: &Arc<VarMeta>, rec: &proto::Variable, old: Option<crate::Value>) -> Result<WatchEvent> {
+fn event(
+    kind: EventKind,
+    key: &[u8],
+    meta: &Arc<VarMeta>,
+    rec: &proto::Variable,
+    old: Option<crate::Value>,
+) -> Result<WatchEvent> {
     let record = codec::record(key, meta.clone(), rec, old)?;
     Ok(WatchEvent::from_parts(kind, crate::sync::Arc::new(record), 0))
 }
 
 /// The `Deleted` event of a variable last seen as `meta`.
-fn deleted(meta: &Arc<VarMeta>, last: Option<(&proto::Variable, &[u8])>, version: u64, revision: u64) -> WatchEvent {
+fn deleted(
+    meta: &Arc<VarMeta>,
+    last: Option<(&proto::Variable, &[u8])>,
+    version: u64,
+    revision: u64,
+) -> WatchEvent {
     let value = last.and_then(|(rec, key)| codec::value(key, &rec.value).ok());
     let record = match value {
         Some(value) => Record {
@@ -190,7 +201,14 @@ fn deleted(meta: &Arc<VarMeta>, last: Option<(&proto::Variable, &[u8])>, version
             metadata: None,
             timestamp: std::time::SystemTime::now(),
         },
-        None => Record::bare(RecordKind::Deleted, &meta.id, &meta.name, version, revision, meta.slot),
+        None => Record::bare(
+            RecordKind::Deleted,
+            &meta.id,
+            &meta.name,
+            version,
+            revision,
+            meta.slot,
+        ),
     };
     WatchEvent::from_parts(EventKind::Deleted, crate::sync::Arc::new(record), 0)
 }
@@ -257,9 +275,9 @@ impl EtcdWatch {
                 let mut missing = Vec::new();
                 for (ident, name) in idents.iter().zip(names) {
                     let found = name.as_ref().and_then(|n| {
-                        cut.recs
-                            .iter()
-                            .find(|(_, r)| &r.name == n && (!crate::ident::is_var_id(ident) || &r.id == ident))
+                        cut.recs.iter().find(|(_, r)| {
+                            &r.name == n && (!crate::ident::is_var_id(ident) || &r.id == ident)
+                        })
                     });
                     match found {
                         Some((k, r)) => {
@@ -525,7 +543,13 @@ impl Follower {
                 .with_prev_key()
                 .with_progress_notify()
                 .with_start_revision(self.etcd_rev + 1);
-            let mut stream = match self.shared.client.watch_client().watch(self.dir.clone(), Some(opts)).await {
+            let mut stream = match self
+                .shared
+                .client
+                .watch_client()
+                .watch(self.dir.clone(), Some(opts))
+                .await
+            {
                 Ok(s) => Some(s),
                 Err(_) => None,
             };
@@ -661,7 +685,12 @@ impl Follower {
         (out, Step::Go)
     }
 
-    fn put(&mut self, kv: &etcd_client::KeyValue, prev: Option<&etcd_client::KeyValue>, out: &mut Vec<WatchEvent>) {
+    fn put(
+        &mut self,
+        kv: &etcd_client::KeyValue,
+        prev: Option<&etcd_client::KeyValue>,
+        out: &mut Vec<WatchEvent>,
+    ) {
         let Ok(rec) = decode_var(kv.key(), kv.value()) else {
             return; // not varwatch's: nothing a watch can say about it
         };
@@ -674,7 +703,16 @@ impl Follower {
                 return; // already delivered
             }
             if rec.version > t.next
-                && let Ok(e) = event(EventKind::Lagged { first: t.next, last: rec.version - 1 }, kv.key(), &t.meta, &rec, None)
+                && let Ok(e) = event(
+                    EventKind::Lagged {
+                        first: t.next,
+                        last: rec.version - 1,
+                    },
+                    kv.key(),
+                    &t.meta,
+                    &rec,
+                    None,
+                )
             {
                 out.push(e);
             }
@@ -688,7 +726,16 @@ impl Follower {
             // Registered after the watch started: its first event is its
             // state, as locally.
             if rec.version > 0
-                && let Ok(e) = event(EventKind::Lagged { first: 0, last: rec.version - 1 }, kv.key(), &meta, &rec, None)
+                && let Ok(e) = event(
+                    EventKind::Lagged {
+                        first: 0,
+                        last: rec.version - 1,
+                    },
+                    kv.key(),
+                    &meta,
+                    &rec,
+                    None,
+                )
             {
                 out.push(e);
             }
@@ -705,7 +752,13 @@ impl Follower {
         }
     }
 
-    fn delete(&mut self, key: &[u8], prev: Option<&etcd_client::KeyValue>, revision: u64, out: &mut Vec<WatchEvent>) {
+    fn delete(
+        &mut self,
+        key: &[u8],
+        prev: Option<&etcd_client::KeyValue>,
+        revision: u64,
+        out: &mut Vec<WatchEvent>,
+    ) {
         let prev_rec = prev.and_then(|p| decode_var(p.key(), p.value()).ok());
         let id = match &prev_rec {
             Some(r) => Some(r.id.clone()),
@@ -720,7 +773,12 @@ impl Follower {
             return;
         };
         let version = prev_rec.as_ref().map_or(t.next, |r| r.version + 1);
-        out.push(deleted(&t.meta, prev_rec.as_ref().map(|r| (r, key)), version, revision));
+        out.push(deleted(
+            &t.meta,
+            prev_rec.as_ref().map(|r| (r, key)),
+            version,
+            revision,
+        ));
     }
 
     /// Etcd compacted history this watch still needed: read the session
@@ -735,7 +793,13 @@ impl Follower {
         let cut = read_cut(&self.shared, &self.session, names.as_deref()).await?;
         let mut out = Vec::new();
         let Some(cut) = cut.filter(|c| c.incarnation == self.incarnation) else {
-            out.push(WatchEvent::bare(EventKind::SessionClosed, "", "", 0, self.session_rev));
+            out.push(WatchEvent::bare(
+                EventKind::SessionClosed,
+                "",
+                "",
+                0,
+                self.session_rev,
+            ));
             let _ = self.send(out).await;
             return Ok(Step::End);
         };
@@ -752,7 +816,19 @@ impl Follower {
                         continue; // nothing missed
                     }
                     if rec.version > t.next {
-                        out.push(event(EventKind::Lagged { first: t.next, last: rec.version - 1 }, key, &t.meta, rec, None)?.at_revision(label));
+                        out.push(
+                            event(
+                                EventKind::Lagged {
+                                    first: t.next,
+                                    last: rec.version - 1,
+                                },
+                                key,
+                                &t.meta,
+                                rec,
+                                None,
+                            )?
+                            .at_revision(label),
+                        );
                     }
                     out.push(event(EventKind::Changed, key, &t.meta, rec, None)?.at_revision(label));
                     t.next = rec.version + 1;
@@ -773,7 +849,19 @@ impl Follower {
                 }
                 let meta = codec::var_meta(key, rec)?;
                 if rec.version > 0 {
-                    out.push(event(EventKind::Lagged { first: 0, last: rec.version - 1 }, key, &meta, rec, None)?.at_revision(label));
+                    out.push(
+                        event(
+                            EventKind::Lagged {
+                                first: 0,
+                                last: rec.version - 1,
+                            },
+                            key,
+                            &meta,
+                            rec,
+                            None,
+                        )?
+                        .at_revision(label),
+                    );
                 }
                 out.push(event(EventKind::Initial, key, &meta, rec, None)?.at_revision(label));
                 self.tracked.insert(

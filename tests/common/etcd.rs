@@ -108,9 +108,24 @@ impl EtcdServer {
         let child = Command::new(&self.bin)
             .args(["--name", "t", "--data-dir"])
             .arg(&self.data)
-            .args(["--listen-client-urls", &self.url, "--advertise-client-urls", &self.url])
-            .args(["--listen-peer-urls", &self.peer, "--initial-advertise-peer-urls", &self.peer])
-            .args(["--initial-cluster", &format!("t={}", self.peer), "--log-level", "error"])
+            .args([
+                "--listen-client-urls",
+                &self.url,
+                "--advertise-client-urls",
+                &self.url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &self.peer,
+                "--initial-advertise-peer-urls",
+                &self.peer,
+            ])
+            .args([
+                "--initial-cluster",
+                &format!("t={}", self.peer),
+                "--log-level",
+                "error",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -26,7 +26,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use varwatch::{EventKind, SessionStore, UpdateOptions, Value, VarDef, VarType, WatchEvent};
+use varwatch::transport::VarStore;
+use varwatch::{EventKind, UpdateOptions, Value, VarDef, VarType, WatchEvent};
 
 /// What the writers did: for each revision, the variables it changed
 /// (`Some(version)`) or deleted (`None`), and every value ever written.
@@ -298,8 +299,8 @@ fn check_cut(
 /// through one lock so that the revision it got (read back while holding
 /// the lock) and its changes are recorded in the order the store applied
 /// them. Watchers are not serialised in any way.
-pub struct Workload {
-    store: SessionStore,
+pub struct Workload<S> {
+    stores: Vec<S>,
     truth: Arc<Mutex<Truth>>,
     writers: Vec<thread::JoinHandle<()>>,
     /// Set once every writer is done.
@@ -321,10 +322,10 @@ impl Rng {
     }
 }
 
-fn record(
-    store: &SessionStore,
+fn record<S: VarStore>(
+    store: &S,
     truth: &Mutex<Truth>,
-    f: impl FnOnce(&SessionStore) -> Vec<(String, Option<u64>, Option<i64>)>,
+    f: impl FnOnce(&S) -> Vec<(String, Option<u64>, Option<i64>)>,
 ) {
     let mut truth = truth.lock().unwrap();
     let changes = f(store);
@@ -334,7 +335,7 @@ fn record(
     }
 }
 
-impl Workload {
+impl<S: VarStore + Clone + Send + 'static> Workload<S> {
     /// Registers `statics` integer variables (`v0`, `v1`, …) in session `s`
     /// (which must exist), then starts `writers` threads of `writes` writes
     /// each: single updates, atomic batches of 2 to 4 variables, and now and
@@ -342,12 +343,25 @@ impl Workload {
     /// `pause_every`, each writer sleeps a millisecond every that many
     /// writes (so that the run lasts while watchers do other things).
     pub fn start(
-        store: &SessionStore,
+        store: &S,
         statics: usize,
         writers: u64,
         writes: usize,
         pause_every: Option<usize>,
-    ) -> Workload {
+    ) -> Workload<S> {
+        Self::start_on(std::slice::from_ref(store), statics, writers, writes, pause_every)
+    }
+
+    /// As [`start`](Self::start), writer `t` writing through `stores[t %
+    /// stores.len()]` (several clients of one store).
+    pub fn start_on(
+        stores: &[S],
+        statics: usize,
+        writers: u64,
+        writes: usize,
+        pause_every: Option<usize>,
+    ) -> Workload<S> {
+        let store = &stores[0];
         let truth = Arc::new(Mutex::new(Truth::default()));
         for i in 0..statics {
             record(store, &truth, |s| {
@@ -360,8 +374,12 @@ impl Workload {
         let dynamic = Arc::new(AtomicU64::new(0));
         let writers = (0..writers)
             .map(|t| {
-                let (store, truth, unique, dynamic) =
-                    (store.clone(), truth.clone(), unique.clone(), dynamic.clone());
+                let (store, truth, unique, dynamic) = (
+                    stores[t as usize % stores.len()].clone(),
+                    truth.clone(),
+                    unique.clone(),
+                    dynamic.clone(),
+                );
                 thread::spawn(move || {
                     let mut rng = Rng(0xA076_1D64_78BD_642F ^ (t + 1));
                     let next = || unique.fetch_add(1, Ordering::Relaxed) as i64;
@@ -427,7 +445,7 @@ impl Workload {
             })
             .collect();
         Workload {
-            store: store.clone(),
+            stores: stores.to_vec(),
             truth,
             writers,
             done: Arc::new(AtomicBool::new(false)),
@@ -440,7 +458,7 @@ impl Workload {
             w.join().unwrap();
         }
         self.done.store(true, Ordering::Release);
-        drop(self.store);
+        drop(self.stores);
         Arc::try_unwrap(self.truth)
             .unwrap_or_else(|_| panic!("the truth is still shared"))
             .into_inner()

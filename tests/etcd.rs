@@ -1,0 +1,375 @@
+//! `EtcdStore` on a real etcd (feature `etcd`): two clients as two
+//! processes would be, the history checker of the stress test, and faults
+//! (etcd restarted under a watch, history compacted past a watch, leases).
+//!
+//! Run with `scripts/with-etcd.sh cargo test --features etcd --test etcd`:
+//! the script starts etcd and says where (`VARWATCH_ETCD`,
+//! `VARWATCH_ETCD_BIN`). Without it each test prints `SKIPPED` and returns
+//! (under `CI` it fails instead). The contract suite runs on `EtcdStore` in
+//! tests/contract.rs.
+#![cfg(all(feature = "etcd", not(loom)))]
+
+mod common;
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::history::{self, WatchSpec};
+use varwatch::etcd::{EtcdConfig, EtcdStore, EtcdWatch};
+use varwatch::{
+    Error, EventKind, RecvTimeoutError, SessionOptions, UpdateOptions, Value, VarDef, VarType, WatchEvent,
+    WatchOptions,
+};
+
+/// Everything the watch delivers until it has been quiet for `quiet`.
+fn drain(w: &mut EtcdWatch, quiet: Duration) -> Vec<WatchEvent> {
+    let mut out = Vec::new();
+    while let Ok(e) = w.recv_timeout(quiet) {
+        out.push(e);
+    }
+    out
+}
+
+fn next(w: &mut EtcdWatch) -> WatchEvent {
+    w.recv_timeout(Duration::from_secs(30))
+        .expect("an event within 30 s")
+}
+
+fn int(e: &WatchEvent) -> i64 {
+    e.value().and_then(Value::as_i64).expect("an integer")
+}
+
+/// Retries `f` while etcd is unreachable (just restarted), up to 30 s.
+fn retry<T>(mut f: impl FnMut() -> varwatch::Result<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match f() {
+            Ok(x) => return x,
+            Err(e @ Error::Transport { .. }) => {
+                assert!(Instant::now() < deadline, "etcd did not come back: {e}");
+                thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+#[test]
+fn a_watch_sees_every_write_of_another_client_and_every_state_it_holds_existed() {
+    let Some(url) = common::etcd::endpoint("etcd history") else {
+        return;
+    };
+    let a = EtcdStore::connect(
+        [&url],
+        EtcdConfig::new().prefix(common::etcd::fresh_prefix("history")),
+    )
+    .unwrap();
+    let b = common::etcd::peer(&a, &url);
+    a.create_session("s", SessionOptions::new()).unwrap();
+    // Whole-session watches on both clients from the empty session, named
+    // ones once the variables exist: all record while two clients write.
+    let specs_and_watches: Vec<(WatchSpec, EtcdWatch)> = vec![
+        (
+            WatchSpec {
+                names: None,
+                coalescing: false,
+                overflowed: false,
+            },
+            a.watch_session("s", WatchOptions::new()).unwrap(),
+        ),
+        (
+            WatchSpec {
+                names: None,
+                coalescing: false,
+                overflowed: false,
+            },
+            b.watch_session("s", WatchOptions::new().capacity(1)).unwrap(),
+        ),
+    ];
+    let workload = history::Workload::start_on(&[a.clone(), b.clone()], 4, 2, 120, None);
+    // A named watch opened in the middle of the run, on the other client.
+    let named = ["v0", "v2", "v3"];
+    let mut late = loop {
+        match b.watch("s", named, WatchOptions::new()) {
+            Ok(w) => break w,
+            Err(Error::VariablesNotFound { .. }) => thread::sleep(Duration::from_millis(5)),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let collectors: Vec<_> = specs_and_watches
+        .into_iter()
+        .map(|(spec, mut w)| thread::spawn(move || (spec, drain(&mut w, Duration::from_secs(3)))))
+        .collect();
+    let late_events = drain(&mut late, Duration::from_secs(3));
+    let truth = workload.finish();
+    let mut boundaries = history::check(
+        &late_events,
+        &WatchSpec {
+            names: Some(named.iter().map(|s| s.to_string()).collect()),
+            coalescing: false,
+            overflowed: false,
+        },
+        &truth,
+    );
+    for c in collectors {
+        let (spec, events) = c.join().unwrap();
+        assert!(
+            events.iter().any(|e| e.revision() == truth.revisions()),
+            "a whole-session watch did not reach the last revision ({} events)",
+            events.len()
+        );
+        boundaries += history::check(&events, &spec, &truth);
+    }
+    assert!(boundaries > 100, "only {boundaries} group boundaries checked");
+}
+
+#[test]
+fn an_atomic_batch_is_one_group_at_one_revision_for_another_client() {
+    let Some(url) = common::etcd::endpoint("etcd batch") else {
+        return;
+    };
+    let a = EtcdStore::connect(
+        [&url],
+        EtcdConfig::new().prefix(common::etcd::fresh_prefix("batch")),
+    )
+    .unwrap();
+    let b = common::etcd::peer(&a, &url);
+    a.create_session("s", SessionOptions::new()).unwrap();
+    for n in ["x", "y"] {
+        a.register("s", VarDef::new(n, VarType::Integer, 0)).unwrap();
+    }
+    let mut w = b.watch("s", ["x", "y"], WatchOptions::new()).unwrap();
+    assert_eq!(
+        (next(&mut w).kind(), next(&mut w).kind()),
+        (EventKind::Initial, EventKind::Initial)
+    );
+    a.update_atomic("s", [("x", 1), ("y", 2)], &UpdateOptions::new())
+        .unwrap();
+    let (e1, e2) = (next(&mut w), next(&mut w));
+    assert_eq!((int(&e1), int(&e2)), (1, 2));
+    assert_eq!(e1.revision(), e2.revision());
+    assert_eq!(e1.revision(), b.session("s").unwrap().revision);
+    // Contending writers on two clients, every value distinct: every
+    // write lands once (each one a version), and the watch sees each.
+    let writers: Vec<_> = [a.clone(), b.clone()]
+        .into_iter()
+        .enumerate()
+        .map(|(t, s)| {
+            thread::spawn(move || {
+                for i in 0..40 {
+                    s.update("s", "x", 1000 * (t as i64 + 1) + i).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in writers {
+        t.join().unwrap();
+    }
+    assert_eq!(a.get("s", "x").unwrap().version(), 81, "writes were lost");
+    let mut last = 1;
+    for e in drain(&mut w, Duration::from_millis(500)) {
+        if e.variable_name() == "x" {
+            assert_eq!(e.version(), last + 1, "a version was skipped or repeated");
+            last = e.version();
+        }
+    }
+    assert_eq!(last, a.get("s", "x").unwrap().version());
+}
+
+#[test]
+fn etcd_restarted_under_a_watch_resumes_it_with_no_gap() {
+    let Some(mut server) = common::etcd::EtcdServer::start("etcd restart") else {
+        return;
+    };
+    let config = EtcdConfig::new()
+        .prefix("restart/")
+        .backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .max_failures(None);
+    let store = EtcdStore::connect([&server.url], config).unwrap();
+    store.create_session("s", SessionOptions::new()).unwrap();
+    store
+        .register("s", VarDef::new("x", VarType::Integer, 0))
+        .unwrap();
+    let mut w = store.watch("s", ["x"], WatchOptions::new()).unwrap();
+    assert!(next(&mut w).is_initial());
+    for i in 1..=20 {
+        store.update("s", "x", i).unwrap();
+    }
+    server.stop();
+    assert!(
+        store.update("s", "x", 999).is_err(),
+        "a write succeeded with etcd down"
+    );
+    server.run();
+    for i in 21..=40 {
+        retry(|| store.update("s", "x", i));
+    }
+    let mut seen = Vec::new();
+    while seen.last() != Some(&40) {
+        let e = next(&mut w);
+        assert_eq!(e.kind(), EventKind::Changed, "{e:?}");
+        assert_eq!(e.version() as i64, int(&e), "a version was skipped or repeated");
+        seen.push(int(&e));
+    }
+    assert_eq!(seen, (1..=40).collect::<Vec<_>>());
+    assert!(w.stats().reconnects >= 1);
+}
+
+#[test]
+fn history_compacted_past_a_watch_is_reported_as_lagged_then_the_state() {
+    let Some(mut server) = common::etcd::EtcdServer::start("etcd compaction") else {
+        return;
+    };
+    // The watch waits ~10 s before it opens its etcd watch again, so the
+    // test can write and compact meanwhile.
+    let config = EtcdConfig::new()
+        .prefix("compact/")
+        .backoff(Duration::from_secs(10), Duration::from_secs(10))
+        .max_failures(None);
+    let store = EtcdStore::connect([&server.url], config).unwrap();
+    store.create_session("s", SessionOptions::new()).unwrap();
+    for n in ["x", "y"] {
+        store.register("s", VarDef::new(n, VarType::Integer, 0)).unwrap();
+    }
+    let mut w = store.watch("s", ["x", "y"], WatchOptions::new()).unwrap();
+    assert!(next(&mut w).is_initial() && next(&mut w).is_initial());
+    for i in 1..=5 {
+        store.update("s", "x", i).unwrap();
+        assert_eq!(int(&next(&mut w)), i);
+    }
+    server.stop();
+    server.run();
+    for i in 6..=30 {
+        retry(|| store.update("s", "x", i));
+    }
+    let mut client = store.client().clone();
+    store
+        .block_on(async move {
+            let rev = client.get("compact/", None).await?.header().unwrap().revision();
+            client
+                .compact(
+                    rev,
+                    Some(varwatch::etcd::etcd_client::CompactionOptions::new().with_physical()),
+                )
+                .await
+        })
+        .unwrap();
+    let lag = next(&mut w);
+    assert_eq!(lag.kind(), EventKind::Lagged { first: 6, last: 29 }, "{lag:?}");
+    let state = next(&mut w);
+    assert_eq!(
+        (state.kind(), state.version(), int(&state)),
+        (EventKind::Changed, 30, 30)
+    );
+    assert_eq!(lag.revision(), state.revision());
+    assert_eq!(w.stats().resyncs, 1);
+    // And it goes on from there, y untouched (nothing missed there).
+    store.update("s", "y", 7).unwrap();
+    let e = next(&mut w);
+    assert_eq!((e.variable_name(), e.version(), int(&e)), ("y", 1, 7));
+}
+
+#[test]
+fn an_idle_session_expires_for_every_client() {
+    let Some(url) = common::etcd::endpoint("etcd ttl") else {
+        return;
+    };
+    let a = EtcdStore::connect(
+        [&url],
+        EtcdConfig::new().prefix(common::etcd::fresh_prefix("ttl")),
+    )
+    .unwrap();
+    let b = common::etcd::peer(&a, &url);
+    let info = a
+        .create_session("s", SessionOptions::new().ttl(Duration::from_secs(1)))
+        .unwrap();
+    assert_eq!(info.ttl, Some(Duration::from_secs(1)));
+    a.register("s", VarDef::new("x", VarType::Integer, 0)).unwrap();
+    assert_eq!(b.list_sessions().unwrap(), ["s"]);
+    // Nobody touches it (`session` is not an access): etcd's clock ends it.
+    common::wait_until("the session to expire", || {
+        matches!(b.session("s"), Err(Error::SessionNotFound { .. }))
+    });
+    assert!(b.list_sessions().unwrap().is_empty());
+    assert!(matches!(a.get("s", "x"), Err(Error::SessionNotFound { .. })));
+}
+
+#[test]
+fn a_watch_keeps_its_session_alive_and_ends_with_it() {
+    let Some(url) = common::etcd::endpoint("etcd lease") else {
+        return;
+    };
+    let a = EtcdStore::connect(
+        [&url],
+        EtcdConfig::new().prefix(common::etcd::fresh_prefix("lease")),
+    )
+    .unwrap();
+    let b = common::etcd::peer(&a, &url);
+    a.create_session("s", SessionOptions::new().ttl(Duration::from_secs(1)))
+        .unwrap();
+    a.register("s", VarDef::new("x", VarType::Integer, 0)).unwrap();
+    let mut w = b.watch("s", ["x"], WatchOptions::new()).unwrap();
+    assert!(next(&mut w).is_initial());
+    assert_eq!(b.session("s").unwrap().watchers, 1);
+    // Several TTLs with no access but the open watch.
+    thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        a.session("s").unwrap().revision,
+        1,
+        "the session expired under an open watch"
+    );
+    // The lease ends (as when it expires): the watch ends with the session.
+    let mut client = a.client().clone();
+    let meta = format!("{}s/s/meta", a.config().prefix);
+    a.block_on(async move {
+        let lease = client.get(meta, None).await?.kvs()[0].lease();
+        client.lease_revoke(lease).await
+    })
+    .unwrap();
+    let e = next(&mut w);
+    assert_eq!(e.kind(), EventKind::SessionClosed);
+    assert!(matches!(
+        w.recv_timeout(Duration::from_secs(5)),
+        Err(RecvTimeoutError::Closed)
+    ));
+}
+
+#[test]
+fn a_deleted_session_ends_every_clients_watches() {
+    let Some(url) = common::etcd::endpoint("etcd delete") else {
+        return;
+    };
+    let a = EtcdStore::connect(
+        [&url],
+        EtcdConfig::new().prefix(common::etcd::fresh_prefix("delete")),
+    )
+    .unwrap();
+    let b = common::etcd::peer(&a, &url);
+    a.create_session("s", SessionOptions::new()).unwrap();
+    a.register("s", VarDef::new("x", VarType::Integer, 0)).unwrap();
+    let mut named = b.watch("s", ["x"], WatchOptions::new()).unwrap();
+    let mut whole = b.watch_session("s", WatchOptions::new()).unwrap();
+    a.delete_session("s").unwrap();
+    // Created again at once: still the end for the watches of the old one.
+    a.create_session("s", SessionOptions::new()).unwrap();
+    for w in [&mut named, &mut whole] {
+        assert!(next(w).is_initial());
+        assert_eq!(next(w).kind(), EventKind::SessionClosed);
+        assert!(w.next().is_none());
+    }
+}
+
+#[test]
+fn unsupported_watch_options_are_refused_not_ignored() {
+    let Some(a) = common::etcd::store("etcd options") else {
+        return;
+    };
+    a.create_session("s", SessionOptions::new()).unwrap();
+    a.register("s", VarDef::new("x", VarType::Integer, 0)).unwrap();
+    for opts in [
+        WatchOptions::new().coalesce(),
+        WatchOptions::new().throttle(Duration::from_millis(10)),
+    ] {
+        assert!(matches!(a.watch("s", ["x"], opts), Err(Error::InvalidOption(_))));
+    }
+}
