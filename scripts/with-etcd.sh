@@ -2,6 +2,7 @@
 # Runs a command with an etcd server of its own:
 #
 #   scripts/with-etcd.sh cargo test --features etcd --test etcd
+#   scripts/with-etcd.sh --install     # only install what is missing
 #
 # Installs Debian's etcd-server (and protobuf-compiler, which the `etcd`
 # feature's client needs to build) when they are missing -- `apt-get update`
@@ -26,6 +27,9 @@ if ((${#need[@]})); then
     fi
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if [ "${1:-}" = "--install" ]; then
+    exit 0
 fi
 
 free_port() {

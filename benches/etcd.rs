@@ -1,0 +1,297 @@
+//! `EtcdStore` against etcd's own client doing the same work without
+//! varwatch (etcd on loopback): write latency, write→`recv` latency, and
+//! the throughput of one writer to 1 and 100 watchers.
+//!
+//! `scripts/with-etcd.sh cargo bench --features etcd --bench etcd`
+//! (`VARWATCH_BENCH_QUICK=1` for a smoke run). Without `VARWATCH_ETCD` it
+//! says so and measures nothing.
+//!
+//! The peer ("raw") is what a program would write with `etcd-client` alone:
+//! a `put` of the value under one key, and etcd watches on that key. Both
+//! sides run their futures on a two-worker tokio runtime and are driven
+//! from a plain thread (the blocking API, and `block_on` for the raw
+//! client). Rounds alternate between the two, so that drifts of a shared
+//! machine fall on both; the medians of the rounds are reported.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use varwatch::etcd::etcd_client::{self, Client, EventType, WatchOptions as RawWatchOptions};
+use varwatch::etcd::{EtcdConfig, EtcdStore, EtcdWatch};
+use varwatch::{EventKind, SessionOptions, VarDef, VarType, WatchOptions};
+
+fn quick() -> bool {
+    std::env::var_os("VARWATCH_BENCH_QUICK").is_some()
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The raw peer: a client, its runtime, and one key.
+struct Raw {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    key: String,
+}
+
+impl Raw {
+    fn put(&self, v: i64) {
+        let mut c = self.client.clone();
+        let key = self.key.clone();
+        self.rt
+            .block_on(async move { c.put(key, v.to_string(), None).await.unwrap() });
+    }
+
+    fn watch(&self) -> etcd_client::WatchStream {
+        let mut c = self.client.clone();
+        let key = self.key.clone();
+        self.rt.block_on(async move {
+            let mut w = c
+                .watch(key, Some(RawWatchOptions::new().with_prev_key()))
+                .await
+                .unwrap();
+            // The creation response: the watch is registered from here on.
+            w.message().await.unwrap();
+            w
+        })
+    }
+}
+
+/// Latencies in µs of `rounds` writes: `(write p50, write p99, recv p50, recv p99)`.
+fn ours_latency(store: &EtcdStore, rounds: usize, version: &mut i64) -> (f64, f64, f64, f64) {
+    let mut w = store
+        .watch("s", ["x"], WatchOptions::new().include_initial(false))
+        .unwrap();
+    let (mut write, mut recv) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    for _ in 0..rounds {
+        *version += 1;
+        let t = Instant::now();
+        store.update("s", "x", *version).unwrap();
+        write.push(t.elapsed().as_secs_f64() * 1e6);
+        let e = w.recv_timeout(Duration::from_secs(10)).expect("event");
+        assert_eq!(e.kind(), EventKind::Changed);
+        recv.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    write.sort_by(f64::total_cmp);
+    recv.sort_by(f64::total_cmp);
+    (
+        pct(&write, 0.5),
+        pct(&write, 0.99),
+        pct(&recv, 0.5),
+        pct(&recv, 0.99),
+    )
+}
+
+fn raw_latency(raw: &Raw, rounds: usize, version: &mut i64) -> (f64, f64, f64, f64) {
+    let mut w = raw.watch();
+    let (mut write, mut recv) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    for _ in 0..rounds {
+        *version += 1;
+        let t = Instant::now();
+        raw.put(*version);
+        write.push(t.elapsed().as_secs_f64() * 1e6);
+        let got = raw.rt.block_on(async { w.message().await.unwrap().unwrap() });
+        assert_eq!(got.events()[0].event_type(), EventType::Put);
+        recv.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    write.sort_by(f64::total_cmp);
+    recv.sort_by(f64::total_cmp);
+    (
+        pct(&write, 0.5),
+        pct(&write, 0.99),
+        pct(&recv, 0.5),
+        pct(&recv, 0.99),
+    )
+}
+
+/// Events/s delivered: `k` writes, until each of `n` watchers has them all.
+fn ours_throughput(
+    store: &EtcdStore,
+    drain: &tokio::runtime::Runtime,
+    n: usize,
+    k: u64,
+    version: &mut i64,
+) -> f64 {
+    let watches: Vec<EtcdWatch> = (0..n)
+        .map(|_| {
+            store
+                .watch("s", ["x"], WatchOptions::new().include_initial(false))
+                .unwrap()
+        })
+        .collect();
+    let start = Instant::now();
+    let until = *version + k as i64;
+    let tasks: Vec<_> = watches
+        .into_iter()
+        .map(|mut w| {
+            drain.spawn(async move {
+                let mut got = 0u64;
+                while let Some(e) = w.recv_async().await {
+                    got += 1;
+                    if e.value().and_then(|v| v.as_i64()) == Some(until) {
+                        break;
+                    }
+                }
+                got
+            })
+        })
+        .collect();
+    for _ in 0..k {
+        *version += 1;
+        store.update("s", "x", *version).unwrap();
+    }
+    let got: u64 = drain.block_on(async {
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.unwrap();
+        }
+        total
+    });
+    assert_eq!(got, k * n as u64);
+    got as f64 / start.elapsed().as_secs_f64()
+}
+
+fn raw_throughput(raw: &Raw, drain: &tokio::runtime::Runtime, n: usize, k: u64, version: &mut i64) -> f64 {
+    let watches: Vec<etcd_client::WatchStream> = (0..n).map(|_| raw.watch()).collect();
+    let start = Instant::now();
+    let until = (*version + k as i64).to_string();
+    let tasks: Vec<_> = watches
+        .into_iter()
+        .map(|mut w| {
+            let until = until.clone();
+            drain.spawn(async move {
+                let mut got = 0u64;
+                loop {
+                    let r = w.message().await.unwrap().unwrap();
+                    for e in r.events() {
+                        got += 1;
+                        if e.kv().map(|kv| kv.value()) == Some(until.as_bytes()) {
+                            return got;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for _ in 0..k {
+        *version += 1;
+        raw.put(*version);
+    }
+    let got: u64 = drain.block_on(async {
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.unwrap();
+        }
+        total
+    });
+    assert_eq!(got, k * n as u64);
+    got as f64 / start.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    if filter.as_deref().is_some_and(|f| !"etcd".contains(f)) {
+        return;
+    }
+    let Ok(url) = std::env::var("VARWATCH_ETCD") else {
+        println!("etcd      skipped: VARWATCH_ETCD is not set (run through scripts/with-etcd.sh)");
+        return;
+    };
+    let prefix = format!("bench/{}/", std::process::id());
+    let store = EtcdStore::connect([&url], EtcdConfig::new().prefix(&prefix)).unwrap();
+    store.create_session("s", SessionOptions::new()).unwrap();
+    store
+        .register("s", VarDef::new("x", VarType::Integer, 0))
+        .unwrap();
+    let rt = runtime();
+    let client = rt.block_on(Client::connect([&url], None)).unwrap();
+    let raw = Raw {
+        rt,
+        client,
+        key: format!("{prefix}raw/x"),
+    };
+    let drain = runtime();
+    let mut out = (!quick()).then(|| {
+        let dir = common::out_dir();
+        std::fs::File::create(dir.join("etcd.jsonl")).unwrap()
+    });
+    let rounds = if quick() { 1 } else { 5 };
+    let writes = if quick() { 50 } else { 1_000 };
+    let (mut ours_v, mut raw_v) = (0i64, 0i64);
+
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        theirs.push(raw_latency(&raw, writes, &mut raw_v));
+        ours.push(ours_latency(&store, writes, &mut ours_v));
+    }
+    let col =
+        |v: &[(f64, f64, f64, f64)], f: fn(&(f64, f64, f64, f64)) -> f64| median(v.iter().map(f).collect());
+    let metrics: [(&str, fn(&(f64, f64, f64, f64)) -> f64); 4] = [
+        ("write_p50_us", |x| x.0),
+        ("write_p99_us", |x| x.1),
+        ("recv_p50_us", |x| x.2),
+        ("recv_p99_us", |x| x.3),
+    ];
+    for (name, f) in metrics {
+        let (o, r) = (col(&ours, f), col(&theirs, f));
+        println!(
+            "etcd      {name:<14} varwatch {o:>9.1}   etcd-client {r:>9.1}   ratio {:>5.2}x   ({rounds} rounds of {writes})",
+            o / r
+        );
+        if let Some(f) = &mut out {
+            writeln!(
+                f,
+                "{{\"workload\":\"etcd_latency\",\"metric\":\"{name}\",\"varwatch\":{o},\"etcd_client\":{r}}}"
+            )
+            .unwrap();
+        }
+    }
+
+    for n in [1usize, 100] {
+        let k: u64 = if quick() {
+            20
+        } else if n == 1 {
+            2_000
+        } else {
+            500
+        };
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            theirs.push(raw_throughput(&raw, &drain, n, k, &mut raw_v));
+            ours.push(ours_throughput(&store, &drain, n, k, &mut ours_v));
+        }
+        let (o, r) = (median(ours), median(theirs));
+        println!(
+            "etcd      throughput, {n:>3} watchers  varwatch {o:>10.0}/s   etcd-client {r:>10.0}/s   ratio {:>5.2}x   ({rounds} rounds of {k} writes)",
+            r / o
+        );
+        if let Some(f) = &mut out {
+            writeln!(
+                f,
+                "{{\"workload\":\"etcd_throughput\",\"watchers\":{n},\"varwatch_per_s\":{o},\"etcd_client_per_s\":{r}}}"
+            )
+            .unwrap();
+        }
+    }
+    let _ = store.delete_session("s");
+    let mut c = raw.client.clone();
+    let key = raw.key.clone();
+    raw.rt.block_on(async move { c.delete(key, None).await.unwrap() });
+}
