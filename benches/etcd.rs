@@ -63,10 +63,7 @@ impl Raw {
         let mut c = self.client.clone();
         let key = self.key.clone();
         self.rt.block_on(async move {
-            let mut w = c
-                .watch(key, Some(RawWatchOptions::new().with_prev_key()))
-                .await
-                .unwrap();
+            let mut w = c.watch(key, None::<RawWatchOptions>).await.unwrap();
             // The creation response: the watch is registered from here on.
             w.message().await.unwrap();
             w

@@ -174,6 +174,19 @@ fn an_atomic_batch_is_one_group_at_one_revision_for_another_client() {
         }
     }
     assert_eq!(last, a.get("s", "x").unwrap().version());
+    // A deletion carries the last value, at the deletion's revision.
+    a.delete_variable("s", "y").unwrap();
+    let d = next(&mut w);
+    assert_eq!(
+        (
+            d.kind(),
+            d.variable_name(),
+            d.version(),
+            d.old_value().and_then(Value::as_i64)
+        ),
+        (EventKind::Deleted, "y", 2, Some(2))
+    );
+    assert_eq!(d.revision(), a.session("s").unwrap().revision);
 }
 
 #[test]
@@ -209,6 +222,7 @@ fn etcd_restarted_under_a_watch_resumes_it_with_no_gap() {
         let e = next(&mut w);
         assert_eq!(e.kind(), EventKind::Changed, "{e:?}");
         assert_eq!(e.version() as i64, int(&e), "a version was skipped or repeated");
+        assert_eq!(e.old_value().and_then(Value::as_i64), Some(int(&e) - 1), "{e:?}");
         seen.push(int(&e));
     }
     assert_eq!(seen, (1..=40).collect::<Vec<_>>());

@@ -212,13 +212,15 @@ impl Cache {
     const MAX_VARS: usize = 4096;
     const MAX_NAMES: usize = 65_536;
 
-    pub(super) fn snapshot(&self, reads: &Reads<'_>) -> Option<Snap> {
-        let s = self.sessions.get(reads.session)?;
-        s.covers(reads).then(|| {
-            let mut s = s.clone();
-            s.fresh = false;
-            s
-        })
+    /// Takes the session's snapshot out (a write puts its successor back),
+    /// if it holds everything `reads` needs: no copy on the write path.
+    pub(super) fn take(&mut self, reads: &Reads<'_>) -> Option<Snap> {
+        if !self.sessions.get(reads.session)?.covers(reads) {
+            return None;
+        }
+        let mut s = self.sessions.remove(reads.session)?;
+        s.fresh = false;
+        Some(s)
     }
 
     /// Keeps `snap` as the session's latest; merged with the one kept if

@@ -151,12 +151,18 @@ impl Shared {
         }
     }
 
-    /// Reads a fresh snapshot.
+    /// Reads a fresh snapshot (and keeps a copy for later writes).
     pub(super) async fn read(&self, reads: &Reads<'_>) -> Result<Snap> {
+        let snap = self.fetch(reads).await?;
+        self.cache.lock().keep(reads.session, snap.clone());
+        Ok(snap)
+    }
+
+    /// Reads a fresh snapshot.
+    async fn fetch(&self, reads: &Reads<'_>) -> Result<Snap> {
         let resp = self.txn(Txn::new().and_then(reads.ops(&self.keys))).await?;
         let snap = reads.parse(&resp)?.ok_or_else(|| Self::gone(reads.session))?;
         self.touch(reads.session, &snap);
-        self.cache.lock().keep(reads.session, snap.clone());
         Ok(snap)
     }
 
@@ -205,20 +211,26 @@ impl Shared {
     /// Runs one write of `session` (see `snapshot.rs`): `plan` is called
     /// with a snapshot holding `reads` until its transaction commits.
     async fn write<T>(&self, reads: &Reads<'_>, mut plan: impl FnMut(&Snap) -> Result<Plan<T>>) -> Result<T> {
-        let cached = self.cache.lock().snapshot(reads);
+        let cached = self.cache.lock().take(reads);
         let mut snap = match cached {
             Some(s) => s,
-            None => self.read(reads).await?,
+            None => self.fetch(reads).await?,
         };
         for _ in 0..MAX_ATTEMPTS {
             let (mut w, answer) = match plan(&snap) {
                 // Answers that write nothing are only trusted fresh.
                 Ok(Plan::Done(_)) | Err(_) if !snap.fresh => {
-                    snap = self.read(reads).await?;
+                    snap = self.fetch(reads).await?;
                     continue;
                 }
-                Ok(Plan::Done(answer)) => return Ok(answer),
-                Err(e) => return Err(e),
+                Ok(Plan::Done(answer)) => {
+                    self.cache.lock().keep(reads.session, snap);
+                    return Ok(answer);
+                }
+                Err(e) => {
+                    self.cache.lock().keep(reads.session, snap);
+                    return Err(e);
+                }
                 Ok(Plan::Write(w, answer)) => (w, answer),
             };
             let resp = self.txn(snap.transaction(&self.keys, reads, &mut w)).await?;
@@ -232,10 +244,7 @@ impl Shared {
             // Someone else wrote the session: plan again on what they left.
             match reads.parse(&resp)? {
                 Some(fresh) => snap = fresh,
-                None => {
-                    self.cache.lock().forget(reads.session);
-                    return Err(Self::gone(reads.session));
-                }
+                None => return Err(Self::gone(reads.session)),
             }
         }
         Err(Error::Remote {

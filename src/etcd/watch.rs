@@ -122,6 +122,10 @@ struct Tracked {
     /// The next version it is owed.
     next: u64,
     meta: Arc<VarMeta>,
+    /// The value of the last version delivered: the next change's old
+    /// value, a deletion's last value (so the etcd watch need not carry
+    /// previous values: half the bytes).
+    last: crate::Value,
 }
 
 /// The session as one etcd transaction read it.
@@ -181,22 +185,16 @@ fn event(
     Ok(WatchEvent::from_parts(kind, crate::sync::Arc::new(record), 0))
 }
 
-/// The `Deleted` event of a variable last seen as `meta`.
-fn deleted(
-    meta: &Arc<VarMeta>,
-    last: Option<(&proto::Variable, &[u8])>,
-    version: u64,
-    revision: u64,
-) -> WatchEvent {
-    let value = last.and_then(|(rec, key)| codec::value(key, &rec.value).ok());
-    let record = match value {
+/// The `Deleted` event of a variable (`last`: its last value, if known).
+fn deleted(meta: &Arc<VarMeta>, last: Option<&crate::Value>, version: u64, revision: u64) -> WatchEvent {
+    let record = match last {
         Some(value) => Record {
             var: meta.clone(),
             kind: RecordKind::Deleted,
             version,
             revision,
             old_value: Some(value.clone()),
-            value,
+            value: value.clone(),
             source: None,
             metadata: None,
             timestamp: std::time::SystemTime::now(),
@@ -307,6 +305,7 @@ impl EtcdWatch {
                 rec.id.clone(),
                 Tracked {
                     next: rec.version + 1,
+                    last: codec::value(key, &rec.value)?,
                     meta,
                 },
             );
@@ -540,7 +539,6 @@ impl Follower {
         loop {
             let opts = EtcdWatchOptions::new()
                 .with_prefix()
-                .with_prev_key()
                 .with_progress_notify()
                 .with_start_revision(self.etcd_rev + 1);
             let mut stream = match self
@@ -669,8 +667,8 @@ impl Follower {
                     continue;
                 }
                 match e.event_type() {
-                    EventType::Put => self.put(kv, e.prev_kv(), &mut out),
-                    EventType::Delete => self.delete(kv.key(), e.prev_kv(), revision, &mut out),
+                    EventType::Put => self.put(kv, &mut out),
+                    EventType::Delete => self.delete(kv.key(), revision, &mut out),
                 }
             }
         }
@@ -685,38 +683,30 @@ impl Follower {
         (out, Step::Go)
     }
 
-    fn put(
-        &mut self,
-        kv: &etcd_client::KeyValue,
-        prev: Option<&etcd_client::KeyValue>,
-        out: &mut Vec<WatchEvent>,
-    ) {
+    fn put(&mut self, kv: &etcd_client::KeyValue, out: &mut Vec<WatchEvent>) {
         let Ok(rec) = decode_var(kv.key(), kv.value()) else {
             return; // not varwatch's: nothing a watch can say about it
         };
-        let old = prev
-            .and_then(|p| decode_var(p.key(), p.value()).ok())
-            .filter(|p| p.id == rec.id)
-            .and_then(|p| codec::value(kv.key(), &p.value).ok());
+        let Ok(value) = codec::value(kv.key(), &rec.value) else {
+            return;
+        };
         if let Some(t) = self.tracked.get_mut(&rec.id) {
             if rec.version < t.next {
                 return; // already delivered
             }
-            if rec.version > t.next
-                && let Ok(e) = event(
-                    EventKind::Lagged {
-                        first: t.next,
-                        last: rec.version - 1,
-                    },
-                    kv.key(),
-                    &t.meta,
-                    &rec,
-                    None,
-                )
-            {
-                out.push(e);
+            let mut old = Some(t.last.clone());
+            if rec.version > t.next {
+                old = None; // the value before this version was never seen
+                let lag = EventKind::Lagged {
+                    first: t.next,
+                    last: rec.version - 1,
+                };
+                if let Ok(e) = event(lag, kv.key(), &t.meta, &rec, None) {
+                    out.push(e);
+                }
             }
             t.next = rec.version + 1;
+            t.last = value;
             if let Ok(e) = event(EventKind::Changed, kv.key(), &t.meta, &rec, old) {
                 out.push(e);
             }
@@ -725,19 +715,14 @@ impl Follower {
         {
             // Registered after the watch started: its first event is its
             // state, as locally.
-            if rec.version > 0
-                && let Ok(e) = event(
-                    EventKind::Lagged {
-                        first: 0,
-                        last: rec.version - 1,
-                    },
-                    kv.key(),
-                    &meta,
-                    &rec,
-                    None,
-                )
-            {
-                out.push(e);
+            if rec.version > 0 {
+                let lag = EventKind::Lagged {
+                    first: 0,
+                    last: rec.version - 1,
+                };
+                if let Ok(e) = event(lag, kv.key(), &meta, &rec, None) {
+                    out.push(e);
+                }
             }
             if let Ok(e) = event(EventKind::Initial, kv.key(), &meta, &rec, None) {
                 out.push(e);
@@ -747,38 +732,24 @@ impl Follower {
                 Tracked {
                     next: rec.version + 1,
                     meta,
+                    last: value,
                 },
             );
         }
     }
 
-    fn delete(
-        &mut self,
-        key: &[u8],
-        prev: Option<&etcd_client::KeyValue>,
-        revision: u64,
-        out: &mut Vec<WatchEvent>,
-    ) {
-        let prev_rec = prev.and_then(|p| decode_var(p.key(), p.value()).ok());
-        let id = match &prev_rec {
-            Some(r) => Some(r.id.clone()),
-            // Without the previous record (compacted), find it by key.
-            None => self
-                .tracked
-                .iter()
-                .find(|(_, t)| self.shared.keys.var(&self.session, &t.meta.name).as_bytes() == key)
-                .map(|(id, _)| id.clone()),
-        };
-        let Some(t) = id.and_then(|id| self.tracked.remove(&id)) else {
+    fn delete(&mut self, key: &[u8], revision: u64, out: &mut Vec<WatchEvent>) {
+        // The followed variable under this key (a deleted key holds no
+        // record to read its id from).
+        let found = self
+            .tracked
+            .iter()
+            .find(|(_, t)| self.shared.keys.var(&self.session, &t.meta.name).as_bytes() == key)
+            .map(|(id, _)| id.clone());
+        let Some(t) = found.and_then(|id| self.tracked.remove(&id)) else {
             return;
         };
-        let version = prev_rec.as_ref().map_or(t.next, |r| r.version + 1);
-        out.push(deleted(
-            &t.meta,
-            prev_rec.as_ref().map(|r| (r, key)),
-            version,
-            revision,
-        ));
+        out.push(deleted(&t.meta, Some(&t.last), t.next, revision));
     }
 
     /// Etcd compacted history this watch still needed: read the session
@@ -832,9 +803,10 @@ impl Follower {
                     }
                     out.push(event(EventKind::Changed, key, &t.meta, rec, None)?.at_revision(label));
                     t.next = rec.version + 1;
+                    t.last = codec::value(key, &rec.value)?;
                 }
                 None => {
-                    out.push(deleted(&t.meta, None, t.next, label));
+                    out.push(deleted(&t.meta, Some(&t.last), t.next, label));
                     gone.push(id.clone());
                 }
             }
@@ -868,6 +840,7 @@ impl Follower {
                     rec.id.clone(),
                     Tracked {
                         next: rec.version + 1,
+                        last: codec::value(key, &rec.value)?,
                         meta,
                     },
                 );
