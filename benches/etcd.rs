@@ -71,6 +71,47 @@ impl Raw {
     }
 }
 
+/// Write latencies in µs (p50, p99) of etcd-client sending the
+/// transaction an `EtcdStore` update sends (a compare on the session's
+/// `meta`, the variable's record and `meta` put, the reads back on a
+/// failed compare), records of the same sizes: the etcd side of the cost.
+fn raw_txn_latency(raw: &Raw, store: &EtcdStore, rounds: usize) -> (f64, f64) {
+    use etcd_client::{Compare, CompareOp, Txn, TxnOp};
+    let rec = store.get("s", "x").unwrap();
+    // Sizes like the store's: the record (a proto `Variable`) ~ 60-100
+    // bytes, `meta` ~ 30 bytes.
+    let record = vec![b'r'; 40 + rec.name().len() + 40];
+    let meta = vec![b'm'; 30];
+    let (kv, km) = (format!("{}/txn/v/x", raw.key), format!("{}/txn/meta", raw.key));
+    let mut c = raw.client.clone();
+    let mut last = raw.rt.block_on(async {
+        c.put(km.clone(), meta.clone(), None)
+            .await
+            .unwrap()
+            .header()
+            .unwrap()
+            .revision()
+    });
+    let mut samples = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let txn = Txn::new()
+            .when([Compare::mod_revision(km.clone(), CompareOp::Equal, last)])
+            .and_then([
+                TxnOp::put(kv.clone(), record.clone(), None),
+                TxnOp::put(km.clone(), meta.clone(), None),
+            ])
+            .or_else([TxnOp::get(km.clone(), None), TxnOp::get(kv.clone(), None)]);
+        let mut c = raw.client.clone();
+        let resp = raw.rt.block_on(async move { c.txn(txn).await.unwrap() });
+        assert!(resp.succeeded());
+        last = resp.header().unwrap().revision();
+        samples.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    samples.sort_by(f64::total_cmp);
+    (pct(&samples, 0.5), pct(&samples, 0.99))
+}
+
 /// Latencies in µs of `rounds` writes: `(write p50, write p99, recv p50, recv p99)`.
 fn ours_latency(store: &EtcdStore, rounds: usize, version: &mut i64) -> (f64, f64, f64, f64) {
     let mut w = store
@@ -233,10 +274,11 @@ fn main() {
     let writes = if quick() { 50 } else { 1_000 };
     let (mut ours_v, mut raw_v) = (0i64, 0i64);
 
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let (mut ours, mut theirs, mut txn) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         theirs.push(raw_latency(&raw, writes, &mut raw_v));
         ours.push(ours_latency(&store, writes, &mut ours_v));
+        txn.push(raw_txn_latency(&raw, &store, writes));
     }
     let col =
         |v: &[(f64, f64, f64, f64)], f: fn(&(f64, f64, f64, f64)) -> f64| median(v.iter().map(f).collect());
@@ -246,6 +288,20 @@ fn main() {
         ("recv_p50_us", |x| x.2),
         ("recv_p99_us", |x| x.3),
     ];
+    let (t50, t99) = (
+        median(txn.iter().map(|x| x.0).collect()),
+        median(txn.iter().map(|x| x.1).collect()),
+    );
+    println!(
+        "etcd      write_p50_us   etcd-client, the store's transaction shape {t50:>9.1}   p99 {t99:>9.1}"
+    );
+    if let Some(f) = &mut out {
+        writeln!(
+            f,
+            "{{\"workload\":\"etcd_latency\",\"metric\":\"txn_shape_write_us\",\"p50\":{t50},\"p99\":{t99}}}"
+        )
+        .unwrap();
+    }
     for (name, f) in metrics {
         let (o, r) = (col(&ours, f), col(&theirs, f));
         println!(
@@ -290,5 +346,9 @@ fn main() {
     let _ = store.delete_session("s");
     let mut c = raw.client.clone();
     let key = raw.key.clone();
-    raw.rt.block_on(async move { c.delete(key, None).await.unwrap() });
+    raw.rt.block_on(async move {
+        c.delete(key, Some(etcd_client::DeleteOptions::new().with_prefix()))
+            .await
+            .unwrap()
+    });
 }

@@ -190,6 +190,39 @@ fn an_atomic_batch_is_one_group_at_one_revision_for_another_client() {
 }
 
 #[test]
+fn a_slow_watch_holds_up_no_other_and_loses_nothing() {
+    let Some(a) = common::etcd::store("etcd slow") else {
+        return;
+    };
+    a.create_session("s", SessionOptions::new()).unwrap();
+    a.register("s", VarDef::new("x", VarType::Integer, 0)).unwrap();
+    // Three watches of one session in one client: one etcd watch.
+    let opts = || WatchOptions::new().include_initial(false).capacity(2);
+    let mut fast: Vec<EtcdWatch> = (0..2).map(|_| a.watch("s", ["x"], opts()).unwrap()).collect();
+    let mut slow = a.watch("s", ["x"], opts()).unwrap();
+    assert!(fast.iter().chain([&slow]).all(|w| w.stats().shared));
+    for i in 1..=50 {
+        a.update("s", "x", i).unwrap();
+        for w in &mut fast {
+            assert_eq!(int(&next(w)), i, "a fast watch was held up");
+        }
+    }
+    // The slow one left the shared watch when its queue filled, and has
+    // every version waiting for it.
+    assert!(!slow.stats().shared);
+    assert!(fast.iter().all(|w| w.stats().shared));
+    for i in 1..=50 {
+        let e = next(&mut slow);
+        assert_eq!(
+            (e.kind(), e.version(), int(&e)),
+            (EventKind::Changed, i as u64, i)
+        );
+    }
+    a.update("s", "x", 51).unwrap();
+    assert_eq!(int(&next(&mut slow)), 51);
+}
+
+#[test]
 fn etcd_restarted_under_a_watch_resumes_it_with_no_gap() {
     let Some(mut server) = common::etcd::EtcdServer::start("etcd restart") else {
         return;

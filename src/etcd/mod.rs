@@ -89,6 +89,9 @@
 
 mod codec;
 mod config;
+mod follow;
+mod group;
+mod hub;
 mod keys;
 mod snapshot;
 mod store;

@@ -95,6 +95,9 @@ pub(super) struct Shared {
     watchers: Mutex<HashMap<String, usize>>,
     /// When each lease was last kept alive by this client.
     kept_alive: Mutex<HashMap<i64, Instant>>,
+    /// One etcd watch per session followed (see `hub.rs`).
+    pub(super) hubs: super::hub::Hubs,
+    watch_ids: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -292,6 +295,10 @@ impl Shared {
         });
     }
 
+    pub(super) fn next_watch_id(&self) -> u64 {
+        self.watch_ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub(super) fn watch_opened(&self, session: &str) {
         *self.watchers.lock().entry(session.to_string()).or_insert(0) += 1;
     }
@@ -413,6 +420,8 @@ impl EtcdStore {
                     cache: Mutex::new(Cache::default()),
                     watchers: Mutex::new(HashMap::new()),
                     kept_alive: Mutex::new(HashMap::new()),
+                    hubs: Mutex::new(HashMap::new()),
+                    watch_ids: std::sync::atomic::AtomicU64::new(0),
                 }),
             }),
         })
@@ -1065,8 +1074,7 @@ impl EtcdStore {
         }
         let s = self.inner.shared.clone();
         let inner = self.inner.clone();
-        let handle = self.rt().handle().clone();
-        self.block(async move { EtcdWatch::open(inner, s, handle, session.to_string(), idents, opts).await })
+        self.block(async move { EtcdWatch::open(inner, s, session.to_string(), idents, opts).await })
     }
 }
 

@@ -31,7 +31,7 @@
 //! who does not read holds up only this watch's etcd stream (HTTP/2 flow
 //! control), never the store; etcd keeps what the watch has not read.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -41,16 +41,16 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-use etcd_client::{EventType, Txn, TxnOp, TxnOpResponse, WatchOptions as EtcdWatchOptions};
+use etcd_client::{Txn, TxnOp, TxnOpResponse};
 use futures_core::Stream;
+use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-use super::codec::{self, decode_meta, decode_var, id_number};
-use super::keys::{KeyKind, Keys};
+use super::codec::{decode_meta, decode_var, id_number};
+use super::follow::Follower;
+use super::hub::{self, Hub, Sub};
 use super::snapshot::prefix;
 use super::store::{Inner, Shared};
-use crate::meta::VarMeta;
-use crate::record::{Record, RecordKind};
 use crate::transport::grpc::proto;
 use crate::watch::{Filter, Verdict, judge};
 use crate::{Error, EventKind, RecvTimeoutError, Result, TryRecvError, WatchEvent, WatchOptions};
@@ -68,6 +68,11 @@ pub struct EtcdWatchStats {
     pub events_filtered: u64,
     /// Filter calls that panicked (their events were delivered).
     pub filter_panics: u64,
+    /// Whether it follows its session through the etcd watch the client
+    /// shares among its watches of the session; `false` once it fell behind
+    /// (its queue filled) and follows with an etcd watch of its own, or
+    /// when it started after the shared one had moved past its snapshot.
+    pub shared: bool,
 }
 
 /// A watch of an [`EtcdStore`](super::EtcdStore): the same
@@ -100,7 +105,11 @@ pub struct EtcdWatch {
     filter_panics: u64,
     resyncs: u64,
     reconnects: Arc<AtomicU64>,
-    tasks: Vec<tokio::task::AbortHandle>,
+    /// The hub it joined, and its id there.
+    hub: Option<(Arc<Hub>, u64)>,
+    /// Its own task, once it follows alone.
+    alone: Arc<Mutex<Option<tokio::task::AbortHandle>>>,
+    keepalive: Option<tokio::task::AbortHandle>,
     thread_waker: Option<(thread::ThreadId, Waker)>,
     session: String,
     shared: Arc<Shared>,
@@ -115,17 +124,6 @@ impl fmt::Debug for EtcdWatch {
             .field("stats", &self.stats())
             .finish()
     }
-}
-
-/// A variable a watch follows.
-struct Tracked {
-    /// The next version it is owed.
-    next: u64,
-    meta: Arc<VarMeta>,
-    /// The value of the last version delivered: the next change's old
-    /// value, a deletion's last value (so the etcd watch need not carry
-    /// previous values: half the bytes).
-    last: crate::Value,
 }
 
 /// The session as one etcd transaction read it.
@@ -173,74 +171,10 @@ pub(super) async fn read_cut(s: &Shared, session: &str, names: Option<&[String]>
     }))
 }
 
-/// An event of `kind` carrying `rec`'s state.
-fn event(
-    kind: EventKind,
-    key: &[u8],
-    meta: &Arc<VarMeta>,
-    rec: &proto::Variable,
-    old: Option<crate::Value>,
-) -> Result<WatchEvent> {
-    let record = codec::record(key, meta.clone(), rec, old)?;
-    Ok(WatchEvent::from_parts(kind, crate::sync::Arc::new(record), 0))
-}
-
-/// The `Deleted` event of a variable (`last`: its last value, if known).
-fn deleted(meta: &Arc<VarMeta>, last: Option<&crate::Value>, version: u64, revision: u64) -> WatchEvent {
-    let record = match last {
-        Some(value) => Record {
-            var: meta.clone(),
-            kind: RecordKind::Deleted,
-            version,
-            revision,
-            old_value: Some(value.clone()),
-            value: value.clone(),
-            source: None,
-            metadata: None,
-            timestamp: std::time::SystemTime::now(),
-        },
-        None => Record::bare(
-            RecordKind::Deleted,
-            &meta.id,
-            &meta.name,
-            version,
-            revision,
-            meta.slot,
-        ),
-    };
-    WatchEvent::from_parts(EventKind::Deleted, crate::sync::Arc::new(record), 0)
-}
-
-/// How a step of the follower ended.
-enum Step {
-    /// Keep following.
-    Go,
-    /// The watch is over (its last event was queued, or its user left).
-    End,
-}
-
-/// The task that follows one etcd watch: see the module docs.
-struct Follower {
-    shared: Arc<Shared>,
-    session: String,
-    dir: String,
-    whole: bool,
-    /// The followed variables, by id.
-    tracked: BTreeMap<String, Tracked>,
-    incarnation: i64,
-    /// Every etcd revision up to this one has been delivered.
-    etcd_rev: i64,
-    /// The session revision of the last group delivered.
-    session_rev: u64,
-    tx: mpsc::Sender<WatchEvent>,
-    reconnects: Arc<AtomicU64>,
-}
-
 impl EtcdWatch {
     pub(super) async fn open(
         inner: Arc<Inner>,
         shared: Arc<Shared>,
-        handle: tokio::runtime::Handle,
         session: String,
         idents: Option<Vec<String>>,
         opts: WatchOptions,
@@ -264,9 +198,6 @@ impl EtcdWatch {
             .ok_or_else(|| Error::SessionNotFound {
                 session: session.clone(),
             })?;
-        let mut tracked = BTreeMap::new();
-        let mut first = VecDeque::new();
-        let label = cut.meta.revision;
         let mut states: Vec<(&Vec<u8>, &proto::Variable)> = Vec::new();
         match (&idents, &names) {
             (Some(idents), Some(names)) => {
@@ -296,62 +227,53 @@ impl EtcdWatch {
             }
             _ => states.extend(cut.recs.iter().map(|(k, r)| (k, r))),
         }
-        for (key, rec) in states {
-            let meta = codec::var_meta(key, rec)?;
-            if opts.include_initial {
-                first.push_back(event(EventKind::Initial, key, &meta, rec, None)?.at_revision(label));
-            }
-            tracked.insert(
-                rec.id.clone(),
-                Tracked {
-                    next: rec.version + 1,
-                    last: codec::value(key, &rec.value)?,
-                    meta,
-                },
-            );
-        }
+        let (follower, first) = Follower::new(
+            s.keys.clone(),
+            session.clone(),
+            idents.is_none(),
+            &cut,
+            &states,
+            opts.include_initial,
+        )?;
         let (tx, rx) = mpsc::channel(opts.capacity.clamp(1, super::config::MAX_ETCD_BUFFER));
         let reconnects = Arc::new(AtomicU64::new(0));
-        let follower = Follower {
-            shared: shared.clone(),
-            dir: s.keys.dir(&session),
-            session: session.clone(),
-            whole: idents.is_none(),
-            tracked,
-            incarnation: cut.incarnation,
-            etcd_rev: cut.revision,
-            session_rev: label,
+        let alone = Arc::new(Mutex::new(None));
+        let id = s.next_watch_id();
+        let sub = Sub {
+            id,
+            follower,
             tx,
             reconnects: reconnects.clone(),
+            alone: alone.clone(),
         };
-        let mut tasks = vec![handle.spawn(follower.run()).abort_handle()];
+        let hub = hub::attach(&shared, &session, &cut, sub);
+        let mut keepalive = None;
         if let (lease, Some(ttl)) = (cut.lease, cut.meta.ttl_ms)
             && lease != 0
         {
             // An open watch keeps its session alive, as locally.
             let ttl = Duration::from_millis(ttl);
             let keeper = shared.clone();
-            tasks.push(
-                handle
-                    .spawn(async move {
-                        loop {
-                            keeper.keep_alive(lease, ttl);
-                            tokio::time::sleep(ttl / 3).await;
-                        }
-                    })
-                    .abort_handle(),
-            );
+            let task = tokio::spawn(async move {
+                loop {
+                    keeper.keep_alive(lease, ttl);
+                    tokio::time::sleep(ttl / 3).await;
+                }
+            });
+            keepalive = Some(task.abort_handle());
         }
         shared.watch_opened(&session);
         Ok(EtcdWatch {
-            first,
+            first: first.into(),
             rx,
             filter: opts.filter,
             filtered: 0,
             filter_panics: 0,
             resyncs: 0,
             reconnects,
-            tasks,
+            hub: hub.map(|h| (h, id)),
+            alone,
+            keepalive,
             thread_waker: None,
             session,
             shared,
@@ -472,15 +394,22 @@ impl EtcdWatch {
             resyncs: self.resyncs,
             events_filtered: self.filtered,
             filter_panics: self.filter_panics,
+            shared: self.hub.is_some() && self.alone.lock().is_none(),
         }
     }
 }
 
 impl Drop for EtcdWatch {
     fn drop(&mut self) {
-        // Dropping the follower drops its etcd stream: etcd cancels the
-        // watch when the stream closes.
-        for t in &self.tasks {
+        // A hub drops its etcd watch with its last watch; a task of its
+        // own drops its stream, and etcd cancels the watch.
+        if let Some((hub, id)) = &self.hub {
+            hub.leave(*id);
+        }
+        if let Some(t) = self.alone.lock().take() {
+            t.abort();
+        }
+        if let Some(t) = &self.keepalive {
             t.abort();
         }
         self.shared.watch_closed(&self.session);
@@ -530,341 +459,4 @@ impl Stream for EtcdWatchStream {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<WatchEvent>> {
         self.get_mut().0.poll_recv(cx)
     }
-}
-
-impl Follower {
-    async fn run(mut self) {
-        let mut failures = 0u32;
-        let mut delay = self.shared.config.backoff_initial;
-        loop {
-            let opts = EtcdWatchOptions::new()
-                .with_prefix()
-                .with_progress_notify()
-                .with_start_revision(self.etcd_rev + 1);
-            let mut stream = match self
-                .shared
-                .client
-                .watch_client()
-                .watch(self.dir.clone(), Some(opts))
-                .await
-            {
-                Ok(s) => Some(s),
-                Err(_) => None,
-            };
-            while let Some(st) = stream.as_mut() {
-                let resp = match st.message().await {
-                    Ok(Some(r)) => r,
-                    Ok(None) | Err(_) => break,
-                };
-                if resp.canceled() {
-                    if resp.compact_revision() > 0 {
-                        // History the watch needs is gone: read it again.
-                        match self.resync().await {
-                            Ok(Step::Go) => {
-                                failures = 0;
-                                delay = self.shared.config.backoff_initial;
-                            }
-                            Ok(Step::End) => return,
-                            Err(_) => {}
-                        }
-                    }
-                    break;
-                }
-                failures = 0;
-                delay = self.shared.config.backoff_initial;
-                if let Step::End = self.apply(resp).await {
-                    return;
-                }
-            }
-            // The etcd watch failed or was cancelled: open it again from
-            // where it was, after a backoff.
-            failures += 1;
-            if self.shared.config.max_failures.is_some_and(|m| failures > m) {
-                let ev = WatchEvent::bare(EventKind::Disconnected, "", "", 0, self.session_rev);
-                let _ = self.tx.send(ev).await;
-                return;
-            }
-            self.reconnects.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(jittered(delay)).await;
-            delay = (delay * 2).min(self.shared.config.backoff_max);
-            if self.tx.is_closed() {
-                return;
-            }
-        }
-    }
-
-    async fn send(&self, events: Vec<WatchEvent>) -> Step {
-        for e in events {
-            if self.tx.send(e).await.is_err() {
-                return Step::End; // the user dropped the watch
-            }
-        }
-        Step::Go
-    }
-
-    /// Delivers one etcd watch response: each etcd revision in it is one
-    /// group.
-    async fn apply(&mut self, resp: etcd_client::WatchResponse) -> Step {
-        let events = resp.events();
-        if events.is_empty() {
-            // A progress notification says every revision up to its
-            // header's has been sent; a creation's header says nothing.
-            if !resp.created()
-                && let Some(h) = resp.header()
-            {
-                self.etcd_rev = self.etcd_rev.max(h.revision());
-            }
-            return Step::Go;
-        }
-        let mut start = 0;
-        while start < events.len() {
-            let rev = events[start].kv().map_or(0, |kv| kv.mod_revision());
-            let mut end = start + 1;
-            while end < events.len() && events[end].kv().map_or(0, |kv| kv.mod_revision()) == rev {
-                end += 1;
-            }
-            if rev > self.etcd_rev {
-                let (out, step) = self.group(&events[start..end]);
-                self.etcd_rev = rev;
-                if let Step::End = self.send(out).await {
-                    return Step::End;
-                }
-                if let Step::End = step {
-                    return Step::End;
-                }
-            }
-            start = end;
-        }
-        Step::Go
-    }
-
-    /// The events of one etcd revision (one write of the session).
-    fn group(&mut self, evs: &[etcd_client::Event]) -> (Vec<WatchEvent>, Step) {
-        let mut out = Vec::new();
-        let mut closed = false;
-        let mut label = None;
-        for e in evs {
-            let Some(kv) = e.kv() else { continue };
-            if Keys::kind(&self.dir, kv.key()) != KeyKind::Meta {
-                continue;
-            }
-            match e.event_type() {
-                EventType::Delete => closed = true,
-                EventType::Put => {
-                    if kv.create_revision() != self.incarnation {
-                        closed = true; // another life of the session
-                    } else if let Ok(m) = decode_meta(kv.key(), kv.value()) {
-                        label = Some(m.revision);
-                    }
-                }
-            }
-        }
-        let revision = label.unwrap_or(self.session_rev);
-        if !closed {
-            for e in evs {
-                let Some(kv) = e.kv() else { continue };
-                if Keys::kind(&self.dir, kv.key()) != KeyKind::Var {
-                    continue;
-                }
-                match e.event_type() {
-                    EventType::Put => self.put(kv, &mut out),
-                    EventType::Delete => self.delete(kv.key(), revision, &mut out),
-                }
-            }
-        }
-        self.session_rev = revision;
-        if closed {
-            out.push(WatchEvent::bare(EventKind::SessionClosed, "", "", 0, revision));
-            return (out, Step::End);
-        }
-        if !self.whole && self.tracked.is_empty() {
-            return (out, Step::End); // the last watched variable is gone
-        }
-        (out, Step::Go)
-    }
-
-    fn put(&mut self, kv: &etcd_client::KeyValue, out: &mut Vec<WatchEvent>) {
-        let Ok(rec) = decode_var(kv.key(), kv.value()) else {
-            return; // not varwatch's: nothing a watch can say about it
-        };
-        let Ok(value) = codec::value(kv.key(), &rec.value) else {
-            return;
-        };
-        if let Some(t) = self.tracked.get_mut(&rec.id) {
-            if rec.version < t.next {
-                return; // already delivered
-            }
-            let mut old = Some(t.last.clone());
-            if rec.version > t.next {
-                old = None; // the value before this version was never seen
-                let lag = EventKind::Lagged {
-                    first: t.next,
-                    last: rec.version - 1,
-                };
-                if let Ok(e) = event(lag, kv.key(), &t.meta, &rec, None) {
-                    out.push(e);
-                }
-            }
-            t.next = rec.version + 1;
-            t.last = value;
-            if let Ok(e) = event(EventKind::Changed, kv.key(), &t.meta, &rec, old) {
-                out.push(e);
-            }
-        } else if self.whole
-            && let Ok(meta) = codec::var_meta(kv.key(), &rec)
-        {
-            // Registered after the watch started: its first event is its
-            // state, as locally.
-            if rec.version > 0 {
-                let lag = EventKind::Lagged {
-                    first: 0,
-                    last: rec.version - 1,
-                };
-                if let Ok(e) = event(lag, kv.key(), &meta, &rec, None) {
-                    out.push(e);
-                }
-            }
-            if let Ok(e) = event(EventKind::Initial, kv.key(), &meta, &rec, None) {
-                out.push(e);
-            }
-            self.tracked.insert(
-                rec.id.clone(),
-                Tracked {
-                    next: rec.version + 1,
-                    meta,
-                    last: value,
-                },
-            );
-        }
-    }
-
-    fn delete(&mut self, key: &[u8], revision: u64, out: &mut Vec<WatchEvent>) {
-        // The followed variable under this key (a deleted key holds no
-        // record to read its id from).
-        let found = self
-            .tracked
-            .iter()
-            .find(|(_, t)| self.shared.keys.var(&self.session, &t.meta.name).as_bytes() == key)
-            .map(|(id, _)| id.clone());
-        let Some(t) = found.and_then(|id| self.tracked.remove(&id)) else {
-            return;
-        };
-        out.push(deleted(&t.meta, Some(&t.last), t.next, revision));
-    }
-
-    /// Etcd compacted history this watch still needed: read the session
-    /// again and report what was missed (see the module docs).
-    async fn resync(&mut self) -> Result<Step> {
-        let names: Option<Vec<String>> = (!self.whole).then(|| {
-            let mut n: Vec<String> = self.tracked.values().map(|t| t.meta.name.to_string()).collect();
-            n.sort();
-            n.dedup();
-            n
-        });
-        let cut = read_cut(&self.shared, &self.session, names.as_deref()).await?;
-        let mut out = Vec::new();
-        let Some(cut) = cut.filter(|c| c.incarnation == self.incarnation) else {
-            out.push(WatchEvent::bare(
-                EventKind::SessionClosed,
-                "",
-                "",
-                0,
-                self.session_rev,
-            ));
-            let _ = self.send(out).await;
-            return Ok(Step::End);
-        };
-        let label = cut.meta.revision;
-        let by_id: BTreeMap<&str, &(Vec<u8>, proto::Variable)> =
-            cut.recs.iter().map(|kr| (kr.1.id.as_str(), kr)).collect();
-        let mut gone = Vec::new();
-        let mut order: Vec<(&String, &mut Tracked)> = self.tracked.iter_mut().collect();
-        order.sort_by_key(|(_, t)| t.meta.slot);
-        for (id, t) in order {
-            match by_id.get(id.as_str()) {
-                Some((key, rec)) => {
-                    if rec.version < t.next {
-                        continue; // nothing missed
-                    }
-                    if rec.version > t.next {
-                        out.push(
-                            event(
-                                EventKind::Lagged {
-                                    first: t.next,
-                                    last: rec.version - 1,
-                                },
-                                key,
-                                &t.meta,
-                                rec,
-                                None,
-                            )?
-                            .at_revision(label),
-                        );
-                    }
-                    out.push(event(EventKind::Changed, key, &t.meta, rec, None)?.at_revision(label));
-                    t.next = rec.version + 1;
-                    t.last = codec::value(key, &rec.value)?;
-                }
-                None => {
-                    out.push(deleted(&t.meta, Some(&t.last), t.next, label));
-                    gone.push(id.clone());
-                }
-            }
-        }
-        for id in gone {
-            self.tracked.remove(&id);
-        }
-        if self.whole {
-            for (key, rec) in &cut.recs {
-                if self.tracked.contains_key(&rec.id) {
-                    continue;
-                }
-                let meta = codec::var_meta(key, rec)?;
-                if rec.version > 0 {
-                    out.push(
-                        event(
-                            EventKind::Lagged {
-                                first: 0,
-                                last: rec.version - 1,
-                            },
-                            key,
-                            &meta,
-                            rec,
-                            None,
-                        )?
-                        .at_revision(label),
-                    );
-                }
-                out.push(event(EventKind::Initial, key, &meta, rec, None)?.at_revision(label));
-                self.tracked.insert(
-                    rec.id.clone(),
-                    Tracked {
-                        next: rec.version + 1,
-                        last: codec::value(key, &rec.value)?,
-                        meta,
-                    },
-                );
-            }
-        }
-        self.etcd_rev = cut.revision;
-        self.session_rev = label;
-        if let Step::End = self.send(out).await {
-            return Ok(Step::End);
-        }
-        if !self.whole && self.tracked.is_empty() {
-            return Ok(Step::End);
-        }
-        Ok(Step::Go)
-    }
-}
-
-/// `d` give or take a quarter, so that many watches that failed together
-/// do not retry together.
-fn jittered(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |t| t.subsec_nanos());
-    let quarter = d / 4;
-    let span = u64::try_from(quarter.as_nanos()).unwrap_or(u64::MAX).max(1);
-    d - quarter + Duration::from_nanos(u64::from(nanos) % (2 * span))
 }

@@ -1,0 +1,313 @@
+//! [`Follower`]: what one watch knows (the variables it follows and the
+//! version each is owed, where it is in etcd's history) and how a write of
+//! the session, or a re-read after compaction, becomes its events. No I/O:
+//! the hub that feeds it (`hub.rs`) does that.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::codec::{self, id_number};
+use super::group::{Group, MetaChange, VarChange};
+use super::keys::Keys;
+use super::watch::Cut;
+use crate::meta::VarMeta;
+use crate::record::{Record, RecordKind};
+use crate::transport::grpc::proto;
+use crate::{EventKind, Result, Value, WatchEvent};
+
+/// Whether a watch goes on after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Step {
+    Go,
+    /// Its last event is in the step's output.
+    End,
+}
+
+/// A variable a watch follows.
+struct Tracked {
+    /// The next version it is owed.
+    next: u64,
+    meta: Arc<VarMeta>,
+    /// The value of the last version delivered: the next change's old
+    /// value, a deletion's last value (so the etcd watch need not carry
+    /// previous values: half the bytes).
+    last: Value,
+}
+
+/// One watch's position and state.
+pub(super) struct Follower {
+    keys: Keys,
+    session: String,
+    whole: bool,
+    /// By id.
+    tracked: BTreeMap<String, Tracked>,
+    /// Which life of the session it follows (`meta`'s `create_revision`).
+    pub(super) incarnation: i64,
+    /// Every etcd revision up to this one is in its events.
+    pub(super) etcd_rev: i64,
+    /// The session revision of its last group.
+    session_rev: u64,
+}
+
+/// An event of `kind` carrying `rec`'s state.
+fn event(kind: EventKind, key: &[u8], meta: &Arc<VarMeta>, rec: &proto::Variable) -> Result<WatchEvent> {
+    let record = codec::record(key, meta.clone(), rec, None)?;
+    Ok(WatchEvent::from_parts(kind, crate::sync::Arc::new(record), 0))
+}
+
+/// The `Deleted` event of a variable whose last value was `last`.
+fn deleted(meta: &Arc<VarMeta>, last: &Value, version: u64, revision: u64) -> WatchEvent {
+    let record = Record {
+        var: meta.clone(),
+        kind: RecordKind::Deleted,
+        version,
+        revision,
+        old_value: Some(last.clone()),
+        value: last.clone(),
+        source: None,
+        metadata: None,
+        timestamp: std::time::SystemTime::now(),
+    };
+    WatchEvent::from_parts(EventKind::Deleted, crate::sync::Arc::new(record), 0)
+}
+
+/// `record` with another old value (a watch that saw a version the decoder
+/// did not).
+fn with_old_value(record: &Record, old: Option<Value>) -> Record {
+    Record {
+        var: record.var.clone(),
+        kind: record.kind,
+        version: record.version,
+        revision: record.revision,
+        value: record.value.clone(),
+        old_value: old,
+        source: record.source.clone(),
+        metadata: record.metadata.clone(),
+        timestamp: record.timestamp,
+    }
+}
+
+impl Follower {
+    /// A watch of `states` (in registration order), read in `cut`; its
+    /// initial events if `initial`.
+    pub(super) fn new(
+        keys: Keys,
+        session: String,
+        whole: bool,
+        cut: &Cut,
+        states: &[(&Vec<u8>, &proto::Variable)],
+        initial: bool,
+    ) -> Result<(Follower, Vec<WatchEvent>)> {
+        let label = cut.meta.revision;
+        let mut tracked = BTreeMap::new();
+        let mut first = Vec::new();
+        for (key, rec) in states {
+            let meta = codec::var_meta(key, rec)?;
+            if initial {
+                first.push(event(EventKind::Initial, key, &meta, rec)?.at_revision(label));
+            }
+            tracked.insert(
+                rec.id.clone(),
+                Tracked {
+                    next: rec.version + 1,
+                    last: codec::value(key, &rec.value)?,
+                    meta,
+                },
+            );
+        }
+        let f = Follower {
+            keys,
+            session,
+            whole,
+            tracked,
+            incarnation: cut.incarnation,
+            etcd_rev: cut.revision,
+            session_rev: label,
+        };
+        Ok((f, first))
+    }
+
+    /// The session this watch follows.
+    pub(super) fn session(&self) -> &str {
+        &self.session
+    }
+
+    /// The last event of a watch that gave up reconnecting.
+    pub(super) fn disconnected(&self) -> WatchEvent {
+        WatchEvent::bare(EventKind::Disconnected, "", "", 0, self.session_rev)
+    }
+
+    /// The events `g` (a later write of the session) brings this watch.
+    pub(super) fn apply(&mut self, g: &Group) -> (Vec<WatchEvent>, Step) {
+        let mut out = Vec::new();
+        self.etcd_rev = self.etcd_rev.max(g.etcd_rev);
+        let (closed, revision) = match g.meta {
+            MetaChange::Deleted => (true, self.session_rev),
+            MetaChange::Put { incarnation, .. } if incarnation != self.incarnation => {
+                (true, self.session_rev)
+            }
+            MetaChange::Put { revision, .. } => (false, revision),
+            MetaChange::None => (false, self.session_rev),
+        };
+        if closed {
+            out.push(WatchEvent::bare(EventKind::SessionClosed, "", "", 0, revision));
+            return (out, Step::End);
+        }
+        for change in &g.vars {
+            match change {
+                VarChange::Put(p) => {
+                    if let Some(t) = self.tracked.get_mut(&p.id) {
+                        if p.version < t.next {
+                            continue; // already delivered
+                        }
+                        let contiguous = p.version == t.next;
+                        if !contiguous {
+                            let lag = EventKind::Lagged {
+                                first: t.next,
+                                last: p.version - 1,
+                            };
+                            out.push(WatchEvent::from_parts(lag, p.record.clone(), 0));
+                        }
+                        let record = match (&p.record.old_value, contiguous) {
+                            // The decoder's old value is this watch's.
+                            (Some(_), true) => p.record.clone(),
+                            (None, true) => {
+                                crate::sync::Arc::new(with_old_value(&p.record, Some(t.last.clone())))
+                            }
+                            (_, false) => crate::sync::Arc::new(with_old_value(&p.record, None)),
+                        };
+                        t.next = p.version + 1;
+                        t.last = p.value.clone();
+                        out.push(WatchEvent::from_parts(EventKind::Changed, record, 0));
+                    } else if self.whole {
+                        // Registered after the watch started: its first
+                        // event is its state, as locally.
+                        if p.version > 0 {
+                            let lag = EventKind::Lagged {
+                                first: 0,
+                                last: p.version - 1,
+                            };
+                            out.push(WatchEvent::from_parts(lag, p.record.clone(), 0));
+                        }
+                        let record = crate::sync::Arc::new(with_old_value(&p.record, None));
+                        out.push(WatchEvent::from_parts(EventKind::Initial, record, 0));
+                        self.tracked.insert(
+                            p.id.clone(),
+                            Tracked {
+                                next: p.version + 1,
+                                meta: p.meta.clone(),
+                                last: p.value.clone(),
+                            },
+                        );
+                    }
+                }
+                VarChange::Delete { key, id } => {
+                    let id = match id {
+                        Some(id) => Some(id.clone()),
+                        // The decoder did not know the key: find it by name.
+                        None => self
+                            .tracked
+                            .iter()
+                            .find(|(_, t)| {
+                                self.keys.var(&self.session, &t.meta.name).as_bytes() == key.as_slice()
+                            })
+                            .map(|(id, _)| id.clone()),
+                    };
+                    if let Some(t) = id.and_then(|id| self.tracked.remove(&id)) {
+                        out.push(deleted(&t.meta, &t.last, t.next, revision));
+                    }
+                }
+            }
+        }
+        self.session_rev = revision;
+        if !self.whole && self.tracked.is_empty() {
+            return (out, Step::End); // the last watched variable is gone
+        }
+        (out, Step::Go)
+    }
+
+    /// etcd compacted history this watch still needed; `cut` is the whole
+    /// session read again (`None`: it no longer exists). Per variable, the
+    /// versions it cannot have as `Lagged`, then the current state, as a
+    /// local watch reports an overflow.
+    pub(super) fn resync(&mut self, cut: Option<&Cut>) -> Result<(Vec<WatchEvent>, Step)> {
+        let mut out = Vec::new();
+        let Some(cut) = cut.filter(|c| c.incarnation == self.incarnation) else {
+            out.push(WatchEvent::bare(
+                EventKind::SessionClosed,
+                "",
+                "",
+                0,
+                self.session_rev,
+            ));
+            return Ok((out, Step::End));
+        };
+        let label = cut.meta.revision;
+        let by_id: BTreeMap<&str, &(Vec<u8>, proto::Variable)> =
+            cut.recs.iter().map(|kr| (kr.1.id.as_str(), kr)).collect();
+        let mut order: Vec<(&String, &mut Tracked)> = self.tracked.iter_mut().collect();
+        order.sort_by_key(|(_, t)| t.meta.slot);
+        let mut gone = Vec::new();
+        for (id, t) in order {
+            match by_id.get(id.as_str()) {
+                Some((key, rec)) => {
+                    if rec.version < t.next {
+                        continue; // nothing missed
+                    }
+                    if rec.version > t.next {
+                        let lag = EventKind::Lagged {
+                            first: t.next,
+                            last: rec.version - 1,
+                        };
+                        out.push(event(lag, key, &t.meta, rec)?.at_revision(label));
+                    }
+                    out.push(event(EventKind::Changed, key, &t.meta, rec)?.at_revision(label));
+                    t.next = rec.version + 1;
+                    t.last = codec::value(key, &rec.value)?;
+                }
+                None => {
+                    // Deleted meanwhile: how many versions it went through
+                    // before is gone with the history.
+                    out.push(deleted(&t.meta, &t.last, t.next, label));
+                    gone.push(id.clone());
+                }
+            }
+        }
+        for id in gone {
+            self.tracked.remove(&id);
+        }
+        if self.whole {
+            let mut new: Vec<&(Vec<u8>, proto::Variable)> = cut
+                .recs
+                .iter()
+                .filter(|(_, r)| !self.tracked.contains_key(&r.id))
+                .collect();
+            new.sort_by_key(|(_, r)| id_number(&r.id));
+            for (key, rec) in new {
+                let meta = codec::var_meta(key, rec)?;
+                if rec.version > 0 {
+                    let lag = EventKind::Lagged {
+                        first: 0,
+                        last: rec.version - 1,
+                    };
+                    out.push(event(lag, key, &meta, rec)?.at_revision(label));
+                }
+                out.push(event(EventKind::Initial, key, &meta, rec)?.at_revision(label));
+                self.tracked.insert(
+                    rec.id.clone(),
+                    Tracked {
+                        next: rec.version + 1,
+                        last: codec::value(key, &rec.value)?,
+                        meta,
+                    },
+                );
+            }
+        }
+        self.etcd_rev = self.etcd_rev.max(cut.revision);
+        self.session_rev = label;
+        if !self.whole && self.tracked.is_empty() {
+            return Ok((out, Step::End));
+        }
+        Ok((out, Step::Go))
+    }
+}

@@ -1,0 +1,443 @@
+//! [`Hub`]: one etcd watch per session per client, shared by every
+//! [`EtcdWatch`](super::EtcdWatch) of that session in the client.
+//!
+//! A hub's task follows the session's directory in etcd and decodes each
+//! write once (`group.rs`); each watch's [`Follower`] turns it into that
+//! watch's events, which go into the watch's bounded queue. A hundred
+//! watches of a session cost etcd one watch and the client one decode per
+//! write, not a hundred.
+//!
+//! # Joining
+//!
+//! A watch reads its snapshot at etcd revision R, then joins the session's
+//! hub if the hub has not yet delivered anything after R (`delivered ≤ R`):
+//! every later write then reaches it through the hub, and those up to R it
+//! skips (its snapshot has them). Otherwise (a write slipped in between) it
+//! follows alone from R + 1, with its own etcd watch. Either way it gets
+//! every change after its snapshot once.
+//!
+//! # A watch that falls behind
+//!
+//! The hub never waits for one watch: if a watch's queue is full, the watch
+//! leaves the hub and follows alone, with its own etcd watch from where it
+//! was, waiting for its user (etcd keeps the history meanwhile). So one
+//! slow reader holds up neither the others nor the hub, and loses nothing.
+//!
+//! # Failures
+//!
+//! An etcd watch that fails is opened again from the last revision
+//! delivered, after a backoff (`max_failures` in a row end every watch with
+//! `Disconnected`); one that etcd cancels because the history it needs was
+//! compacted makes every watch re-read the session (`Follower::resync`:
+//! `Lagged`, then the current state).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use etcd_client::WatchOptions as EtcdWatchOptions;
+use parking_lot::Mutex;
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::task::AbortHandle;
+
+use super::follow::{Follower, Step};
+use super::group::{Decoder, Group};
+use super::store::Shared;
+use super::watch::{Cut, read_cut};
+use crate::WatchEvent;
+
+/// One watch as a hub feeds it.
+pub(super) struct Sub {
+    pub(super) id: u64,
+    pub(super) follower: Follower,
+    pub(super) tx: mpsc::Sender<WatchEvent>,
+    pub(super) reconnects: Arc<AtomicU64>,
+    /// Where the task of this watch goes if it has to follow alone (its
+    /// `EtcdWatch` aborts it when dropped).
+    pub(super) alone: Arc<Mutex<Option<AbortHandle>>>,
+}
+
+/// The shared etcd watch of one life of one session.
+pub(super) struct Hub {
+    shared: Arc<Shared>,
+    key: (String, i64),
+    dir: String,
+    state: Mutex<HubState>,
+}
+
+struct HubState {
+    subs: Vec<Sub>,
+    /// Every etcd revision up to this one has been handed to the watches.
+    delivered: i64,
+    /// No watch left: the task is gone; a new watch makes a new hub.
+    ended: bool,
+}
+
+/// The registry of a client's hubs, by (session, incarnation). Lock order:
+/// the registry, then a hub's state.
+pub(super) type Hubs = Mutex<HashMap<(String, i64), Arc<Hub>>>;
+
+/// What happened to a watch's events.
+enum Pushed {
+    /// All queued.
+    Sent,
+    /// Its user is gone.
+    Closed,
+    /// Its queue is full: these are left.
+    Full(Vec<WatchEvent>),
+}
+
+fn push(tx: &mpsc::Sender<WatchEvent>, events: Vec<WatchEvent>) -> Pushed {
+    let mut it = events.into_iter();
+    while let Some(e) = it.next() {
+        match tx.try_send(e) {
+            Ok(()) => {}
+            Err(TrySendError::Closed(_)) => return Pushed::Closed,
+            Err(TrySendError::Full(e)) => {
+                let mut rest = vec![e];
+                rest.extend(it);
+                return Pushed::Full(rest);
+            }
+        }
+    }
+    Pushed::Sent
+}
+
+/// Joins `sub` to its session's hub (made if there is none), or starts it
+/// alone (see the module docs). `cut` is its snapshot. Runs on the store's
+/// runtime.
+pub(super) fn attach(shared: &Arc<Shared>, session: &str, cut: &Cut, sub: Sub) -> Option<Arc<Hub>> {
+    let key = (session.to_string(), cut.incarnation);
+    let mut hubs = shared.hubs.lock();
+    if let Some(hub) = hubs.get(&key).cloned() {
+        let mut st = hub.state.lock();
+        if !st.ended {
+            if st.delivered <= sub.follower.etcd_rev {
+                st.subs.push(sub);
+                drop(st);
+                return Some(hub);
+            }
+            // The hub is past this watch's snapshot: it follows alone.
+            drop(st);
+            drop(hubs);
+            alone(shared.clone(), sub, Vec::new());
+            return None;
+        }
+    }
+    let hub = Arc::new(Hub {
+        shared: shared.clone(),
+        key: key.clone(),
+        dir: shared.keys.dir(session),
+        state: Mutex::new(HubState {
+            delivered: sub.follower.etcd_rev,
+            subs: vec![sub],
+            ended: false,
+        }),
+    });
+    let mut decoder = Decoder::default();
+    decoder.seed(&cut.recs);
+    hubs.insert(key, hub.clone());
+    tokio::spawn(hub.clone().run(decoder));
+    Some(hub)
+}
+
+/// Starts `sub` following alone, with `pending` to deliver first.
+fn alone(shared: Arc<Shared>, sub: Sub, pending: Vec<WatchEvent>) {
+    let slot = sub.alone.clone();
+    let task = tokio::spawn(follow_alone(shared, sub, pending));
+    *slot.lock() = Some(task.abort_handle());
+}
+
+/// `d` give or take a quarter, so that many watches that failed together
+/// do not retry together.
+fn jittered(d: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.subsec_nanos());
+    let quarter = d / 4;
+    let span = u64::try_from(quarter.as_nanos()).unwrap_or(u64::MAX).max(1);
+    d - quarter + Duration::from_nanos(u64::from(nanos) % (2 * span))
+}
+
+/// Reconnection bookkeeping: backoff, and when to give up.
+struct Retry {
+    failures: u32,
+    delay: Duration,
+}
+
+impl Retry {
+    fn new(shared: &Shared) -> Retry {
+        Retry {
+            failures: 0,
+            delay: shared.config.backoff_initial,
+        }
+    }
+    fn ok(&mut self, shared: &Shared) {
+        self.failures = 0;
+        self.delay = shared.config.backoff_initial;
+    }
+    /// After a failure: `false` to give up, else waits the backoff.
+    async fn failed(&mut self, shared: &Shared) -> bool {
+        self.failures += 1;
+        if shared.config.max_failures.is_some_and(|m| self.failures > m) {
+            return false;
+        }
+        tokio::time::sleep(jittered(self.delay)).await;
+        self.delay = (self.delay * 2).min(shared.config.backoff_max);
+        true
+    }
+}
+
+fn watch_options(from: i64) -> EtcdWatchOptions {
+    EtcdWatchOptions::new()
+        .with_prefix()
+        .with_progress_notify()
+        .with_start_revision(from)
+}
+
+impl Hub {
+    /// Removes watch `id` (its `EtcdWatch` was dropped); the last one ends
+    /// the hub.
+    pub(super) fn leave(&self, id: u64) {
+        let mut hubs = self.shared.hubs.lock();
+        let mut st = self.state.lock();
+        st.subs.retain(|s| s.id != id);
+        if st.subs.is_empty() && !st.ended {
+            st.ended = true;
+            if hubs.get(&self.key).is_some_and(|h| std::ptr::eq(&**h, self)) {
+                hubs.remove(&self.key);
+            }
+        }
+    }
+
+    /// Whether the hub has ended (and removes it from the registry if so).
+    fn end_if_empty(&self, st: &mut HubState) -> bool {
+        if st.subs.is_empty() {
+            st.ended = true;
+        }
+        st.ended
+    }
+
+    fn unregister(&self) {
+        let mut hubs = self.shared.hubs.lock();
+        if hubs.get(&self.key).is_some_and(|h| std::ptr::eq(&**h, self)) && self.state.lock().ended {
+            hubs.remove(&self.key);
+        }
+    }
+
+    /// Hands each watch its events of `groups`; detaches those whose queue
+    /// is full. `true` once no watch is left.
+    fn fan_out(&self, groups: &[Group]) -> bool {
+        let mut st = self.state.lock();
+        for g in groups {
+            if g.etcd_rev <= st.delivered {
+                continue;
+            }
+            let mut i = 0;
+            while i < st.subs.len() {
+                let sub = &mut st.subs[i];
+                if g.etcd_rev <= sub.follower.etcd_rev {
+                    i += 1; // in its snapshot already
+                    continue;
+                }
+                let (events, step) = sub.follower.apply(g);
+                let keep = self.deliver(&mut st.subs, i, events, step);
+                if keep {
+                    i += 1;
+                }
+            }
+            st.delivered = g.etcd_rev;
+        }
+        self.end_if_empty(&mut st)
+    }
+
+    /// Queues `events` for watch `i`; `false` if it left the hub (ended,
+    /// dropped, or detached to follow alone).
+    fn deliver(&self, subs: &mut Vec<Sub>, i: usize, events: Vec<WatchEvent>, step: Step) -> bool {
+        match push(&subs[i].tx, events) {
+            Pushed::Sent if step == Step::Go => true,
+            Pushed::Sent | Pushed::Closed => {
+                subs.swap_remove(i);
+                false
+            }
+            Pushed::Full(rest) => {
+                let sub = subs.swap_remove(i);
+                if step == Step::Go {
+                    alone(self.shared.clone(), sub, rest);
+                } else {
+                    // Its last events: delivered by a task that waits.
+                    tokio::spawn(async move {
+                        for e in rest {
+                            if sub.tx.send(e).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+                false
+            }
+        }
+    }
+
+    /// Every watch re-reads the session after a compaction.
+    async fn resync_all(&self, decoder: &mut Decoder) -> bool {
+        let Ok(cut) = read_cut(&self.shared, &self.key.0, None).await else {
+            return false; // retried as a failure
+        };
+        let mut st = self.state.lock();
+        let mut i = 0;
+        while i < st.subs.len() {
+            let result = st.subs[i].follower.resync(cut.as_ref());
+            let (events, step) = result.unwrap_or_else(|_| (Vec::new(), Step::Go));
+            if self.deliver(&mut st.subs, i, events, step) {
+                i += 1;
+            }
+        }
+        if let Some(cut) = &cut {
+            st.delivered = st.delivered.max(cut.revision);
+            decoder.seed(&cut.recs);
+        } else {
+            st.subs.clear();
+        }
+        true
+    }
+
+    async fn run(self: Arc<Self>, mut decoder: Decoder) {
+        let shared = self.shared.clone();
+        let mut retry = Retry::new(&shared);
+        loop {
+            let from = self.state.lock().delivered + 1;
+            let mut resynced = false;
+            if let Ok(mut stream) = shared
+                .client
+                .watch_client()
+                .watch(self.dir.clone(), Some(watch_options(from)))
+                .await
+            {
+                while let Ok(Some(resp)) = stream.message().await {
+                    if resp.canceled() {
+                        if resp.compact_revision() > 0 && self.resync_all(&mut decoder).await {
+                            retry.ok(&shared);
+                            resynced = true;
+                        }
+                        break;
+                    }
+                    retry.ok(&shared);
+                    if resp.events().is_empty() {
+                        // A progress notification: every revision up to its
+                        // header's was sent (a creation's says nothing).
+                        if !resp.created()
+                            && let Some(h) = resp.header()
+                        {
+                            let mut st = self.state.lock();
+                            st.delivered = st.delivered.max(h.revision());
+                        }
+                        continue;
+                    }
+                    let groups = decoder.groups(&self.dir, &resp);
+                    if self.fan_out(&groups) {
+                        self.unregister();
+                        return;
+                    }
+                }
+            }
+            {
+                let mut st = self.state.lock();
+                if self.end_if_empty(&mut st) {
+                    drop(st);
+                    self.unregister();
+                    return;
+                }
+                if resynced {
+                    continue; // from the re-read revision, at once
+                }
+                for s in &st.subs {
+                    s.reconnects.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            if !retry.failed(&shared).await {
+                let mut st = self.state.lock();
+                for s in st.subs.drain(..) {
+                    let _ = s.tx.try_send(s.follower.disconnected());
+                }
+                st.ended = true;
+                drop(st);
+                self.unregister();
+                return;
+            }
+        }
+    }
+}
+
+/// A watch following alone: its own etcd watch, and it waits for its user
+/// (`pending` first).
+async fn follow_alone(shared: Arc<Shared>, mut sub: Sub, pending: Vec<WatchEvent>) {
+    async fn send(tx: &mpsc::Sender<WatchEvent>, events: Vec<WatchEvent>) -> bool {
+        for e in events {
+            if tx.send(e).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+    if !send(&sub.tx, pending).await {
+        return;
+    }
+    let session = sub.follower.session().to_string();
+    let dir = shared.keys.dir(&session);
+    let mut decoder = Decoder::default();
+    let mut retry = Retry::new(&shared);
+    loop {
+        let from = sub.follower.etcd_rev + 1;
+        let mut resynced = false;
+        if let Ok(mut stream) = shared
+            .client
+            .watch_client()
+            .watch(dir.clone(), Some(watch_options(from)))
+            .await
+        {
+            while let Ok(Some(resp)) = stream.message().await {
+                if resp.canceled() {
+                    if resp.compact_revision() > 0
+                        && let Ok(cut) = read_cut(&shared, &session, None).await
+                    {
+                        retry.ok(&shared);
+                        if let Some(c) = &cut {
+                            decoder.seed(&c.recs);
+                        }
+                        let Ok((events, step)) = sub.follower.resync(cut.as_ref()) else {
+                            break;
+                        };
+                        if !send(&sub.tx, events).await || step == Step::End {
+                            return;
+                        }
+                        resynced = true;
+                    }
+                    break;
+                }
+                retry.ok(&shared);
+                for g in decoder.groups(&dir, &resp) {
+                    if g.etcd_rev <= sub.follower.etcd_rev {
+                        continue;
+                    }
+                    let (events, step) = sub.follower.apply(&g);
+                    if !send(&sub.tx, events).await || step == Step::End {
+                        return;
+                    }
+                }
+            }
+        }
+        if sub.tx.is_closed() {
+            return;
+        }
+        if resynced {
+            continue;
+        }
+        sub.reconnects.fetch_add(1, Ordering::Relaxed);
+        if !retry.failed(&shared).await {
+            let _ = sub.tx.send(sub.follower.disconnected()).await;
+            return;
+        }
+    }
+}
