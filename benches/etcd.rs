@@ -71,17 +71,40 @@ impl Raw {
     }
 }
 
-/// Write latencies in µs (p50, p99) of etcd-client sending the
-/// transaction an `EtcdStore` update sends (a compare on the session's
-/// `meta`, the variable's record and `meta` put, the reads back on a
-/// failed compare), records of the same sizes: the etcd side of the cost.
-fn raw_txn_latency(raw: &Raw, store: &EtcdStore, rounds: usize) -> (f64, f64) {
+/// p50 and p99 of samples in µs.
+#[derive(Clone, Copy)]
+struct Lat {
+    p50: f64,
+    p99: f64,
+}
+
+fn lat(mut samples: Vec<f64>) -> Lat {
+    samples.sort_by(f64::total_cmp);
+    Lat {
+        p50: pct(&samples, 0.5),
+        p99: pct(&samples, 0.99),
+    }
+}
+
+/// Times `rounds` calls of `f` (µs).
+fn time(rounds: usize, mut f: impl FnMut()) -> Lat {
+    lat((0..rounds)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect())
+}
+
+/// etcd-client sending the transaction an `EtcdStore` update sends (a
+/// compare on the session's `meta`, the variable's record and `meta` put,
+/// the reads back on a failed compare), with records of the same sizes:
+/// the etcd side of the cost, without varwatch's client work.
+fn raw_txn_latency(raw: &Raw, rounds: usize) -> Lat {
     use etcd_client::{Compare, CompareOp, Txn, TxnOp};
-    let rec = store.get("s", "x").unwrap();
-    // Sizes like the store's: the record (a proto `Variable`) ~ 60-100
-    // bytes, `meta` ~ 30 bytes.
-    let record = vec![b'r'; 40 + rec.name().len() + 40];
-    let meta = vec![b'm'; 30];
+    // A stored `Variable` of an integer is ~60 bytes, `meta` ~30.
+    let (record, meta) = (vec![b'r'; 60], vec![b'm'; 30]);
     let (kv, km) = (format!("{}/txn/v/x", raw.key), format!("{}/txn/meta", raw.key));
     let mut c = raw.client.clone();
     let mut last = raw.rt.block_on(async {
@@ -92,9 +115,7 @@ fn raw_txn_latency(raw: &Raw, store: &EtcdStore, rounds: usize) -> (f64, f64) {
             .unwrap()
             .revision()
     });
-    let mut samples = Vec::with_capacity(rounds);
-    for _ in 0..rounds {
-        let t = Instant::now();
+    time(rounds, || {
         let txn = Txn::new()
             .when([Compare::mod_revision(km.clone(), CompareOp::Equal, last)])
             .and_then([
@@ -106,57 +127,45 @@ fn raw_txn_latency(raw: &Raw, store: &EtcdStore, rounds: usize) -> (f64, f64) {
         let resp = raw.rt.block_on(async move { c.txn(txn).await.unwrap() });
         assert!(resp.succeeded());
         last = resp.header().unwrap().revision();
-        samples.push(t.elapsed().as_secs_f64() * 1e6);
-    }
-    samples.sort_by(f64::total_cmp);
-    (pct(&samples, 0.5), pct(&samples, 0.99))
+    })
 }
 
-/// Latencies in µs of `rounds` writes: `(write p50, write p99, recv p50, recv p99)`.
-fn ours_latency(store: &EtcdStore, rounds: usize, version: &mut i64) -> (f64, f64, f64, f64) {
+/// Write latency, no watch open.
+fn ours_write(store: &EtcdStore, rounds: usize, version: &mut i64) -> Lat {
+    time(rounds, || {
+        *version += 1;
+        store.update("s", "x", *version).unwrap();
+    })
+}
+
+fn raw_write(raw: &Raw, rounds: usize, version: &mut i64) -> Lat {
+    time(rounds, || {
+        *version += 1;
+        raw.put(*version);
+    })
+}
+
+/// Write→receive latency with one watch.
+fn ours_recv(store: &EtcdStore, rounds: usize, version: &mut i64) -> Lat {
     let mut w = store
         .watch("s", ["x"], WatchOptions::new().include_initial(false))
         .unwrap();
-    let (mut write, mut recv) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
-    for _ in 0..rounds {
+    time(rounds, || {
         *version += 1;
-        let t = Instant::now();
         store.update("s", "x", *version).unwrap();
-        write.push(t.elapsed().as_secs_f64() * 1e6);
         let e = w.recv_timeout(Duration::from_secs(10)).expect("event");
         assert_eq!(e.kind(), EventKind::Changed);
-        recv.push(t.elapsed().as_secs_f64() * 1e6);
-    }
-    write.sort_by(f64::total_cmp);
-    recv.sort_by(f64::total_cmp);
-    (
-        pct(&write, 0.5),
-        pct(&write, 0.99),
-        pct(&recv, 0.5),
-        pct(&recv, 0.99),
-    )
+    })
 }
 
-fn raw_latency(raw: &Raw, rounds: usize, version: &mut i64) -> (f64, f64, f64, f64) {
+fn raw_recv(raw: &Raw, rounds: usize, version: &mut i64) -> Lat {
     let mut w = raw.watch();
-    let (mut write, mut recv) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
-    for _ in 0..rounds {
+    time(rounds, || {
         *version += 1;
-        let t = Instant::now();
         raw.put(*version);
-        write.push(t.elapsed().as_secs_f64() * 1e6);
         let got = raw.rt.block_on(async { w.message().await.unwrap().unwrap() });
         assert_eq!(got.events()[0].event_type(), EventType::Put);
-        recv.push(t.elapsed().as_secs_f64() * 1e6);
-    }
-    write.sort_by(f64::total_cmp);
-    recv.sort_by(f64::total_cmp);
-    (
-        pct(&write, 0.5),
-        pct(&write, 0.99),
-        pct(&recv, 0.5),
-        pct(&recv, 0.99),
-    )
+    })
 }
 
 /// Events/s delivered: `k` writes, until each of `n` watchers has them all.
@@ -274,44 +283,40 @@ fn main() {
     let writes = if quick() { 50 } else { 1_000 };
     let (mut ours_v, mut raw_v) = (0i64, 0i64);
 
-    let (mut ours, mut theirs, mut txn) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        theirs.push(raw_latency(&raw, writes, &mut raw_v));
-        ours.push(ours_latency(&store, writes, &mut ours_v));
-        txn.push(raw_txn_latency(&raw, &store, writes));
-    }
-    let col =
-        |v: &[(f64, f64, f64, f64)], f: fn(&(f64, f64, f64, f64)) -> f64| median(v.iter().map(f).collect());
-    let metrics: [(&str, fn(&(f64, f64, f64, f64)) -> f64); 4] = [
-        ("write_p50_us", |x| x.0),
-        ("write_p99_us", |x| x.1),
-        ("recv_p50_us", |x| x.2),
-        ("recv_p99_us", |x| x.3),
+    // Rounds alternate the sides; each figure is the median of the rounds.
+    let mut rows: Vec<(&str, Vec<Lat>, Vec<Lat>)> = vec![
+        ("write", Vec::new(), Vec::new()),
+        ("write, txn shape", Vec::new(), Vec::new()),
+        ("write->recv", Vec::new(), Vec::new()),
     ];
-    let (t50, t99) = (
-        median(txn.iter().map(|x| x.0).collect()),
-        median(txn.iter().map(|x| x.1).collect()),
-    );
-    println!(
-        "etcd      write_p50_us   etcd-client, the store's transaction shape {t50:>9.1}   p99 {t99:>9.1}"
-    );
-    if let Some(f) = &mut out {
-        writeln!(
-            f,
-            "{{\"workload\":\"etcd_latency\",\"metric\":\"txn_shape_write_us\",\"p50\":{t50},\"p99\":{t99}}}"
-        )
-        .unwrap();
+    for _ in 0..rounds {
+        rows[0].2.push(raw_write(&raw, writes, &mut raw_v));
+        let write = ours_write(&store, writes, &mut ours_v);
+        rows[0].1.push(write);
+        rows[1].2.push(raw_txn_latency(&raw, writes));
+        rows[1].1.push(write);
+        rows[2].2.push(raw_recv(&raw, writes, &mut raw_v));
+        rows[2].1.push(ours_recv(&store, writes, &mut ours_v));
     }
-    for (name, f) in metrics {
-        let (o, r) = (col(&ours, f), col(&theirs, f));
+    for (name, ours, theirs) in &rows {
+        let o50 = median(ours.iter().map(|l| l.p50).collect());
+        let o99 = median(ours.iter().map(|l| l.p99).collect());
+        let r50 = median(theirs.iter().map(|l| l.p50).collect());
+        let r99 = median(theirs.iter().map(|l| l.p99).collect());
+        let peer = if *name == "write, txn shape" {
+            "etcd-client txn"
+        } else {
+            "etcd-client"
+        };
         println!(
-            "etcd      {name:<14} varwatch {o:>9.1}   etcd-client {r:>9.1}   ratio {:>5.2}x   ({rounds} rounds of {writes})",
-            o / r
+            "etcd      {name:<17} p50 varwatch {o50:>7.1} us  {peer} {r50:>7.1} us  {:>5.2}x   p99 {o99:>7.1} vs {r99:>7.1}  {:>5.2}x   ({rounds} rounds of {writes})",
+            o50 / r50,
+            o99 / r99
         );
         if let Some(f) = &mut out {
             writeln!(
                 f,
-                "{{\"workload\":\"etcd_latency\",\"metric\":\"{name}\",\"varwatch\":{o},\"etcd_client\":{r}}}"
+                "{{\"workload\":\"etcd_latency\",\"case\":\"{name}\",\"varwatch_p50_us\":{o50},\"peer_p50_us\":{r50},\"varwatch_p99_us\":{o99},\"peer_p99_us\":{r99}}}"
             )
             .unwrap();
         }

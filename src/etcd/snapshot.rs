@@ -63,7 +63,7 @@ pub(super) enum Plan<T> {
     /// Nothing to write: the answer stands as read.
     Done(T),
     /// Write this; the answer once committed.
-    Write(Write, T),
+    Write(Box<Write>, T),
 }
 
 /// The keys one write puts or deletes, besides `meta`.

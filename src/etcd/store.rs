@@ -239,7 +239,7 @@ impl Shared {
             let resp = self.txn(snap.transaction(&self.keys, reads, &mut w)).await?;
             if resp.succeeded() {
                 let revision = resp.header().map_or(0, |h| h.revision());
-                let next = snap.after(w, revision);
+                let next = snap.after(*w, revision);
                 self.touch(reads.session, &next);
                 self.cache.lock().keep(reads.session, next);
                 return Ok(answer);
@@ -766,7 +766,7 @@ impl EtcdStore {
                 w.vars.push((def.name.clone(), Some((rec, 1))));
                 ids.push(id);
             }
-            Ok(Plan::Write(w, ids))
+            Ok(Plan::Write(Box::new(w), ids))
         }))
     }
 
@@ -1022,7 +1022,7 @@ impl EtcdStore {
                     vars: vec![(rec.name.clone(), None)],
                     ids: None,
                 };
-                Ok(Plan::Write(w, ()))
+                Ok(Plan::Write(Box::new(w), ()))
             })
             .await
         })
@@ -1177,5 +1177,5 @@ fn plan_updates(
         ));
         w.vars.push((rec.name.clone(), Some((rec, version + 1))));
     }
-    Ok(Plan::Write(w, results))
+    Ok(Plan::Write(Box::new(w), results))
 }
