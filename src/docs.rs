@@ -161,6 +161,21 @@ pub mod internal {
     //! | `wakeup.rs` | the wake-up protocol: `WaiterList`, a watch's `Signal`, and the `Published` / `Armed` tokens that carry its fence pair |
     //! | `watch/` | a `Watch`, split by stage (see the table below) |
     //! | `transport/` | the network layer (see its module docs) |
+    //! | `etcd/` | `EtcdStore` (feature `etcd`), one concept per file (see below) |
+    //!
+    //! `etcd/`, the same store on etcd (the mapping is in the `etcd` module's
+    //! documentation):
+    //!
+    //! | file | what it holds |
+    //! |---|---|
+    //! | `keys.rs` | the key layout under the prefix, and the escaping that keeps sessions apart |
+    //! | `codec.rs` | what the keys hold (the proto's `SessionInfo` and `Variable`) and how it becomes the crate's types |
+    //! | `snapshot.rs` | the write protocol: a `Snap` of a session, a plan, one transaction guarded by `meta`'s `mod_revision`; the client's cache of snapshots |
+    //! | `store.rs` | `EtcdStore`: every operation, and the checks a local write makes |
+    //! | `watch.rs` | `EtcdWatch`: the atomic subscribe (read at R), the handle and its queue |
+    //! | `hub.rs` | one etcd watch per session per client, shared by its watches; a slow watch follows alone; reconnect, compaction |
+    //! | `group.rs` | an etcd response decoded once into groups (one per write) |
+    //! | `follow.rs` | one watch's state, and how a group or a re-read becomes its events |
     //!
     //! `watch/`, one stage per file:
     //!

@@ -420,3 +420,71 @@ fn unsupported_watch_options_are_refused_not_ignored() {
         assert!(matches!(a.watch("s", ["x"], opts), Err(Error::InvalidOption(_))));
     }
 }
+
+#[test]
+fn hostile_input_gets_a_clear_error_and_changes_nothing() {
+    let Some(a) = common::etcd::store("etcd hostile") else {
+        return;
+    };
+    a.create_session("s", SessionOptions::new()).unwrap();
+    a.register("s", VarDef::new("x", VarType::Integer, 0)).unwrap();
+    let long = "n".repeat(20_000);
+    let long_id = format!("var_{}", "9".repeat(20_000));
+    // Identifiers no session or variable can have: not found, and no key is
+    // made of them.
+    assert!(matches!(a.get(&long, "x"), Err(Error::SessionNotFound { .. })));
+    assert!(matches!(a.session("a\u{0}b"), Err(Error::SessionNotFound { .. })));
+    for ident in [long.as_str(), long_id.as_str(), "", "x\n"] {
+        assert!(
+            matches!(a.get("s", ident), Err(Error::VariableNotFound { .. })),
+            "{}",
+            ident.len()
+        );
+        assert!(matches!(
+            a.update("s", ident, 1),
+            Err(Error::VariableNotFound { .. })
+        ));
+    }
+    assert!(matches!(
+        a.watch("s", [long.as_str()], WatchOptions::new()),
+        Err(Error::VariablesNotFound { .. })
+    ));
+    assert!(matches!(
+        a.create_session(&long, SessionOptions::new()),
+        Err(Error::InvalidName { .. })
+    ));
+    // A batch larger than etcd takes in one transaction: refused before
+    // anything is sent.
+    let defs: Vec<VarDef> = (0..100)
+        .map(|i| VarDef::new(format!("b{i}"), VarType::Integer, 0))
+        .collect();
+    assert!(matches!(
+        a.import("s", defs),
+        Err(Error::LimitExceeded { limit: 128, .. })
+    ));
+    assert_eq!(a.list_variables("s", None).unwrap().len(), 1);
+    // A value larger than etcd takes (1.5 MiB requests): etcd refuses it,
+    // nothing changes, and the store goes on.
+    let huge = "v".repeat(4 << 20);
+    a.register("s", VarDef::new("text", VarType::String, "")).unwrap();
+    let err = a.update("s", "text", huge.as_str()).unwrap_err();
+    assert!(
+        matches!(
+            err.code(),
+            varwatch::ErrorCode::InvalidArgument | varwatch::ErrorCode::ResourceExhausted
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().len() < 1_000, "{err}");
+    assert_eq!(a.get("s", "text").unwrap().version(), 0);
+    assert_eq!(a.update("s", "x", 5).unwrap(), 1);
+    // Watch capacities at their extremes (0 is refused, as locally).
+    assert!(matches!(
+        a.watch("s", ["x"], WatchOptions::new().capacity(0)),
+        Err(Error::InvalidOption(_))
+    ));
+    for cap in [1, usize::MAX] {
+        let mut w = a.watch("s", ["x"], WatchOptions::new().capacity(cap)).unwrap();
+        assert!(next(&mut w).is_initial());
+    }
+}

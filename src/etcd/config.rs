@@ -37,6 +37,12 @@ pub struct EtcdConfig {
     /// [`EventKind::Disconnected`](crate::EventKind::Disconnected); `None`
     /// retries forever.
     pub max_failures: Option<u32>,
+    /// The most operations the etcd server takes in one transaction (its
+    /// `--max-txn-ops`, 128 by default). An atomic batch of n updates is
+    /// n + 1 operations, an import of n definitions 2n + 2; larger ones are
+    /// refused with [`Error::LimitExceeded`](crate::Error::LimitExceeded)
+    /// before anything is sent (at least 4).
+    pub max_txn_ops: usize,
 }
 
 impl Default for EtcdConfig {
@@ -48,6 +54,7 @@ impl Default for EtcdConfig {
             backoff_initial: Duration::from_millis(50),
             backoff_max: Duration::from_secs(2),
             max_failures: Some(60),
+            max_txn_ops: 128,
         }
     }
 }
@@ -91,6 +98,13 @@ impl EtcdConfig {
         self
     }
 
+    /// Sets the most operations per etcd transaction (etcd's
+    /// `--max-txn-ops`).
+    pub fn max_txn_ops(mut self, n: usize) -> Self {
+        self.max_txn_ops = n;
+        self
+    }
+
     /// The configuration with every value in its range.
     pub(super) fn normalized(mut self) -> EtcdConfig {
         if self.prefix.is_empty() {
@@ -102,6 +116,7 @@ impl EtcdConfig {
         self.call_timeout = clamp(self.call_timeout);
         self.backoff_initial = clamp(self.backoff_initial);
         self.backoff_max = clamp(self.backoff_max).max(self.backoff_initial);
+        self.max_txn_ops = self.max_txn_ops.max(4);
         self
     }
 }
@@ -122,6 +137,11 @@ mod tests {
         assert_eq!(c.connect_timeout, Duration::from_millis(1));
         assert_eq!(c.call_timeout, MAX_ETCD_DURATION);
         assert_eq!(c.backoff_max, c.backoff_initial);
+        assert_eq!(EtcdConfig::new().max_txn_ops(0).normalized().max_txn_ops, 4);
+        assert_eq!(
+            EtcdConfig::new().max_txn_ops(usize::MAX).normalized().max_txn_ops,
+            usize::MAX
+        );
         assert_eq!(EtcdConfig::new().prefix("app").normalized().prefix, "app/");
     }
 }

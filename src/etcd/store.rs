@@ -19,7 +19,7 @@ use super::keys::Keys;
 use super::snapshot::{Cache, Plan, Reads, Snap, Stored, Write};
 use super::watch::{EtcdWatch, read_cut};
 use crate::error::ErrorSource;
-use crate::ident::{check_session_id, check_var_name, is_var_id, var_id};
+use crate::ident::{MAX_NAME_BYTES, check_session_id, check_var_name, is_var_id, var_id};
 use crate::store::{check_pattern, glob_match};
 use crate::transport::grpc::convert::{
     constraints_from, constraints_to, metadata_to, time, value_to, var_type_from, var_type_to,
@@ -118,6 +118,25 @@ const MAX_LEASE_SECS: i64 = 9_000_000_000;
 
 impl Shared {
     pub(super) fn etcd_error(&self, e: etcd_client::Error) -> Error {
+        // etcd refusing a request (too large, too many operations) is not
+        // a connection problem: nothing was changed, and trying again will
+        // not help.
+        if let etcd_client::Error::GRpcStatus(status) = &e {
+            let code = match status.code() {
+                tonic::Code::InvalidArgument | tonic::Code::OutOfRange => Some(ErrorCode::InvalidArgument),
+                tonic::Code::ResourceExhausted => Some(ErrorCode::ResourceExhausted),
+                _ => None,
+            };
+            if let Some(code) = code {
+                return Error::Remote {
+                    code,
+                    message: format!(
+                        "etcd refused the request (nothing was changed): {}",
+                        status.message()
+                    ),
+                };
+            }
+        }
         Error::Transport {
             addr: self.endpoints.clone(),
             reason: format!("etcd: {e}"),
@@ -139,6 +158,12 @@ impl Shared {
             .txn(txn)
             .await
             .map_err(|e| self.etcd_error(e))
+    }
+
+    /// `Ok` if `session` could name a session; else it cannot exist (and
+    /// no key is made of it).
+    fn existing(session: &str) -> Result<()> {
+        check_session_id(session).map_err(|_| Self::gone(session))
     }
 
     fn gone(session: &str) -> Error {
@@ -178,7 +203,9 @@ impl Shared {
         {
             let cache = self.cache.lock();
             for (i, ident) in idents.iter().enumerate() {
-                if !is_var_id(ident) {
+                if ident.len() > MAX_NAME_BYTES || (!is_var_id(ident) && check_var_name(ident).is_err()) {
+                    out.push(None); // no variable has it: no key made of it
+                } else if !is_var_id(ident) {
                     out.push(Some(ident.to_string()));
                 } else if let Some(n) = cache.name_of(session, ident) {
                     out.push(Some(n));
@@ -236,6 +263,7 @@ impl Shared {
                 }
                 Ok(Plan::Write(w, answer)) => (w, answer),
             };
+            self.check_txn_size(reads, &w)?;
             let resp = self.txn(snap.transaction(&self.keys, reads, &mut w)).await?;
             if resp.succeeded() {
                 let revision = resp.header().map_or(0, |h| h.revision());
@@ -257,6 +285,24 @@ impl Shared {
                 crate::error::q(reads.session)
             ),
         })
+    }
+
+    /// Refuses a transaction etcd would refuse for its number of operations
+    /// (`--max-txn-ops`, 128 by default), before sending it.
+    fn check_txn_size(&self, reads: &Reads<'_>, w: &Write) -> Result<()> {
+        let ids = usize::from(w.ids.is_some());
+        let actual = (w.ops.len() + 1 + ids)
+            .max(1 + w.compares.len() + ids)
+            .max(reads.names.len() + 1 + usize::from(reads.with_ids));
+        let limit = self.config.max_txn_ops;
+        if actual > limit {
+            return Err(Error::LimitExceeded {
+                what: "operations in one etcd transaction (etcd's --max-txn-ops; raise it there and in EtcdConfig::max_txn_ops)".into(),
+                limit,
+                actual,
+            });
+        }
+        Ok(())
     }
 
     /// Keeps the session's lease alive: an access, as locally. At most one
@@ -556,6 +602,7 @@ impl EtcdStore {
     ///
     /// [`Error::SessionNotFound`], [`Error::Transport`].
     pub fn session(&self, id: &str) -> Result<SessionInfo> {
+        Shared::existing(id)?;
         let s = self.shared();
         self.block(async {
             let resp = s
@@ -589,6 +636,7 @@ impl EtcdStore {
     ///
     /// [`Error::SessionNotFound`], [`Error::Transport`].
     pub fn delete_session(&self, id: &str) -> Result<()> {
+        Shared::existing(id)?;
         let s = self.shared();
         self.block(async {
             let resp = s
@@ -678,6 +726,7 @@ impl EtcdStore {
     }
 
     fn register_all(&self, session: &str, defs: Vec<VarDef>, batch: bool) -> Result<Vec<String>> {
+        Shared::existing(session)?;
         let names: Vec<String> = {
             let mut n: Vec<String> = defs
                 .iter()
@@ -804,6 +853,7 @@ impl EtcdStore {
         session: &str,
         idents: impl IntoIterator<Item = S>,
     ) -> Result<GetMany> {
+        Shared::existing(session)?;
         let idents: Vec<S> = idents.into_iter().collect();
         let idents: Vec<&str> = idents.iter().map(AsRef::as_ref).collect();
         let s = self.shared();
@@ -861,6 +911,7 @@ impl EtcdStore {
     ///
     /// [`Error::SessionNotFound`], [`Error::Transport`].
     pub fn snapshot(&self, session: &str) -> Result<(u64, Vec<Variable>)> {
+        Shared::existing(session)?;
         let s = self.shared();
         self.block(async {
             let cut = read_cut(s, session, None)
@@ -972,6 +1023,7 @@ impl EtcdStore {
         opts: &UpdateOptions,
         batch: bool,
     ) -> Result<Vec<u64>> {
+        Shared::existing(session)?;
         let s = self.shared();
         self.block(async {
             let idents: Vec<&str> = items.iter().map(|(i, _, _)| i.as_str()).collect();
@@ -996,6 +1048,7 @@ impl EtcdStore {
     /// [`Error::SessionNotFound`], [`Error::VariableNotFound`],
     /// [`Error::Transport`].
     pub fn delete_variable(&self, session: &str, ident: &str) -> Result<()> {
+        Shared::existing(session)?;
         let s = self.shared();
         self.block(async {
             let names = s.names_of(session, &[ident]).await?;
@@ -1067,6 +1120,7 @@ impl EtcdStore {
         opts: WatchOptions,
     ) -> Result<EtcdWatch> {
         opts.check()?;
+        Shared::existing(session)?;
         if opts.coalesce || opts.throttle.is_some() {
             return Err(Error::InvalidOption(
                 "an EtcdStore watch is lossless: coalesce and throttle are not offered (etcd keeps the history a slow watch needs)".into(),
