@@ -43,15 +43,49 @@ use tokio::task::AbortHandle;
 
 use super::follow::{Follower, Step};
 use super::group::{Decoder, Group};
+use super::latest::Latest;
 use super::store::Shared;
 use super::watch::{Cut, read_cut};
 use crate::WatchEvent;
+
+/// Where a watch's events go.
+pub(super) enum Sink {
+    /// Every event, in a bounded queue.
+    Queue(mpsc::Sender<WatchEvent>),
+    /// The latest state of each variable (coalescing, throttled).
+    Latest(Arc<Latest>),
+}
+
+impl Sink {
+    fn is_closed(&self) -> bool {
+        match self {
+            Sink::Queue(tx) => tx.is_closed(),
+            Sink::Latest(l) => l.is_dropped(),
+        }
+    }
+
+    /// Delivers `events`, waiting for room in a queue; `false` once the
+    /// user is gone.
+    async fn send(&self, events: Vec<WatchEvent>, step: Step) -> bool {
+        match self {
+            Sink::Queue(tx) => {
+                for e in events {
+                    if tx.send(e).await.is_err() {
+                        return false;
+                    }
+                }
+                true
+            }
+            Sink::Latest(l) => l.merge(events, step == Step::End),
+        }
+    }
+}
 
 /// One watch as a hub feeds it.
 pub(super) struct Sub {
     pub(super) id: u64,
     pub(super) follower: Follower,
-    pub(super) tx: mpsc::Sender<WatchEvent>,
+    pub(super) sink: Sink,
     pub(super) reconnects: Arc<AtomicU64>,
     /// Where the task of this watch goes if it has to follow alone (its
     /// `EtcdWatch` aborts it when dropped).
@@ -88,7 +122,17 @@ enum Pushed {
     Full(Vec<WatchEvent>),
 }
 
-fn push(tx: &mpsc::Sender<WatchEvent>, events: Vec<WatchEvent>) -> Pushed {
+fn push(sink: &Sink, events: Vec<WatchEvent>, step: Step) -> Pushed {
+    let tx = match sink {
+        Sink::Queue(tx) => tx,
+        Sink::Latest(l) => {
+            return if l.merge(events, step == Step::End) {
+                Pushed::Sent
+            } else {
+                Pushed::Closed
+            };
+        }
+    };
     let mut it = events.into_iter();
     while let Some(e) = it.next() {
         match tx.try_send(e) {
@@ -255,7 +299,7 @@ impl Hub {
     /// Queues `events` for watch `i`; `false` if it left the hub (ended,
     /// dropped, or detached to follow alone).
     fn deliver(&self, subs: &mut Vec<Sub>, i: usize, events: Vec<WatchEvent>, step: Step) -> bool {
-        match push(&subs[i].tx, events) {
+        match push(&subs[i].sink, events, step) {
             Pushed::Sent if step == Step::Go => true,
             Pushed::Sent | Pushed::Closed => {
                 subs.swap_remove(i);
@@ -267,13 +311,7 @@ impl Hub {
                     alone(self.shared.clone(), sub, rest);
                 } else {
                     // Its last events: delivered by a task that waits.
-                    tokio::spawn(async move {
-                        for e in rest {
-                            if sub.tx.send(e).await.is_err() {
-                                break;
-                            }
-                        }
-                    });
+                    tokio::spawn(async move { sub.sink.send(rest, step).await });
                 }
                 false
             }
@@ -359,7 +397,7 @@ impl Hub {
             if !retry.failed(&shared).await {
                 let mut st = self.state.lock();
                 for s in st.subs.drain(..) {
-                    let _ = s.tx.try_send(s.follower.disconnected());
+                    let _ = push(&s.sink, vec![s.follower.disconnected()], Step::End);
                 }
                 st.ended = true;
                 drop(st);
@@ -373,15 +411,7 @@ impl Hub {
 /// A watch following alone: its own etcd watch, and it waits for its user
 /// (`pending` first).
 async fn follow_alone(shared: Arc<Shared>, mut sub: Sub, pending: Vec<WatchEvent>) {
-    async fn send(tx: &mpsc::Sender<WatchEvent>, events: Vec<WatchEvent>) -> bool {
-        for e in events {
-            if tx.send(e).await.is_err() {
-                return false;
-            }
-        }
-        true
-    }
-    if !send(&sub.tx, pending).await {
+    if !sub.sink.send(pending, Step::Go).await {
         return;
     }
     let session = sub.follower.session().to_string();
@@ -409,7 +439,7 @@ async fn follow_alone(shared: Arc<Shared>, mut sub: Sub, pending: Vec<WatchEvent
                         let Ok((events, step)) = sub.follower.resync(cut.as_ref()) else {
                             break;
                         };
-                        if !send(&sub.tx, events).await || step == Step::End {
+                        if !sub.sink.send(events, step).await || step == Step::End {
                             return;
                         }
                         resynced = true;
@@ -422,13 +452,13 @@ async fn follow_alone(shared: Arc<Shared>, mut sub: Sub, pending: Vec<WatchEvent
                         continue;
                     }
                     let (events, step) = sub.follower.apply(&g);
-                    if !send(&sub.tx, events).await || step == Step::End {
+                    if !sub.sink.send(events, step).await || step == Step::End {
                         return;
                     }
                 }
             }
         }
-        if sub.tx.is_closed() {
+        if sub.sink.is_closed() {
             return;
         }
         if resynced {
@@ -436,7 +466,8 @@ async fn follow_alone(shared: Arc<Shared>, mut sub: Sub, pending: Vec<WatchEvent
         }
         sub.reconnects.fetch_add(1, Ordering::Relaxed);
         if !retry.failed(&shared).await {
-            let _ = sub.tx.send(sub.follower.disconnected()).await;
+            let last = vec![sub.follower.disconnected()];
+            let _ = sub.sink.send(last, Step::End).await;
             return;
         }
     }

@@ -74,18 +74,18 @@
 //!
 //! # What differs from a local store
 //!
-//! * Watches are lossless and never coalesce: [`WatchOptions::coalesce`]
-//!   and [`WatchOptions::throttle`] are refused with
-//!   [`Error::InvalidOption`](crate::Error::InvalidOption) (etcd keeps the
-//!   history a slow watch needs; compaction is the only loss, and it is
-//!   reported).
+//! * A lossless watch never overflows: a reader that falls behind leaves
+//!   the etcd watch its client shares among its watches of the session and
+//!   follows with one of its own, from where it was (etcd keeps the
+//!   history meanwhile), so [`WatchOptions::on_overflow`] has nothing to
+//!   do; compaction is the only loss, and it is reported as `Lagged`.
+//!   Coalescing and throttled watches behave as locally.
 //! * [`SessionInfo::watchers`](crate::SessionInfo) counts this client's
 //!   watches only; `idle_for` has the lease's one-second resolution.
 //! * Each operation is one or more etcd round trips, under
 //!   [`EtcdConfig::call_timeout`].
 //!
-//! [`WatchOptions::coalesce`]: crate::WatchOptions::coalesce
-//! [`WatchOptions::throttle`]: crate::WatchOptions::throttle
+//! [`WatchOptions::on_overflow`]: crate::WatchOptions::on_overflow
 
 mod codec;
 mod config;
@@ -93,6 +93,7 @@ mod follow;
 mod group;
 mod hub;
 mod keys;
+mod latest;
 mod snapshot;
 mod store;
 mod watch;

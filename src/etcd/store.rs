@@ -74,6 +74,13 @@ pub(super) struct Inner {
     pub(super) shared: Arc<Shared>,
 }
 
+impl Inner {
+    /// The runtime the store's tasks run on.
+    pub(super) fn handle(&self) -> &tokio::runtime::Handle {
+        self.rt.as_ref().expect("the runtime lives until drop").handle()
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         if let Some(rt) = self.rt.take() {
@@ -1088,8 +1095,8 @@ impl EtcdStore {
     /// # Errors
     ///
     /// [`Error::SessionNotFound`], [`Error::VariablesNotFound`] (every
-    /// unknown identifier), [`Error::InvalidOption`] (no identifiers, or an
-    /// option an etcd watch does not offer), [`Error::Transport`].
+    /// unknown identifier), [`Error::InvalidOption`] (no identifiers, a
+    /// capacity of 0, a zero throttle), [`Error::Transport`].
     pub fn watch<S: AsRef<str>>(
         &self,
         session: &str,
@@ -1121,11 +1128,6 @@ impl EtcdStore {
     ) -> Result<EtcdWatch> {
         opts.check()?;
         Shared::existing(session)?;
-        if opts.coalesce || opts.throttle.is_some() {
-            return Err(Error::InvalidOption(
-                "an EtcdStore watch is lossless: coalesce and throttle are not offered (etcd keeps the history a slow watch needs)".into(),
-            ));
-        }
         let s = self.inner.shared.clone();
         let inner = self.inner.clone();
         self.block(async move { EtcdWatch::open(inner, s, session.to_string(), idents, opts).await })

@@ -27,9 +27,9 @@
 //!   as `Lagged { first, last }` followed by the current state, exactly as a
 //!   local watch reports an overflow, then goes on from R' + 1.
 //!
-//! Between the task and the user is a bounded queue (`capacity`): a user
-//! who does not read holds up only this watch's etcd stream (HTTP/2 flow
-//! control), never the store; etcd keeps what the watch has not read.
+//! Between the hub and the user is a bounded queue (`capacity`), or for a
+//! coalescing watch the latest state of each variable (`latest.rs`): a user
+//! who does not read holds up no one (see `hub.rs`).
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -48,12 +48,27 @@ use tokio::sync::mpsc;
 
 use super::codec::{decode_meta, decode_var, id_number};
 use super::follow::Follower;
-use super::hub::{self, Hub, Sub};
+use super::hub::{self, Hub, Sink, Sub};
+use super::latest::{Latest, Taken};
 use super::snapshot::prefix;
 use super::store::{Inner, Shared};
 use crate::transport::grpc::proto;
 use crate::watch::{Filter, Verdict, judge};
 use crate::{Error, EventKind, RecvTimeoutError, Result, TryRecvError, WatchEvent, WatchOptions};
+
+/// Where a watch's user takes its events from.
+enum Source {
+    Queue(mpsc::Receiver<WatchEvent>),
+    /// Coalescing: everything owed at once, at most once per `throttle`.
+    Latest {
+        latest: Arc<Latest>,
+        throttle: Option<Duration>,
+        /// Not before this (throttled).
+        next_take: Option<Instant>,
+        /// The wake-up at `next_take`.
+        timer: Option<tokio::task::AbortHandle>,
+    },
+}
 
 /// Counters of an [`EtcdWatch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,10 +99,12 @@ pub struct EtcdWatchStats {
 /// Its first events are the watched variables' states at one etcd revision
 /// (labelled with that cut's session revision), then every change after
 /// it, in order, grouped as written (an atomic batch arrives together, at
-/// one revision). It is lossless: it never coalesces and never overflows (a
-/// user who does not read holds up this watch's etcd stream, and etcd keeps
-/// the history meanwhile). Versions it cannot have because etcd compacted
-/// them away are reported as [`EventKind::Lagged`], then the current state.
+/// one revision). A lossless watch never overflows: a user who does not
+/// read holds up only this watch (it then follows with an etcd watch of
+/// its own, and etcd keeps the history meanwhile). A coalescing or
+/// throttled watch delivers the latest states, one cut per receive, as
+/// locally. Versions a watch cannot have because etcd compacted them away
+/// are reported as [`EventKind::Lagged`], then the current state.
 ///
 /// It ends after `SessionClosed` (the session was deleted, or its lease
 /// expired, by any process), after the `Deleted` of its last variable (a
@@ -99,7 +116,7 @@ pub struct EtcdWatchStats {
 pub struct EtcdWatch {
     /// The snapshot's events (delivered before anything from the task).
     first: VecDeque<WatchEvent>,
-    rx: mpsc::Receiver<WatchEvent>,
+    source: Source,
     filter: Option<Filter>,
     filtered: u64,
     filter_panics: u64,
@@ -235,14 +252,34 @@ impl EtcdWatch {
             &states,
             opts.include_initial,
         )?;
-        let (tx, rx) = mpsc::channel(opts.capacity.clamp(1, super::config::MAX_ETCD_BUFFER));
+        let (sink, source, first) = if opts.coalesce || opts.throttle.is_some() {
+            // Coalescing: the initial states are owed like any other.
+            let latest = Arc::new(Latest::new(idents.is_none()));
+            if opts.include_initial {
+                latest.merge(first, false);
+            } else {
+                for (_, rec) in &states {
+                    latest.follow_from(&rec.id, rec.version);
+                }
+            }
+            let source = Source::Latest {
+                latest: latest.clone(),
+                throttle: opts.throttle,
+                next_take: None,
+                timer: None,
+            };
+            (Sink::Latest(latest), source, Vec::new())
+        } else {
+            let (tx, rx) = mpsc::channel(opts.capacity.clamp(1, super::config::MAX_ETCD_BUFFER));
+            (Sink::Queue(tx), Source::Queue(rx), first)
+        };
         let reconnects = Arc::new(AtomicU64::new(0));
         let alone = Arc::new(Mutex::new(None));
         let id = s.next_watch_id();
         let sub = Sub {
             id,
             follower,
-            tx,
+            sink,
             reconnects: reconnects.clone(),
             alone: alone.clone(),
         };
@@ -265,7 +302,7 @@ impl EtcdWatch {
         shared.watch_opened(&session);
         Ok(EtcdWatch {
             first: first.into(),
-            rx,
+            source,
             filter: opts.filter,
             filtered: 0,
             filter_panics: 0,
@@ -286,10 +323,48 @@ impl EtcdWatch {
         loop {
             let e = match self.first.pop_front() {
                 Some(e) => e,
-                None => match self.rx.poll_recv(cx) {
-                    Poll::Ready(Some(e)) => e,
-                    Poll::Ready(None) => return Poll::Ready(None),
-                    Poll::Pending => return Poll::Pending,
+                None => match &mut self.source {
+                    Source::Queue(rx) => match rx.poll_recv(cx) {
+                        Poll::Ready(Some(e)) => e,
+                        Poll::Ready(None) => return Poll::Ready(None),
+                        Poll::Pending => return Poll::Pending,
+                    },
+                    Source::Latest {
+                        latest,
+                        throttle,
+                        next_take,
+                        timer,
+                    } => {
+                        let now = Instant::now();
+                        let held = next_take.is_some_and(|t| now < t);
+                        match latest.take(cx.waker(), held) {
+                            Taken::Events(events) => {
+                                self.first.extend(events);
+                                *next_take = throttle.and_then(|d| now.checked_add(d));
+                                continue;
+                            }
+                            Taken::Ended => return Poll::Ready(None),
+                            Taken::Empty => {
+                                if held && let Some(t) = *next_take {
+                                    // Woken when the interval has passed
+                                    // (or by a deletion, sooner).
+                                    let waker = cx.waker().clone();
+                                    if let Some(old) = timer.replace(
+                                        self._inner
+                                            .handle()
+                                            .spawn(async move {
+                                                tokio::time::sleep_until(t.into()).await;
+                                                waker.wake();
+                                            })
+                                            .abort_handle(),
+                                    ) {
+                                        old.abort();
+                                    }
+                                }
+                                return Poll::Pending;
+                            }
+                        }
+                    }
                 },
             };
             if let Some(e) = self.took(e) {
@@ -411,6 +486,12 @@ impl Drop for EtcdWatch {
         }
         if let Some(t) = &self.keepalive {
             t.abort();
+        }
+        if let Source::Latest { latest, timer, .. } = &mut self.source {
+            latest.drop_watch();
+            if let Some(t) = timer.take() {
+                t.abort();
+            }
         }
         self.shared.watch_closed(&self.session);
     }
