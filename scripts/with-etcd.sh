@@ -39,6 +39,7 @@ free_port() {
 data="$(mktemp -d)"
 client_port="$(free_port)"
 peer_port="$(free_port)"
+while [ "$peer_port" = "$client_port" ]; do peer_port="$(free_port)"; done
 url="http://127.0.0.1:${client_port}"
 etcd --name with-etcd --data-dir "$data/etcd" \
     --listen-client-urls "$url" --advertise-client-urls "$url" \
@@ -55,8 +56,10 @@ cleanup() {
 trap cleanup EXIT
 
 # Ready when it answers its health endpoint (at most 20 s).
+ready=0
 for _ in $(seq 1 200); do
     if python3 -c "import urllib.request,sys; sys.exit(0 if b'true' in urllib.request.urlopen('${url}/health', timeout=1).read() else 1)" 2>/dev/null; then
+        ready=1
         break
     fi
     if ! kill -0 "$etcd_pid" 2>/dev/null; then
@@ -66,6 +69,11 @@ for _ in $(seq 1 200); do
     fi
     sleep 0.1
 done
+if [ "$ready" != 1 ]; then
+    echo "with-etcd: etcd did not become healthy within 20 s; its log:" >&2
+    cat "$data/etcd.log" >&2
+    exit 1
+fi
 echo "with-etcd: etcd $(etcd --version | head -n1 | awk '{print $3}') at ${url}" >&2
 
 export VARWATCH_ETCD="$url"

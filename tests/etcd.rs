@@ -364,11 +364,9 @@ fn an_idle_session_expires_for_every_client() {
     assert_eq!(info.ttl, Some(Duration::from_secs(1)));
     a.register("s", VarDef::new("x", VarType::Integer, 0)).unwrap();
     assert_eq!(b.list_sessions().unwrap(), ["s"]);
-    // Nobody touches it (`session` is not an access): etcd's clock ends it.
-    common::wait_until("the session to expire", || {
-        matches!(b.session("s"), Err(Error::SessionNotFound { .. }))
-    });
-    assert!(b.list_sessions().unwrap().is_empty());
+    // Nobody touches it (listing is not an access): etcd's clock ends it.
+    common::wait_until("the session to expire", || b.list_sessions().unwrap().is_empty());
+    assert!(matches!(b.session("s"), Err(Error::SessionNotFound { .. })));
     assert!(matches!(a.get("s", "x"), Err(Error::SessionNotFound { .. })));
 }
 
@@ -591,4 +589,71 @@ fn hostile_input_gets_a_clear_error_and_changes_nothing() {
         let mut w = a.watch("s", ["x"], WatchOptions::new().capacity(cap)).unwrap();
         assert!(next(&mut w).is_initial());
     }
+}
+
+/// etcd's count of open watchers (its `/metrics`), from a private server.
+fn etcd_watchers(url: &str) -> u64 {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    write!(conn, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut body = String::new();
+    conn.read_to_string(&mut body).unwrap();
+    body.lines()
+        .find_map(|l| l.strip_prefix("etcd_debugging_mvcc_watcher_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .expect("the watcher gauge") as u64
+}
+
+#[test]
+fn a_clients_watches_of_a_session_share_one_etcd_watch_that_goes_with_them() {
+    let Some(server) = common::etcd::EtcdServer::start("etcd sharing") else {
+        return;
+    };
+    let a = EtcdStore::connect([&server.url], EtcdConfig::new()).unwrap();
+    a.create_session("s", SessionOptions::new()).unwrap();
+    a.register("s", VarDef::new("x", VarType::Integer, 0)).unwrap();
+    let watches: Vec<EtcdWatch> = (0..10)
+        .map(|_| a.watch("s", ["x"], WatchOptions::new()).unwrap())
+        .collect();
+    assert!(watches.iter().all(|w| w.stats().shared));
+    assert_eq!(etcd_watchers(&server.url), 1);
+    // On a quiet session, the last watch dropped takes the etcd watch with
+    // it.
+    drop(watches);
+    common::wait_until("the etcd watch to go", || etcd_watchers(&server.url) == 0);
+}
+
+#[test]
+fn more_identifiers_than_etcd_reads_in_one_transaction() {
+    let Some(a) = common::etcd::store("etcd many") else {
+        return;
+    };
+    a.create_session("s", SessionOptions::new()).unwrap();
+    let defs: Vec<VarDef> = (0..300)
+        .map(|i| VarDef::new(format!("v{i}"), VarType::Integer, i))
+        .collect();
+    let mut ids = Vec::new();
+    for chunk in defs.chunks(50) {
+        ids.extend(a.import("s", chunk.to_vec()).unwrap());
+    }
+    let mut idents: Vec<String> = (0..300).map(|i| format!("v{i}")).collect();
+    idents.extend(ids.iter().cloned());
+    idents.push("nope".into());
+    let got = a.get_many("s", &idents).unwrap();
+    assert_eq!(
+        (got.found.len(), got.missing, got.revision),
+        (600, vec!["nope".to_string()], 6)
+    );
+    // A fresh client, which has resolved no id yet.
+    let b = EtcdStore::connect([common::etcd::endpoint("etcd many").unwrap()], a.config().clone()).unwrap();
+    assert_eq!(b.get_many("s", &ids).unwrap().found.len(), 300);
+    let mut w = b.watch("s", &ids, WatchOptions::new()).unwrap();
+    let first: Vec<WatchEvent> = (0..300).map(|_| next(&mut w)).collect();
+    assert!(
+        first
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.is_initial() && int(e) == i as i64)
+    );
 }

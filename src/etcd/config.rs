@@ -20,7 +20,9 @@ pub const MAX_ETCD_BUFFER: usize = 1 << 20;
 #[must_use = "a configuration does nothing until passed to `EtcdStore::connect`"]
 pub struct EtcdConfig {
     /// Every key of the store starts with this (default `varwatch/`). Two
-    /// stores with different prefixes on one etcd do not see each other.
+    /// stores with different prefixes on one etcd do not see each other,
+    /// unless one prefix begins with the other (`app/` and `app/s/x/`
+    /// overlap: keep prefixes disjoint).
     pub prefix: String,
     /// Time allowed to connect to an endpoint.
     pub connect_timeout: Duration,

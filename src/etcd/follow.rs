@@ -230,7 +230,11 @@ impl Follower {
     /// session read again (`None`: it no longer exists). Per variable, the
     /// versions it cannot have as `Lagged`, then the current state, as a
     /// local watch reports an overflow.
-    pub(super) fn resync(&mut self, cut: Option<&Cut>) -> Result<(Vec<WatchEvent>, Step)> {
+    ///
+    /// A cut no newer than what the watch has (it joined its hub after the
+    /// cut was read) brings nothing. A record that does not decode (not
+    /// written by varwatch) is passed over, its variable left as it was.
+    pub(super) fn resync(&mut self, cut: Option<&Cut>) -> (Vec<WatchEvent>, Step) {
         let mut out = Vec::new();
         let Some(cut) = cut.filter(|c| c.incarnation == self.incarnation) else {
             out.push(WatchEvent::bare(
@@ -240,8 +244,11 @@ impl Follower {
                 0,
                 self.session_rev,
             ));
-            return Ok((out, Step::End));
+            return (out, Step::End);
         };
+        if cut.revision <= self.etcd_rev {
+            return (out, Step::Go);
+        }
         let label = cut.meta.revision;
         let by_id: BTreeMap<&str, &(Vec<u8>, proto::Variable)> =
             cut.recs.iter().map(|kr| (kr.1.id.as_str(), kr)).collect();
@@ -254,16 +261,23 @@ impl Follower {
                     if rec.version < t.next {
                         continue; // nothing missed
                     }
-                    if rec.version > t.next {
-                        let lag = EventKind::Lagged {
-                            first: t.next,
-                            last: rec.version - 1,
-                        };
-                        out.push(event(lag, key, &t.meta, rec)?.at_revision(label));
+                    let caught_up = (|| -> Result<(Vec<WatchEvent>, Value)> {
+                        let mut evs = Vec::with_capacity(2);
+                        if rec.version > t.next {
+                            let lag = EventKind::Lagged {
+                                first: t.next,
+                                last: rec.version - 1,
+                            };
+                            evs.push(event(lag, key, &t.meta, rec)?.at_revision(label));
+                        }
+                        evs.push(event(EventKind::Changed, key, &t.meta, rec)?.at_revision(label));
+                        Ok((evs, codec::value(key, &rec.value)?))
+                    })();
+                    if let Ok((evs, last)) = caught_up {
+                        out.extend(evs);
+                        t.next = rec.version.saturating_add(1);
+                        t.last = last;
                     }
-                    out.push(event(EventKind::Changed, key, &t.meta, rec)?.at_revision(label));
-                    t.next = rec.version + 1;
-                    t.last = codec::value(key, &rec.value)?;
                 }
                 None => {
                     // Deleted meanwhile: how many versions it went through
@@ -284,30 +298,35 @@ impl Follower {
                 .collect();
             new.sort_by_key(|(_, r)| id_number(&r.id));
             for (key, rec) in new {
-                let meta = codec::var_meta(key, rec)?;
-                if rec.version > 0 {
-                    let lag = EventKind::Lagged {
-                        first: 0,
-                        last: rec.version - 1,
-                    };
-                    out.push(event(lag, key, &meta, rec)?.at_revision(label));
-                }
-                out.push(event(EventKind::Initial, key, &meta, rec)?.at_revision(label));
-                self.tracked.insert(
-                    rec.id.clone(),
-                    Tracked {
-                        next: rec.version + 1,
+                let first = (|| -> Result<(Vec<WatchEvent>, Tracked)> {
+                    let meta = codec::var_meta(key, rec)?;
+                    let mut evs = Vec::with_capacity(2);
+                    if rec.version > 0 {
+                        let lag = EventKind::Lagged {
+                            first: 0,
+                            last: rec.version - 1,
+                        };
+                        evs.push(event(lag, key, &meta, rec)?.at_revision(label));
+                    }
+                    evs.push(event(EventKind::Initial, key, &meta, rec)?.at_revision(label));
+                    let t = Tracked {
+                        next: rec.version.saturating_add(1),
                         last: codec::value(key, &rec.value)?,
                         meta,
-                    },
-                );
+                    };
+                    Ok((evs, t))
+                })();
+                if let Ok((evs, t)) = first {
+                    out.extend(evs);
+                    self.tracked.insert(rec.id.clone(), t);
+                }
             }
         }
         self.etcd_rev = self.etcd_rev.max(cut.revision);
         self.session_rev = label;
         if !self.whole && self.tracked.is_empty() {
-            return Ok((out, Step::End));
+            return (out, Step::End);
         }
-        Ok((out, Step::Go))
+        (out, Step::Go)
     }
 }

@@ -98,6 +98,9 @@ pub(super) struct Hub {
     key: (String, i64),
     dir: String,
     state: Mutex<HubState>,
+    /// Its task: aborted when its last watch leaves (a quiet session's
+    /// etcd watch would otherwise outlive its watches).
+    task: Mutex<Option<AbortHandle>>,
 }
 
 struct HubState {
@@ -178,11 +181,13 @@ pub(super) fn attach(shared: &Arc<Shared>, session: &str, cut: &Cut, sub: Sub) -
             subs: vec![sub],
             ended: false,
         }),
+        task: Mutex::new(None),
     });
     let mut decoder = Decoder::default();
     decoder.seed(&cut.recs);
     hubs.insert(key, hub.clone());
-    tokio::spawn(hub.clone().run(decoder));
+    let task = tokio::spawn(hub.clone().run(decoder));
+    *hub.task.lock() = Some(task.abort_handle());
     Some(hub)
 }
 
@@ -205,9 +210,17 @@ fn jittered(d: Duration) -> Duration {
 }
 
 /// Reconnection bookkeeping: backoff, and when to give up.
+///
+/// Failures in a row are counted until the watch works: it delivers
+/// something, or its etcd watch stays up longer than the longest backoff.
+/// Being created is not enough (etcd may create a watch and cancel it at
+/// once, say for lack of permission: that must end in `Disconnected`, not
+/// retry forever).
 struct Retry {
     failures: u32,
     delay: Duration,
+    /// When the current etcd watch was created.
+    since: Option<std::time::Instant>,
 }
 
 impl Retry {
@@ -215,14 +228,27 @@ impl Retry {
         Retry {
             failures: 0,
             delay: shared.config.backoff_initial,
+            since: None,
         }
     }
+    /// The etcd watch delivered something: it works.
     fn ok(&mut self, shared: &Shared) {
         self.failures = 0;
         self.delay = shared.config.backoff_initial;
     }
+    /// The etcd watch was created (or not: `None`).
+    fn opened(&mut self) {
+        self.since = Some(std::time::Instant::now());
+    }
     /// After a failure: `false` to give up, else waits the backoff.
     async fn failed(&mut self, shared: &Shared) -> bool {
+        if self
+            .since
+            .take()
+            .is_some_and(|t| t.elapsed() > shared.config.backoff_max)
+        {
+            self.ok(shared); // it was up long enough: a new failure
+        }
         self.failures += 1;
         if shared.config.max_failures.is_some_and(|m| self.failures > m) {
             return false;
@@ -251,6 +277,9 @@ impl Hub {
             st.ended = true;
             if hubs.get(&self.key).is_some_and(|h| std::ptr::eq(&**h, self)) {
                 hubs.remove(&self.key);
+            }
+            if let Some(t) = self.task.lock().take() {
+                t.abort();
             }
         }
     }
@@ -326,8 +355,7 @@ impl Hub {
         let mut st = self.state.lock();
         let mut i = 0;
         while i < st.subs.len() {
-            let result = st.subs[i].follower.resync(cut.as_ref());
-            let (events, step) = result.unwrap_or_else(|_| (Vec::new(), Step::Go));
+            let (events, step) = st.subs[i].follower.resync(cut.as_ref());
             if self.deliver(&mut st.subs, i, events, step) {
                 i += 1;
             }
@@ -361,13 +389,15 @@ impl Hub {
                         }
                         break;
                     }
+                    if resp.created() {
+                        retry.opened();
+                        continue;
+                    }
                     retry.ok(&shared);
                     if resp.events().is_empty() {
                         // A progress notification: every revision up to its
                         // header's was sent (a creation's says nothing).
-                        if !resp.created()
-                            && let Some(h) = resp.header()
-                        {
+                        if let Some(h) = resp.header() {
                             let mut st = self.state.lock();
                             st.delivered = st.delivered.max(h.revision());
                         }
@@ -397,7 +427,10 @@ impl Hub {
             if !retry.failed(&shared).await {
                 let mut st = self.state.lock();
                 for s in st.subs.drain(..) {
-                    let _ = push(&s.sink, vec![s.follower.disconnected()], Step::End);
+                    // Waits for room: a full queue must not lose the reason.
+                    tokio::spawn(
+                        async move { s.sink.send(vec![s.follower.disconnected()], Step::End).await },
+                    );
                 }
                 st.ended = true;
                 drop(st);
@@ -436,15 +469,17 @@ async fn follow_alone(shared: Arc<Shared>, mut sub: Sub, pending: Vec<WatchEvent
                         if let Some(c) = &cut {
                             decoder.seed(&c.recs);
                         }
-                        let Ok((events, step)) = sub.follower.resync(cut.as_ref()) else {
-                            break;
-                        };
+                        let (events, step) = sub.follower.resync(cut.as_ref());
                         if !sub.sink.send(events, step).await || step == Step::End {
                             return;
                         }
                         resynced = true;
                     }
                     break;
+                }
+                if resp.created() {
+                    retry.opened();
+                    continue;
                 }
                 retry.ok(&shared);
                 for g in decoder.groups(&dir, &resp) {

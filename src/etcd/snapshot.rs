@@ -56,6 +56,10 @@ pub(super) struct Snap {
     pub(super) ids: Option<(u64, i64)>,
     /// Read from etcd for this operation (not taken from the cache).
     pub(super) fresh: bool,
+    /// `(id, name)` of unresolved ids that do name a variable at this
+    /// revision (registered since they were resolved): the operation must
+    /// resolve its identifiers again.
+    pub(super) late: Vec<(String, String)>,
 }
 
 /// What a write plans from a snapshot.
@@ -84,6 +88,11 @@ pub(super) struct Reads<'a> {
     pub(super) session: &'a str,
     pub(super) names: &'a [String],
     pub(super) with_ids: bool,
+    /// Variable ids that named no variable when they were resolved: their
+    /// index keys are read too, so that "not found" is true of the same
+    /// revision (an id registered in between makes the operation resolve
+    /// again, see [`Snap::late`]).
+    pub(super) unresolved: &'a [String],
 }
 
 impl Reads<'_> {
@@ -97,7 +106,15 @@ impl Reads<'_> {
         for n in self.names {
             ops.push(TxnOp::get(keys.var(self.session, n), None));
         }
+        for id in self.unresolved {
+            ops.push(TxnOp::get(keys.index(self.session, id), None));
+        }
         ops
+    }
+
+    /// How many reads [`ops`](Self::ops) makes.
+    pub(super) fn len(&self) -> usize {
+        1 + usize::from(self.with_ids) + self.names.len() + self.unresolved.len()
     }
 
     /// The snapshot in `resp`'s responses (those of [`ops`](Self::ops));
@@ -132,6 +149,14 @@ impl Reads<'_> {
             };
             vars.insert(name.clone(), v);
         }
+        let mut late = Vec::new();
+        for id in self.unresolved {
+            if let Some(kv) = got.next().flatten() {
+                let name = std::str::from_utf8(kv.value())
+                    .map_err(|_| super::codec::corrupt(kv.key(), "name index"))?;
+                late.push((id.clone(), name.to_string()));
+            }
+        }
         Ok(Some(Snap {
             meta: decode_meta(meta_kv.key(), meta_kv.value())?,
             meta_mod: meta_kv.mod_revision(),
@@ -140,6 +165,7 @@ impl Reads<'_> {
             vars,
             ids,
             fresh: true,
+            late,
         }))
     }
 }

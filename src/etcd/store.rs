@@ -125,9 +125,8 @@ const MAX_LEASE_SECS: i64 = 9_000_000_000;
 
 impl Shared {
     pub(super) fn etcd_error(&self, e: etcd_client::Error) -> Error {
-        // etcd refusing a request (too large, too many operations) is not
-        // a connection problem: nothing was changed, and trying again will
-        // not help.
+        // etcd refusing a request (too large, too many operations, over a
+        // quota) is not a lost connection: nothing was changed.
         if let etcd_client::Error::GRpcStatus(status) = &e {
             let code = match status.code() {
                 tonic::Code::InvalidArgument | tonic::Code::OutOfRange => Some(ErrorCode::InvalidArgument),
@@ -225,21 +224,25 @@ impl Shared {
         if unknown.is_empty() {
             return Ok(out);
         }
-        let ops: Vec<TxnOp> = unknown
-            .iter()
-            .map(|&i| TxnOp::get(self.keys.index(session, idents[i]), None))
-            .collect();
-        let resp = self.txn(Txn::new().and_then(ops)).await?;
-        let mut cache = self.cache.lock();
-        for (&i, r) in unknown.iter().zip(resp.op_responses()) {
-            if let etcd_client::TxnOpResponse::Get(g) = r
-                && let Some(kv) = g.kvs().first()
-            {
-                let name = std::str::from_utf8(kv.value())
-                    .map_err(|_| codec::corrupt(kv.key(), "name index"))?
-                    .to_string();
-                cache.learn_name(session, idents[i], &name);
-                out[i] = Some(name);
+        // In transactions etcd takes (an id's name never changes, so
+        // several reads need not be one cut).
+        for chunk in unknown.chunks(self.config.max_txn_ops) {
+            let ops: Vec<TxnOp> = chunk
+                .iter()
+                .map(|&i| TxnOp::get(self.keys.index(session, idents[i]), None))
+                .collect();
+            let resp = self.txn(Txn::new().and_then(ops)).await?;
+            let mut cache = self.cache.lock();
+            for (&i, r) in chunk.iter().zip(resp.op_responses()) {
+                if let etcd_client::TxnOpResponse::Get(g) = r
+                    && let Some(kv) = g.kvs().first()
+                {
+                    let name = std::str::from_utf8(kv.value())
+                        .map_err(|_| codec::corrupt(kv.key(), "name index"))?
+                        .to_string();
+                    cache.learn_name(session, idents[i], &name);
+                    out[i] = Some(name);
+                }
             }
         }
         Ok(out)
@@ -247,13 +250,24 @@ impl Shared {
 
     /// Runs one write of `session` (see `snapshot.rs`): `plan` is called
     /// with a snapshot holding `reads` until its transaction commits.
-    async fn write<T>(&self, reads: &Reads<'_>, mut plan: impl FnMut(&Snap) -> Result<Plan<T>>) -> Result<T> {
+    /// `Ok(None)`: an unresolved id turned out to name a variable at the
+    /// snapshot's revision; the caller resolves its identifiers again.
+    async fn write<T>(
+        &self,
+        reads: &Reads<'_>,
+        mut plan: impl FnMut(&Snap) -> Result<Plan<T>>,
+    ) -> Result<Option<T>> {
+        self.check_reads(reads)?;
         let cached = self.cache.lock().take(reads);
         let mut snap = match cached {
             Some(s) => s,
             None => self.fetch(reads).await?,
         };
         for _ in 0..MAX_ATTEMPTS {
+            if !snap.late.is_empty() {
+                self.learn(reads.session, &snap.late);
+                return Ok(None);
+            }
             let (mut w, answer) = match plan(&snap) {
                 // Answers that write nothing are only trusted fresh.
                 Ok(Plan::Done(_)) | Err(_) if !snap.fresh => {
@@ -262,7 +276,7 @@ impl Shared {
                 }
                 Ok(Plan::Done(answer)) => {
                     self.cache.lock().keep(reads.session, snap);
-                    return Ok(answer);
+                    return Ok(Some(answer));
                 }
                 Err(e) => {
                     self.cache.lock().keep(reads.session, snap);
@@ -277,7 +291,7 @@ impl Shared {
                 let next = snap.after(*w, revision);
                 self.touch(reads.session, &next);
                 self.cache.lock().keep(reads.session, next);
-                return Ok(answer);
+                return Ok(Some(answer));
             }
             // Someone else wrote the session: plan again on what they left.
             match reads.parse(&resp)? {
@@ -285,13 +299,64 @@ impl Shared {
                 None => return Err(Self::gone(reads.session)),
             }
         }
-        Err(Error::Remote {
+        Err(self.contention(reads.session))
+    }
+
+    fn contention(&self, session: &str) -> Error {
+        Error::Remote {
             code: ErrorCode::Unavailable,
             message: format!(
                 "session `{}`: other clients' writes won {MAX_ATTEMPTS} times in a row; try again",
-                crate::error::q(reads.session)
+                crate::error::q(session)
             ),
-        })
+        }
+    }
+
+    /// Remembers the names of ids found late.
+    fn learn(&self, session: &str, found: &[(String, String)]) {
+        let mut cache = self.cache.lock();
+        for (id, name) in found {
+            cache.learn_name(session, id, name);
+        }
+    }
+
+    /// A write of the variables `idents` name: resolves them, runs
+    /// [`write`](Self::write) with `plan(snapshot, names)`, and resolves
+    /// again if an id was registered meanwhile.
+    async fn write_resolving<T>(
+        &self,
+        session: &str,
+        idents: &[&str],
+        mut plan: impl FnMut(&Snap, &[Option<String>]) -> Result<Plan<T>>,
+    ) -> Result<T> {
+        for _ in 0..MAX_ATTEMPTS {
+            let names = self.names_of(session, idents).await?;
+            let wanted = distinct(&names);
+            let unresolved = unresolved(idents, &names);
+            let reads = Reads {
+                session,
+                names: &wanted,
+                with_ids: false,
+                unresolved: &unresolved,
+            };
+            if let Some(answer) = self.write(&reads, |snap| plan(snap, &names)).await? {
+                return Ok(answer);
+            }
+        }
+        Err(self.contention(session))
+    }
+
+    /// Refuses reads etcd would refuse in one transaction.
+    fn check_reads(&self, reads: &Reads<'_>) -> Result<()> {
+        let limit = self.config.max_txn_ops;
+        if reads.len() > limit {
+            return Err(Error::LimitExceeded {
+                what: "operations in one etcd transaction (etcd's --max-txn-ops; raise it there and in EtcdConfig::max_txn_ops)".into(),
+                limit,
+                actual: reads.len(),
+            });
+        }
+        Ok(())
     }
 
     /// Refuses a transaction etcd would refuse for its number of operations
@@ -300,7 +365,7 @@ impl Shared {
         let ids = usize::from(w.ids.is_some());
         let actual = (w.ops.len() + 1 + ids)
             .max(1 + w.compares.len() + ids)
-            .max(reads.names.len() + 1 + usize::from(reads.with_ids));
+            .max(reads.len());
         let limit = self.config.max_txn_ops;
         if actual > limit {
             return Err(Error::LimitExceeded {
@@ -341,8 +406,8 @@ impl Shared {
             return;
         };
         handle.spawn(async move {
-            if let Ok((mut keeper, mut stream)) = client.lease_client().keep_alive(lease).await {
-                let _ = keeper.keep_alive().await;
+            // Opening the keep-alive stream sends the first keep-alive.
+            if let Ok((_keeper, mut stream)) = client.lease_client().keep_alive(lease).await {
                 let _ = stream.message().await;
             }
         });
@@ -405,6 +470,27 @@ fn failed(session: &str, mut failures: Vec<(String, Error)>, batch: bool) -> Err
         session: session.to_string(),
         failures,
     }
+}
+
+/// The identifiers of the id form that resolved to no name.
+fn unresolved(idents: &[&str], names: &[Option<String>]) -> Vec<String> {
+    let mut out: Vec<String> = idents
+        .iter()
+        .zip(names)
+        .filter(|(i, n)| n.is_none() && is_var_id(i) && i.len() <= MAX_NAME_BYTES)
+        .map(|(i, _)| i.to_string())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The session revision a write of `snap` moves to.
+fn next_revision(snap: &Snap) -> Result<u64> {
+    snap.meta
+        .revision
+        .checked_add(1)
+        .ok_or_else(|| codec::corrupt(snap.meta.session.as_bytes(), "session"))
 }
 
 fn distinct(names: &[Option<String>]) -> Vec<String> {
@@ -630,6 +716,11 @@ impl EtcdStore {
                     .map_err(|e| s.etcd_error(e))?;
                 let gone = ttl.granted_ttl().saturating_sub(ttl.ttl()).max(0);
                 idle = Duration::from_secs(u64::try_from(gone).unwrap_or(0));
+                if let Some(ttl) = meta.ttl_ms {
+                    // Reading it is an access, as locally (after the idle
+                    // time was read: it is the time before this access).
+                    s.keep_alive(kv.lease(), Duration::from_millis(ttl));
+                }
             }
             let watchers = s.watchers.lock().get(id).copied().unwrap_or(0);
             Ok(codec::session_info(&meta, watchers, idle))
@@ -749,18 +840,24 @@ impl EtcdStore {
             session,
             names: &names,
             with_ids: true,
+            unresolved: &[],
         };
-        self.block(s.write(&reads, |snap| {
+        let registered = self.block(s.write(&reads, |snap| {
+            // The checks and their order are the local store's
+            // (`Session::register`).
             let mut checked: Vec<Result<Value>> = defs.iter().map(|d| check_def(session, d)).collect();
-            let mut seen = HashMap::new();
+            let mut first_use = HashMap::new();
             for (i, def) in defs.iter().enumerate() {
-                if checked[i].is_ok() && *seen.entry(def.name.as_str()).or_insert(i) != i {
+                if *first_use.entry(def.name.as_str()).or_insert(i) != i && checked[i].is_ok() {
                     checked[i] = Err(Error::DuplicateInBatch {
                         session: session.to_string(),
                         variable: def.name.clone(),
                     });
-                } else if checked[i].is_ok() && matches!(snap.vars.get(&def.name), Some(Some(_))) {
-                    checked[i] = Err(Error::VariableExists {
+                }
+            }
+            for (def, c) in defs.iter().zip(checked.iter_mut()) {
+                if c.is_ok() && matches!(snap.vars.get(&def.name), Some(Some(_))) {
+                    *c = Err(Error::VariableExists {
                         session: session.to_string(),
                         name: def.name.clone(),
                     });
@@ -778,7 +875,10 @@ impl EtcdStore {
                 return Ok(Plan::Done(Vec::new()));
             }
             let (counter, _) = snap.ids.expect("read with ids");
-            let revision = snap.meta.revision + 1;
+            let revision = next_revision(snap)?;
+            let last_id = counter
+                .checked_add(defs.len() as u64)
+                .ok_or_else(|| codec::corrupt(s.keys.ids().as_bytes(), "id counter"))?;
             let now = Some(time(SystemTime::now()));
             let put = snap.put_options();
             let mut w = Write {
@@ -790,7 +890,7 @@ impl EtcdStore {
                     ..snap.meta.clone()
                 },
                 vars: Vec::with_capacity(defs.len()),
-                ids: Some(counter + defs.len() as u64),
+                ids: Some(last_id),
             };
             let mut ids = Vec::with_capacity(defs.len());
             for (i, (def, value)) in defs.iter().zip(checked).enumerate() {
@@ -823,7 +923,9 @@ impl EtcdStore {
                 ids.push(id);
             }
             Ok(Plan::Write(Box::new(w), ids))
-        }))
+        }))?;
+        // No ids to resolve here, so never `None`.
+        registered.ok_or_else(|| s.contention(session))
     }
 
     /// The variable, by id or name, read at one revision.
@@ -865,31 +967,65 @@ impl EtcdStore {
         let idents: Vec<&str> = idents.iter().map(AsRef::as_ref).collect();
         let s = self.shared();
         self.block(async {
-            let names = s.names_of(session, &idents).await?;
-            let wanted = distinct(&names);
-            let snap = s
-                .read(&Reads {
+            for _ in 0..MAX_ATTEMPTS {
+                let names = s.names_of(session, &idents).await?;
+                let wanted = distinct(&names);
+                let unresolved = unresolved(&idents, &names);
+                let reads = Reads {
                     session,
                     names: &wanted,
                     with_ids: false,
-                })
-                .await?;
-            let mut found = Vec::new();
-            let mut missing = Vec::new();
-            for (ident, name) in idents.iter().zip(&names) {
-                match lookup(&snap, name.as_ref(), ident) {
-                    Some((rec, _)) => {
-                        let key = s.keys.var(session, &rec.name);
-                        found.push((ident.to_string(), codec::variable(key.as_bytes(), rec)?));
+                    unresolved: &unresolved,
+                };
+                if reads.len() > s.config.max_txn_ops {
+                    // More than etcd reads in one transaction: the whole
+                    // session, where ids and names both resolve.
+                    let cut = read_cut(s, session, None)
+                        .await?
+                        .ok_or_else(|| Shared::gone(session))?;
+                    let mut got = GetMany {
+                        found: Vec::new(),
+                        missing: Vec::new(),
+                        revision: cut.meta.revision,
+                    };
+                    for ident in &idents {
+                        let rec = cut.recs.iter().find(|(_, r)| {
+                            if is_var_id(ident) {
+                                r.id == *ident
+                            } else {
+                                r.name == *ident
+                            }
+                        });
+                        match rec {
+                            Some((key, r)) => got.found.push((ident.to_string(), codec::variable(key, r)?)),
+                            None => got.missing.push(ident.to_string()),
+                        }
                     }
-                    None => missing.push(ident.to_string()),
+                    return Ok(got);
                 }
+                let snap = s.read(&reads).await?;
+                if !snap.late.is_empty() {
+                    s.learn(session, &snap.late);
+                    continue; // an id registered since it was resolved
+                }
+                let mut found = Vec::new();
+                let mut missing = Vec::new();
+                for (ident, name) in idents.iter().zip(&names) {
+                    match lookup(&snap, name.as_ref(), ident) {
+                        Some((rec, _)) => {
+                            let key = s.keys.var(session, &rec.name);
+                            found.push((ident.to_string(), codec::variable(key.as_bytes(), rec)?));
+                        }
+                        None => missing.push(ident.to_string()),
+                    }
+                }
+                return Ok(GetMany {
+                    found,
+                    missing,
+                    revision: snap.meta.revision,
+                });
             }
-            Ok(GetMany {
-                found,
-                missing,
-                revision: snap.meta.revision,
-            })
+            Err(s.contention(session))
         })
     }
 
@@ -1034,15 +1170,8 @@ impl EtcdStore {
         let s = self.shared();
         self.block(async {
             let idents: Vec<&str> = items.iter().map(|(i, _, _)| i.as_str()).collect();
-            let names = s.names_of(session, &idents).await?;
-            let wanted = distinct(&names);
-            let reads = Reads {
-                session,
-                names: &wanted,
-                with_ids: false,
-            };
-            s.write(&reads, |snap| {
-                plan_updates(s, snap, session, &items, &names, opts, batch)
+            s.write_resolving(session, &idents, |snap, names| {
+                plan_updates(s, snap, session, &items, names, opts, batch)
             })
             .await
         })
@@ -1058,14 +1187,7 @@ impl EtcdStore {
         Shared::existing(session)?;
         let s = self.shared();
         self.block(async {
-            let names = s.names_of(session, &[ident]).await?;
-            let wanted = distinct(&names);
-            let reads = Reads {
-                session,
-                names: &wanted,
-                with_ids: false,
-            };
-            s.write(&reads, |snap| {
+            s.write_resolving(session, &[ident], |snap, names| {
                 let (rec, _) = lookup(snap, names[0].as_ref(), ident)
                     .ok_or_else(|| Shared::not_found(session, ident))?;
                 let w = Write {
@@ -1075,7 +1197,7 @@ impl EtcdStore {
                         TxnOp::delete(s.keys.index(session, &rec.id), None),
                     ],
                     meta: proto::SessionInfo {
-                        revision: snap.meta.revision + 1,
+                        revision: next_revision(snap)?,
                         variables: snap.meta.variables.saturating_sub(1),
                         ..snap.meta.clone()
                     },
@@ -1146,7 +1268,7 @@ fn plan_updates(
     opts: &UpdateOptions,
     batch: bool,
 ) -> Result<Plan<Vec<u64>>> {
-    let revision = snap.meta.revision + 1;
+    let revision = next_revision(snap)?;
     let mut failures = Vec::new();
     let mut results = Vec::with_capacity(items.len());
     let mut changes: Vec<(&Stored, Value)> = Vec::new();
@@ -1192,7 +1314,13 @@ fn plan_updates(
                 if current.is_identical(&value) {
                     results.push(stored.0.version); // the no-op rule
                 } else {
-                    results.push(stored.0.version + 1);
+                    let key = s.keys.var(session, &stored.0.name);
+                    let next = stored
+                        .0
+                        .version
+                        .checked_add(1)
+                        .ok_or_else(|| codec::corrupt(key.as_bytes(), "variable"))?;
+                    results.push(next);
                     changes.push((stored, value));
                 }
             }

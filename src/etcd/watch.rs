@@ -204,12 +204,22 @@ impl EtcdWatch {
                 Some(s.names_of(&session, &refs).await?)
             }
         };
-        let wanted: Option<Vec<String>> = names.as_ref().map(|n| {
-            let mut w: Vec<String> = n.iter().flatten().cloned().collect();
-            w.sort();
-            w.dedup();
-            w
-        });
+        // The named variables, or (for ids not resolved yet, which may
+        // have been registered since, or more names than etcd reads in one
+        // transaction) the whole session, where ids resolve too.
+        let wanted: Option<Vec<String>> = match (&idents, &names) {
+            (Some(idents), Some(names)) => {
+                let unresolved = idents
+                    .iter()
+                    .zip(names)
+                    .any(|(i, n)| n.is_none() && crate::ident::is_var_id(i));
+                let mut w: Vec<String> = names.iter().flatten().cloned().collect();
+                w.sort();
+                w.dedup();
+                (!unresolved && w.len() < s.config.max_txn_ops).then_some(w)
+            }
+            _ => None,
+        };
         let cut = read_cut(s, &session, wanted.as_deref())
             .await?
             .ok_or_else(|| Error::SessionNotFound {

@@ -91,10 +91,17 @@ impl EtcdServer {
             }
         };
         let data = std::env::temp_dir().join(fresh_prefix("etcd-data").replace('/', "_"));
+        let client = free_port();
+        let peer = loop {
+            let p = free_port();
+            if p != client {
+                break p;
+            }
+        };
         let mut s = EtcdServer {
             bin,
-            url: format!("http://127.0.0.1:{}", free_port()),
-            peer: format!("http://127.0.0.1:{}", free_port()),
+            url: format!("http://127.0.0.1:{client}"),
+            peer: format!("http://127.0.0.1:{peer}"),
             data,
             child: None,
         };
