@@ -13,10 +13,8 @@ use std::time::{Duration, SystemTime};
 use prost::Message;
 
 use crate::meta::VarMeta;
-use crate::record::{Record, RecordKind};
-use crate::transport::grpc::convert::{
-    constraints_from, metadata_from, value_from, var_type_from, variable_from,
-};
+use crate::record::Record;
+use crate::transport::grpc::convert::{metadata_from, record_from, value_from, var_meta_from, variable_from};
 use crate::transport::grpc::proto;
 use crate::{Error, ErrorCode, SessionInfo, Value, Variable};
 
@@ -78,20 +76,7 @@ pub(super) fn variable(key: &[u8], rec: &proto::Variable) -> Result<Variable, Er
 
 /// The immutable description of a variable, shared by its events.
 pub(super) fn var_meta(key: &[u8], rec: &proto::Variable) -> Result<Arc<VarMeta>, Error> {
-    Ok(Arc::new(VarMeta {
-        id: rec.id.as_str().into(),
-        name: rec.name.as_str().into(),
-        var_type: var_type_from(rec.r#type).map_err(|_| corrupt(key, "variable"))?,
-        constraints: constraints_from(rec.constraints.clone()).map_err(|_| corrupt(key, "variable"))?,
-        metadata: Arc::new(metadata_from(rec.metadata.clone())),
-        created_at: when(rec.created_at),
-        slot: id_number(&rec.id),
-    }))
-}
-
-fn when(t: Option<prost_types::Timestamp>) -> SystemTime {
-    t.and_then(|t| SystemTime::try_from(t).ok())
-        .unwrap_or(SystemTime::UNIX_EPOCH)
+    var_meta_from(rec, id_number(&rec.id)).map_err(|_| corrupt(key, "variable"))
 }
 
 pub(super) fn value(key: &[u8], v: &Option<proto::Value>) -> Result<Value, Error> {
@@ -105,20 +90,5 @@ pub(super) fn record(
     rec: &proto::Variable,
     old_value: Option<Value>,
 ) -> Result<Record, Error> {
-    Ok(Record {
-        var: meta,
-        kind: if rec.version == 0 {
-            RecordKind::Registered
-        } else {
-            RecordKind::Changed
-        },
-        version: rec.version,
-        revision: rec.revision,
-        value: value(key, &rec.value)?,
-        old_value,
-        source: rec.source.as_deref().map(Into::into),
-        metadata: (!rec.change_metadata.is_empty())
-            .then(|| Arc::new(metadata_from(rec.change_metadata.clone()))),
-        timestamp: when(rec.updated_at),
-    })
+    record_from(meta, rec, old_value).map_err(|_| corrupt(key, "variable"))
 }

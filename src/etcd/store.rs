@@ -166,6 +166,20 @@ impl Shared {
             .map_err(|e| self.etcd_error(e))
     }
 
+    /// The session's `meta` key, or [`Error::SessionNotFound`].
+    async fn meta_kv(&self, session: &str) -> Result<etcd_client::KeyValue> {
+        let mut resp = self
+            .client
+            .kv_client()
+            .get(self.keys.meta(session), None)
+            .await
+            .map_err(|e| self.etcd_error(e))?;
+        resp.take_kvs()
+            .into_iter()
+            .next()
+            .ok_or_else(|| Self::gone(session))
+    }
+
     /// `Ok` if `session` could name a session; else it cannot exist (and
     /// no key is made of it).
     fn existing(session: &str) -> Result<()> {
@@ -698,13 +712,7 @@ impl EtcdStore {
         Shared::existing(id)?;
         let s = self.shared();
         self.block(async {
-            let resp = s
-                .client
-                .kv_client()
-                .get(s.keys.meta(id), None)
-                .await
-                .map_err(|e| s.etcd_error(e))?;
-            let kv = resp.kvs().first().ok_or_else(|| Shared::gone(id))?;
+            let kv = s.meta_kv(id).await?;
             let meta = decode_meta(kv.key(), kv.value())?;
             let mut idle = Duration::ZERO;
             if kv.lease() != 0 {
@@ -737,13 +745,7 @@ impl EtcdStore {
         Shared::existing(id)?;
         let s = self.shared();
         self.block(async {
-            let resp = s
-                .client
-                .kv_client()
-                .get(s.keys.meta(id), None)
-                .await
-                .map_err(|e| s.etcd_error(e))?;
-            let kv = resp.kvs().first().ok_or_else(|| Shared::gone(id))?;
+            let kv = s.meta_kv(id).await?;
             let (incarnation, lease) = (kv.create_revision(), kv.lease());
             let resp = s
                 .txn(

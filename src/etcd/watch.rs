@@ -37,8 +37,7 @@ use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
-use std::thread::{self, Thread};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use etcd_client::{Txn, TxnOp, TxnOpResponse};
@@ -53,6 +52,7 @@ use super::latest::{Latest, Taken};
 use super::snapshot::prefix;
 use super::store::{Inner, Shared};
 use crate::transport::grpc::proto;
+use crate::transport::parker::{self, Parker};
 use crate::watch::{Filter, Verdict, judge};
 use crate::{Error, EventKind, RecvTimeoutError, Result, TryRecvError, WatchEvent, WatchOptions};
 
@@ -127,7 +127,7 @@ pub struct EtcdWatch {
     /// Its own task, once it follows alone.
     alone: Arc<Mutex<Option<tokio::task::AbortHandle>>>,
     keepalive: Option<tokio::task::AbortHandle>,
-    thread_waker: Option<(thread::ThreadId, Waker)>,
+    parker: Parker,
     session: String,
     shared: Arc<Shared>,
     /// The store's runtime lives as long as its watches.
@@ -321,7 +321,7 @@ impl EtcdWatch {
             hub: hub.map(|h| (h, id)),
             alone,
             keepalive,
-            thread_waker: None,
+            parker: Parker::default(),
             session,
             shared,
             _inner: inner,
@@ -404,39 +404,11 @@ impl EtcdWatch {
         }
     }
 
-    fn thread_waker(&mut self) -> Waker {
-        let me = thread::current();
-        match &self.thread_waker {
-            Some((id, w)) if *id == me.id() => w.clone(),
-            _ => {
-                let id = me.id();
-                let w = Waker::from(Arc::new(ThreadWaker(me)));
-                self.thread_waker = Some((id, w.clone()));
-                w
-            }
-        }
-    }
-
     fn recv_until(&mut self, deadline: Option<Instant>) -> Result<WatchEvent, RecvTimeoutError> {
-        let waker = self.thread_waker();
-        let mut cx = Context::from_waker(&waker);
-        loop {
-            match self.poll_recv(&mut cx) {
-                Poll::Ready(Some(e)) => return Ok(e),
-                Poll::Ready(None) => return Err(RecvTimeoutError::Closed),
-                Poll::Pending => {}
-            }
-            match deadline {
-                None => thread::park(),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return Err(RecvTimeoutError::Timeout);
-                    }
-                    thread::park_timeout(d - now);
-                }
-            }
-        }
+        let mut parker = std::mem::take(&mut self.parker);
+        let got = parker.recv_until(deadline, |cx| self.poll_recv(cx));
+        self.parker = parker;
+        got
     }
 
     /// Blocks until the next event; `None` once the watch has ended. (It
@@ -453,11 +425,7 @@ impl EtcdWatch {
 
     /// The next event if one is ready, without blocking.
     pub fn try_recv(&mut self) -> Result<WatchEvent, TryRecvError> {
-        match self.poll_recv(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(Some(e)) => Ok(e),
-            Poll::Ready(None) => Err(TryRecvError::Closed),
-            Poll::Pending => Err(TryRecvError::Empty),
-        }
+        parker::try_recv(|cx| self.poll_recv(cx))
     }
 
     /// Waits for the next event; `None` once the watch has ended. Works on
@@ -504,18 +472,6 @@ impl Drop for EtcdWatch {
             }
         }
         self.shared.watch_closed(&self.session);
-    }
-}
-
-/// Wakes a parked receiving thread.
-struct ThreadWaker(Thread);
-
-impl Wake for ThreadWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
     }
 }
 

@@ -51,6 +51,8 @@ mod memory;
 #[cfg(feature = "transport")]
 mod mux;
 #[cfg(feature = "transport")]
+pub(crate) mod parker;
+#[cfg(feature = "transport")]
 mod protocol;
 #[cfg(feature = "transport")]
 mod ready;

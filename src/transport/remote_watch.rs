@@ -21,8 +21,7 @@ use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll, Wake, Waker};
-use std::thread::{self, Thread};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_core::Stream;
@@ -30,6 +29,7 @@ use tokio::sync::mpsc;
 
 use super::client::Inner;
 use super::mux::{Attached, Command, ConnCounters};
+use super::parker::{self, Parker};
 use super::protocol::WatchId;
 use super::upstream::{Recv, Shared};
 use crate::sync::Mutex;
@@ -85,7 +85,7 @@ pub struct RemoteWatch {
     filtered: u64,
     filter_panics: u64,
     resyncs: u64,
-    thread_waker: Option<(thread::ThreadId, Waker)>,
+    parker: Parker,
     /// The client lives as long as its watches.
     _client: Arc<Inner>,
 }
@@ -96,18 +96,6 @@ impl fmt::Debug for RemoteWatch {
             .field("id", &self.id)
             .field("stats", &self.stats())
             .finish()
-    }
-}
-
-/// Wakes a parked receiving thread.
-struct ThreadWaker(Thread);
-
-impl Wake for ThreadWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
     }
 }
 
@@ -129,7 +117,7 @@ impl RemoteWatch {
             filtered: 0,
             filter_panics: 0,
             resyncs: 0,
-            thread_waker: None,
+            parker: Parker::default(),
             _client: client,
         }
     }
@@ -172,39 +160,11 @@ impl RemoteWatch {
         }
     }
 
-    fn thread_waker(&mut self) -> Waker {
-        let me = thread::current();
-        match &self.thread_waker {
-            Some((id, w)) if *id == me.id() => w.clone(),
-            _ => {
-                let id = me.id();
-                let w = Waker::from(Arc::new(ThreadWaker(me)));
-                self.thread_waker = Some((id, w.clone()));
-                w
-            }
-        }
-    }
-
     fn recv_until(&mut self, deadline: Option<Instant>) -> Result<WatchEvent, RecvTimeoutError> {
-        let waker = self.thread_waker();
-        let mut cx = Context::from_waker(&waker);
-        loop {
-            match self.poll_recv(&mut cx) {
-                Poll::Ready(Some(e)) => return Ok(e),
-                Poll::Ready(None) => return Err(RecvTimeoutError::Closed),
-                Poll::Pending => {}
-            }
-            match deadline {
-                None => thread::park(),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return Err(RecvTimeoutError::Timeout);
-                    }
-                    thread::park_timeout(d - now);
-                }
-            }
-        }
+        let mut parker = std::mem::take(&mut self.parker);
+        let got = parker.recv_until(deadline, |cx| self.poll_recv(cx));
+        self.parker = parker;
+        got
     }
 
     /// Blocks until the next event; `None` once the watch has ended. (It
@@ -221,11 +181,7 @@ impl RemoteWatch {
 
     /// The next event if one is ready, without blocking.
     pub fn try_recv(&mut self) -> Result<WatchEvent, TryRecvError> {
-        match self.poll_recv(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(Some(e)) => Ok(e),
-            Poll::Ready(None) => Err(TryRecvError::Closed),
-            Poll::Pending => Err(TryRecvError::Empty),
-        }
+        parker::try_recv(|cx| self.poll_recv(cx))
     }
 
     /// Waits for the next event; `None` once the watch has ended. Works on

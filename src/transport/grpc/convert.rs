@@ -310,33 +310,47 @@ pub(crate) fn session_from(s: proto::SessionInfo) -> SessionInfo {
     }
 }
 
-pub(crate) fn variable_from(v: proto::Variable) -> Result<Variable, Error> {
-    let var_type = var_type_from(v.r#type).map_err(bad_answer)?;
-    let meta = Arc::new(VarMeta {
-        id: v.id.into(),
-        name: v.name.into(),
-        var_type,
-        constraints: constraints_from(v.constraints).map_err(bad_answer)?,
-        metadata: Arc::new(metadata_from(v.metadata)),
+/// A variable's description, from a proto `Variable` (shared by all its
+/// records; `slot` orders it among its session's variables).
+pub(crate) fn var_meta_from(v: &proto::Variable, slot: crate::meta::Slot) -> Result<Arc<VarMeta>, Status> {
+    Ok(Arc::new(VarMeta {
+        id: v.id.as_str().into(),
+        name: v.name.as_str().into(),
+        var_type: var_type_from(v.r#type)?,
+        constraints: constraints_from(v.constraints.clone())?,
+        metadata: Arc::new(metadata_from(v.metadata.clone())),
         created_at: when(v.created_at),
-        slot: 0,
-    });
+        slot,
+    }))
+}
+
+/// The state a proto `Variable` describes, as a record of `meta`.
+pub(crate) fn record_from(
+    meta: Arc<VarMeta>,
+    v: &proto::Variable,
+    old_value: Option<Value>,
+) -> Result<Record, Status> {
+    Ok(Record {
+        var: meta,
+        kind: if v.version == 0 {
+            RecordKind::Registered
+        } else {
+            RecordKind::Changed
+        },
+        version: v.version,
+        revision: v.revision,
+        value: value_from(v.value.clone(), usize::MAX)?,
+        old_value,
+        source: v.source.as_deref().map(Into::into),
+        metadata: (!v.change_metadata.is_empty()).then(|| Arc::new(metadata_from(v.change_metadata.clone()))),
+        timestamp: when(v.updated_at),
+    })
+}
+
+pub(crate) fn variable_from(v: proto::Variable) -> Result<Variable, Error> {
+    let meta = var_meta_from(&v, 0).map_err(bad_answer)?;
     Ok(Variable {
-        record: Arc::new(Record {
-            var: meta,
-            kind: if v.version == 0 {
-                RecordKind::Registered
-            } else {
-                RecordKind::Changed
-            },
-            version: v.version,
-            revision: v.revision,
-            value: value_from(v.value, usize::MAX).map_err(bad_answer)?,
-            old_value: None,
-            source: v.source.map(Into::into),
-            metadata: (!v.change_metadata.is_empty()).then(|| Arc::new(metadata_from(v.change_metadata))),
-            timestamp: when(v.updated_at),
-        }),
+        record: Arc::new(record_from(meta, &v, None).map_err(bad_answer)?),
     })
 }
 
