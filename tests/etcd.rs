@@ -657,3 +657,46 @@ fn more_identifiers_than_etcd_reads_in_one_transaction() {
             .all(|(i, e)| e.is_initial() && int(e) == i as i64)
     );
 }
+
+#[test]
+fn a_store_on_an_etcd_with_authentication() {
+    use varwatch::etcd::etcd_client::{ConnectOptions, Permission};
+    let Some(server) = common::etcd::EtcdServer::start("etcd auth") else {
+        return;
+    };
+    // Turn authentication on, through the client the store exposes.
+    let admin = EtcdStore::connect([&server.url], EtcdConfig::new()).unwrap();
+    let mut c = admin.client().clone();
+    admin
+        .block_on(async move {
+            c.user_add("root", "rootpw", None).await?;
+            c.user_grant_role("root", "root").await?;
+            c.role_add("app").await?;
+            c.role_grant_permission("app", Permission::read_write("auth/").with_prefix())
+                .await?;
+            c.user_add("app", "s3cret", None).await?;
+            c.user_grant_role("app", "app").await?;
+            c.auth_enable().await
+        })
+        .unwrap();
+    let config = EtcdConfig::new()
+        .prefix("auth/")
+        .connect_options(ConnectOptions::new().with_user("app", "s3cret"));
+    assert!(
+        !format!("{config:?}").contains("s3cret"),
+        "a password in Debug output"
+    );
+    let store = EtcdStore::connect([&server.url], config).unwrap();
+    store.create_session("s", SessionOptions::new()).unwrap();
+    store
+        .register("s", VarDef::new("x", VarType::Integer, 0))
+        .unwrap();
+    let mut w = store.watch("s", ["x"], WatchOptions::new()).unwrap();
+    assert!(next(&mut w).is_initial());
+    store.update("s", "x", 1).unwrap();
+    assert_eq!(int(&next(&mut w)), 1);
+    // Without the credentials: refused, with a message that says so.
+    let anonymous = EtcdStore::connect([&server.url], EtcdConfig::new().prefix("auth/")).unwrap();
+    let err = anonymous.get("s", "x").unwrap_err();
+    assert!(err.to_string().contains("etcd"), "{err}");
+}

@@ -15,7 +15,7 @@ pub const MAX_ETCD_BUFFER: usize = 1 << 20;
 /// Every value is kept in a range that works when the store connects:
 /// durations between 1 ms and [`MAX_ETCD_DURATION`], `backoff_max` at least
 /// `backoff_initial`, the prefix non-empty and ending in `/`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 #[must_use = "a configuration does nothing until passed to `EtcdStore::connect`"]
 pub struct EtcdConfig {
@@ -45,6 +45,27 @@ pub struct EtcdConfig {
     /// refused with [`Error::LimitExceeded`](crate::Error::LimitExceeded)
     /// before anything is sent (at least 4).
     pub max_txn_ops: usize,
+    /// etcd-client's own connection options, for what varwatch does not
+    /// set itself: a user and password (`with_user`), TLS (`with_tls`, with
+    /// feature `tls`), a required leader. varwatch sets its connect timeout
+    /// and HTTP/2 keep-alive on top of them.
+    pub connect_options: Option<etcd_client::ConnectOptions>,
+}
+
+/// Leaves `connect_options` out: they may hold a password.
+impl std::fmt::Debug for EtcdConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdConfig")
+            .field("prefix", &self.prefix)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("call_timeout", &self.call_timeout)
+            .field("backoff_initial", &self.backoff_initial)
+            .field("backoff_max", &self.backoff_max)
+            .field("max_failures", &self.max_failures)
+            .field("max_txn_ops", &self.max_txn_ops)
+            .field("connect_options", &self.connect_options.as_ref().map(|_| ".."))
+            .finish()
+    }
 }
 
 impl Default for EtcdConfig {
@@ -57,6 +78,7 @@ impl Default for EtcdConfig {
             backoff_max: Duration::from_secs(2),
             max_failures: Some(60),
             max_txn_ops: 128,
+            connect_options: None,
         }
     }
 }
@@ -104,6 +126,12 @@ impl EtcdConfig {
     /// `--max-txn-ops`).
     pub fn max_txn_ops(mut self, n: usize) -> Self {
         self.max_txn_ops = n;
+        self
+    }
+
+    /// Sets etcd-client's connection options (authentication, TLS).
+    pub fn connect_options(mut self, opts: etcd_client::ConnectOptions) -> Self {
+        self.connect_options = Some(opts);
         self
     }
 

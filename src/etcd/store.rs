@@ -544,7 +544,10 @@ impl EtcdStore {
                 reason: format!("cannot start the client's runtime: {e}"),
                 source: Some(ErrorSource::new(e)),
             })?;
-        let opts = ConnectOptions::new()
+        let opts = config
+            .connect_options
+            .clone()
+            .unwrap_or_else(ConnectOptions::new)
             .with_connect_timeout(config.connect_timeout)
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
         let timeout = config.connect_timeout;
