@@ -547,7 +547,7 @@ impl EtcdStore {
         let opts = config
             .connect_options
             .clone()
-            .unwrap_or_else(ConnectOptions::new)
+            .unwrap_or_default()
             .with_connect_timeout(config.connect_timeout)
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
         let timeout = config.connect_timeout;
