@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, LeaseGrantOptions,
-    LeaseTimeToLiveOptions, Txn, TxnOp, TxnResponse,
+    Client, Compare, CompareOp, DeleteOptions, GetOptions, LeaseGrantOptions, LeaseTimeToLiveOptions, Txn,
+    TxnOp, TxnResponse,
 };
 use parking_lot::Mutex;
 
