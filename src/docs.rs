@@ -170,12 +170,16 @@ pub mod internal {
     //! |---|---|
     //! | `keys.rs` | the key layout under the prefix, and the escaping that keeps sessions apart |
     //! | `codec.rs` | what the keys hold (the proto's `SessionInfo` and `Variable`) and how it becomes the crate's types |
+    //! | `conn.rs` | the etcd client, and how its failures become varwatch errors |
     //! | `snapshot.rs` | the write protocol: a `Snap` of a session, a plan, one transaction guarded by `meta`'s `mod_revision`; the client's cache of snapshots |
+    //! | `client.rs` | what operations and watch tasks share: the runtime, the cache, id resolution, the write loop against etcd, lease keep-alive |
     //! | `store.rs` | `EtcdStore`: every operation, and the checks a local write makes |
+    //! | `cut.rs` | a session read at one etcd revision: a watch's snapshot, a resync's re-read |
     //! | `watch.rs` | `EtcdWatch`: the atomic subscribe (read at R), the handle and its queue |
     //! | `hub.rs` | one etcd watch per session per client, shared by its watches; a slow watch follows alone; reconnect, compaction |
     //! | `group.rs` | an etcd response decoded once into groups (one per write) |
     //! | `follow.rs` | one watch's state, and how a group or a re-read becomes its events |
+    //! | `latest.rs` | a coalescing watch's owed states (the latest per variable), taken whole as one cut |
     //!
     //! `watch/`, one stage per file:
     //!

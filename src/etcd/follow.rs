@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::codec::{self, id_number};
+use super::cut::Cut;
 use super::group::{Group, MetaChange, VarChange};
 use super::keys::Keys;
-use super::watch::Cut;
 use crate::meta::VarMeta;
 use crate::record::{Record, RecordKind};
 use crate::transport::grpc::proto;

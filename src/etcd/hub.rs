@@ -41,11 +41,13 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::task::AbortHandle;
 
+use super::config::EtcdConfig;
+use super::conn::Conn;
+use super::cut::{Cut, read_cut};
 use super::follow::{Follower, Step};
 use super::group::{Decoder, Group};
+use super::keys::Keys;
 use super::latest::Latest;
-use super::store::Shared;
-use super::watch::{Cut, read_cut};
 use crate::WatchEvent;
 
 /// Where a watch's events go.
@@ -94,7 +96,7 @@ pub(super) struct Sub {
 
 /// The shared etcd watch of one life of one session.
 pub(super) struct Hub {
-    shared: Arc<Shared>,
+    ctx: Arc<HubCtx>,
     key: (String, i64),
     dir: String,
     state: Mutex<HubState>,
@@ -114,6 +116,15 @@ struct HubState {
 /// The registry of a client's hubs, by (session, incarnation). Lock order:
 /// the registry, then a hub's state.
 pub(super) type Hubs = Mutex<HashMap<(String, i64), Arc<Hub>>>;
+
+/// What a client's hubs share: the connection, the layout, the settings,
+/// and the registry of hubs.
+pub(super) struct HubCtx {
+    pub(super) conn: Arc<Conn>,
+    pub(super) keys: Keys,
+    pub(super) config: EtcdConfig,
+    pub(super) hubs: Hubs,
+}
 
 /// What happened to a watch's events.
 enum Pushed {
@@ -154,9 +165,9 @@ fn push(sink: &Sink, events: Vec<WatchEvent>, step: Step) -> Pushed {
 /// Joins `sub` to its session's hub (made if there is none), or starts it
 /// alone (see the module docs). `cut` is its snapshot. Runs on the store's
 /// runtime.
-pub(super) fn attach(shared: &Arc<Shared>, session: &str, cut: &Cut, sub: Sub) -> Option<Arc<Hub>> {
+pub(super) fn attach(ctx: &Arc<HubCtx>, session: &str, cut: &Cut, sub: Sub) -> Option<Arc<Hub>> {
     let key = (session.to_string(), cut.incarnation);
-    let mut hubs = shared.hubs.lock();
+    let mut hubs = ctx.hubs.lock();
     if let Some(hub) = hubs.get(&key).cloned() {
         let mut st = hub.state.lock();
         if !st.ended {
@@ -168,14 +179,14 @@ pub(super) fn attach(shared: &Arc<Shared>, session: &str, cut: &Cut, sub: Sub) -
             // The hub is past this watch's snapshot: it follows alone.
             drop(st);
             drop(hubs);
-            alone(shared.clone(), sub, Vec::new());
+            alone(ctx.clone(), sub, Vec::new());
             return None;
         }
     }
     let hub = Arc::new(Hub {
-        shared: shared.clone(),
+        ctx: ctx.clone(),
         key: key.clone(),
-        dir: shared.keys.dir(session),
+        dir: ctx.keys.dir(session),
         state: Mutex::new(HubState {
             delivered: sub.follower.etcd_rev,
             subs: vec![sub],
@@ -192,9 +203,9 @@ pub(super) fn attach(shared: &Arc<Shared>, session: &str, cut: &Cut, sub: Sub) -
 }
 
 /// Starts `sub` following alone, with `pending` to deliver first.
-fn alone(shared: Arc<Shared>, sub: Sub, pending: Vec<WatchEvent>) {
+fn alone(ctx: Arc<HubCtx>, sub: Sub, pending: Vec<WatchEvent>) {
     let slot = sub.alone.clone();
-    let task = tokio::spawn(follow_alone(shared, sub, pending));
+    let task = tokio::spawn(follow_alone(ctx, sub, pending));
     *slot.lock() = Some(task.abort_handle());
 }
 
@@ -224,37 +235,37 @@ struct Retry {
 }
 
 impl Retry {
-    fn new(shared: &Shared) -> Retry {
+    fn new(ctx: &HubCtx) -> Retry {
         Retry {
             failures: 0,
-            delay: shared.config.backoff_initial,
+            delay: ctx.config.backoff_initial,
             since: None,
         }
     }
     /// The etcd watch delivered something: it works.
-    fn ok(&mut self, shared: &Shared) {
+    fn ok(&mut self, ctx: &HubCtx) {
         self.failures = 0;
-        self.delay = shared.config.backoff_initial;
+        self.delay = ctx.config.backoff_initial;
     }
     /// The etcd watch was created (or not: `None`).
     fn opened(&mut self) {
         self.since = Some(std::time::Instant::now());
     }
     /// After a failure: `false` to give up, else waits the backoff.
-    async fn failed(&mut self, shared: &Shared) -> bool {
+    async fn failed(&mut self, ctx: &HubCtx) -> bool {
         if self
             .since
             .take()
-            .is_some_and(|t| t.elapsed() > shared.config.backoff_max)
+            .is_some_and(|t| t.elapsed() > ctx.config.backoff_max)
         {
-            self.ok(shared); // it was up long enough: a new failure
+            self.ok(ctx); // it was up long enough: a new failure
         }
         self.failures += 1;
-        if shared.config.max_failures.is_some_and(|m| self.failures > m) {
+        if ctx.config.max_failures.is_some_and(|m| self.failures > m) {
             return false;
         }
         tokio::time::sleep(jittered(self.delay)).await;
-        self.delay = (self.delay * 2).min(shared.config.backoff_max);
+        self.delay = (self.delay * 2).min(ctx.config.backoff_max);
         true
     }
 }
@@ -270,7 +281,7 @@ impl Hub {
     /// Removes watch `id` (its `EtcdWatch` was dropped); the last one ends
     /// the hub.
     pub(super) fn leave(&self, id: u64) {
-        let mut hubs = self.shared.hubs.lock();
+        let mut hubs = self.ctx.hubs.lock();
         let mut st = self.state.lock();
         st.subs.retain(|s| s.id != id);
         if st.subs.is_empty() && !st.ended {
@@ -293,7 +304,7 @@ impl Hub {
     }
 
     fn unregister(&self) {
-        let mut hubs = self.shared.hubs.lock();
+        let mut hubs = self.ctx.hubs.lock();
         if hubs.get(&self.key).is_some_and(|h| std::ptr::eq(&**h, self)) && self.state.lock().ended {
             hubs.remove(&self.key);
         }
@@ -337,7 +348,7 @@ impl Hub {
             Pushed::Full(rest) => {
                 let sub = subs.swap_remove(i);
                 if step == Step::Go {
-                    alone(self.shared.clone(), sub, rest);
+                    alone(self.ctx.clone(), sub, rest);
                 } else {
                     // Its last events: delivered by a task that waits.
                     tokio::spawn(async move { sub.sink.send(rest, step).await });
@@ -349,7 +360,7 @@ impl Hub {
 
     /// Every watch re-reads the session after a compaction.
     async fn resync_all(&self, decoder: &mut Decoder) -> bool {
-        let Ok(cut) = read_cut(&self.shared, &self.key.0, None).await else {
+        let Ok(cut) = read_cut(&self.ctx.conn, &self.ctx.keys, &self.key.0, None).await else {
             return false; // retried as a failure
         };
         let mut st = self.state.lock();
@@ -370,12 +381,13 @@ impl Hub {
     }
 
     async fn run(self: Arc<Self>, mut decoder: Decoder) {
-        let shared = self.shared.clone();
-        let mut retry = Retry::new(&shared);
+        let ctx = self.ctx.clone();
+        let mut retry = Retry::new(&ctx);
         loop {
             let from = self.state.lock().delivered + 1;
             let mut resynced = false;
-            if let Ok(mut stream) = shared
+            if let Ok(mut stream) = ctx
+                .conn
                 .client
                 .watch_client()
                 .watch(self.dir.clone(), Some(watch_options(from)))
@@ -384,7 +396,7 @@ impl Hub {
                 while let Ok(Some(resp)) = stream.message().await {
                     if resp.canceled() {
                         if resp.compact_revision() > 0 && self.resync_all(&mut decoder).await {
-                            retry.ok(&shared);
+                            retry.ok(&ctx);
                             resynced = true;
                         }
                         break;
@@ -393,7 +405,7 @@ impl Hub {
                         retry.opened();
                         continue;
                     }
-                    retry.ok(&shared);
+                    retry.ok(&ctx);
                     if resp.events().is_empty() {
                         // A progress notification: every revision up to its
                         // header's was sent (a creation's says nothing).
@@ -424,7 +436,7 @@ impl Hub {
                     s.reconnects.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            if !retry.failed(&shared).await {
+            if !retry.failed(&ctx).await {
                 let mut st = self.state.lock();
                 for s in st.subs.drain(..) {
                     // Waits for room: a full queue must not lose the reason.
@@ -443,18 +455,19 @@ impl Hub {
 
 /// A watch following alone: its own etcd watch, and it waits for its user
 /// (`pending` first).
-async fn follow_alone(shared: Arc<Shared>, mut sub: Sub, pending: Vec<WatchEvent>) {
+async fn follow_alone(ctx: Arc<HubCtx>, mut sub: Sub, pending: Vec<WatchEvent>) {
     if !sub.sink.send(pending, Step::Go).await {
         return;
     }
     let session = sub.follower.session().to_string();
-    let dir = shared.keys.dir(&session);
+    let dir = ctx.keys.dir(&session);
     let mut decoder = Decoder::default();
-    let mut retry = Retry::new(&shared);
+    let mut retry = Retry::new(&ctx);
     loop {
         let from = sub.follower.etcd_rev + 1;
         let mut resynced = false;
-        if let Ok(mut stream) = shared
+        if let Ok(mut stream) = ctx
+            .conn
             .client
             .watch_client()
             .watch(dir.clone(), Some(watch_options(from)))
@@ -463,9 +476,9 @@ async fn follow_alone(shared: Arc<Shared>, mut sub: Sub, pending: Vec<WatchEvent
             while let Ok(Some(resp)) = stream.message().await {
                 if resp.canceled() {
                     if resp.compact_revision() > 0
-                        && let Ok(cut) = read_cut(&shared, &session, None).await
+                        && let Ok(cut) = read_cut(&ctx.conn, &ctx.keys, &session, None).await
                     {
-                        retry.ok(&shared);
+                        retry.ok(&ctx);
                         if let Some(c) = &cut {
                             decoder.seed(&c.recs);
                         }
@@ -481,7 +494,7 @@ async fn follow_alone(shared: Arc<Shared>, mut sub: Sub, pending: Vec<WatchEvent
                     retry.opened();
                     continue;
                 }
-                retry.ok(&shared);
+                retry.ok(&ctx);
                 for g in decoder.groups(&dir, &resp) {
                     if g.etcd_rev <= sub.follower.etcd_rev {
                         continue;
@@ -500,7 +513,7 @@ async fn follow_alone(shared: Arc<Shared>, mut sub: Sub, pending: Vec<WatchEvent
             continue;
         }
         sub.reconnects.fetch_add(1, Ordering::Relaxed);
-        if !retry.failed(&shared).await {
+        if !retry.failed(&ctx).await {
             let last = vec![sub.follower.disconnected()];
             let _ = sub.sink.send(last, Step::End).await;
             return;

@@ -87,8 +87,11 @@
 //!
 //! [`WatchOptions::on_overflow`]: crate::WatchOptions::on_overflow
 
+mod client;
 mod codec;
 mod config;
+mod conn;
+mod cut;
 mod follow;
 mod group;
 mod hub;

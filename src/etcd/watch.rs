@@ -40,17 +40,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use etcd_client::{Txn, TxnOp, TxnOpResponse};
 use futures_core::Stream;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-use super::codec::{decode_meta, decode_var, id_number};
+use super::client::{Inner, Shared};
+use super::codec::id_number;
+use super::cut::read_cut;
 use super::follow::Follower;
 use super::hub::{self, Hub, Sink, Sub};
 use super::latest::{Latest, Taken};
-use super::snapshot::prefix;
-use super::store::{Inner, Shared};
 use crate::transport::grpc::proto;
 use crate::transport::parker::{self, Parker};
 use crate::watch::{Filter, Verdict, judge};
@@ -143,51 +142,6 @@ impl fmt::Debug for EtcdWatch {
     }
 }
 
-/// The session as one etcd transaction read it.
-pub(super) struct Cut {
-    pub(super) meta: proto::SessionInfo,
-    pub(super) incarnation: i64,
-    pub(super) lease: i64,
-    /// `(key, record)` in registration order.
-    pub(super) recs: Vec<(Vec<u8>, proto::Variable)>,
-    /// The etcd revision it was read at.
-    pub(super) revision: i64,
-}
-
-/// Reads the session's `meta` and its variables (`names`, or all) in one
-/// transaction; `None` if the session does not exist.
-pub(super) async fn read_cut(s: &Shared, session: &str, names: Option<&[String]>) -> Result<Option<Cut>> {
-    let mut ops = vec![TxnOp::get(s.keys.meta(session), None)];
-    match names {
-        None => ops.push(TxnOp::get(s.keys.var_dir(session), prefix())),
-        Some(names) => ops.extend(names.iter().map(|n| TxnOp::get(s.keys.var(session, n), None))),
-    }
-    let resp = s.txn(Txn::new().and_then(ops)).await?;
-    let revision = resp.header().map_or(0, |h| h.revision());
-    let mut rs = resp.op_responses().into_iter().map(|r| match r {
-        TxnOpResponse::Get(g) => g.kvs().to_vec(),
-        _ => Vec::new(),
-    });
-    let Some(kv) = rs.next().and_then(|kvs| kvs.into_iter().next()) else {
-        return Ok(None);
-    };
-    let meta = decode_meta(kv.key(), kv.value())?;
-    let mut recs = Vec::new();
-    for kvs in rs {
-        for kv in kvs {
-            recs.push((kv.key().to_vec(), decode_var(kv.key(), kv.value())?));
-        }
-    }
-    recs.sort_by_key(|(_, r)| id_number(&r.id));
-    Ok(Some(Cut {
-        meta,
-        incarnation: kv.create_revision(),
-        lease: kv.lease(),
-        recs,
-        revision,
-    }))
-}
-
 impl EtcdWatch {
     pub(super) async fn open(
         inner: Arc<Inner>,
@@ -220,7 +174,7 @@ impl EtcdWatch {
             }
             _ => None,
         };
-        let cut = read_cut(s, &session, wanted.as_deref())
+        let cut = read_cut(&s.conn, &s.keys, &session, wanted.as_deref())
             .await?
             .ok_or_else(|| Error::SessionNotFound {
                 session: session.clone(),
@@ -293,7 +247,7 @@ impl EtcdWatch {
             reconnects: reconnects.clone(),
             alone: alone.clone(),
         };
-        let hub = hub::attach(&shared, &session, &cut, sub);
+        let hub = hub::attach(&shared.hubs, &session, &cut, sub);
         let mut keepalive = None;
         if let (lease, Some(ttl)) = (cut.lease, cut.meta.ttl_ms)
             && lease != 0
