@@ -700,3 +700,30 @@ fn a_store_on_an_etcd_with_authentication() {
     let err = anonymous.get("s", "x").unwrap_err();
     assert!(err.to_string().contains("etcd"), "{err}");
 }
+
+#[test]
+fn an_etcd_watch_filters_on_the_client_and_counts_what_it_screened() {
+    let Some(a) = common::etcd::store("etcd filter") else {
+        return;
+    };
+    a.create_session("s", SessionOptions::new()).unwrap();
+    a.register("s", VarDef::new("x", VarType::Integer, 0)).unwrap();
+    let mut w = a
+        .watch(
+            "s",
+            ["x"],
+            WatchOptions::new().include_initial(false).filter(|_, v| {
+                let n = v.as_i64().unwrap();
+                assert!(n != 3, "the filter panics on 3");
+                n % 2 == 0
+            }),
+        )
+        .unwrap();
+    for i in 1..=4 {
+        a.update("s", "x", i).unwrap();
+    }
+    let got: Vec<i64> = (0..3).map(|_| int(&next(&mut w))).collect();
+    assert_eq!(got, [2, 3, 4], "3 is delivered: its filter call panicked");
+    let stats = w.stats();
+    assert_eq!((stats.events_filtered, stats.filter_panics), (1, 1));
+}

@@ -1463,3 +1463,46 @@ fn a_watch_that_lost_a_variable_is_not_shared() {
     let err = remote.watch("s", ["a", "b"], WatchOptions::new()).unwrap_err();
     assert_eq!(err.code(), ErrorCode::NotFound, "{err}");
 }
+
+/// A remote watch's filter runs on the client, and its counters say what it
+/// screened: rejected events, a panicking filter's events (delivered).
+#[test]
+fn a_remote_watch_filters_on_the_client_and_counts_what_it_screened() {
+    let store = common::store_with(&["x"]);
+    let remote = RemoteStore::new(MemoryTransport::new(Service::new(store.clone())), fast()).unwrap();
+    let mut w = remote
+        .watch(
+            "s",
+            ["x"],
+            WatchOptions::new().include_initial(false).filter(|_, v| {
+                let n = v.as_i64().unwrap();
+                assert!(n != 3, "the filter panics on 3");
+                n % 2 == 0
+            }),
+        )
+        .unwrap();
+    for i in 1..=4 {
+        store.update("s", "x", i).unwrap();
+    }
+    let got: Vec<i64> = (0..2)
+        .map(|_| {
+            w.recv_timeout(Duration::from_secs(10))
+                .unwrap()
+                .value()
+                .unwrap()
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(got, [2, 3], "3 is delivered: its filter call panicked");
+    assert_eq!(
+        w.recv_timeout(Duration::from_secs(10))
+            .unwrap()
+            .value()
+            .unwrap()
+            .as_i64(),
+        Some(4)
+    );
+    let stats = w.stats();
+    assert_eq!((stats.events_filtered, stats.filter_panics), (1, 1));
+}

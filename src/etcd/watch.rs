@@ -52,8 +52,8 @@ use super::hub::{self, Hub, Sink, Sub};
 use super::latest::{Latest, Taken};
 use crate::transport::grpc::proto;
 use crate::transport::parker::{self, Parker};
-use crate::watch::{Filter, Verdict, judge};
-use crate::{Error, EventKind, RecvTimeoutError, Result, TryRecvError, WatchEvent, WatchOptions};
+use crate::watch::Screen;
+use crate::{Error, RecvTimeoutError, Result, TryRecvError, WatchEvent, WatchOptions};
 
 /// Where a watch's user takes its events from.
 enum Source {
@@ -116,10 +116,8 @@ pub struct EtcdWatch {
     /// The snapshot's events (delivered before anything from the task).
     first: VecDeque<WatchEvent>,
     source: Source,
-    filter: Option<Filter>,
-    filtered: u64,
-    filter_panics: u64,
-    resyncs: u64,
+    /// The user's filter and its counts.
+    screen: Screen,
     reconnects: Arc<AtomicU64>,
     /// The hub it joined, and its id there.
     hub: Option<(Arc<Hub>, u64)>,
@@ -267,10 +265,7 @@ impl EtcdWatch {
         Ok(EtcdWatch {
             first: first.into(),
             source,
-            filter: opts.filter,
-            filtered: 0,
-            filter_panics: 0,
-            resyncs: 0,
+            screen: Screen::new(opts.filter),
             reconnects,
             hub: hub.map(|h| (h, id)),
             alone,
@@ -331,29 +326,8 @@ impl EtcdWatch {
                     }
                 },
             };
-            if let Some(e) = self.took(e) {
+            if let Some(e) = self.screen.took(e) {
                 return Poll::Ready(Some(e));
-            }
-        }
-    }
-
-    /// Counts and filters an event its user is about to get.
-    fn took(&mut self, e: WatchEvent) -> Option<WatchEvent> {
-        if matches!(e.kind(), EventKind::Lagged { .. }) {
-            self.resyncs += 1;
-        }
-        let Some(filter) = &self.filter else {
-            return Some(e);
-        };
-        match judge(filter, &e) {
-            Verdict::Pass => Some(e),
-            Verdict::Reject => {
-                self.filtered += 1;
-                None
-            }
-            Verdict::Panicked => {
-                self.filter_panics += 1;
-                Some(e)
             }
         }
     }
@@ -398,9 +372,9 @@ impl EtcdWatch {
     pub fn stats(&self) -> EtcdWatchStats {
         EtcdWatchStats {
             reconnects: self.reconnects.load(Ordering::Relaxed),
-            resyncs: self.resyncs,
-            events_filtered: self.filtered,
-            filter_panics: self.filter_panics,
+            resyncs: self.screen.resyncs,
+            events_filtered: self.screen.filtered,
+            filter_panics: self.screen.panics,
             shared: self.hub.is_some() && self.alone.lock().is_none(),
         }
     }

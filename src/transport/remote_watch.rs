@@ -33,8 +33,8 @@ use super::parker::{self, Parker};
 use super::protocol::WatchId;
 use super::upstream::{Recv, Shared};
 use crate::sync::Mutex;
-use crate::watch::{Filter, Verdict, judge};
-use crate::{EventKind, RecvTimeoutError, TryRecvError, WatchEvent};
+use crate::watch::{Filter, Screen};
+use crate::{RecvTimeoutError, TryRecvError, WatchEvent};
 
 /// Counters of a [`RemoteWatch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,11 +80,8 @@ pub struct RemoteWatch {
     down: usize,
     commands: mpsc::UnboundedSender<Command>,
     counters: Arc<ConnCounters>,
-    /// The user's filter, run here, on the user's side.
-    filter: Option<Filter>,
-    filtered: u64,
-    filter_panics: u64,
-    resyncs: u64,
+    /// The user's filter, run here, on the user's side, and its counts.
+    screen: Screen,
     parker: Parker,
     /// The client lives as long as its watches.
     _client: Arc<Inner>,
@@ -113,10 +110,7 @@ impl RemoteWatch {
             down: attached.down,
             commands,
             counters,
-            filter,
-            filtered: 0,
-            filter_panics: 0,
-            resyncs: 0,
+            screen: Screen::new(filter),
             parker: Parker::default(),
             _client: client,
         }
@@ -128,34 +122,12 @@ impl RemoteWatch {
             let got = self.shared.lock().recv(self.down, cx.waker());
             match got {
                 Recv::Event(e) => {
-                    if let Some(e) = self.took(e) {
+                    if let Some(e) = self.screen.took(e) {
                         return Poll::Ready(Some(e));
                     }
                 }
                 Recv::Empty => return Poll::Pending,
                 Recv::Ended => return Poll::Ready(None),
-            }
-        }
-    }
-
-    /// Counts and filters an event its user is about to get: `None` if the
-    /// filter rejects it.
-    fn took(&mut self, e: WatchEvent) -> Option<WatchEvent> {
-        if matches!(e.kind(), EventKind::Lagged { .. }) {
-            self.resyncs += 1;
-        }
-        let Some(filter) = &self.filter else {
-            return Some(e);
-        };
-        match judge(filter, &e) {
-            Verdict::Pass => Some(e),
-            Verdict::Reject => {
-                self.filtered += 1;
-                None
-            }
-            Verdict::Panicked => {
-                self.filter_panics += 1;
-                Some(e)
             }
         }
     }
@@ -201,11 +173,11 @@ impl RemoteWatch {
         let shared = self.shared.lock();
         RemoteWatchStats {
             reconnects: shared.reconnects,
-            resyncs: self.resyncs,
+            resyncs: self.screen.resyncs,
             overflows: shared.overflows(self.down),
             heartbeats: self.counters.heartbeats.load(Ordering::Relaxed),
-            events_filtered: self.filtered,
-            filter_panics: self.filter_panics,
+            events_filtered: self.screen.filtered,
+            filter_panics: self.screen.panics,
         }
     }
 }

@@ -28,6 +28,52 @@ pub(crate) fn judge(filter: &Filter, ev: &WatchEvent) -> Verdict {
     }
 }
 
+/// The user's side of a watch fed from elsewhere (a remote or an etcd
+/// watch): its filter, and the counts of what it screened.
+#[cfg(feature = "transport")]
+#[derive(Default)]
+pub(crate) struct Screen {
+    pub(crate) filter: Option<Filter>,
+    /// Events the filter rejected.
+    pub(crate) filtered: u64,
+    /// Filter calls that panicked (their events were delivered).
+    pub(crate) panics: u64,
+    /// `Lagged` markers handed out.
+    pub(crate) resyncs: u64,
+}
+
+#[cfg(feature = "transport")]
+impl Screen {
+    pub(crate) fn new(filter: Option<Filter>) -> Screen {
+        Screen {
+            filter,
+            ..Screen::default()
+        }
+    }
+
+    /// Counts and filters an event its user is about to get: `None` if the
+    /// filter rejects it.
+    pub(crate) fn took(&mut self, e: WatchEvent) -> Option<WatchEvent> {
+        if matches!(e.kind(), EventKind::Lagged { .. }) {
+            self.resyncs += 1;
+        }
+        let Some(filter) = &self.filter else {
+            return Some(e);
+        };
+        match judge(filter, &e) {
+            Verdict::Pass => Some(e),
+            Verdict::Reject => {
+                self.filtered += 1;
+                None
+            }
+            Verdict::Panicked => {
+                self.panics += 1;
+                Some(e)
+            }
+        }
+    }
+}
+
 impl Watch {
     /// Applies the filter to an event about to be delivered: `None` if the
     /// filter rejects it (it still counts as seen).

@@ -65,7 +65,8 @@ mod stream;
 
 pub use event::{CloseReason, EventKind, RecvTimeoutError, TryRecvError, WatchEvent};
 #[cfg(feature = "transport")]
-pub(crate) use filter::{Verdict, judge};
+#[cfg(feature = "transport")]
+pub(crate) use filter::Screen;
 pub(crate) use options::Filter;
 pub use options::{MAX_THROTTLE, OverflowPolicy, WatchOptions};
 use stats::stats_of;
