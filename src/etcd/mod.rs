@@ -65,7 +65,9 @@
 //! **Watches** read the snapshot at etcd revision R and watch the session's
 //! directory from R + 1; they resume after a failure from the last etcd
 //! revision delivered, and report history etcd compacted away as `Lagged`
-//! then the current state (see [`EtcdWatch`]).
+//! then the current state (see [`EtcdWatch`]). A client's watches of one
+//! session share one etcd watch, and each write is decoded once for all of
+//! them.
 //!
 //! **TTL** is an etcd lease on every key of the session, kept alive by
 //! every access (at most one keep-alive per quarter TTL per client) and by
@@ -81,7 +83,11 @@
 //!   do; compaction is the only loss, and it is reported as `Lagged`.
 //!   Coalescing and throttled watches behave as locally.
 //! * [`SessionInfo::watchers`](crate::SessionInfo) counts this client's
-//!   watches only; `idle_for` has the lease's one-second resolution.
+//!   watches only; `idle_for` has the lease's one-second resolution. A TTL
+//!   is rounded up to whole seconds, and etcd raises very short ones to its
+//!   minimum (about 2 s).
+//! * etcd's history is etcd's to compact (`--auto-compaction-retention`):
+//!   varwatch never compacts it, and its watches report compaction as above.
 //! * Each operation is one or more etcd round trips, under
 //!   [`EtcdConfig::call_timeout`].
 //!

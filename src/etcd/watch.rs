@@ -103,11 +103,11 @@ pub struct EtcdWatchStats {
 /// its own, and etcd keeps the history meanwhile). A coalescing or
 /// throttled watch delivers the latest states, one cut per receive, as
 /// locally. Versions a watch cannot have because etcd compacted them away
-/// are reported as [`EventKind::Lagged`], then the current state.
+/// are reported as [`EventKind::Lagged`](crate::EventKind::Lagged), then the current state.
 ///
 /// It ends after `SessionClosed` (the session was deleted, or its lease
 /// expired, by any process), after the `Deleted` of its last variable (a
-/// named watch), or with [`EventKind::Disconnected`] once etcd has been
+/// named watch), or with [`EventKind::Disconnected`](crate::EventKind::Disconnected) once etcd has been
 /// unreachable for `max_failures` attempts. Dropping it cancels its etcd
 /// watch. A variable deleted while the watch was compacted past is reported
 /// as `Deleted` without the versions it went through before.

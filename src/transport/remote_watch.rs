@@ -69,7 +69,7 @@ pub struct RemoteWatchStats {
 /// before (the session no longer remembers them).
 ///
 /// It ends after `SessionClosed`, after the `Deleted` of its last variable,
-/// with [`EventKind::Disconnected`] once the retry policy is spent, or (with
+/// with [`EventKind::Disconnected`](crate::EventKind::Disconnected) once the retry policy is spent, or (with
 /// `OverflowPolicy::Close`) after the `Lagged` markers of its first
 /// overflow. Dropping it cancels it on the server (unless another identical
 /// watch of the client still follows the same subscription).
