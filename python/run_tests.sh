@@ -15,9 +15,9 @@ py="$root/.venv/bin/python"
 "$py" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$here"
 
 cargo build --quiet --bin varwatch-server --features server --manifest-path "$root/Cargo.toml"
-target="$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
+cargo_out="$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
     "$py" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
-export VARWATCH_SERVER_BIN="$target/debug/varwatch-server"
+export VARWATCH_SERVER_BIN="$cargo_out/debug/varwatch-server"
 
 # From the repository root, so that `import varwatch` finds the installed
 # package, not the source tree.

@@ -129,6 +129,15 @@ def test_a_cancelled_open_leaves_nothing_behind(server, session_name):
                     pass
                 else:
                     await task.result().aclose()  # it won the race
+            # A fence: a watch opened after all that gets its snapshot only
+            # once the server has handled every create and cancel sent
+            # before it (one stream, in order; a half-closed stream ends
+            # before the next starts). Counted before it, the server could
+            # still have a create and its cancel to come: 0, then 1, then 0.
+            await c.create_session(session_name + "-fence")
+            await c.register(session_name + "-fence", "y", "integer", 0)
+            async with c.watch(session_name + "-fence", ["y"]) as fence:
+                assert (await fence.next(10)).kind == varwatch.EventKind.INITIAL
             for _ in range(250):
                 if (await c.session(session_name)).watchers == 0:
                     break
