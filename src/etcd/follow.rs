@@ -13,6 +13,7 @@ use super::keys::Keys;
 use crate::meta::VarMeta;
 use crate::record::{Record, RecordKind};
 use crate::transport::grpc::proto;
+use crate::watch::catch_up::{Held, Mode, Now, catch_up as rule};
 use crate::{EventKind, Result, Value, WatchEvent};
 
 /// Whether a watch goes on after a step.
@@ -156,50 +157,37 @@ impl Follower {
         for change in &g.vars {
             match change {
                 VarChange::Put(p) => {
-                    if let Some(t) = self.tracked.get_mut(&p.id) {
-                        if p.version < t.next {
-                            continue; // already delivered
+                    // A gap (versions etcd delivered to no one, or a
+                    // variable met for the first time) by the catch-up rule.
+                    let tracked = self.tracked.get(&p.id);
+                    let held = match tracked {
+                        Some(t) => Held::Next {
+                            next: t.next,
+                            initial_owed: false,
+                        },
+                        None if self.whole => Held::Unknown,
+                        None => continue,
+                    };
+                    let Some(plan) = rule(Mode::Resync, self.whole, held, Now::Live(p.version)) else {
+                        continue; // already delivered
+                    };
+                    let record = match (tracked, &p.record.old_value, plan.lagged) {
+                        // The decoder's old value is this watch's.
+                        (Some(_), Some(_), None) => p.record.clone(),
+                        (Some(t), None, None) => {
+                            crate::sync::Arc::new(with_old_value(&p.record, Some(t.last.clone())))
                         }
-                        let contiguous = p.version == t.next;
-                        if !contiguous {
-                            let lag = EventKind::Lagged {
-                                first: t.next,
-                                last: p.version - 1,
-                            };
-                            out.push(WatchEvent::from_parts(lag, p.record.clone(), 0));
-                        }
-                        let record = match (&p.record.old_value, contiguous) {
-                            // The decoder's old value is this watch's.
-                            (Some(_), true) => p.record.clone(),
-                            (None, true) => {
-                                crate::sync::Arc::new(with_old_value(&p.record, Some(t.last.clone())))
-                            }
-                            (_, false) => crate::sync::Arc::new(with_old_value(&p.record, None)),
-                        };
-                        t.next = p.version + 1;
-                        t.last = p.value.clone();
-                        out.push(WatchEvent::from_parts(EventKind::Changed, record, 0));
-                    } else if self.whole {
-                        // Registered after the watch started: its first
-                        // event is its state, as locally.
-                        if p.version > 0 {
-                            let lag = EventKind::Lagged {
-                                first: 0,
-                                last: p.version - 1,
-                            };
-                            out.push(WatchEvent::from_parts(lag, p.record.clone(), 0));
-                        }
-                        let record = crate::sync::Arc::new(with_old_value(&p.record, None));
-                        out.push(WatchEvent::from_parts(EventKind::Initial, record, 0));
-                        self.tracked.insert(
-                            p.id.clone(),
-                            Tracked {
-                                next: p.version + 1,
-                                meta: p.meta.clone(),
-                                last: p.value.clone(),
-                            },
-                        );
-                    }
+                        // After a gap, or first met: no old value.
+                        _ => crate::sync::Arc::new(with_old_value(&p.record, None)),
+                    };
+                    out.extend(plan.events(&record, record.revision));
+                    let t = self.tracked.entry(p.id.clone()).or_insert_with(|| Tracked {
+                        next: 0,
+                        meta: p.meta.clone(),
+                        last: p.value.clone(),
+                    });
+                    t.next = p.version + 1;
+                    t.last = p.value.clone();
                 }
                 VarChange::Delete { key, id } => {
                     let id = match id {
@@ -255,23 +243,23 @@ impl Follower {
         let mut order: Vec<(&String, &mut Tracked)> = self.tracked.iter_mut().collect();
         order.sort_by_key(|(_, t)| t.meta.slot);
         let mut gone = Vec::new();
+        // Each variable by the catch-up rule (`watch/catch_up.rs`).
         for (id, t) in order {
             match by_id.get(id.as_str()) {
                 Some((key, rec)) => {
-                    if rec.version < t.next {
+                    let held = Held::Next {
+                        next: t.next,
+                        initial_owed: false,
+                    };
+                    let Some(plan) = rule(Mode::Resync, self.whole, held, Now::Live(rec.version)) else {
                         continue; // nothing missed
-                    }
+                    };
                     let caught_up = (|| -> Result<(Vec<WatchEvent>, Value)> {
-                        let mut evs = Vec::with_capacity(2);
-                        if rec.version > t.next {
-                            let lag = EventKind::Lagged {
-                                first: t.next,
-                                last: rec.version - 1,
-                            };
-                            evs.push(event(lag, key, &t.meta, rec)?.at_revision(label));
-                        }
-                        evs.push(event(EventKind::Changed, key, &t.meta, rec)?.at_revision(label));
-                        Ok((evs, codec::value(key, &rec.value)?))
+                        let state = event(EventKind::Changed, key, &t.meta, rec)?;
+                        Ok((
+                            plan.events(state.record(), label).collect(),
+                            codec::value(key, &rec.value)?,
+                        ))
                     })();
                     if let Ok((evs, last)) = caught_up {
                         out.extend(evs);
@@ -281,7 +269,8 @@ impl Follower {
                 }
                 None => {
                     // Deleted meanwhile: how many versions it went through
-                    // before is gone with the history.
+                    // before is gone with the history (the deletion counts
+                    // as the next version).
                     out.push(deleted(&t.meta, &t.last, t.next, label));
                     gone.push(id.clone());
                 }
@@ -298,23 +287,18 @@ impl Follower {
                 .collect();
             new.sort_by_key(|(_, r)| id_number(&r.id));
             for (key, rec) in new {
+                let Some(plan) = rule(Mode::Resync, true, Held::Unknown, Now::Live(rec.version)) else {
+                    continue;
+                };
                 let first = (|| -> Result<(Vec<WatchEvent>, Tracked)> {
                     let meta = codec::var_meta(key, rec)?;
-                    let mut evs = Vec::with_capacity(2);
-                    if rec.version > 0 {
-                        let lag = EventKind::Lagged {
-                            first: 0,
-                            last: rec.version - 1,
-                        };
-                        evs.push(event(lag, key, &meta, rec)?.at_revision(label));
-                    }
-                    evs.push(event(EventKind::Initial, key, &meta, rec)?.at_revision(label));
+                    let state = event(EventKind::Initial, key, &meta, rec)?;
                     let t = Tracked {
                         next: rec.version.saturating_add(1),
                         last: codec::value(key, &rec.value)?,
                         meta,
                     };
-                    Ok((evs, t))
+                    Ok((plan.events(state.record(), label).collect(), t))
                 })();
                 if let Ok((evs, t)) = first {
                     out.extend(evs);

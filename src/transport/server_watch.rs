@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::WatchTarget;
 use super::protocol::{Subscribe, SyncComplete};
 use crate::session::Session;
+use crate::watch::catch_up::{Held, Mode, Now, catch_up as rule};
 use crate::{Error, ErrorCode, EventKind, Result, SessionStore, Watch, WatchEvent, WatchOptions};
 
 /// A subscribed remote watch, before its stream starts.
@@ -50,24 +51,20 @@ pub(crate) fn open(store: &SessionStore, sub: Subscribe) -> Result<Opened> {
     let resume = &sub.resume;
     let resuming = !resume.is_empty() || sub.session_incarnation.is_some();
     // A coalescing watch never sends `Lagged`: what a resume passed over is
-    // counted in `skipped` instead.
-    let coalescing = sub.coalesce || sub.throttle.is_some();
-    let catch_up = |first: u64, e: &WatchEvent, kind: EventKind, revision: u64| -> Vec<WatchEvent> {
-        let mut out = Vec::with_capacity(2);
-        let passed = e.version().saturating_sub(first);
-        if coalescing {
-            out.push(WatchEvent::from_parts(kind, e.record().clone(), passed).at_revision(revision));
-            return out;
-        }
-        if passed > 0 {
-            let lag = EventKind::Lagged {
-                first,
-                last: e.version() - 1,
-            };
-            out.push(WatchEvent::from_parts(lag, e.record().clone(), 0).at_revision(revision));
-        }
-        out.push(WatchEvent::from_parts(kind, e.record().clone(), 0).at_revision(revision));
-        out
+    // counted in `skipped` instead. Each variable by the catch-up rule.
+    let mode = if sub.coalesce || sub.throttle.is_some() {
+        Mode::Coalesce
+    } else {
+        Mode::Resync
+    };
+    let whole = sub.target == WatchTarget::Session;
+    let catch_up = |held: Held, e: &WatchEvent, revision: u64| -> Vec<WatchEvent> {
+        let now = if e.kind() == EventKind::Deleted {
+            Now::Deleted(e.version())
+        } else {
+            Now::Live(e.version())
+        };
+        rule(mode, whole, held, now).map_or_else(Vec::new, |plan| plan.events(e.record(), revision).collect())
     };
     // One lookup: the incarnation, ids and tombstones all come from it.
     let session = store.session_handle(&sub.session)?;
@@ -126,7 +123,6 @@ pub(crate) fn open(store: &SessionStore, sub: Subscribe) -> Result<Opened> {
                 current.insert(e.variable_id().to_string());
                 // A coalescing watch's first cut may already hold a deletion.
                 let deleted = e.kind() == EventKind::Deleted;
-                let state = |fresh| if deleted { EventKind::Deleted } else { fresh };
                 match resume.get(e.variable_id()) {
                     // Deleted before the client ever had it (a coalescing
                     // watch's first cut): nothing to tell.
@@ -138,14 +134,11 @@ pub(crate) fn open(store: &SessionStore, sub: Subscribe) -> Result<Opened> {
                     }
                     None => {
                         // New to the client: registered while it was away.
-                        snapshot.extend(catch_up(0, &e, state(EventKind::Initial), revision));
+                        snapshot.extend(catch_up(Held::Unknown, &e, revision));
                     }
-                    Some(&seen) if e.version() <= seen => {} // the client has it
-                    Some(&seen) => {
-                        // The state is new to the client: a change (with
-                        // its own old value, source and metadata).
-                        snapshot.extend(catch_up(seen + 1, &e, state(EventKind::Changed), revision));
-                    }
+                    // The client has it, or the state is new to it: a change
+                    // (with its own old value, source and metadata).
+                    Some(&seen) => snapshot.extend(catch_up(Held::after(seen), &e, revision)),
                 }
             }
             revision
@@ -165,11 +158,8 @@ pub(crate) fn open(store: &SessionStore, sub: Subscribe) -> Result<Opened> {
             // is all that can be said.
             None => (Arc::from(""), seen.saturating_add(1)),
         };
-        if deleted_at <= seen {
-            continue; // the client has seen the deletion
-        }
         let deletion = WatchEvent::bare(EventKind::Deleted, id, &name, deleted_at, revision);
-        deletions.extend(catch_up(seen + 1, &deletion, EventKind::Deleted, revision));
+        deletions.extend(catch_up(Held::after(seen), &deletion, revision));
     }
     deletions.append(&mut snapshot);
     Ok(Opened {

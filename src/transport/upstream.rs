@@ -29,6 +29,7 @@ use std::task::Waker;
 
 use slab::Slab;
 
+use crate::watch::catch_up::{Held, Mode, Now, catch_up as rule};
 use crate::{EventKind, WatchEvent};
 
 /// What a downstream does when its queue has no room for a group.
@@ -327,53 +328,27 @@ impl Shared {
 }
 
 /// Queues, as one group at `revision`, what downstream `d` missed while it
-/// was lagging, from the upstream's state, by its overflow policy.
+/// was lagging, from the upstream's state, by its overflow policy: each
+/// variable by the catch-up rule (`watch/catch_up.rs`).
 fn catch_up(d: &mut Down, state: &HashMap<Arc<str>, WatchEvent>, revision: u64) {
+    let mode = match d.config.overflow {
+        Overflow::Coalesce => Mode::Coalesce,
+        Overflow::Resync => Mode::Resync,
+        Overflow::Close => Mode::Close,
+    };
     let mut ids: Vec<&Arc<str>> = state.keys().collect();
     ids.sort();
     let mut group = Vec::new();
     for id in ids {
         let e = &state[id];
-        let deleted = e.kind() == EventKind::Deleted;
-        // The first version the downstream does not have (a variable it
-        // never met starts at 0).
-        let first = match d.seen.get(id) {
-            Some(&v) => v + 1,
-            None if deleted => continue, // met and gone while it lagged
-            None => 0,
+        let held = d.seen.get(id).map_or(Held::Unknown, |&v| Held::after(v));
+        let now = if e.kind() == EventKind::Deleted {
+            Now::Deleted(e.version())
+        } else {
+            Now::Live(e.version())
         };
-        if e.version() < first {
-            continue; // nothing new
-        }
-        let met = d.seen.contains_key(id);
-        let kind = match (deleted, met) {
-            (true, _) => EventKind::Deleted,
-            (false, true) => EventKind::Changed,
-            (false, false) => EventKind::Initial,
-        };
-        match d.config.overflow {
-            Overflow::Coalesce => group.push(as_state(e, kind, revision, e.version() - first)),
-            Overflow::Resync => {
-                if e.version() > first {
-                    let lag = EventKind::Lagged {
-                        first,
-                        last: e.version() - 1,
-                    };
-                    group.push(as_state(e, lag, revision, 0));
-                }
-                group.push(as_state(e, kind, revision, 0));
-            }
-            Overflow::Close => {
-                // The skipped versions (the state too), and a deletion as
-                // itself.
-                let last = if deleted { e.version() - 1 } else { e.version() };
-                if last >= first {
-                    group.push(as_state(e, EventKind::Lagged { first, last }, revision, 0));
-                }
-                if deleted {
-                    group.push(as_state(e, EventKind::Deleted, revision, 0));
-                }
-            }
+        if let Some(plan) = rule(mode, false, held, now) {
+            group.extend(plan.events(e.record(), revision));
         }
     }
     for e in group {

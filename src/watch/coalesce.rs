@@ -23,7 +23,8 @@
 
 use std::time::Instant;
 
-use super::{CloseReason, EventKind, Watch, WatchEvent};
+use super::catch_up::{Held, Mode, Now, catch_up};
+use super::{CloseReason, Watch};
 use crate::record::RecordKind;
 use crate::sync::Ordering;
 
@@ -63,7 +64,8 @@ impl Watch {
                 .any(|t| t.cell.current.with(|r| r.kind == RecordKind::Deleted))
     }
 
-    /// Reads a cut and queues what is new in it as one group.
+    /// Reads a cut and queues what is new in it as one group (each
+    /// variable by the catch-up rule, `catch_up.rs`).
     pub(super) fn deliver_cut(&mut self) -> bool {
         let cut = self.read_cut();
         self.cursor = cut.tail;
@@ -73,55 +75,32 @@ impl Watch {
         let mut gone = Vec::new();
         for (i, state) in cut.states.into_iter().enumerate() {
             let t = &mut self.tracked[i];
-            if state.version < t.next {
+            let Some(plan) = catch_up(Mode::Coalesce, self.whole_session, t.held(), Now::of(&state)) else {
                 continue; // nothing new
-            }
-            let skipped = state.version - t.next;
-            let kind = match state.kind {
-                RecordKind::Deleted if t.initial_owed && self.whole_session => {
-                    // Deleted before the watcher was ever shown it: at the
-                    // cut's revision it does not exist, and the watcher
-                    // never held it, so there is nothing to tell. (A named
-                    // watch is told: the user asked for this variable.)
-                    gone.push(i);
-                    continue;
-                }
-                RecordKind::Deleted => {
-                    gone.push(i);
-                    EventKind::Deleted
-                }
-                _ if t.initial_owed => EventKind::Initial,
-                _ => EventKind::Changed,
             };
-            t.next = state.version + 1;
-            t.initial_owed = false;
-            skipped_total += skipped;
-            self.pending.push_back(WatchEvent {
-                kind,
-                revision: label,
-                record: state,
-                skipped,
-            });
+            match plan.held {
+                Some(held) => t.hold(held),
+                None => gone.push(i),
+            }
+            skipped_total += plan.event.map_or(0, |(_, skipped)| skipped);
+            self.pending.extend(plan.events(&state, label));
         }
         for i in gone.into_iter().rev() {
             self.untrack(i);
         }
         if self.ended.is_none() {
             for (cell, state) in cut.new {
-                // Met for the first time: its versions before this one were
-                // passed over.
+                // Met for the first time.
+                let Some(plan) = catch_up(Mode::Coalesce, self.whole_session, Held::Unknown, Now::of(&state))
+                else {
+                    continue;
+                };
                 let pos = self
                     .tracked_index(cell.meta.slot)
                     .expect_err("new variables are not tracked yet");
-                let skipped = state.version;
-                self.track_new(pos, cell, state.version + 1, false);
-                skipped_total += skipped;
-                self.pending.push_back(WatchEvent {
-                    kind: EventKind::Initial,
-                    revision: label,
-                    record: state,
-                    skipped,
-                });
+                self.track_new(pos, cell, plan.held.unwrap_or(Held::after(state.version)));
+                skipped_total += plan.event.map_or(0, |(_, skipped)| skipped);
+                self.pending.extend(plan.events(&state, label));
             }
         }
         if skipped_total > 0 {

@@ -164,8 +164,7 @@ impl WatchEvent {
         self.skipped
     }
 
-    /// An event received from a remote server.
-    #[cfg(feature = "transport")]
+    /// An event of `kind` about `record`, with `skipped`.
     pub(crate) fn from_parts(kind: EventKind, record: Arc<Record>, skipped: u64) -> WatchEvent {
         WatchEvent {
             kind,
@@ -196,7 +195,6 @@ impl WatchEvent {
     }
 
     /// This event, labelled with the revision of the group it belongs to.
-    #[cfg(feature = "transport")]
     pub(crate) fn at_revision(mut self, revision: u64) -> WatchEvent {
         self.revision = revision;
         self

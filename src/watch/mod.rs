@@ -54,6 +54,7 @@ use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 mod blocking;
+pub(crate) mod catch_up;
 mod coalesce;
 mod cut;
 mod event;
@@ -82,6 +83,7 @@ use crate::session::Session;
 use crate::sync::{Arc, Ordering};
 use crate::timer::TimerEntry;
 use crate::wakeup::Armed;
+use catch_up::Held;
 use smallvec::SmallVec;
 
 /// The largest queue buffer (in events) a sleeping watch keeps.
@@ -99,6 +101,24 @@ struct Tracked {
     initial_owed: bool,
     /// Which of the signal's waiter-list flags belongs to this variable.
     list: u32,
+}
+
+impl Tracked {
+    /// What the watcher holds of this variable, for the catch-up rule.
+    fn held(&self) -> Held {
+        Held::Next {
+            next: self.next,
+            initial_owed: self.initial_owed,
+        }
+    }
+
+    /// Holds `held` (what the catch-up rule left).
+    fn hold(&mut self, held: Held) {
+        (self.next, self.initial_owed) = match held {
+            Held::Next { next, initial_owed } => (next, initial_owed),
+            Held::Unknown => (0, true),
+        };
+    }
 }
 
 /// What one attempt to receive found.
@@ -573,18 +593,17 @@ impl Watch {
     }
 
     /// A whole-session watch starts following a variable it has just found.
-    fn track_new(&mut self, pos: usize, cell: Arc<VarCell>, next: u64, initial_owed: bool) {
+    fn track_new(&mut self, pos: usize, cell: Arc<VarCell>, held: Held) {
         debug_assert!(self.whole_session);
         // Whole-session watches sleep on the session's one waiter list.
-        self.tracked.insert(
-            pos,
-            Tracked {
-                cell,
-                next,
-                initial_owed,
-                list: 0,
-            },
-        );
+        let mut t = Tracked {
+            cell,
+            next: 0,
+            initial_owed: false,
+            list: 0,
+        };
+        t.hold(held);
+        self.tracked.insert(pos, t);
     }
 
     fn untrack(&mut self, i: usize) {

@@ -17,6 +17,7 @@
 //! is contiguous from there. With [`OverflowPolicy::Close`] it delivers the
 //! markers (and deletions) and ends.
 
+use super::catch_up::{Held, Mode, Now, catch_up};
 use super::{CloseReason, EventKind, OverflowPolicy, Watch, WatchEvent};
 use smallvec::SmallVec;
 
@@ -91,7 +92,7 @@ impl Watch {
                     && record.kind == RecordKind::Registered
                     && let Some(cell) = entry.cell
                 {
-                    self.track_new(pos, cell, record.version + 1, false);
+                    self.track_new(pos, cell, Held::after(record.version));
                     self.pending
                         .push_back(WatchEvent::new(EventKind::Initial, record));
                 }
@@ -100,6 +101,7 @@ impl Watch {
     }
 
     /// The watch fell more than its capacity behind: see the module docs.
+    /// Each variable's catch-up is the one rule (`catch_up.rs`).
     fn resync(&mut self) {
         self.shared
             .counters
@@ -111,37 +113,18 @@ impl Watch {
         self.cursor = cut.tail;
         let label = cut.revision;
         let close = self.overflow == OverflowPolicy::Close;
-        let at = |kind, record| {
-            let mut e = WatchEvent::new(kind, record);
-            e.revision = label;
-            e
-        };
+        let mode = if close { Mode::Close } else { Mode::Resync };
         let mut gone = Vec::new();
         for (i, state) in cut.states.into_iter().enumerate() {
             let t = &mut self.tracked[i];
-            if state.version < t.next {
+            let Some(plan) = catch_up(mode, self.whole_session, t.held(), Now::of(&state)) else {
                 continue; // nothing missed
-            }
-            let first = t.next;
-            t.next = state.version + 1;
-            let deleted = state.kind == RecordKind::Deleted;
-            // Under `Close` the state itself is skipped too; a deletion is
-            // always delivered as itself.
-            let last = if close && !deleted {
-                Some(state.version)
-            } else {
-                state.version.checked_sub(1)
             };
-            if let Some(last) = last.filter(|&l| l >= first) {
-                self.pending
-                    .push_back(at(EventKind::Lagged { first, last }, state.clone()));
+            match plan.held {
+                Some(held) => t.hold(held),
+                None => gone.push(i),
             }
-            if deleted {
-                self.pending.push_back(at(EventKind::Deleted, state));
-                gone.push(i);
-            } else if !close {
-                self.pending.push_back(at(EventKind::Changed, state));
-            }
+            self.pending.extend(plan.events(&state, label));
         }
         for i in gone.into_iter().rev() {
             self.untrack(i);
@@ -150,25 +133,15 @@ impl Watch {
             }
         }
         for (cell, state) in cut.new {
-            // Registered while the watch was behind: its earlier versions,
-            // then its state (markers only, under `Close`).
+            // Registered while the watch was behind.
+            let Some(plan) = catch_up(mode, self.whole_session, Held::Unknown, Now::of(&state)) else {
+                continue;
+            };
             let pos = self
                 .tracked_index(cell.meta.slot)
                 .expect_err("new variables are not tracked yet");
-            let version = state.version;
-            self.track_new(pos, cell, version + 1, false);
-            let last = if close {
-                Some(version)
-            } else {
-                version.checked_sub(1)
-            };
-            if let Some(last) = last {
-                self.pending
-                    .push_back(at(EventKind::Lagged { first: 0, last }, state.clone()));
-            }
-            if !close {
-                self.pending.push_back(at(EventKind::Initial, state));
-            }
+            self.track_new(pos, cell, plan.held.unwrap_or(Held::after(state.version)));
+            self.pending.extend(plan.events(&state, label));
         }
         if cut.closed {
             let closed = self.closed_event(label);
