@@ -19,8 +19,11 @@ mod common;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
+#[allow(unused_imports)]
+use varwatch::VarStore;
+use varwatch::Watch;
 use varwatch::etcd::etcd_client::{self, Client, EventType, WatchOptions as RawWatchOptions};
-use varwatch::etcd::{EtcdConfig, EtcdStore, EtcdWatch};
+use varwatch::etcd::{EtcdConfig, EtcdStore};
 use varwatch::{EventKind, SessionOptions, VarDef, VarType, WatchOptions};
 
 fn quick() -> bool {
@@ -176,7 +179,7 @@ fn ours_throughput(
     k: u64,
     version: &mut i64,
 ) -> f64 {
-    let watches: Vec<EtcdWatch> = (0..n)
+    let watches: Vec<Watch> = (0..n)
         .map(|_| {
             store
                 .watch("s", ["x"], WatchOptions::new().include_initial(false))

@@ -19,8 +19,11 @@ mod common;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+#[allow(unused_imports)]
+use varwatch::VarStore;
+use varwatch::Watch;
 use varwatch::transport::grpc::GrpcService;
-use varwatch::transport::{RemoteConfig, RemoteStore, RemoteWatch};
+use varwatch::transport::{RemoteConfig, RemoteStore};
 use varwatch::{SessionOptions, SessionStore, VarDef, VarType, WatchOptions};
 
 fn quick() -> bool {
@@ -50,9 +53,9 @@ fn serve(store: &SessionStore) -> (String, tokio::runtime::Runtime) {
 /// each task returns its watch and the number of changes it received.
 fn drain_async(
     rt: &tokio::runtime::Runtime,
-    watches: Vec<RemoteWatch>,
+    watches: Vec<Watch>,
     until: u64,
-) -> Vec<tokio::task::JoinHandle<(RemoteWatch, u64)>> {
+) -> Vec<tokio::task::JoinHandle<(Watch, u64)>> {
     watches
         .into_iter()
         .map(|mut w| {
@@ -172,7 +175,7 @@ fn main() {
         settle(&store);
         let rounds = if quick() { 200 } else { 5_000 };
         let mut timed = remote.watch("s", ["x"], lossless(0, kind)).unwrap();
-        let others: Vec<RemoteWatch> = (1..watchers)
+        let others: Vec<Watch> = (1..watchers)
             .map(|i| remote.watch("s", ["x"], lossless(i, kind)).unwrap())
             .collect();
         let drains = drain_async(&drain_rt, others, version + rounds as u64);
@@ -214,7 +217,7 @@ fn main() {
     for &(_, kind, n) in cases.iter().filter(|c| c.0 == "throughput") {
         settle(&store);
         let k: u64 = if quick() { 200 } else { 20_000 / (n as u64).min(20) };
-        let watches: Vec<RemoteWatch> = (0..n)
+        let watches: Vec<Watch> = (0..n)
             .map(|i| remote.watch("s", ["x"], lossless(i, kind)).unwrap())
             .collect();
         let start = Instant::now();

@@ -10,7 +10,7 @@
 //! through the same client; the watch ends when the session is deleted.
 
 use varwatch::transport::{MemoryTransport, RemoteConfig, RemoteStore, Service};
-use varwatch::{EventKind, SessionOptions, SessionStore, VarDef, VarType, WatchOptions};
+use varwatch::{AsyncVarStore, EventKind, SessionOptions, SessionStore, VarDef, VarType, WatchOptions};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), varwatch::Error> {

@@ -17,6 +17,8 @@
 use std::process::Command;
 use std::time::Duration;
 
+#[allow(unused_imports)]
+use varwatch::VarStore;
 use varwatch::etcd::{EtcdConfig, EtcdStore};
 use varwatch::{EventKind, SessionOptions, UpdateOptions, Value, VarDef, VarType, WatchOptions};
 

@@ -6,6 +6,8 @@
 //! cargo run --release --example grpc_watch --features grpc -- 127.0.0.1:6000 demo
 //! ```
 
+#[allow(unused_imports)]
+use varwatch::VarStore;
 use varwatch::transport::{RemoteConfig, RemoteStore};
 use varwatch::{EventKind, WatchOptions};
 

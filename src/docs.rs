@@ -20,9 +20,9 @@ pub mod rules {
     //! |---|---|
     //! | a watch's initial events (`include_initial`) | the subscription's, on every event |
     //! | every group of events a watch delivers (below) | [`WatchEvent::revision`](crate::WatchEvent::revision), the same on every event of the group |
-    //! | [`SessionStore::get_many`](crate::SessionStore::get_many) | [`GetMany::revision`](crate::GetMany::revision) |
-    //! | [`SessionStore::snapshot`](crate::SessionStore::snapshot) | returned with the variables |
-    //! | [`SessionStore::list_variables`](crate::SessionStore::list_variables), [`SessionStore::export`](crate::SessionStore::export) | not returned; each variable's own revision is at most it |
+    //! | [`VarStore::get_many`](crate::VarStore::get_many) | [`GetMany::revision`](crate::GetMany::revision) |
+    //! | [`VarStore::list_variables`](crate::VarStore::list_variables) | [`VarList::revision`](crate::VarList::revision) |
+    //! | [`VarStore::export`](crate::VarStore::export) | not returned; each variable's own revision is at most it |
     //!
     //! Separate calls (`get`, `value`, a [`VarReader`](crate::VarReader)) read
     //! one variable each, at its latest state: two of them are not a cut.

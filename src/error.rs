@@ -12,6 +12,7 @@
 //! identifier of 20 000 characters, or a batch with 10 000 failures, cannot
 //! make a message (or a gRPC status carrying it) huge.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -84,11 +85,11 @@ pub enum Error {
     #[error("invalid {what} `{}`: {reason}", q(name))]
     InvalidName {
         /// `"session id"` or `"variable name"`.
-        what: &'static str,
+        what: Cow<'static, str>,
         /// The rejected name, as given.
         name: String,
         /// Why it was rejected.
-        reason: &'static str,
+        reason: Cow<'static, str>,
     },
 
     /// No variable with this id or name exists in the session.
@@ -231,7 +232,27 @@ pub enum Error {
         /// The pattern, as given.
         pattern: String,
         /// Why it was rejected.
-        reason: &'static str,
+        reason: Cow<'static, str>,
+    },
+
+    /// A write was sent, but no answer came back: the connection to the
+    /// server (or to etcd) failed, or the deadline passed, after the request
+    /// left. It may or may not have been applied. Read the state to learn
+    /// which (or retry with an `expected_version`, which cannot apply
+    /// twice). A best-effort batch reports this for the item that met the
+    /// failure and the items after it; the items before it have their own
+    /// results.
+    #[error(
+        "the outcome of {operation} in session `{}` is unknown: {reason}; it may or may not have been applied",
+        q(session)
+    )]
+    OutcomeUnknown {
+        /// The session written to.
+        session: String,
+        /// What was sent (`update of `x``, `atomic batch of 3 items`, …).
+        operation: String,
+        /// What went wrong after it was sent.
+        reason: String,
     },
 
     /// The connection to a remote server failed.
@@ -270,6 +291,9 @@ pub enum ErrorCode {
     Unavailable,
     /// A deadline passed before the server answered.
     DeadlineExceeded,
+    /// A write was sent but its outcome is unknown
+    /// ([`Error::OutcomeUnknown`]).
+    OutcomeUnknown,
     /// Anything else a remote server reported.
     Other,
 }
@@ -290,6 +314,7 @@ impl Error {
                 .map_or(ErrorCode::InvalidArgument, |(_, first)| first.code()),
             Error::Remote { code, .. } => *code,
             Error::Transport { .. } => ErrorCode::Unavailable,
+            Error::OutcomeUnknown { .. } => ErrorCode::OutcomeUnknown,
             Error::InvalidName { .. }
             | Error::InvalidValue { .. }
             | Error::InvalidConstraints { .. }

@@ -35,6 +35,14 @@ pub(crate) fn is_var_id(s: &str) -> bool {
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// The numeric part of a variable id (`var_12` → 12): ids are handed out in
+/// registration order, so this is that order (anything else sorts last).
+pub(crate) fn id_number(id: &str) -> u64 {
+    id.strip_prefix(ID_PREFIX)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
 /// The id of the `n`th variable of a store.
 pub(crate) fn var_id(n: u64) -> String {
     format!("{ID_PREFIX}{n}")
@@ -50,9 +58,10 @@ pub(crate) fn check_var_name(name: &str) -> Result<(), Error> {
     check_name("variable name", name)?;
     if is_var_id(name) {
         return Err(Error::InvalidName {
-            what: "variable name",
+            what: "variable name".into(),
             name: name.to_string(),
-            reason: "has the form of a variable id (`var_` followed by digits), which names may not take",
+            reason: "has the form of a variable id (`var_` followed by digits), which names may not take"
+                .into(),
         });
     }
     Ok(())
@@ -69,9 +78,9 @@ fn check_name(what: &'static str, name: &str) -> Result<(), Error> {
         return Ok(());
     };
     Err(Error::InvalidName {
-        what,
+        what: what.into(),
         name: name.to_string(),
-        reason,
+        reason: reason.into(),
     })
 }
 

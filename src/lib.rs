@@ -92,12 +92,13 @@
 //!
 //! | module | concept |
 //! |---|---|
-//! | [`SessionStore`] | sessions, variables, writes, TTL |
+//! | [`VarStore`], [`AsyncVarStore`], [`ops`] | *the* store API, the same on every store (local, remote, etcd), over one operation table |
+//! | [`SessionStore`] | the in-process store: sessions, variables, writes, TTL |
 //! | [`Value`], [`VarType`], [`Constraints`] | values and their validation rules |
-//! | [`Watch`], [`WatchOptions`], [`WatchEvent`], [`VarReader::watch`] | watching; the code is one stage per file under `src/watch/` (subscribe, log reading and resync, cuts, coalescing, filter, blocking and async receive, events, options, stats), with the wake-up protocol in `src/wakeup.rs` — the map is in [`docs::internal`] |
+//! | [`Watch`], [`WatchOptions`], [`WatchEvent`], [`VarReader::watch`] | watching, one handle for every store; the code is one concept per file under `src/watch/` (the front end, blocking and async receive, the catch-up rule, resume, the local source split by stage, the fed source of remote and etcd watches), with the wake-up protocol in `src/wakeup.rs` — the map is in [`docs::internal`] |
 //! | [`docs`] | the rules in full ([`docs::rules`]), how it is built ([`docs::internal`]: locks, publication, cuts, wake-ups) and what it costs ([`docs::performance`]) |
 //! | [`Error`], [`ErrorCode`] | the one error type, and its kind (the same locally and remotely) |
-//! | [`transport`] | serving a store to other processes (features `transport`, `grpc`), and [`transport::VarStore`] for code that takes a local or a remote store |
+//! | [`transport`] | serving any store to other processes, and the remote client (features `transport`, `grpc`) |
 //! | `etcd` (feature `etcd`) | `EtcdStore`: the same API and guarantees on an etcd v3 cluster, shared by many processes and outliving them |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -110,16 +111,19 @@ mod event_log;
 mod ident;
 mod meta;
 mod observer;
+pub mod ops;
 mod publish;
 mod record;
 mod seqcount;
 mod session;
 mod store;
+mod store_table;
 mod sync;
 mod timer;
 mod trace;
 pub mod transport;
 mod value;
+mod var_store;
 mod wakeup;
 mod watch;
 
@@ -132,12 +136,13 @@ mod loom;
 pub struct ReadmeDoctests;
 
 pub use error::{Error, ErrorCode, ErrorSource, LIST_ITEMS, QUOTE_CHARS, Result};
-pub use session::{GetMany, Metadata, SessionInfo, SessionOptions, UpdateOptions, VarDef, Variable};
+pub use session::{GetMany, Metadata, SessionInfo, SessionOptions, UpdateOptions, VarDef, VarList, Variable};
 pub use store::{
     BatchUpdate, MAX_PATTERN_BYTES, MIN_SWEEP_INTERVAL, SessionStore, StoreConfig, StoreStats, VarReader,
     VarWriter,
 };
 pub use value::{Constraints, Tensor, Value, VarType};
+pub use var_store::{AsyncVarStore, VarStore};
 pub use watch::{
     CloseReason, EventKind, MAX_THROTTLE, OverflowPolicy, RecvTimeoutError, TryRecvError, Watch, WatchEvent,
     WatchOptions, WatchStats, WatchStream, WatcherInfo,

@@ -16,7 +16,8 @@ use crate::ident::{MAX_NAME_BYTES, check_session_id};
 use crate::publish::Cached;
 use crate::record::{Record, VarCell};
 use crate::session::{
-    GetMany, HashMap, Session, SessionInfo, SessionOptions, StoreCounters, UpdateOptions, VarDef, Variable,
+    GetMany, HashMap, Session, SessionInfo, SessionOptions, StoreCounters, UpdateOptions, VarDef, VarList,
+    Variable,
 };
 use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, RwLock};
 use crate::value::Value;
@@ -471,13 +472,6 @@ impl SessionStore {
         Ok(s)
     }
 
-    /// The session itself (for resuming remote watches: its incarnation,
-    /// its ids, its tombstones, from one lookup).
-    #[cfg(feature = "transport")]
-    pub(crate) fn session_handle(&self, id: &str) -> Result<Arc<Session>> {
-        self.lookup(id)
-    }
-
     // ----- sessions -------------------------------------------------------
 
     /// Creates a session; [`Error::SessionExists`] if the id is taken,
@@ -699,12 +693,12 @@ impl SessionStore {
     /// run of characters and `?` any one character (`temp_*`), at most
     /// [`MAX_PATTERN_BYTES`] long ([`Error::InvalidPattern`]). One
     /// consistent cut of the session.
-    pub fn list_variables(&self, session: &str, pattern: Option<&str>) -> Result<Vec<Variable>> {
+    pub fn list_variables(&self, session: &str, pattern: Option<&str>) -> Result<VarList> {
         if let Some(p) = pattern {
             check_pattern(p)?;
         }
         let s = self.session_touched(session)?;
-        Ok(s.variables(|c| pattern.is_none_or(|p| glob_match(p, &c.meta.name))))
+        s.variables(|c| pattern.is_none_or(|p| glob_match(p, &c.meta.name)))
     }
 
     /// Several variables at once, as one consistent cut (see
@@ -720,17 +714,14 @@ impl SessionStore {
         Ok(s.get_many(&idents))
     }
 
-    /// Every variable of the session as one consistent cut: the session
-    /// revision and each variable's state at it.
-    pub fn snapshot(&self, session: &str) -> Result<(u64, Vec<Variable>)> {
-        self.session_touched(session)?.snapshot()
-    }
-
     /// The session's variables as definitions (current value, constraints,
     /// metadata), for [`import`](Self::import) elsewhere.
     pub fn export(&self, session: &str) -> Result<Vec<VarDef>> {
-        let (_, vars) = self.snapshot(session)?;
-        Ok(vars.iter().map(VarDef::of).collect())
+        Ok(self
+            .list_variables(session, None)?
+            .iter()
+            .map(VarDef::of)
+            .collect())
     }
 
     /// Registers all `defs` (each validated like
@@ -858,7 +849,7 @@ pub(crate) fn check_pattern(pattern: &str) -> Result<()> {
     if pattern.len() > MAX_PATTERN_BYTES {
         return Err(Error::InvalidPattern {
             pattern: pattern.to_string(),
-            reason: "must be at most 256 bytes long",
+            reason: "must be at most 256 bytes long".into(),
         });
     }
     Ok(())

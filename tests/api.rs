@@ -1,12 +1,12 @@
 //! API hygiene that a compiler checks: one obvious way to receive in each
-//! world. A `Watch` (and a `RemoteWatch`) is an `Iterator`; async code uses
+//! world. A `Watch` (of any store) is an `Iterator`; async code uses
 //! `recv_async` or `into_stream`. With `futures::StreamExt` in scope,
 //! `watch.next()` still means the iterator's (no E0034 ambiguity), and the
 //! stream's `next().await` works on the converted watch.
 #![cfg(not(loom))]
 
 use futures_util::StreamExt;
-use varwatch::transport::{VarStore, WatchHandle};
+use varwatch::VarStore;
 use varwatch::{EventKind, SessionOptions, SessionStore, VarDef, VarType, WatchOptions};
 
 fn store() -> SessionStore {
@@ -36,11 +36,11 @@ async fn iterator_and_stream_do_not_collide() {
     assert_eq!(watch.stats().events_delivered, 3);
 }
 
-/// Generic code over either store and either watch.
+/// Generic code over any store: one `Watch` type for all.
 fn first_version<S: VarStore>(store: &S) -> u64 {
     let mut w = store.watch("s", ["x"], WatchOptions::new()).unwrap();
     let e = w.next().unwrap();
-    let _stream: <S::Watch as WatchHandle>::Stream = w.into_stream();
+    let _stream: varwatch::WatchStream = w.into_stream();
     e.version()
 }
 

@@ -9,7 +9,7 @@ mod common;
 
 use std::thread;
 
-use varwatch::transport::VarStore;
+use varwatch::VarStore;
 use varwatch::{
     BatchUpdate, Constraints, Error, EventKind, SessionOptions, UpdateOptions, Value, VarDef, VarType,
     WatchEvent, WatchOptions,
@@ -21,10 +21,7 @@ fn code(e: &Error) -> String {
 }
 
 fn message(e: &Error) -> String {
-    match e {
-        Error::Remote { message, .. } => message.clone(),
-        other => other.to_string(),
-    }
+    e.to_string()
 }
 
 fn next<W: Iterator<Item = WatchEvent>>(w: &mut W) -> WatchEvent {
@@ -344,12 +341,201 @@ pub fn hardening<S: VarStore>(s: &S) {
     s.delete_session("h").unwrap();
 }
 
+/// Every error a user can provoke through the store API is the same
+/// variant with the same fields on every store: code written against
+/// `VarStore` can match on them whichever store it is given (over gRPC they
+/// travel as the status's detail).
+pub fn errors<S: VarStore>(s: &S) {
+    let str = String::from;
+    s.create_session("e", SessionOptions::new()).unwrap();
+    s.register(
+        "e",
+        VarDef::new("t", VarType::Float, 20.0).constraints(Constraints::new().min(0.0).max(100.0)),
+    )
+    .unwrap();
+    s.register("e", VarDef::new("n", VarType::Integer, 0)).unwrap();
+    let same = |got: Error, want: Error| assert_eq!(got, want, "{got}");
+    same(
+        s.create_session("e", SessionOptions::new()).unwrap_err(),
+        Error::SessionExists { session: str("e") },
+    );
+    same(
+        s.session("nope").unwrap_err(),
+        Error::SessionNotFound { session: str("nope") },
+    );
+    same(
+        s.update("nope", "t", 1.0).unwrap_err(),
+        Error::SessionNotFound { session: str("nope") },
+    );
+    same(
+        s.create_session("", SessionOptions::new()).unwrap_err(),
+        Error::InvalidName {
+            what: "session id".into(),
+            name: str(""),
+            reason: "must not be empty".into(),
+        },
+    );
+    same(
+        s.register("e", VarDef::new("var_9", VarType::Integer, 0))
+            .unwrap_err(),
+        Error::InvalidName {
+            what: "variable name".into(),
+            name: str("var_9"),
+            reason: "has the form of a variable id (`var_` followed by digits), which names may not take"
+                .into(),
+        },
+    );
+    same(
+        s.get("e", "nope").unwrap_err(),
+        Error::VariableNotFound {
+            session: str("e"),
+            variable: str("nope"),
+        },
+    );
+    same(
+        s.watch("e", ["nope", "t", "nada"], WatchOptions::new())
+            .unwrap_err(),
+        Error::VariablesNotFound {
+            session: str("e"),
+            variables: vec![str("nope"), str("nada")],
+        },
+    );
+    same(
+        s.register("e", VarDef::new("t", VarType::Integer, 1))
+            .unwrap_err(),
+        Error::VariableExists {
+            session: str("e"),
+            name: str("t"),
+        },
+    );
+    same(
+        s.update("e", "t", 150.0).unwrap_err(),
+        Error::InvalidValue {
+            session: str("e"),
+            variable: str("t"),
+            reason: str("150 is above maximum 100"),
+        },
+    );
+    same(
+        s.update("e", "t", "warm").unwrap_err(),
+        Error::InvalidValue {
+            session: str("e"),
+            variable: str("t"),
+            reason: str("expected a float, got \"warm\" (string)"),
+        },
+    );
+    same(
+        s.register(
+            "e",
+            VarDef::new("c", VarType::Integer, 5).constraints(Constraints::new().min(10.0).max(1.0)),
+        )
+        .unwrap_err(),
+        Error::InvalidConstraints {
+            session: str("e"),
+            variable: str("c"),
+            reason: str("`min` 10 is above `max` 1"),
+        },
+    );
+    s.update("e", "n", 1).unwrap();
+    s.update("e", "n", 2).unwrap();
+    same(
+        s.update_with("e", "n", 3, &UpdateOptions::new().expected_version(0))
+            .unwrap_err(),
+        Error::VersionConflict {
+            session: str("e"),
+            variable: str("n"),
+            expected: 0,
+            current: 2,
+        },
+    );
+    same(
+        s.update_atomic(
+            "e",
+            [
+                BatchUpdate::new("n", 5),
+                BatchUpdate::new("n", 6),
+                BatchUpdate::new("nope", 7),
+                BatchUpdate::new("t", 500.0),
+            ],
+            &UpdateOptions::new(),
+        )
+        .unwrap_err(),
+        Error::BatchRejected {
+            session: str("e"),
+            failures: vec![
+                (
+                    str("n"),
+                    Error::DuplicateInBatch {
+                        session: str("e"),
+                        variable: str("n"),
+                    },
+                ),
+                (
+                    str("nope"),
+                    Error::VariableNotFound {
+                        session: str("e"),
+                        variable: str("nope"),
+                    },
+                ),
+                (
+                    str("t"),
+                    Error::InvalidValue {
+                        session: str("e"),
+                        variable: str("t"),
+                        reason: str("500 is above maximum 100"),
+                    },
+                ),
+            ],
+        },
+    );
+    let items = s
+        .update_best_effort(
+            "e",
+            [
+                BatchUpdate::new("n", 3).expected_version(1),
+                BatchUpdate::new("t", -1.0),
+            ],
+            &UpdateOptions::new(),
+        )
+        .unwrap();
+    assert_eq!(
+        items,
+        [
+            Err(Error::VersionConflict {
+                session: str("e"),
+                variable: str("n"),
+                expected: 1,
+                current: 2,
+            }),
+            Err(Error::InvalidValue {
+                session: str("e"),
+                variable: str("t"),
+                reason: str("-1 is below minimum 0"),
+            }),
+        ]
+    );
+    same(
+        s.watch("e", ["t"], WatchOptions::new().capacity(0)).unwrap_err(),
+        Error::InvalidOption(str("capacity must be at least 1")),
+    );
+    let long = "*".repeat(300);
+    same(
+        s.list_variables("e", Some(&long)).unwrap_err(),
+        Error::InvalidPattern {
+            pattern: long.clone(),
+            reason: "must be at most 256 bytes long".into(),
+        },
+    );
+    s.delete_session("e").unwrap();
+}
+
 #[test]
 fn local_store_keeps_the_contract() {
     let s = varwatch::SessionStore::new();
     operations(&s);
     watching(&s);
     hardening(&s);
+    errors(&s);
 }
 
 #[cfg(feature = "transport")]
@@ -362,6 +548,7 @@ fn remote_store_over_the_memory_transport_keeps_the_contract() {
     operations(&remote);
     watching(&remote);
     hardening(&remote);
+    errors(&remote);
 }
 
 #[cfg(feature = "grpc")]
@@ -375,6 +562,7 @@ fn remote_store_over_grpc_keeps_the_contract() {
     operations(&remote);
     watching(&remote);
     hardening(&remote);
+    errors(&remote);
 }
 
 #[cfg(feature = "etcd")]
@@ -386,4 +574,22 @@ fn etcd_store_keeps_the_contract() {
     operations(&s);
     watching(&s);
     hardening(&s);
+    errors(&s);
+}
+
+#[cfg(feature = "etcd")]
+#[test]
+fn remote_store_over_grpc_over_etcd_keeps_the_contract() {
+    use varwatch::transport::grpc::GrpcService;
+    use varwatch::transport::{RemoteConfig, RemoteStore};
+
+    let Some(etcd) = common::etcd::store("contract over gRPC") else {
+        return;
+    };
+    let server = common::server::Server::start(GrpcService::new(etcd.to_async()));
+    let remote = RemoteStore::connect(&server.addr, RemoteConfig::new()).unwrap();
+    operations(&remote);
+    watching(&remote);
+    hardening(&remote);
+    errors(&remote);
 }

@@ -15,14 +15,17 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::history::{self, WatchSpec};
-use varwatch::etcd::{EtcdConfig, EtcdStore, EtcdWatch};
+#[allow(unused_imports)]
+use varwatch::VarStore;
+use varwatch::Watch;
+use varwatch::etcd::{EtcdConfig, EtcdStore};
 use varwatch::{
     Error, EventKind, RecvTimeoutError, SessionOptions, UpdateOptions, Value, VarDef, VarType, WatchEvent,
     WatchOptions,
 };
 
 /// Everything the watch delivers until it has been quiet for `quiet`.
-fn drain(w: &mut EtcdWatch, quiet: Duration) -> Vec<WatchEvent> {
+fn drain(w: &mut Watch, quiet: Duration) -> Vec<WatchEvent> {
     let mut out = Vec::new();
     while let Ok(e) = w.recv_timeout(quiet) {
         out.push(e);
@@ -30,7 +33,7 @@ fn drain(w: &mut EtcdWatch, quiet: Duration) -> Vec<WatchEvent> {
     out
 }
 
-fn next(w: &mut EtcdWatch) -> WatchEvent {
+fn next(w: &mut Watch) -> WatchEvent {
     w.recv_timeout(Duration::from_secs(30))
         .expect("an event within 30 s")
 }
@@ -68,7 +71,7 @@ fn a_watch_sees_every_write_of_another_client_and_every_state_it_holds_existed()
     a.create_session("s", SessionOptions::new()).unwrap();
     // Whole-session watches on both clients from the empty session, named
     // ones once the variables exist: all record while two clients write.
-    let specs_and_watches: Vec<(WatchSpec, EtcdWatch)> = vec![
+    let specs_and_watches: Vec<(WatchSpec, Watch)> = vec![
         (
             WatchSpec {
                 names: None,
@@ -229,7 +232,7 @@ fn a_slow_watch_holds_up_no_other_and_loses_nothing() {
     a.register("s", VarDef::new("x", VarType::Integer, 0)).unwrap();
     // Three watches of one session in one client: one etcd watch.
     let opts = || WatchOptions::new().include_initial(false).capacity(2);
-    let mut fast: Vec<EtcdWatch> = (0..2).map(|_| a.watch("s", ["x"], opts()).unwrap()).collect();
+    let mut fast: Vec<Watch> = (0..2).map(|_| a.watch("s", ["x"], opts()).unwrap()).collect();
     let mut slow = a.watch("s", ["x"], opts()).unwrap();
     assert!(fast.iter().chain([&slow]).all(|w| w.stats().shared));
     for i in 1..=50 {
@@ -340,7 +343,7 @@ fn history_compacted_past_a_watch_is_reported_as_lagged_then_the_state() {
         (EventKind::Changed, 30, 30)
     );
     assert_eq!(lag.revision(), state.revision());
-    assert_eq!(w.stats().resyncs, 1);
+    assert_eq!(w.stats().lag_events, 1);
     // And it goes on from there, y untouched (nothing missed there).
     store.update("s", "y", 7).unwrap();
     let e = next(&mut w);
@@ -613,7 +616,7 @@ fn a_clients_watches_of_a_session_share_one_etcd_watch_that_goes_with_them() {
     let a = EtcdStore::connect([&server.url], EtcdConfig::new()).unwrap();
     a.create_session("s", SessionOptions::new()).unwrap();
     a.register("s", VarDef::new("x", VarType::Integer, 0)).unwrap();
-    let watches: Vec<EtcdWatch> = (0..10)
+    let watches: Vec<Watch> = (0..10)
         .map(|_| a.watch("s", ["x"], WatchOptions::new()).unwrap())
         .collect();
     assert!(watches.iter().all(|w| w.stats().shared));

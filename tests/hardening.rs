@@ -61,11 +61,12 @@ fn multi_variable_reads_are_cuts() {
             -int(vars[1].value()),
             "list_variables, round {round}"
         );
-        let (rev, vars) = store.snapshot("s").unwrap();
+        let listed = store.list_variables("s", None).unwrap();
+        let (rev, vars) = (listed.revision, listed.variables);
         assert_eq!(
             int(vars[0].value()),
             -int(vars[1].value()),
-            "snapshot, round {round}"
+            "list_variables with its revision, round {round}"
         );
         assert!(vars.iter().all(|v| v.revision() <= rev));
         let defs = store.export("s").unwrap();

@@ -18,6 +18,8 @@ use varwatch::transport::{
     ClientMessage, MemoryTransport, RemoteConfig, RemoteStore, Request, ServerMessage, ServerStream, Service,
     Subscribe, WatchEnd, WatchTarget,
 };
+#[allow(unused_imports)]
+use varwatch::{AsyncVarStore, VarStore};
 mod common;
 use common::{store_with, wait_until};
 
@@ -311,27 +313,25 @@ fn limits_refuse_and_change_nothing() {
         BatchUpdate::new("b", 1),
         BatchUpdate::new("c", 1),
     ];
-    let err = service
-        .call(Request::UpdateMany {
-            session: "s".into(),
-            items,
-            options: UpdateOptions::new(),
-            atomic: false,
-        })
-        .unwrap_err();
+    let err = common::ready(service.call(Request::UpdateMany {
+        session: "s".into(),
+        items,
+        options: UpdateOptions::new(),
+        atomic: false,
+    }))
+    .unwrap_err();
     assert_eq!(err.code(), ErrorCode::ResourceExhausted);
     assert_eq!(
         err.to_string(),
         "items in one batch: 3 is over the server's limit of 2"
     );
-    let err = service
-        .call(Request::Update {
-            session: "s".into(),
-            variable: "text".into(),
-            value: Value::from("x".repeat(17)),
-            options: UpdateOptions::new(),
-        })
-        .unwrap_err();
+    let err = common::ready(service.call(Request::Update {
+        session: "s".into(),
+        variable: "text".into(),
+        value: Value::from("x".repeat(17)),
+        options: UpdateOptions::new(),
+    }))
+    .unwrap_err();
     assert_eq!(err.code(), ErrorCode::ResourceExhausted);
     assert!(err.to_string().contains("`text`"), "{err}");
     for v in ["a", "b", "c", "text"] {
@@ -424,7 +424,7 @@ fn a_watch_cut_off_for_good_ends_with_disconnected() {
     ));
 }
 
-async fn next_event(w: &mut varwatch::transport::RemoteWatch) -> varwatch::WatchEvent {
+async fn next_event(w: &mut varwatch::Watch) -> varwatch::WatchEvent {
     w.recv_async().await.expect("an event")
 }
 
@@ -503,7 +503,7 @@ fn cut(transport: &MemoryTransport, store: &SessionStore, session: &str) {
     });
 }
 
-fn recv(w: &mut varwatch::transport::RemoteWatch) -> varwatch::WatchEvent {
+fn recv(w: &mut varwatch::Watch) -> varwatch::WatchEvent {
     w.recv_timeout(Duration::from_secs(20)).expect("an event")
 }
 
@@ -1307,7 +1307,7 @@ fn change_metadata_counts_and_is_bounded() {
             atomic: true,
         }];
         for r in batch {
-            service.call(r).unwrap();
+            common::ready(service.call(r)).unwrap();
         }
         let mut sizes = Vec::new();
         while sizes.iter().sum::<usize>() < 20 {
@@ -1319,14 +1319,13 @@ fn change_metadata_counts_and_is_bounded() {
         );
     });
     let before = store.get("s", "v0").unwrap().version();
-    let err = service
-        .call(Request::Update {
-            session: "s".into(),
-            variable: "v0".into(),
-            value: Value::from(2),
-            options: meta(100 << 10),
-        })
-        .unwrap_err();
+    let err = common::ready(service.call(Request::Update {
+        session: "s".into(),
+        variable: "v0".into(),
+        value: Value::from(2),
+        options: meta(100 << 10),
+    }))
+    .unwrap_err();
     assert_eq!(err.code(), ErrorCode::ResourceExhausted, "{err}");
     assert!(err.to_string().contains("metadata"), "{err}");
     assert_eq!(store.get("s", "v0").unwrap().version(), before);

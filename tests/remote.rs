@@ -1,4 +1,4 @@
-//! RemoteStore and RemoteWatch against a real server on loopback, including
+//! RemoteStore and Watch against a real server on loopback, including
 //! the fault tests: the server killed and restarted on the same port while
 //! writes continue, a retry policy running out, and an old stream's timeout
 //! not touching a newer stream's registration.
@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 mod common;
 use common::{store_with, wait_until};
 
+#[allow(unused_imports)]
+use varwatch::VarStore;
 use varwatch::transport::grpc::GrpcService;
 use varwatch::transport::{RemoteConfig, RemoteStore};
 use varwatch::{
@@ -116,17 +118,20 @@ fn remote_store_operations_and_errors() {
     let v = remote.get("s", &id).unwrap();
     assert_eq!((v.name(), v.version(), v.value()), ("t", 1, &Value::Float(2.0)));
     assert_eq!(v.constraints().max, Some(10.0));
+    // Errors arrive as the store raised them: variant and fields (the
+    // status's detail), not a remote code and an English message.
     let err = remote.update("s", "t", 20.0).unwrap_err();
-    match &err {
-        Error::Remote { code, message } => {
-            assert_eq!(*code, ErrorCode::InvalidArgument);
-            assert_eq!(message, "variable `t` in session `s`: 20 is above maximum 10");
+    assert_eq!(
+        err,
+        Error::InvalidValue {
+            session: "s".into(),
+            variable: "t".into(),
+            reason: "20 is above maximum 10".into()
         }
-        other => panic!("{other}"),
-    }
-    assert!(
-        matches!(remote.get("s", "nope"), Err(Error::Remote { code, .. }) if code == ErrorCode::NotFound)
     );
+    assert_eq!(err.code(), ErrorCode::InvalidArgument);
+    assert_eq!(err.to_string(), "variable `t` in session `s`: 20 is above maximum 10");
+    assert!(matches!(remote.get("s", "nope"), Err(Error::VariableNotFound { .. })));
     assert_eq!(remote.list_sessions().unwrap(), ["s"]);
     assert_eq!(remote.list_variables("s", Some("t*")).unwrap().len(), 1);
     remote.delete_variable("s", "t").unwrap();
@@ -172,8 +177,12 @@ fn remote_watch_delivers_like_a_local_one() {
     );
     assert!(w2.recv().is_none());
     // Unknown variables fail at subscription.
-    assert!(
-        matches!(remote.watch("s", ["nope"], WatchOptions::new()), Err(Error::Remote { code, .. }) if code == ErrorCode::NotFound)
+    assert_eq!(
+        remote.watch("s", ["nope"], WatchOptions::new()).unwrap_err(),
+        Error::VariablesNotFound {
+            session: "s".into(),
+            variables: vec!["nope".into()]
+        }
     );
 }
 

@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+#[allow(unused_imports)]
+use varwatch::VarStore;
 use varwatch::transport::{RemoteConfig, RemoteStore};
 use varwatch::{ErrorCode, RecvTimeoutError, Value, VarDef, VarType, WatchOptions};
 

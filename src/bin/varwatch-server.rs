@@ -2,7 +2,13 @@
 //!
 //! ```text
 //! cargo run --release --features server --bin varwatch-server -- --listen 127.0.0.1:50551
+//! cargo run --release --features server,etcd --bin varwatch-server -- --etcd http://127.0.0.1:2379
 //! ```
+//!
+//! The store is in memory by default (its state is lost when the server
+//! stops: it says so at start), or on an etcd cluster with `--etcd` (the
+//! binary built with feature `etcd`): several servers on one etcd serve the
+//! same sessions.
 //!
 //! Every setting is a flag or an environment variable (`--help` lists them
 //! all): the address, a bearer-token file, TLS certificate and key files,
@@ -19,9 +25,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use tracing::info;
+use tracing::{info, warn};
 use varwatch::transport::grpc::{GrpcService, Identity, ServerTlsConfig};
-use varwatch::{SessionOptions, SessionStore};
+use varwatch::{AsyncVarStore, SessionOptions, SessionStore};
 
 /// Serves a varwatch store over gRPC.
 #[derive(Parser, Debug)]
@@ -81,6 +87,83 @@ struct Args {
     /// Log filter (tracing's `EnvFilter` syntax: `info`, `debug`, `varwatch=debug`).
     #[arg(long, env = "VARWATCH_LOG", default_value = "info")]
     log: String,
+    /// Keep the sessions on this etcd cluster instead of in memory (its
+    /// client URLs, comma-separated; the binary must be built with feature
+    /// `etcd`). Servers on one etcd serve the same sessions.
+    #[arg(long, env = "VARWATCH_ETCD", value_delimiter = ',')]
+    etcd: Vec<String>,
+    /// Every etcd key of the store starts with this.
+    #[arg(long, env = "VARWATCH_ETCD_PREFIX", default_value = "varwatch/")]
+    etcd_prefix: String,
+    /// etcd user (with --etcd-password-file).
+    #[arg(long, env = "VARWATCH_ETCD_USER", requires = "etcd_password_file")]
+    etcd_user: Option<String>,
+    /// A file holding the etcd user's password (trimmed).
+    #[arg(long, env = "VARWATCH_ETCD_PASSWORD_FILE", requires = "etcd_user")]
+    etcd_password_file: Option<PathBuf>,
+    /// PEM CA certificate that etcd's server certificate is checked against
+    /// (TLS to etcd; `https://` endpoints).
+    #[arg(long, env = "VARWATCH_ETCD_CA")]
+    etcd_ca: Option<PathBuf>,
+    /// PEM client certificate for etcd (with --etcd-key).
+    #[arg(long, env = "VARWATCH_ETCD_CERT", requires = "etcd_key")]
+    etcd_cert: Option<PathBuf>,
+    /// PEM private key of --etcd-cert.
+    #[arg(long, env = "VARWATCH_ETCD_KEY", requires = "etcd_cert")]
+    etcd_key: Option<PathBuf>,
+}
+
+/// Every `VARWATCH_*` variable the server reads.
+const KNOWN_ENV: &[&str] = &[
+    "VARWATCH_LISTEN",
+    "VARWATCH_TOKEN_FILE",
+    "VARWATCH_TLS_CERT",
+    "VARWATCH_TLS_KEY",
+    "VARWATCH_SESSIONS",
+    "VARWATCH_MAX_CONNECTIONS",
+    "VARWATCH_MAX_WATCHES",
+    "VARWATCH_MAX_WATCHES_PER_CONNECTION",
+    "VARWATCH_MAX_MESSAGE_BYTES",
+    "VARWATCH_MAX_VALUE_BYTES",
+    "VARWATCH_MAX_METADATA_BYTES",
+    "VARWATCH_MAX_WATCH_MESSAGE_BYTES",
+    "VARWATCH_MAX_BATCH_ITEMS",
+    "VARWATCH_HEARTBEAT_INTERVAL",
+    "VARWATCH_HEARTBEAT_TIMEOUT",
+    "VARWATCH_IDLE_TIMEOUT",
+    "VARWATCH_HANDSHAKE_TIMEOUT",
+    "VARWATCH_LOG",
+    "VARWATCH_ETCD",
+    "VARWATCH_ETCD_PREFIX",
+    "VARWATCH_ETCD_USER",
+    "VARWATCH_ETCD_PASSWORD_FILE",
+    "VARWATCH_ETCD_CA",
+    "VARWATCH_ETCD_CERT",
+    "VARWATCH_ETCD_KEY",
+];
+
+/// `VARWATCH_*` variables the server does not read: a security setting
+/// spelled wrong (`VARWATCH_TOKEN` for `VARWATCH_TOKEN_FILE`) must not leave
+/// the server open while its operator believes it closed. Returns the
+/// unknown ones; a token, password or key among them is an error.
+fn unknown_env() -> Result<Vec<String>, String> {
+    let unknown: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| k.starts_with("VARWATCH_") && !KNOWN_ENV.contains(&k.as_str()))
+        .collect();
+    let secret = |k: &String| {
+        ["TOKEN", "PASSWORD", "SECRET", "KEY", "CERT", "TLS", "AUTH"]
+            .iter()
+            .any(|w| k.contains(w))
+    };
+    if let Some(k) = unknown.iter().find(|k| secret(k)) {
+        return Err(format!(
+            "{k} is set but varwatch-server does not read it; refusing to start rather than serve \
+             without the security setting you meant (the token is read from a file: \
+             --token-file or VARWATCH_TOKEN_FILE; see --help)"
+        ));
+    }
+    Ok(unknown)
 }
 
 /// A duration such as `250ms`, `5s`, `2m` or `1h` (a bare number is seconds).
@@ -114,9 +197,67 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
 
-    let store = SessionStore::new();
+    let unknown = unknown_env()?;
+    for k in &unknown {
+        warn!(variable = %k, "ignoring an environment variable varwatch-server does not read (see --help)");
+    }
+    if args.etcd.is_empty() {
+        warn!(
+            "the sessions are kept in memory: they are lost when this server stops (use --etcd to keep them)"
+        );
+        serve(SessionStore::new(), &args).await
+    } else {
+        let store = etcd(&args).await?;
+        serve(store, &args).await
+    }
+}
+
+/// The etcd store of `--etcd` and its options.
+#[cfg(feature = "etcd")]
+async fn etcd(args: &Args) -> Result<varwatch::etcd::AsyncEtcdStore, Box<dyn std::error::Error>> {
+    use varwatch::etcd::etcd_client::ConnectOptions;
+    use varwatch::etcd::{EtcdConfig, EtcdStore};
+    let mut opts = ConnectOptions::new();
+    if let (Some(user), Some(path)) = (&args.etcd_user, &args.etcd_password_file) {
+        let password = String::from_utf8(read(path, "etcd password file")?)?;
+        opts = opts.with_user(user.clone(), password.trim().to_string());
+    }
+    if args.etcd_ca.is_some() || args.etcd_cert.is_some() {
+        use varwatch::etcd::etcd_client::{Certificate, Identity as EtcdIdentity, TlsOptions};
+        let mut tls = TlsOptions::new();
+        if let Some(ca) = &args.etcd_ca {
+            tls = tls.ca_certificate(Certificate::from_pem(read(ca, "etcd CA certificate")?));
+        }
+        if let (Some(cert), Some(key)) = (&args.etcd_cert, &args.etcd_key) {
+            tls = tls.identity(EtcdIdentity::from_pem(
+                read(cert, "etcd client certificate")?,
+                read(key, "etcd client key")?,
+            ));
+        }
+        opts = opts.with_tls(tls);
+    }
+    let config = EtcdConfig::new()
+        .prefix(args.etcd_prefix.clone())
+        .connect_options(opts);
+    let endpoints = args.etcd.clone();
+    // The store runs its own runtime: connect off this one.
+    let store = tokio::task::spawn_blocking(move || EtcdStore::connect(endpoints, config)).await??;
+    info!(endpoints = %args.etcd.join(","), prefix = %args.etcd_prefix, "sessions kept on etcd");
+    Ok(store.to_async())
+}
+
+#[cfg(not(feature = "etcd"))]
+async fn etcd(_: &Args) -> Result<SessionStore, Box<dyn std::error::Error>> {
+    Err("--etcd needs a varwatch-server built with feature `etcd` (cargo build --release --features server,etcd)".into())
+}
+
+/// Serves `store` with the flags' limits, token and TLS until a signal.
+async fn serve<S>(store: S, args: &Args) -> Result<(), Box<dyn std::error::Error>>
+where
+    S: AsyncVarStore + Clone + Send + Sync + 'static,
+{
     for id in &args.session {
-        store.get_or_create_session(id, SessionOptions::new())?;
+        store.get_or_create_session(id, SessionOptions::new()).await?;
     }
     let mut service = GrpcService::new(store)
         .max_connections(args.max_connections)
@@ -138,6 +279,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Err(format!("the token file {} is empty", path.display()).into());
         }
         service = service.bearer_token(token);
+    } else {
+        warn!("no bearer token (--token-file): every client that reaches this address is served");
     }
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {

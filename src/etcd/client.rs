@@ -27,13 +27,6 @@ pub(super) struct Inner {
     pub(super) shared: Arc<Shared>,
 }
 
-impl Inner {
-    /// The runtime the store's tasks run on.
-    pub(super) fn handle(&self) -> &tokio::runtime::Handle {
-        self.rt.as_ref().expect("the runtime lives until drop").handle()
-    }
-}
-
 impl Drop for Inner {
     fn drop(&mut self) {
         if let Some(rt) = self.rt.take() {

@@ -41,13 +41,7 @@ pub(super) fn encode<M: Message>(m: &M) -> Vec<u8> {
     m.encode_to_vec()
 }
 
-/// The numeric part of a variable id (`var_12` → 12), for registration
-/// order.
-pub(super) fn id_number(id: &str) -> u64 {
-    id.strip_prefix("var_")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(u64::MAX)
-}
+pub(super) use crate::ident::id_number;
 
 /// The session's facts, from its stored record.
 pub(super) fn session_info(meta: &proto::SessionInfo, watchers: usize, idle_for: Duration) -> SessionInfo {

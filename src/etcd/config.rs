@@ -7,7 +7,7 @@ use std::time::Duration;
 /// to it, so that no deadline or backoff can overflow.
 pub const MAX_ETCD_DURATION: Duration = Duration::from_secs(24 * 3600);
 
-/// The most events an [`EtcdWatch`](super::EtcdWatch) buffers.
+/// The most events an etcd watch buffers.
 pub const MAX_ETCD_BUFFER: usize = 1 << 20;
 
 /// Settings of an [`EtcdStore`](super::EtcdStore).

@@ -1,5 +1,5 @@
 //! [`Hub`]: one etcd watch per session per client, shared by every
-//! [`EtcdWatch`](super::EtcdWatch) of that session in the client.
+//! etcd watch of that session in the client.
 //!
 //! A hub's task follows the session's directory in etcd and decodes each
 //! write once (`group.rs`); each watch's [`Follower`] turns it into that
@@ -33,12 +33,10 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Waker;
 use std::time::Duration;
 
 use etcd_client::WatchOptions as EtcdWatchOptions;
-use parking_lot::Mutex;
-use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::task::AbortHandle;
 
 use super::config::EtcdConfig;
@@ -47,50 +45,69 @@ use super::cut::{Cut, read_cut};
 use super::follow::{Follower, Step};
 use super::group::{Decoder, Group};
 use super::keys::Keys;
-use super::latest::Latest;
-use crate::WatchEvent;
+use crate::sync::Mutex;
+use crate::watch::feed::Feed;
+use crate::{CloseReason, EventKind, WatchEvent};
 
-/// Where a watch's events go.
-pub(super) enum Sink {
-    /// Every event, in a bounded queue.
-    Queue(mpsc::Sender<WatchEvent>),
-    /// The latest state of each variable (coalescing, throttled).
-    Latest(Arc<Latest>),
+/// Hands one step of a follower (`events`, one group, or the watch's last
+/// event) to `feed` without waiting; what does not fit is returned.
+fn push(feed: &Mutex<Feed>, events: Vec<WatchEvent>, step: Step) -> Pushed {
+    let mut f = feed.lock();
+    if f.is_closed() {
+        return Pushed::Closed;
+    }
+    let n = events.len();
+    if n > 0 && !f.fits(n) {
+        return Pushed::Full(events);
+    }
+    let wakers = hand(&mut f, events, step);
+    drop(f);
+    wakers.into_iter().for_each(Waker::wake);
+    Pushed::Sent
 }
 
-impl Sink {
-    fn is_closed(&self) -> bool {
-        match self {
-            Sink::Queue(tx) => tx.is_closed(),
-            Sink::Latest(l) => l.is_dropped(),
-        }
+/// Applies a step to the feed: its group, and with `Step::End` the end
+/// (`SessionClosed` ends a feed by itself; a `Disconnected` event ends it
+/// for that reason; otherwise the last watched variable was deleted).
+fn hand(f: &mut Feed, mut events: Vec<WatchEvent>, step: Step) -> Vec<Waker> {
+    let mut wakers = Vec::new();
+    let last = events
+        .last()
+        .filter(|e| e.kind() == EventKind::Disconnected)
+        .is_some()
+        .then(|| events.pop())
+        .flatten();
+    f.apply_group(events, &mut wakers);
+    if step == Step::End {
+        let reason = if last.is_some() {
+            CloseReason::Disconnected
+        } else {
+            CloseReason::VariablesDeleted
+        };
+        wakers.extend(f.finish(last, reason));
     }
+    wakers
+}
 
-    /// Delivers `events`, waiting for room in a queue; `false` once the
-    /// user is gone.
-    async fn send(&self, events: Vec<WatchEvent>, step: Step) -> bool {
-        match self {
-            Sink::Queue(tx) => {
-                for e in events {
-                    if tx.send(e).await.is_err() {
-                        return false;
-                    }
-                }
-                true
-            }
-            Sink::Latest(l) => l.merge(events, step == Step::End),
-        }
+/// Delivers a step, waiting for room; `false` once the user is gone.
+async fn send(feed: &Mutex<Feed>, events: Vec<WatchEvent>, step: Step) -> bool {
+    let n = events.len();
+    let room = std::future::poll_fn(|cx| feed.lock().poll_room(n.max(1), cx)).await;
+    if !room {
+        return false;
     }
+    let wakers = hand(&mut feed.lock(), events, step);
+    wakers.into_iter().for_each(Waker::wake);
+    true
 }
 
 /// One watch as a hub feeds it.
 pub(super) struct Sub {
     pub(super) id: u64,
     pub(super) follower: Follower,
-    pub(super) sink: Sink,
-    pub(super) reconnects: Arc<AtomicU64>,
+    pub(super) feed: Arc<Mutex<Feed>>,
     /// Where the task of this watch goes if it has to follow alone (its
-    /// `EtcdWatch` aborts it when dropped).
+    /// watch's hooks abort it when dropped).
     pub(super) alone: Arc<Mutex<Option<AbortHandle>>>,
 }
 
@@ -134,32 +151,6 @@ enum Pushed {
     Closed,
     /// Its queue is full: these are left.
     Full(Vec<WatchEvent>),
-}
-
-fn push(sink: &Sink, events: Vec<WatchEvent>, step: Step) -> Pushed {
-    let tx = match sink {
-        Sink::Queue(tx) => tx,
-        Sink::Latest(l) => {
-            return if l.merge(events, step == Step::End) {
-                Pushed::Sent
-            } else {
-                Pushed::Closed
-            };
-        }
-    };
-    let mut it = events.into_iter();
-    while let Some(e) = it.next() {
-        match tx.try_send(e) {
-            Ok(()) => {}
-            Err(TrySendError::Closed(_)) => return Pushed::Closed,
-            Err(TrySendError::Full(e)) => {
-                let mut rest = vec![e];
-                rest.extend(it);
-                return Pushed::Full(rest);
-            }
-        }
-    }
-    Pushed::Sent
 }
 
 /// Joins `sub` to its session's hub (made if there is none), or starts it
@@ -278,7 +269,7 @@ fn watch_options(from: i64) -> EtcdWatchOptions {
 }
 
 impl Hub {
-    /// Removes watch `id` (its `EtcdWatch` was dropped); the last one ends
+    /// Removes watch `id` (its watch was dropped); the last one ends
     /// the hub.
     pub(super) fn leave(&self, id: u64) {
         let mut hubs = self.ctx.hubs.lock();
@@ -339,7 +330,7 @@ impl Hub {
     /// Queues `events` for watch `i`; `false` if it left the hub (ended,
     /// dropped, or detached to follow alone).
     fn deliver(&self, subs: &mut Vec<Sub>, i: usize, events: Vec<WatchEvent>, step: Step) -> bool {
-        match push(&subs[i].sink, events, step) {
+        match push(&subs[i].feed, events, step) {
             Pushed::Sent if step == Step::Go => true,
             Pushed::Sent | Pushed::Closed => {
                 subs.swap_remove(i);
@@ -351,7 +342,7 @@ impl Hub {
                     alone(self.ctx.clone(), sub, rest);
                 } else {
                     // Its last events: delivered by a task that waits.
-                    tokio::spawn(async move { sub.sink.send(rest, step).await });
+                    tokio::spawn(async move { send(&sub.feed, rest, step).await });
                 }
                 false
             }
@@ -433,7 +424,7 @@ impl Hub {
                     continue; // from the re-read revision, at once
                 }
                 for s in &st.subs {
-                    s.reconnects.fetch_add(1, Ordering::Relaxed);
+                    s.feed.lock().reconnects += 1;
                 }
             }
             if !retry.failed(&ctx).await {
@@ -441,7 +432,7 @@ impl Hub {
                 for s in st.subs.drain(..) {
                     // Waits for room: a full queue must not lose the reason.
                     tokio::spawn(
-                        async move { s.sink.send(vec![s.follower.disconnected()], Step::End).await },
+                        async move { send(&s.feed, vec![s.follower.disconnected()], Step::End).await },
                     );
                 }
                 st.ended = true;
@@ -456,7 +447,7 @@ impl Hub {
 /// A watch following alone: its own etcd watch, and it waits for its user
 /// (`pending` first).
 async fn follow_alone(ctx: Arc<HubCtx>, mut sub: Sub, pending: Vec<WatchEvent>) {
-    if !sub.sink.send(pending, Step::Go).await {
+    if !pending.is_empty() && !send(&sub.feed, pending, Step::Go).await {
         return;
     }
     let session = sub.follower.session().to_string();
@@ -483,7 +474,7 @@ async fn follow_alone(ctx: Arc<HubCtx>, mut sub: Sub, pending: Vec<WatchEvent>) 
                             decoder.seed(&c.recs);
                         }
                         let (events, step) = sub.follower.resync(cut.as_ref());
-                        if !sub.sink.send(events, step).await || step == Step::End {
+                        if !send(&sub.feed, events, step).await || step == Step::End {
                             return;
                         }
                         resynced = true;
@@ -500,22 +491,27 @@ async fn follow_alone(ctx: Arc<HubCtx>, mut sub: Sub, pending: Vec<WatchEvent>) 
                         continue;
                     }
                     let (events, step) = sub.follower.apply(&g);
-                    if !sub.sink.send(events, step).await || step == Step::End {
+                    let end = step == Step::End;
+                    // A write that brings this watch nothing is not sent.
+                    if (!events.is_empty() || end) && !send(&sub.feed, events, step).await {
+                        return; // its user is gone
+                    }
+                    if end {
                         return;
                     }
                 }
             }
         }
-        if sub.sink.is_closed() {
+        if sub.feed.lock().is_closed() {
             return;
         }
         if resynced {
             continue;
         }
-        sub.reconnects.fetch_add(1, Ordering::Relaxed);
+        sub.feed.lock().reconnects += 1;
         if !retry.failed(&ctx).await {
             let last = vec![sub.follower.disconnected()];
-            let _ = sub.sink.send(last, Step::End).await;
+            let _ = send(&sub.feed, last, Step::End).await;
             return;
         }
     }

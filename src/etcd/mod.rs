@@ -6,7 +6,7 @@
 //! share sessions only by all talking to one of them. An `EtcdStore` keeps
 //! sessions in etcd instead. Every process that connects to the same etcd
 //! with the same [`prefix`](EtcdConfig::prefix) sees the same sessions, with
-//! the same operations ([`VarStore`](crate::transport::VarStore)), the same
+//! the same operations ([`VarStore`](crate::VarStore)), the same
 //! errors and the same watch guarantees as a local store; sessions outlive
 //! the processes (a TTL still expires them, on etcd's clock).
 //!
@@ -65,7 +65,7 @@
 //! **Watches** read the snapshot at etcd revision R and watch the session's
 //! directory from R + 1; they resume after a failure from the last etcd
 //! revision delivered, and report history etcd compacted away as `Lagged`
-//! then the current state (see [`EtcdWatch`]). A client's watches of one
+//! then the current state (see `watch.rs`). A client's watches of one
 //! session share one etcd watch, and each write is decoded once for all of
 //! them.
 //!
@@ -102,7 +102,6 @@ mod follow;
 mod group;
 mod hub;
 mod keys;
-mod latest;
 mod snapshot;
 mod store;
 mod watch;
@@ -113,5 +112,4 @@ mod watch;
 pub use etcd_client;
 
 pub use config::{EtcdConfig, MAX_ETCD_BUFFER, MAX_ETCD_DURATION};
-pub use store::EtcdStore;
-pub use watch::{EtcdWatch, EtcdWatchStats, EtcdWatchStream};
+pub use store::{AsyncEtcdStore, EtcdStore};

@@ -20,9 +20,10 @@ use super::conn::Conn;
 use super::cut::read_cut;
 use super::keys::Keys;
 use super::snapshot::{Cache, Plan, Reads, Snap, Stored, Write};
-use super::watch::EtcdWatch;
+use super::watch;
 use crate::error::ErrorSource;
 use crate::ident::{check_session_id, check_var_name, is_var_id, var_id};
+use crate::ops::{Request, Response, WatchTarget};
 use crate::store::{check_pattern, glob_match};
 use crate::transport::grpc::convert::{
     constraints_from, constraints_to, metadata_to, time, value_to, var_type_from, var_type_to,
@@ -30,13 +31,13 @@ use crate::transport::grpc::convert::{
 use crate::transport::grpc::proto;
 use crate::value::validate;
 use crate::{
-    BatchUpdate, Error, GetMany, Result, SessionInfo, SessionOptions, UpdateOptions, Value, VarDef, VarType,
-    Variable, WatchOptions,
+    AsyncVarStore, BatchUpdate, Error, GetMany, Result, SessionInfo, SessionOptions, UpdateOptions, Value,
+    VarDef, VarList, VarStore, VarType, Variable, Watch, WatchOptions,
 };
 
-/// A store of sessions of versioned variables kept in etcd v3: the API of
-/// [`SessionStore`](crate::SessionStore) (it implements
-/// [`VarStore`](crate::transport::VarStore)), shared by every process that
+/// A store of sessions of versioned variables kept in etcd v3: the one store
+/// API, [`VarStore`] (and [`AsyncVarStore`] through
+/// [`to_async`](Self::to_async)), shared by every process that
 /// connects to the same etcd with the same prefix, and kept when they
 /// restart.
 ///
@@ -50,7 +51,8 @@ use crate::{
 /// [`crate::etcd`]'s documentation.
 ///
 /// It owns a small tokio runtime, so its blocking methods must not be
-/// called from inside an async runtime (use `spawn_blocking` there).
+/// called from inside an async runtime: use [`to_async`](Self::to_async)
+/// there.
 /// Cloning is cheap and shares the connection.
 ///
 /// ```no_run
@@ -237,6 +239,13 @@ impl EtcdStore {
         self.inner.rt.as_ref().expect("the runtime lives until drop")
     }
 
+    /// The async view of this store (same connection, same watches).
+    pub fn to_async(&self) -> AsyncEtcdStore {
+        AsyncEtcdStore {
+            inner: self.inner.clone(),
+        }
+    }
+
     /// Runs `f` on the store's runtime within the call deadline.
     fn block<T>(&self, f: impl Future<Output = Result<T>>) -> Result<T> {
         let shared = &self.inner.shared;
@@ -251,7 +260,99 @@ impl EtcdStore {
     fn shared(&self) -> &Shared {
         &self.inner.shared
     }
+}
 
+/// The operation table on etcd: each request as one or more etcd
+/// transactions, under [`EtcdConfig::call_timeout`].
+impl VarStore for EtcdStore {
+    fn call(&self, request: Request) -> Result<Response> {
+        self.block(self.shared().run(request))
+    }
+
+    fn open_watch(&self, session: &str, target: WatchTarget, opts: WatchOptions) -> Result<Watch> {
+        let open =
+            self.inner
+                .shared
+                .clone()
+                .open_watch(self.inner.clone(), session.to_string(), target, opts);
+        self.block(open)
+    }
+}
+
+/// The async view of an [`EtcdStore`] ([`EtcdStore::to_async`]): the same
+/// operations as `async fn`s, usable from any async runtime (the work runs
+/// on the store's own).
+#[derive(Clone)]
+pub struct AsyncEtcdStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AsyncEtcdStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncEtcdStore")
+            .field("endpoints", &self.inner.shared.conn.endpoints)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AsyncEtcdStore {
+    /// The blocking view of this store.
+    pub fn to_blocking(&self) -> EtcdStore {
+        EtcdStore {
+            inner: self.inner.clone(),
+        }
+    }
+
+    /// Runs `f` on the store's runtime within the call deadline.
+    fn spawn<T: Send + 'static>(
+        &self,
+        f: impl Future<Output = Result<T>> + Send + 'static,
+    ) -> impl Future<Output = Result<T>> + Send + 'static {
+        let shared = self.inner.shared.clone();
+        let limit = shared.config.call_timeout;
+        let task = self
+            .inner
+            .rt
+            .as_ref()
+            .expect("the runtime lives until drop")
+            .spawn(async move { tokio::time::timeout(limit, f).await });
+        async move {
+            match task.await {
+                Ok(Ok(r)) => r,
+                Ok(Err(_)) => Err(shared.deadline()),
+                Err(e) => Err(Error::Transport {
+                    addr: String::new(),
+                    reason: format!("the store's runtime dropped the call: {e}"),
+                    source: Some(ErrorSource::new(e)),
+                }),
+            }
+        }
+    }
+}
+
+impl AsyncVarStore for AsyncEtcdStore {
+    fn call(&self, request: Request) -> impl Future<Output = Result<Response>> + Send {
+        let shared = self.inner.shared.clone();
+        self.spawn(async move { shared.run(request).await })
+    }
+
+    fn open_watch(
+        &self,
+        session: &str,
+        target: WatchTarget,
+        opts: WatchOptions,
+    ) -> impl Future<Output = Result<Watch>> + Send {
+        let open =
+            self.inner
+                .shared
+                .clone()
+                .open_watch(self.inner.clone(), session.to_string(), target, opts);
+        self.spawn(open)
+    }
+}
+
+/// The operations, as async functions of the connection they use.
+impl Shared {
     /// Creates a session. With a TTL, the session and all its keys are
     /// attached to an etcd lease of that many seconds (rounded up; etcd
     /// raises very short ones to its minimum, about 2 s), kept alive by
@@ -262,58 +363,56 @@ impl EtcdStore {
     /// # Errors
     ///
     /// [`Error::InvalidName`], [`Error::SessionExists`], [`Error::Transport`].
-    pub fn create_session(&self, id: &str, opts: SessionOptions) -> Result<SessionInfo> {
+    pub(super) async fn create_session(&self, id: &str, opts: SessionOptions) -> Result<SessionInfo> {
         check_session_id(id)?;
-        let s = self.shared();
-        self.block(async {
-            let mut lease = 0;
-            if let Some(ttl) = opts.ttl {
-                let secs = i64::try_from(ttl.as_secs())
-                    .unwrap_or(i64::MAX)
-                    .saturating_add(i64::from(ttl.subsec_nanos() > 0))
-                    .clamp(1, MAX_LEASE_SECS);
-                lease = s
-                    .conn
-                    .client
-                    .lease_client()
-                    .grant(secs, None::<LeaseGrantOptions>)
-                    .await
-                    .map_err(|e| s.etcd_error(e))?
-                    .id();
+        let s = self;
+        let mut lease = 0;
+        if let Some(ttl) = opts.ttl {
+            let secs = i64::try_from(ttl.as_secs())
+                .unwrap_or(i64::MAX)
+                .saturating_add(i64::from(ttl.subsec_nanos() > 0))
+                .clamp(1, MAX_LEASE_SECS);
+            lease = s
+                .conn
+                .client
+                .lease_client()
+                .grant(secs, None::<LeaseGrantOptions>)
+                .await
+                .map_err(|e| s.etcd_error(e))?
+                .id();
+        }
+        let now = SystemTime::now();
+        let meta = proto::SessionInfo {
+            session: id.to_string(),
+            metadata: metadata_to(&opts.metadata),
+            created_at: Some(time(now)),
+            last_accessed: None,
+            ttl_ms: opts.ttl.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+            revision: 0,
+            variables: 0,
+            watchers: 0,
+        };
+        let put = (lease != 0).then(|| etcd_client::PutOptions::new().with_lease(lease));
+        let resp = s
+            .txn(
+                Txn::new()
+                    .when([Compare::create_revision(s.keys.meta(id), CompareOp::Equal, 0)])
+                    .and_then([
+                        TxnOp::put(s.keys.meta(id), encode(&meta), put.clone()),
+                        TxnOp::put(s.keys.list(id), "", put),
+                    ]),
+            )
+            .await?;
+        if !resp.succeeded() {
+            if lease != 0 {
+                let _ = s.conn.client.lease_client().revoke(lease).await;
             }
-            let now = SystemTime::now();
-            let meta = proto::SessionInfo {
+            return Err(Error::SessionExists {
                 session: id.to_string(),
-                metadata: metadata_to(&opts.metadata),
-                created_at: Some(time(now)),
-                last_accessed: None,
-                ttl_ms: opts.ttl.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
-                revision: 0,
-                variables: 0,
-                watchers: 0,
-            };
-            let put = (lease != 0).then(|| etcd_client::PutOptions::new().with_lease(lease));
-            let resp = s
-                .txn(
-                    Txn::new()
-                        .when([Compare::create_revision(s.keys.meta(id), CompareOp::Equal, 0)])
-                        .and_then([
-                            TxnOp::put(s.keys.meta(id), encode(&meta), put.clone()),
-                            TxnOp::put(s.keys.list(id), "", put),
-                        ]),
-                )
-                .await?;
-            if !resp.succeeded() {
-                if lease != 0 {
-                    let _ = s.conn.client.lease_client().revoke(lease).await;
-                }
-                return Err(Error::SessionExists {
-                    session: id.to_string(),
-                });
-            }
-            s.cache.lock().forget(id);
-            Ok(codec::session_info(&meta, 0, Duration::ZERO))
-        })
+            });
+        }
+        s.cache.lock().forget(id);
+        Ok(codec::session_info(&meta, 0, Duration::ZERO))
     }
 
     /// Returns the session, creating it if needed (`opts` apply only then).
@@ -321,9 +420,9 @@ impl EtcdStore {
     /// # Errors
     ///
     /// As [`create_session`](Self::create_session), without `SessionExists`.
-    pub fn get_or_create_session(&self, id: &str, opts: SessionOptions) -> Result<SessionInfo> {
-        match self.create_session(id, opts) {
-            Err(Error::SessionExists { .. }) => self.session(id),
+    pub(super) async fn get_or_create_session(&self, id: &str, opts: SessionOptions) -> Result<SessionInfo> {
+        match self.create_session(id, opts).await {
+            Err(Error::SessionExists { .. }) => self.session(id).await,
             other => other,
         }
     }
@@ -336,32 +435,30 @@ impl EtcdStore {
     /// # Errors
     ///
     /// [`Error::SessionNotFound`], [`Error::Transport`].
-    pub fn session(&self, id: &str) -> Result<SessionInfo> {
+    pub(super) async fn session(&self, id: &str) -> Result<SessionInfo> {
         Shared::existing(id)?;
-        let s = self.shared();
-        self.block(async {
-            let kv = s.meta_kv(id).await?;
-            let meta = decode_meta(kv.key(), kv.value())?;
-            let mut idle = Duration::ZERO;
-            if kv.lease() != 0 {
-                let ttl = s
-                    .conn
-                    .client
-                    .lease_client()
-                    .time_to_live(kv.lease(), None::<LeaseTimeToLiveOptions>)
-                    .await
-                    .map_err(|e| s.etcd_error(e))?;
-                let gone = ttl.granted_ttl().saturating_sub(ttl.ttl()).max(0);
-                idle = Duration::from_secs(u64::try_from(gone).unwrap_or(0));
-                if let Some(ttl) = meta.ttl_ms {
-                    // Reading it is an access, as locally (after the idle
-                    // time was read: it is the time before this access).
-                    s.keep_alive(kv.lease(), Duration::from_millis(ttl));
-                }
+        let s = self;
+        let kv = s.meta_kv(id).await?;
+        let meta = decode_meta(kv.key(), kv.value())?;
+        let mut idle = Duration::ZERO;
+        if kv.lease() != 0 {
+            let ttl = s
+                .conn
+                .client
+                .lease_client()
+                .time_to_live(kv.lease(), None::<LeaseTimeToLiveOptions>)
+                .await
+                .map_err(|e| s.etcd_error(e))?;
+            let gone = ttl.granted_ttl().saturating_sub(ttl.ttl()).max(0);
+            idle = Duration::from_secs(u64::try_from(gone).unwrap_or(0));
+            if let Some(ttl) = meta.ttl_ms {
+                // Reading it is an access, as locally (after the idle
+                // time was read: it is the time before this access).
+                s.keep_alive(kv.lease(), Duration::from_millis(ttl));
             }
-            let watchers = s.watchers.lock().get(id).copied().unwrap_or(0);
-            Ok(codec::session_info(&meta, watchers, idle))
-        })
+        }
+        let watchers = s.watchers.lock().get(id).copied().unwrap_or(0);
+        Ok(codec::session_info(&meta, watchers, idle))
     }
 
     /// Deletes the session and everything in it, in one etcd revision; its
@@ -370,35 +467,33 @@ impl EtcdStore {
     /// # Errors
     ///
     /// [`Error::SessionNotFound`], [`Error::Transport`].
-    pub fn delete_session(&self, id: &str) -> Result<()> {
+    pub(super) async fn delete_session(&self, id: &str) -> Result<()> {
         Shared::existing(id)?;
-        let s = self.shared();
-        self.block(async {
-            let kv = s.meta_kv(id).await?;
-            let (incarnation, lease) = (kv.create_revision(), kv.lease());
-            let resp = s
-                .txn(
-                    Txn::new()
-                        .when([Compare::create_revision(
-                            s.keys.meta(id),
-                            CompareOp::Equal,
-                            incarnation,
-                        )])
-                        .and_then([
-                            TxnOp::delete(s.keys.dir(id), Some(DeleteOptions::new().with_prefix())),
-                            TxnOp::delete(s.keys.list(id), None),
-                        ]),
-                )
-                .await?;
-            s.cache.lock().forget(id);
-            if !resp.succeeded() {
-                return Err(Shared::gone(id)); // deleted (and perhaps created again) meanwhile
-            }
-            if lease != 0 {
-                let _ = s.conn.client.lease_client().revoke(lease).await;
-            }
-            Ok(())
-        })
+        let s = self;
+        let kv = s.meta_kv(id).await?;
+        let (incarnation, lease) = (kv.create_revision(), kv.lease());
+        let resp = s
+            .txn(
+                Txn::new()
+                    .when([Compare::create_revision(
+                        s.keys.meta(id),
+                        CompareOp::Equal,
+                        incarnation,
+                    )])
+                    .and_then([
+                        TxnOp::delete(s.keys.dir(id), Some(DeleteOptions::new().with_prefix())),
+                        TxnOp::delete(s.keys.list(id), None),
+                    ]),
+            )
+            .await?;
+        s.cache.lock().forget(id);
+        if !resp.succeeded() {
+            return Err(Shared::gone(id)); // deleted (and perhaps created again) meanwhile
+        }
+        if lease != 0 {
+            let _ = s.conn.client.lease_client().revoke(lease).await;
+        }
+        Ok(())
     }
 
     /// The ids of all sessions, sorted.
@@ -406,27 +501,25 @@ impl EtcdStore {
     /// # Errors
     ///
     /// [`Error::Transport`].
-    pub fn list_sessions(&self) -> Result<Vec<String>> {
-        let s = self.shared();
-        self.block(async {
-            let resp = s
-                .conn
-                .client
-                .kv_client()
-                .get(
-                    s.keys.list_dir(),
-                    Some(GetOptions::new().with_prefix().with_keys_only()),
-                )
-                .await
-                .map_err(|e| s.etcd_error(e))?;
-            let mut ids: Vec<String> = resp
-                .kvs()
-                .iter()
-                .filter_map(|kv| s.keys.session_of_list_key(kv.key()))
-                .collect();
-            ids.sort();
-            Ok(ids)
-        })
+    pub(super) async fn list_sessions(&self) -> Result<Vec<String>> {
+        let s = self;
+        let resp = s
+            .conn
+            .client
+            .kv_client()
+            .get(
+                s.keys.list_dir(),
+                Some(GetOptions::new().with_prefix().with_keys_only()),
+            )
+            .await
+            .map_err(|e| s.etcd_error(e))?;
+        let mut ids: Vec<String> = resp
+            .kvs()
+            .iter()
+            .filter_map(|kv| s.keys.session_of_list_key(kv.key()))
+            .collect();
+        ids.sort();
+        Ok(ids)
     }
 
     /// Registers a variable; returns its id (`var_` and a number unique in
@@ -437,9 +530,10 @@ impl EtcdStore {
     /// [`Error::InvalidName`], [`Error::InvalidConstraints`],
     /// [`Error::InvalidValue`], [`Error::VariableExists`],
     /// [`Error::SessionNotFound`], [`Error::Transport`].
-    pub fn register(&self, session: &str, def: VarDef) -> Result<String> {
+    pub(super) async fn register(&self, session: &str, def: VarDef) -> Result<String> {
         Ok(self
-            .register_all(session, vec![def], false)?
+            .register_all(session, vec![def], false)
+            .await?
             .pop()
             .expect("one id per definition"))
     }
@@ -451,11 +545,11 @@ impl EtcdStore {
     ///
     /// [`Error::BatchRejected`], [`Error::SessionNotFound`],
     /// [`Error::Transport`].
-    pub fn import(&self, session: &str, defs: Vec<VarDef>) -> Result<Vec<String>> {
-        self.register_all(session, defs, true)
+    pub(super) async fn import(&self, session: &str, defs: Vec<VarDef>) -> Result<Vec<String>> {
+        self.register_all(session, defs, true).await
     }
 
-    fn register_all(&self, session: &str, defs: Vec<VarDef>, batch: bool) -> Result<Vec<String>> {
+    async fn register_all(&self, session: &str, defs: Vec<VarDef>, batch: bool) -> Result<Vec<String>> {
         Shared::existing(session)?;
         let names: Vec<String> = {
             let mut n: Vec<String> = defs
@@ -467,95 +561,97 @@ impl EtcdStore {
             n.dedup();
             n
         };
-        let s = self.shared();
+        let s = self;
         let reads = Reads {
             session,
             names: &names,
             with_ids: true,
             unresolved: &[],
         };
-        let registered = self.block(s.write(&reads, |snap| {
-            // The checks and their order are the local store's
-            // (`Session::register`).
-            let mut checked: Vec<Result<Value>> = defs.iter().map(|d| check_def(session, d)).collect();
-            let mut first_use = HashMap::new();
-            for (i, def) in defs.iter().enumerate() {
-                if *first_use.entry(def.name.as_str()).or_insert(i) != i && checked[i].is_ok() {
-                    checked[i] = Err(Error::DuplicateInBatch {
-                        session: session.to_string(),
-                        variable: def.name.clone(),
-                    });
+        let registered = s
+            .write(&reads, |snap| {
+                // The checks and their order are the local store's
+                // (`Session::register`).
+                let mut checked: Vec<Result<Value>> = defs.iter().map(|d| check_def(session, d)).collect();
+                let mut first_use = HashMap::new();
+                for (i, def) in defs.iter().enumerate() {
+                    if *first_use.entry(def.name.as_str()).or_insert(i) != i && checked[i].is_ok() {
+                        checked[i] = Err(Error::DuplicateInBatch {
+                            session: session.to_string(),
+                            variable: def.name.clone(),
+                        });
+                    }
                 }
-            }
-            for (def, c) in defs.iter().zip(checked.iter_mut()) {
-                if c.is_ok() && matches!(snap.vars.get(&def.name), Some(Some(_))) {
-                    *c = Err(Error::VariableExists {
-                        session: session.to_string(),
-                        name: def.name.clone(),
-                    });
+                for (def, c) in defs.iter().zip(checked.iter_mut()) {
+                    if c.is_ok() && matches!(snap.vars.get(&def.name), Some(Some(_))) {
+                        *c = Err(Error::VariableExists {
+                            session: session.to_string(),
+                            name: def.name.clone(),
+                        });
+                    }
                 }
-            }
-            let failures: Vec<(String, Error)> = defs
-                .iter()
-                .zip(checked.iter())
-                .filter_map(|(d, c)| c.as_ref().err().map(|e| (d.name.clone(), e.clone())))
-                .collect();
-            if !failures.is_empty() {
-                return Err(failed(session, failures, batch));
-            }
-            if defs.is_empty() {
-                return Ok(Plan::Done(Vec::new()));
-            }
-            let (counter, _) = snap.ids.expect("read with ids");
-            let revision = next_revision(snap)?;
-            let last_id = counter
-                .checked_add(defs.len() as u64)
-                .ok_or_else(|| codec::corrupt(s.keys.ids().as_bytes(), "id counter"))?;
-            let now = Some(time(SystemTime::now()));
-            let put = snap.put_options();
-            let mut w = Write {
-                compares: Vec::new(),
-                ops: Vec::with_capacity(defs.len() * 2),
-                meta: proto::SessionInfo {
-                    revision,
-                    variables: snap.meta.variables + defs.len() as u64,
-                    ..snap.meta.clone()
-                },
-                vars: Vec::with_capacity(defs.len()),
-                ids: Some(last_id),
-            };
-            let mut ids = Vec::with_capacity(defs.len());
-            for (i, (def, value)) in defs.iter().zip(checked).enumerate() {
-                let id = var_id(counter + 1 + i as u64);
-                let rec = proto::Variable {
-                    id: id.clone(),
-                    name: def.name.clone(),
-                    r#type: var_type_to(def.var_type) as i32,
-                    value: Some(value_to(&value.expect("checked"))),
-                    constraints: Some(constraints_to(&def.constraints)),
-                    metadata: metadata_to(&def.metadata),
-                    version: 0,
-                    revision,
-                    created_at: now,
-                    updated_at: now,
-                    source: None,
-                    change_metadata: Default::default(),
+                let failures: Vec<(String, Error)> = defs
+                    .iter()
+                    .zip(checked.iter())
+                    .filter_map(|(d, c)| c.as_ref().err().map(|e| (d.name.clone(), e.clone())))
+                    .collect();
+                if !failures.is_empty() {
+                    return Err(failed(session, failures, batch));
+                }
+                if defs.is_empty() {
+                    return Ok(Plan::Done(Vec::new()));
+                }
+                let (counter, _) = snap.ids.expect("read with ids");
+                let revision = next_revision(snap)?;
+                let last_id = counter
+                    .checked_add(defs.len() as u64)
+                    .ok_or_else(|| codec::corrupt(s.keys.ids().as_bytes(), "id counter"))?;
+                let now = Some(time(SystemTime::now()));
+                let put = snap.put_options();
+                let mut w = Write {
+                    compares: Vec::new(),
+                    ops: Vec::with_capacity(defs.len() * 2),
+                    meta: proto::SessionInfo {
+                        revision,
+                        variables: snap.meta.variables + defs.len() as u64,
+                        ..snap.meta.clone()
+                    },
+                    vars: Vec::with_capacity(defs.len()),
+                    ids: Some(last_id),
                 };
-                w.ops.push(TxnOp::put(
-                    s.keys.var(session, &def.name),
-                    encode(&rec),
-                    put.clone(),
-                ));
-                w.ops.push(TxnOp::put(
-                    s.keys.index(session, &id),
-                    def.name.clone(),
-                    put.clone(),
-                ));
-                w.vars.push((def.name.clone(), Some((rec, 1))));
-                ids.push(id);
-            }
-            Ok(Plan::Write(Box::new(w), ids))
-        }))?;
+                let mut ids = Vec::with_capacity(defs.len());
+                for (i, (def, value)) in defs.iter().zip(checked).enumerate() {
+                    let id = var_id(counter + 1 + i as u64);
+                    let rec = proto::Variable {
+                        id: id.clone(),
+                        name: def.name.clone(),
+                        r#type: var_type_to(def.var_type) as i32,
+                        value: Some(value_to(&value.expect("checked"))),
+                        constraints: Some(constraints_to(&def.constraints)),
+                        metadata: metadata_to(&def.metadata),
+                        version: 0,
+                        revision,
+                        created_at: now,
+                        updated_at: now,
+                        source: None,
+                        change_metadata: Default::default(),
+                    };
+                    w.ops.push(TxnOp::put(
+                        s.keys.var(session, &def.name),
+                        encode(&rec),
+                        put.clone(),
+                    ));
+                    w.ops.push(TxnOp::put(
+                        s.keys.index(session, &id),
+                        def.name.clone(),
+                        put.clone(),
+                    ));
+                    w.vars.push((def.name.clone(), Some((rec, 1))));
+                    ids.push(id);
+                }
+                Ok(Plan::Write(Box::new(w), ids))
+            })
+            .await?;
         // No ids to resolve here, so never `None`.
         registered.ok_or_else(|| s.contention(session))
     }
@@ -566,21 +662,12 @@ impl EtcdStore {
     ///
     /// [`Error::SessionNotFound`], [`Error::VariableNotFound`],
     /// [`Error::Transport`].
-    pub fn get(&self, session: &str, ident: &str) -> Result<Variable> {
-        let mut got = self.get_many(session, [ident])?;
+    pub(super) async fn get(&self, session: &str, ident: &str) -> Result<Variable> {
+        let mut got = self.get_many(session, &[ident]).await?;
         match got.found.pop() {
             Some((_, v)) => Ok(v),
             None => Err(Shared::not_found(session, ident)),
         }
-    }
-
-    /// The variable's current value.
-    ///
-    /// # Errors
-    ///
-    /// As [`get`](Self::get).
-    pub fn value(&self, session: &str, ident: &str) -> Result<Value> {
-        Ok(self.get(session, ident)?.value().clone())
     }
 
     /// Several variables at once, read in one etcd transaction: one
@@ -589,139 +676,100 @@ impl EtcdStore {
     /// # Errors
     ///
     /// [`Error::SessionNotFound`], [`Error::Transport`].
-    pub fn get_many<S: AsRef<str>>(
-        &self,
-        session: &str,
-        idents: impl IntoIterator<Item = S>,
-    ) -> Result<GetMany> {
+    pub(super) async fn get_many<S: AsRef<str>>(&self, session: &str, idents: &[S]) -> Result<GetMany> {
         Shared::existing(session)?;
-        let idents: Vec<S> = idents.into_iter().collect();
         let idents: Vec<&str> = idents.iter().map(AsRef::as_ref).collect();
-        let s = self.shared();
-        self.block(async {
-            for _ in 0..MAX_ATTEMPTS {
-                let names = s.names_of(session, &idents).await?;
-                let wanted = distinct(&names);
-                let unresolved = unresolved(&idents, &names);
-                let reads = Reads {
-                    session,
-                    names: &wanted,
-                    with_ids: false,
-                    unresolved: &unresolved,
+        let s = self;
+        for _ in 0..MAX_ATTEMPTS {
+            let names = s.names_of(session, &idents).await?;
+            let wanted = distinct(&names);
+            let unresolved = unresolved(&idents, &names);
+            let reads = Reads {
+                session,
+                names: &wanted,
+                with_ids: false,
+                unresolved: &unresolved,
+            };
+            if reads.len() > s.config.max_txn_ops {
+                // More than etcd reads in one transaction: the whole
+                // session, where ids and names both resolve.
+                let cut = read_cut(&s.conn, &s.keys, session, None)
+                    .await?
+                    .ok_or_else(|| Shared::gone(session))?;
+                let mut got = GetMany {
+                    found: Vec::new(),
+                    missing: Vec::new(),
+                    revision: cut.meta.revision,
                 };
-                if reads.len() > s.config.max_txn_ops {
-                    // More than etcd reads in one transaction: the whole
-                    // session, where ids and names both resolve.
-                    let cut = read_cut(&s.conn, &s.keys, session, None)
-                        .await?
-                        .ok_or_else(|| Shared::gone(session))?;
-                    let mut got = GetMany {
-                        found: Vec::new(),
-                        missing: Vec::new(),
-                        revision: cut.meta.revision,
-                    };
-                    for ident in &idents {
-                        let rec = cut.recs.iter().find(|(_, r)| {
-                            if is_var_id(ident) {
-                                r.id == *ident
-                            } else {
-                                r.name == *ident
-                            }
-                        });
-                        match rec {
-                            Some((key, r)) => got.found.push((ident.to_string(), codec::variable(key, r)?)),
-                            None => got.missing.push(ident.to_string()),
+                for ident in &idents {
+                    let rec = cut.recs.iter().find(|(_, r)| {
+                        if is_var_id(ident) {
+                            r.id == *ident
+                        } else {
+                            r.name == *ident
                         }
-                    }
-                    return Ok(got);
-                }
-                let snap = s.read(&reads).await?;
-                if !snap.late.is_empty() {
-                    s.learn(session, &snap.late);
-                    continue; // an id registered since it was resolved
-                }
-                let mut found = Vec::new();
-                let mut missing = Vec::new();
-                for (ident, name) in idents.iter().zip(&names) {
-                    match lookup(&snap, name.as_ref(), ident) {
-                        Some((rec, _)) => {
-                            let key = s.keys.var(session, &rec.name);
-                            found.push((ident.to_string(), codec::variable(key.as_bytes(), rec)?));
-                        }
-                        None => missing.push(ident.to_string()),
+                    });
+                    match rec {
+                        Some((key, r)) => got.found.push((ident.to_string(), codec::variable(key, r)?)),
+                        None => got.missing.push(ident.to_string()),
                     }
                 }
-                return Ok(GetMany {
-                    found,
-                    missing,
-                    revision: snap.meta.revision,
-                });
+                return Ok(got);
             }
-            Err(s.contention(session))
-        })
+            let snap = s.read(&reads).await?;
+            if !snap.late.is_empty() {
+                s.learn(session, &snap.late);
+                continue; // an id registered since it was resolved
+            }
+            let mut found = Vec::new();
+            let mut missing = Vec::new();
+            for (ident, name) in idents.iter().zip(&names) {
+                match lookup(&snap, name.as_ref(), ident) {
+                    Some((rec, _)) => {
+                        let key = s.keys.var(session, &rec.name);
+                        found.push((ident.to_string(), codec::variable(key.as_bytes(), rec)?));
+                    }
+                    None => missing.push(ident.to_string()),
+                }
+            }
+            return Ok(GetMany {
+                found,
+                missing,
+                revision: snap.meta.revision,
+            });
+        }
+        Err(s.contention(session))
     }
 
     /// The session's variables whose names match `pattern` (an anchored
-    /// glob: `*`, `?`), in registration order, read at one revision.
+    /// glob: `*`, `?`), in registration order, read at one etcd revision
+    /// (with the session revision of that cut).
     ///
     /// # Errors
     ///
     /// [`Error::InvalidPattern`], [`Error::SessionNotFound`],
     /// [`Error::Transport`].
-    pub fn list_variables(&self, session: &str, pattern: Option<&str>) -> Result<Vec<Variable>> {
+    pub(super) async fn list_variables(&self, session: &str, pattern: Option<&str>) -> Result<VarList> {
         if let Some(p) = pattern {
             check_pattern(p)?;
         }
-        let (_, vars) = self.snapshot(session)?;
-        Ok(vars
-            .into_iter()
-            .filter(|v| pattern.is_none_or(|p| glob_match(p, v.name())))
-            .collect())
-    }
-
-    /// Every variable of the session and the session revision, read at one
-    /// etcd revision.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::SessionNotFound`], [`Error::Transport`].
-    pub fn snapshot(&self, session: &str) -> Result<(u64, Vec<Variable>)> {
         Shared::existing(session)?;
-        let s = self.shared();
-        self.block(async {
-            let cut = read_cut(&s.conn, &s.keys, session, None)
-                .await?
-                .ok_or_else(|| Shared::gone(session))?;
-            if let (lease, Some(ttl)) = (cut.lease, cut.meta.ttl_ms)
-                && lease != 0
-            {
-                s.keep_alive(lease, Duration::from_millis(ttl));
-            }
-            let mut vars = Vec::with_capacity(cut.recs.len());
-            for (key, rec) in &cut.recs {
+        let s = self;
+        let cut = read_cut(&s.conn, &s.keys, session, None)
+            .await?
+            .ok_or_else(|| Shared::gone(session))?;
+        if let (lease, Some(ttl)) = (cut.lease, cut.meta.ttl_ms)
+            && lease != 0
+        {
+            s.keep_alive(lease, Duration::from_millis(ttl));
+        }
+        let mut vars = Vec::with_capacity(cut.recs.len());
+        for (key, rec) in &cut.recs {
+            if pattern.is_none_or(|p| glob_match(p, &rec.name)) {
                 vars.push(codec::variable(key, rec)?);
             }
-            Ok((cut.meta.revision, vars))
-        })
-    }
-
-    /// The session's variables as definitions, from one consistent cut.
-    ///
-    /// # Errors
-    ///
-    /// As [`snapshot`](Self::snapshot).
-    pub fn export(&self, session: &str) -> Result<Vec<VarDef>> {
-        Ok(self.snapshot(session)?.1.iter().map(VarDef::of).collect())
-    }
-
-    /// Sets the variable; returns its new version (the same value again
-    /// changes nothing and returns the current version).
-    ///
-    /// # Errors
-    ///
-    /// As [`update_with`](Self::update_with).
-    pub fn update(&self, session: &str, ident: &str, value: impl Into<Value>) -> Result<u64> {
-        self.update_with(session, ident, value, &UpdateOptions::new())
+        }
+        Ok(VarList::new(vars, cut.meta.revision))
     }
 
     /// Sets the variable with options; returns its new version. An
@@ -732,15 +780,15 @@ impl EtcdStore {
     /// [`Error::SessionNotFound`], [`Error::VariableNotFound`],
     /// [`Error::InvalidValue`], [`Error::VersionConflict`],
     /// [`Error::Transport`].
-    pub fn update_with(
+    pub(super) async fn update_with(
         &self,
         session: &str,
         ident: &str,
-        value: impl Into<Value>,
+        value: Value,
         opts: &UpdateOptions,
     ) -> Result<u64> {
-        let items = vec![(ident.to_string(), value.into(), opts.expected_version)];
-        Ok(self.update_items(session, items, opts, false)?[0])
+        let items = vec![(ident.to_string(), value, opts.expected_version)];
+        Ok(self.update_items(session, items, opts, false).await?[0])
     }
 
     /// Applies every update or none, as one etcd transaction (one etcd
@@ -750,20 +798,17 @@ impl EtcdStore {
     ///
     /// [`Error::BatchRejected`] listing every failing item,
     /// [`Error::SessionNotFound`], [`Error::Transport`].
-    pub fn update_atomic<U: Into<BatchUpdate>>(
+    pub(super) async fn update_atomic(
         &self,
         session: &str,
-        updates: impl IntoIterator<Item = U>,
+        updates: Vec<BatchUpdate>,
         opts: &UpdateOptions,
     ) -> Result<Vec<u64>> {
         let items = updates
             .into_iter()
-            .map(|u| {
-                let u = u.into();
-                (u.ident, u.value, u.expected_version)
-            })
+            .map(|u| (u.ident, u.value, u.expected_version))
             .collect();
-        self.update_items(session, items, opts, true)
+        self.update_items(session, items, opts, true).await
     }
 
     /// Applies each update on its own, in order (each its own transaction
@@ -773,16 +818,18 @@ impl EtcdStore {
     ///
     /// [`Error::SessionNotFound`] (the items' own errors are in the list),
     /// [`Error::Transport`].
-    pub fn update_best_effort<U: Into<BatchUpdate>>(
+    pub(super) async fn update_best_effort(
         &self,
         session: &str,
-        updates: impl IntoIterator<Item = U>,
+        updates: Vec<BatchUpdate>,
         opts: &UpdateOptions,
     ) -> Result<Vec<Result<u64>>> {
         let mut out = Vec::new();
         for u in updates {
-            let u = u.into();
-            match self.update_items(session, vec![(u.ident, u.value, u.expected_version)], opts, false) {
+            match self
+                .update_items(session, vec![(u.ident, u.value, u.expected_version)], opts, false)
+                .await
+            {
                 Ok(v) => out.push(Ok(v[0])),
                 Err(e @ (Error::SessionNotFound { .. } | Error::Transport { .. })) => return Err(e),
                 Err(e) => out.push(Err(e)),
@@ -791,7 +838,7 @@ impl EtcdStore {
         Ok(out)
     }
 
-    fn update_items(
+    async fn update_items(
         &self,
         session: &str,
         items: Vec<(String, Value, Option<u64>)>,
@@ -799,14 +846,12 @@ impl EtcdStore {
         batch: bool,
     ) -> Result<Vec<u64>> {
         Shared::existing(session)?;
-        let s = self.shared();
-        self.block(async {
-            let idents: Vec<&str> = items.iter().map(|(i, _, _)| i.as_str()).collect();
-            s.write_resolving(session, &idents, |snap, names| {
-                plan_updates(s, snap, session, &items, names, opts, batch)
-            })
-            .await
+        let s = self;
+        let idents: Vec<&str> = items.iter().map(|(i, _, _)| i.as_str()).collect();
+        s.write_resolving(session, &idents, |snap, names| {
+            plan_updates(s, snap, session, &items, names, opts, batch)
         })
+        .await
     }
 
     /// Deletes the variable; its watchers receive `Deleted`.
@@ -815,80 +860,116 @@ impl EtcdStore {
     ///
     /// [`Error::SessionNotFound`], [`Error::VariableNotFound`],
     /// [`Error::Transport`].
-    pub fn delete_variable(&self, session: &str, ident: &str) -> Result<()> {
+    pub(super) async fn delete_variable(&self, session: &str, ident: &str) -> Result<()> {
         Shared::existing(session)?;
-        let s = self.shared();
-        self.block(async {
-            s.write_resolving(session, &[ident], |snap, names| {
-                let (rec, _) = lookup(snap, names[0].as_ref(), ident)
-                    .ok_or_else(|| Shared::not_found(session, ident))?;
-                let w = Write {
-                    compares: Vec::new(),
-                    ops: vec![
-                        TxnOp::delete(s.keys.var(session, &rec.name), None),
-                        TxnOp::delete(s.keys.index(session, &rec.id), None),
-                    ],
-                    meta: proto::SessionInfo {
-                        revision: next_revision(snap)?,
-                        variables: snap.meta.variables.saturating_sub(1),
-                        ..snap.meta.clone()
-                    },
-                    vars: vec![(rec.name.clone(), None)],
-                    ids: None,
-                };
-                Ok(Plan::Write(Box::new(w), ()))
-            })
-            .await
+        let s = self;
+        s.write_resolving(session, &[ident], |snap, names| {
+            let (rec, _) =
+                lookup(snap, names[0].as_ref(), ident).ok_or_else(|| Shared::not_found(session, ident))?;
+            let w = Write {
+                compares: Vec::new(),
+                ops: vec![
+                    TxnOp::delete(s.keys.var(session, &rec.name), None),
+                    TxnOp::delete(s.keys.index(session, &rec.id), None),
+                ],
+                meta: proto::SessionInfo {
+                    revision: next_revision(snap)?,
+                    variables: snap.meta.variables.saturating_sub(1),
+                    ..snap.meta.clone()
+                },
+                vars: vec![(rec.name.clone(), None)],
+                ids: None,
+            };
+            Ok(Plan::Write(Box::new(w), ()))
         })
+        .await
     }
 
-    /// Watches the named variables (ids or names): their states at one etcd
-    /// revision R (unless `include_initial` is off), then every change
-    /// after R, in order. See [`EtcdWatch`].
+    /// Opens a watch: its states at one etcd revision R (unless
+    /// `include_initial` is off), then every change after R, in order (see
+    /// `watch.rs`).
     ///
     /// # Errors
     ///
     /// [`Error::SessionNotFound`], [`Error::VariablesNotFound`] (every
     /// unknown identifier), [`Error::InvalidOption`] (no identifiers, a
     /// capacity of 0, a zero throttle), [`Error::Transport`].
-    pub fn watch<S: AsRef<str>>(
-        &self,
-        session: &str,
-        idents: impl IntoIterator<Item = S>,
+    async fn open_watch(
+        self: Arc<Self>,
+        inner: Arc<Inner>,
+        session: String,
+        target: WatchTarget,
         opts: WatchOptions,
-    ) -> Result<EtcdWatch> {
-        let idents: Vec<String> = idents.into_iter().map(|s| s.as_ref().to_string()).collect();
-        if idents.is_empty() {
-            return Err(Error::InvalidOption("a watch needs at least one variable".into()));
-        }
-        self.open_watch(session, Some(idents), opts)
-    }
-
-    /// Watches every variable of the session, including later ones (their
-    /// first event is `Initial`) and deleted ones (`Deleted`).
-    ///
-    /// # Errors
-    ///
-    /// As [`watch`](Self::watch).
-    pub fn watch_session(&self, session: &str, opts: WatchOptions) -> Result<EtcdWatch> {
-        self.open_watch(session, None, opts)
-    }
-
-    fn open_watch(
-        &self,
-        session: &str,
-        idents: Option<Vec<String>>,
-        opts: WatchOptions,
-    ) -> Result<EtcdWatch> {
+    ) -> Result<Watch> {
         opts.check()?;
-        Shared::existing(session)?;
-        let s = self.inner.shared.clone();
-        let inner = self.inner.clone();
-        self.block(async move { EtcdWatch::open(inner, s, session.to_string(), idents, opts).await })
+        Shared::existing(&session)?;
+        let idents = match target {
+            WatchTarget::Variables(idents) if idents.is_empty() => {
+                return Err(Error::InvalidOption("a watch needs at least one variable".into()));
+            }
+            WatchTarget::Variables(idents) => Some(idents),
+            WatchTarget::Session => None,
+        };
+        watch::open(inner, self, session, idents, opts).await
+    }
+
+    /// Runs one request of the operation table.
+    async fn run(&self, request: Request) -> Result<Response> {
+        Ok(match request {
+            Request::CreateSession { session, options } => {
+                Response::Session(self.create_session(&session, options).await?)
+            }
+            Request::GetOrCreateSession { session, options } => {
+                Response::Session(self.get_or_create_session(&session, options).await?)
+            }
+            Request::GetSession { session } => Response::Session(self.session(&session).await?),
+            Request::DeleteSession { session } => {
+                self.delete_session(&session).await?;
+                Response::Done
+            }
+            Request::ListSessions => Response::Sessions(self.list_sessions().await?),
+            Request::Register { session, def } => Response::Registered(self.register(&session, def).await?),
+            Request::Get { session, variable } => Response::Variable(self.get(&session, &variable).await?),
+            Request::GetMany { session, variables } => {
+                Response::Many(self.get_many(&session, &variables).await?)
+            }
+            Request::ListVariables { session, pattern } => {
+                Response::Variables(self.list_variables(&session, pattern.as_deref()).await?)
+            }
+            Request::Update {
+                session,
+                variable,
+                value,
+                options,
+            } => Response::Version(self.update_with(&session, &variable, value, &options).await?),
+            Request::UpdateMany {
+                session,
+                items,
+                options,
+                atomic: true,
+            } => Response::Items(
+                self.update_atomic(&session, items, &options)
+                    .await?
+                    .into_iter()
+                    .map(Ok)
+                    .collect(),
+            ),
+            Request::UpdateMany {
+                session,
+                items,
+                options,
+                atomic: false,
+            } => Response::Items(self.update_best_effort(&session, items, &options).await?),
+            Request::DeleteVariable { session, variable } => {
+                self.delete_variable(&session, &variable).await?;
+                Response::Done
+            }
+            Request::Import { session, defs } => Response::Imported(self.import(&session, defs).await?),
+        })
     }
 }
 
-/// Plans a batch of updates (see [`EtcdStore::update_items`]): every item
+/// Plans a batch of updates (see `Shared::update_items`): every item
 /// checked against `snap` as a local write checks it under the session's
 /// lock.
 fn plan_updates(

@@ -37,7 +37,7 @@ mod write;
 
 use std::time::{Duration, Instant, SystemTime};
 
-pub use types::{GetMany, Metadata, SessionInfo, SessionOptions, UpdateOptions, VarDef, Variable};
+pub use types::{GetMany, Metadata, SessionInfo, SessionOptions, UpdateOptions, VarDef, VarList, Variable};
 
 use crate::error::Error;
 use crate::event_log::EventLog;
@@ -59,21 +59,18 @@ struct WriteState {
     /// A record allocation for the next change (see `Spare`).
     spare: Spare,
     /// The latest deletions, for resuming remote watches.
-    #[cfg(feature = "transport")]
     tombstones: Tombstones,
 }
 
 /// The last [`Tombstones::KEEP`] deletions of a session: id → (name,
 /// version of the deletion). A remote watch that resumes after a deletion
 /// learns from it which versions it missed.
-#[cfg(feature = "transport")]
 #[derive(Default)]
 struct Tombstones {
     by_id: HashMap<Arc<str>, (Arc<str>, u64)>,
     order: std::collections::VecDeque<Arc<str>>,
 }
 
-#[cfg(feature = "transport")]
 impl Tombstones {
     const KEEP: usize = 4096;
 
@@ -191,7 +188,6 @@ impl Session {
                 revision: 0,
                 next_slot: 0,
                 spare: Spare::default(),
-                #[cfg(feature = "transport")]
                 tombstones: Tombstones::default(),
             }),
             seq: SeqCount::default(),
@@ -273,12 +269,6 @@ impl Session {
         }
     }
 
-    /// Whether a variable with this id (not name) exists.
-    #[cfg(feature = "transport")]
-    pub(crate) fn has_id(&self, id: &str) -> bool {
-        self.index.read().by_id.contains_key(id)
-    }
-
     /// Finds a variable by id or by name: a string of the id form is looked
     /// up among ids only, any other among names only (see `ident.rs`), so no
     /// string can mean two variables.
@@ -337,23 +327,6 @@ impl Session {
         read()
     }
 
-    /// A consistent snapshot of every variable (one revision).
-    pub(crate) fn snapshot(&self) -> Result<(u64, Vec<Variable>), Error> {
-        self.read_cut(|| {
-            if self.is_closed() {
-                return Err(self.gone());
-            }
-            let vars = self
-                .cells()
-                .iter()
-                .map(|c| Variable {
-                    record: c.current.load_full(),
-                })
-                .collect();
-            Ok((self.revision(), vars))
-        })
-    }
-
     /// The variables named by `idents` (found ones, with the identifier as
     /// given, and missing ones, both in request order) as one cut.
     pub(crate) fn get_many<S: AsRef<str>>(&self, idents: &[S]) -> GetMany {
@@ -382,15 +355,23 @@ impl Session {
 
     /// The live variables for which `keep` holds, in registration order,
     /// as one cut.
-    pub(crate) fn variables(&self, keep: impl Fn(&VarCell) -> bool) -> Vec<Variable> {
+    pub(crate) fn variables(&self, keep: impl Fn(&VarCell) -> bool) -> Result<VarList, Error> {
         self.read_cut(|| {
-            self.cells()
+            if self.is_closed() {
+                return Err(self.gone());
+            }
+            let variables = self
+                .cells()
                 .into_iter()
                 .filter(|c| keep(c))
                 .map(|c| Variable {
                     record: c.current.load_full(),
                 })
-                .collect()
+                .collect();
+            Ok(VarList {
+                variables,
+                revision: self.revision(),
+            })
         })
     }
 }

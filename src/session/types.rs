@@ -26,6 +26,49 @@ pub struct GetMany {
     pub revision: u64,
 }
 
+/// The result of [`VarStore::list_variables`](crate::VarStore::list_variables):
+/// variables of one session as one consistent cut. Derefs to a slice of
+/// [`Variable`]s (`len`, `iter`, indexing) and iterates as one.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct VarList {
+    /// The variables, in registration order.
+    pub variables: Vec<Variable>,
+    /// The session revision of the cut: every variable is in its state at
+    /// this revision (a watch opened from it misses nothing after it).
+    pub revision: u64,
+}
+
+impl VarList {
+    /// A list of `variables` as of `revision`.
+    pub fn new(variables: Vec<Variable>, revision: u64) -> VarList {
+        VarList { variables, revision }
+    }
+}
+
+impl std::ops::Deref for VarList {
+    type Target = [Variable];
+    fn deref(&self) -> &[Variable] {
+        &self.variables
+    }
+}
+
+impl IntoIterator for VarList {
+    type Item = Variable;
+    type IntoIter = std::vec::IntoIter<Variable>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.variables.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a VarList {
+    type Item = &'a Variable;
+    type IntoIter = std::slice::Iter<'a, Variable>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.variables.iter()
+    }
+}
+
 /// A snapshot of one variable: what it is and its state at one version.
 ///
 /// Cheap to clone (one reference count). Obtained from

@@ -517,7 +517,6 @@ impl Session {
         });
         let replaced = cell.current.swap(record.clone());
         self.revision.store(w.revision, Ordering::Release);
-        #[cfg(feature = "transport")]
         w.tombstones
             .add(cell.meta.id.clone(), cell.meta.name.clone(), record.version);
         let notify = self.observers.has_watchers();
@@ -535,10 +534,22 @@ impl Session {
 
     /// The name and deletion version of each of these variables, if it was
     /// deleted recently (see `Tombstones`); one lock for all of them.
-    #[cfg(feature = "transport")]
     pub(crate) fn tombstones<'a>(&self, ids: impl Iterator<Item = &'a str>) -> Vec<Option<(Arc<str>, u64)>> {
         let w = self.write.lock();
         ids.map(|id| w.tombstones.by_id.get(id).cloned()).collect()
+    }
+
+    /// The id and deletion version of the variable last deleted under
+    /// `name`, if that was recent (a resume that names it).
+    pub(crate) fn tombstone_named(&self, name: &str) -> Option<(Arc<str>, u64)> {
+        let w = self.write.lock();
+        let t = &w.tombstones;
+        t.order.iter().rev().find_map(|id| {
+            t.by_id
+                .get(id)
+                .filter(|(n, _)| &**n == name)
+                .map(|(_, v)| (id.clone(), *v))
+        })
     }
 
     /// Closes the session for good: every watch gets `SessionClosed`.

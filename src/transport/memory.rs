@@ -13,12 +13,12 @@ use tokio::sync::watch;
 use super::protocol::{Request, Response, ServerMessage};
 use super::service::{ServerStream, Service};
 use super::transport_trait::{BoxFuture, ClientMessages, ServerMessages, Transport};
-use crate::{Error, Result};
+use crate::{AsyncVarStore, Error, Result, SessionStore};
 
 /// A [`Transport`] to a [`Service`] in the same process.
 ///
 /// Useful to embed a store behind the remote API without a socket, and to
-/// test code (or a [`RemoteWatch`](super::RemoteWatch)'s recovery) against
+/// test code (or a remote watch's recovery) against
 /// a connection that can be cut at will with
 /// [`set_reachable`](Self::set_reachable).
 ///
@@ -37,17 +37,17 @@ use crate::{Error, Result};
 /// # Ok::<(), varwatch::Error>(())
 /// ```
 #[derive(Clone, Debug)]
-pub struct MemoryTransport {
-    service: Service,
+pub struct MemoryTransport<S = SessionStore> {
+    service: Service<S>,
     /// Whether the service can be reached, and how many cuts there have
     /// been; every open stream watches it and ends at the first cut after
     /// it was opened (even one already healed).
     state: Arc<watch::Sender<(bool, u64)>>,
 }
 
-impl MemoryTransport {
+impl<S: AsyncVarStore + Clone + Send + Sync + 'static> MemoryTransport<S> {
     /// A transport to `service`.
-    pub fn new(service: Service) -> MemoryTransport {
+    pub fn new(service: Service<S>) -> MemoryTransport<S> {
         MemoryTransport {
             service,
             state: Arc::new(watch::channel((true, 0)).0),
@@ -55,7 +55,7 @@ impl MemoryTransport {
     }
 
     /// The service this transport reaches.
-    pub fn service(&self) -> &Service {
+    pub fn service(&self) -> &Service<S> {
         &self.service
     }
 
@@ -88,10 +88,14 @@ fn unreachable() -> Error {
     }
 }
 
-impl Transport for MemoryTransport {
+impl<S: AsyncVarStore + Clone + Send + Sync + 'static> Transport for MemoryTransport<S> {
     fn call(&self, request: Request) -> BoxFuture<Result<Response>> {
-        let result = self.check().and_then(|()| self.service.call(request));
-        Box::pin(std::future::ready(result))
+        let checked = self.check();
+        let service = self.service.clone();
+        Box::pin(async move {
+            checked?;
+            service.call(request).await
+        })
     }
 
     fn watch_stream(&self, outbound: ClientMessages) -> BoxFuture<Result<ServerMessages>> {

@@ -17,15 +17,14 @@
 //!   (in the same process, no socket: for tests and for embedding) and,
 //!   with feature `grpc`, [`grpc::GrpcTransport`] over
 //!   `proto/varwatch/v1/varwatch.proto` (served by [`grpc::GrpcService`]).
-//! * [`RemoteStore`] and [`AsyncRemoteStore`]: the store's operations over
-//!   any transport, blocking or async, and [`RemoteWatch`]es that reconnect
-//!   and resume by themselves (heartbeats, silence timeout, backoff with
-//!   jitter, idempotent apply) and deliver the same [`WatchEvent`]s as a
-//!   local [`Watch`](crate::Watch). Identical subscriptions of one client
-//!   share one watch on the wire; each [`RemoteWatch`] has its own bounded
-//!   queue, so one that is not read never holds up the others.
-//! * [`VarStore`]: the operations [`SessionStore`](crate::SessionStore) and
-//!   [`RemoteStore`] share, so that code can take either.
+//! * [`RemoteStore`] and [`AsyncRemoteStore`]: the store API
+//!   ([`VarStore`](crate::VarStore), [`AsyncVarStore`](crate::AsyncVarStore))
+//!   over any transport, blocking or async, with [`Watch`](crate::Watch)es
+//!   that reconnect and resume by themselves (heartbeats, silence timeout,
+//!   backoff with jitter, idempotent apply) and deliver the same
+//!   [`WatchEvent`]s as a local one. Identical subscriptions of one client
+//!   share one watch on the wire; each watch has its own bounded queue, so
+//!   one that is not read never holds up the others.
 //!
 //! A third transport implements [`Transport`] on the client side and feeds
 //! [`Service::call`] and [`Service::watch_stream`] on the server side; the
@@ -51,8 +50,6 @@ mod memory;
 #[cfg(feature = "transport")]
 mod mux;
 #[cfg(feature = "transport")]
-pub(crate) mod parker;
-#[cfg(feature = "transport")]
 mod protocol;
 #[cfg(feature = "transport")]
 mod ready;
@@ -68,9 +65,6 @@ mod server_watch;
 mod service;
 #[cfg(feature = "transport")]
 mod silence;
-mod store_api;
-#[cfg(feature = "transport")]
-mod upstream;
 
 #[cfg(feature = "transport")]
 pub use config::{MAX_BUFFER, MAX_DURATION, RemoteConfig};
@@ -84,10 +78,7 @@ pub use protocol::{
 #[cfg(feature = "transport")]
 pub use remote::{AsyncRemoteStore, RemoteStore};
 #[cfg(feature = "transport")]
-pub use remote_watch::{RemoteWatch, RemoteWatchStats, RemoteWatchStream};
-#[cfg(feature = "transport")]
 pub use service::{ServerStream, Service};
-pub use store_api::{VarStore, WatchHandle};
 
 #[cfg(feature = "transport")]
 pub use transport_trait::{BoxFuture, ClientMessages, ServerMessages, Transport};

@@ -41,10 +41,10 @@ use super::config::RemoteConfig;
 use super::protocol::{ClientMessage, ServerMessage, Subscribe, WatchEnd, WatchId, WatchTarget, WatchUpdate};
 use super::silence::{Silence, after};
 use super::transport_trait::{ClientMessages, ServerMessages, Transport};
-use super::upstream::{DownConfig, Shared};
 use crate::sync::Mutex;
 use crate::trace;
-use crate::{Error, ErrorCode, EventKind, Result, WatchEvent};
+use crate::watch::feed::{DownConfig, Feed};
+use crate::{CloseReason, Error, ErrorCode, EventKind, Result, WatchEvent};
 
 /// What a client asks of its mux.
 pub(crate) enum Command {
@@ -58,10 +58,10 @@ pub(crate) enum Command {
     Release { id: WatchId, down: usize },
 }
 
-/// A watch's place in the mux: its upstream's shared state and its key.
+/// A watch's place in the mux: its upstream's feed and its key there.
 pub(crate) struct Attached {
     pub(crate) id: WatchId,
-    pub(crate) shared: Arc<Mutex<Shared>>,
+    pub(crate) feed: Arc<Mutex<Feed>>,
     pub(crate) down: usize,
 }
 
@@ -118,7 +118,7 @@ struct Upstream {
     key: Key,
     /// The user's subscription (a resume rewrites targets to ids).
     sub: Subscribe,
-    shared: Arc<Mutex<Shared>>,
+    feed: Arc<Mutex<Feed>>,
     phase: Phase,
     /// Whether any stream has reached this upstream's `sync_complete`.
     synced_once: bool,
@@ -144,10 +144,10 @@ impl Upstream {
         down: DownConfig,
         reply: oneshot::Sender<Result<Attached>>,
     ) -> Option<usize> {
-        let key = self.shared.lock().attach(down);
+        let key = self.feed.lock().attach(down);
         let attached = Attached {
             id,
-            shared: self.shared.clone(),
+            feed: self.feed.clone(),
             down: key,
         };
         reply.send(Ok(attached)).is_err().then_some(key)
@@ -307,7 +307,7 @@ impl Mux {
         let key = Key::of(&sub);
         if let Some(&id) = self.by_key.get(&key)
             && let Some(u) = self.upstreams.get_mut(&id)
-            && !u.shared.lock().is_over()
+            && !u.feed.lock().is_over()
         {
             if u.synced_once {
                 if let Some(key) = u.hand_over(id, down, reply) {
@@ -320,10 +320,11 @@ impl Mux {
         }
         let id = self.next_id;
         self.next_id += 1;
+        let whole = matches!(sub.target, WatchTarget::Session);
         let u = Upstream {
             key: key.clone(),
             sub,
-            shared: Arc::default(),
+            feed: Arc::new(Mutex::new(Feed::new(whole, false))),
             phase: Phase::Creating,
             synced_once: false,
             incarnation: None,
@@ -349,7 +350,7 @@ impl Mux {
         let Some(u) = self.upstreams.get(&id) else {
             return;
         };
-        let left = u.shared.lock().detach(down);
+        let left = u.feed.lock().detach(down);
         if left > 0 || !u.waiting.is_empty() {
             return;
         }
@@ -382,7 +383,7 @@ impl Mux {
         for (&id, u) in self.upstreams.iter_mut() {
             u.held.clear();
             if u.synced_once {
-                u.shared.lock().reconnects += 1;
+                u.feed.lock().reconnects += 1;
             }
             u.phase = Phase::Creating;
             u.acked = 0;
@@ -485,7 +486,7 @@ impl Mux {
             // The retry policy is spent: every watch ends.
             let ids: Vec<WatchId> = self.upstreams.keys().copied().collect();
             for id in ids {
-                self.end_upstream(id, Some(disconnected()), None);
+                self.end_upstream(id, Some(disconnected()), None, CloseReason::Disconnected);
             }
             self.failures = 0;
             self.conn = Conn::Idle;
@@ -497,9 +498,15 @@ impl Mux {
         self.conn = Conn::Backoff(Box::pin(sleep_until(after(delay))));
     }
 
-    /// Ends an upstream: its watches get `last` (if any) and end; watches
-    /// still waiting for its first sync get `error`.
-    fn end_upstream(&mut self, id: WatchId, last: Option<WatchEvent>, error: Option<Error>) {
+    /// Ends an upstream: its watches get `last` (if any) and end for
+    /// `reason`; watches still waiting for its first sync get `error`.
+    fn end_upstream(
+        &mut self,
+        id: WatchId,
+        last: Option<WatchEvent>,
+        error: Option<Error>,
+        reason: CloseReason,
+    ) {
         let Some(mut u) = self.upstreams.remove(&id) else {
             return;
         };
@@ -513,7 +520,7 @@ impl Mux {
         for (_, reply) in u.waiting.drain(..) {
             let _ = reply.send(Err(err.clone()));
         }
-        let wakers = u.shared.lock().finish(last);
+        let wakers = u.feed.lock().finish(last, reason);
         wakers.into_iter().for_each(std::task::Waker::wake);
         if self.upstreams.is_empty() {
             self.conn = Conn::Idle;
@@ -553,12 +560,12 @@ impl Mux {
         };
         let mut lost_one = false;
         {
-            let mut shared = u.shared.lock();
+            let mut feed = u.feed.lock();
             // One group at a time (the events of one revision).
             for group in events.chunk_by(|a, b| a.revision() == b.revision()) {
-                let news: Vec<WatchEvent> = group.iter().filter(|e| shared.is_news(e)).cloned().collect();
+                let news: Vec<WatchEvent> = group.iter().filter(|e| feed.is_news(e)).cloned().collect();
                 lost_one |= news.iter().any(|e| e.kind() == EventKind::Deleted);
-                shared.apply_group(news, wakers);
+                feed.apply_group(news, wakers);
             }
         }
         wakers.drain(..).for_each(std::task::Waker::wake);
@@ -577,6 +584,7 @@ impl Mux {
             u.synced_once = true;
             u.refusals = 0;
             u.incarnation = Some(sync.session_incarnation);
+            u.feed.lock().incarnation = sync.session_incarnation;
             u.phase = Phase::Live;
             u.backoff = self.config.backoff_initial;
             for (down, reply) in std::mem::take(&mut u.waiting) {
@@ -593,9 +601,9 @@ impl Mux {
         let Some(u) = self.upstreams.get_mut(&id) else {
             return; // released: nobody wanted it any more
         };
-        if u.shared.lock().is_over() {
+        if u.feed.lock().is_over() {
             // Its last event came (`SessionClosed`): nothing more to follow.
-            self.end_upstream(id, None, None);
+            self.end_upstream(id, None, None, CloseReason::SessionClosed);
             if let Conn::Open { out, .. } = &self.conn {
                 let _ = out.send(ClientMessage::Cancel(id));
             }
@@ -614,18 +622,22 @@ impl Mux {
         match end {
             // Its last event was delivered (the `Deleted` of its last
             // variable), or we cancelled it.
-            WatchEnd::Done | WatchEnd::Cancelled => self.end_upstream(id, None, None),
-            WatchEnd::Failed(e) if !u.synced_once => self.end_upstream(id, None, Some(e)),
+            WatchEnd::Done | WatchEnd::Cancelled => {
+                self.end_upstream(id, None, None, CloseReason::VariablesDeleted)
+            }
+            WatchEnd::Failed(e) if !u.synced_once => {
+                self.end_upstream(id, None, Some(e), CloseReason::Disconnected)
+            }
             WatchEnd::Failed(e) => match e.code() {
                 // A resume refused because the session is gone.
                 ErrorCode::NotFound => {
                     let closed = WatchEvent::bare(EventKind::SessionClosed, "", "", 0, 0);
-                    self.end_upstream(id, Some(closed), None);
+                    self.end_upstream(id, Some(closed), None, CloseReason::SessionClosed);
                 }
                 // Asking again will not help (a token revoked, a server that
                 // refuses this subscription).
                 ErrorCode::InvalidArgument | ErrorCode::Unauthenticated => {
-                    self.end_upstream(id, Some(disconnected()), None)
+                    self.end_upstream(id, Some(disconnected()), None, CloseReason::Disconnected)
                 }
                 // A passing refusal (a limit, a session being replaced):
                 // this upstream alone tries again later, up to the retry
@@ -635,7 +647,7 @@ impl Mux {
                     u.refusals += 1;
                     if self.config.max_failures.is_some_and(|max| u.refusals > max) {
                         trace::debug!(watch = id, error = %e, "resume refused too often; giving up");
-                        self.end_upstream(id, Some(disconnected()), None);
+                        self.end_upstream(id, Some(disconnected()), None, CloseReason::Disconnected);
                         return;
                     }
                     trace::debug!(watch = id, error = %e, refusals = u.refusals, "resume refused; retrying");
@@ -671,7 +683,7 @@ impl Mux {
             return;
         }
         for (&id, u) in self.upstreams.iter_mut() {
-            let taken = u.shared.lock().taken();
+            let taken = u.feed.lock().taken();
             if taken > u.acked && u.phase == Phase::Live {
                 u.acked = taken;
                 let _ = out.send(ClientMessage::Ack(id, taken - 1));
@@ -687,7 +699,7 @@ fn create_for(u: &Upstream) -> Subscribe {
     let mut sub = u.sub.clone();
     sub.include_initial = true; // the upstream's state needs every variable
     if u.synced_once {
-        let resume = u.shared.lock().resume_versions();
+        let resume = u.feed.lock().resume_versions();
         // Resume by id, never by name: a name may now be another variable's,
         // and a deleted one must come back as deleted.
         if let WatchTarget::Variables(v) = &mut sub.target {

@@ -1,7 +1,7 @@
 //! The protocol-neutral messages between a remote client and a
-//! [`Service`](super::Service): one [`Request`] variant per store operation,
-//! one [`Response`] variant per kind of answer, and the messages of the
-//! watch stream that carries every watch of a connection
+//! [`Service`](super::Service): the store's operation table
+//! ([`Request`], [`Response`], from [`ops`](crate::ops)), and the messages of
+//! the watch stream that carries every watch of a connection
 //! ([`ClientMessage`], [`ServerMessage`] with [`WatchUpdate`]s).
 //!
 //! A [`Transport`](super::Transport) moves these; it does not interpret them.
@@ -11,147 +11,8 @@
 
 use std::collections::HashMap;
 
-use crate::{
-    BatchUpdate, GetMany, Result, SessionInfo, SessionOptions, UpdateOptions, Value, VarDef, Variable,
-    WatchEvent,
-};
-
-/// One store operation, as sent by a remote client. Each variant is the
-/// [`SessionStore`](crate::SessionStore) method of the same name.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum Request {
-    /// [`SessionStore::create_session`](crate::SessionStore::create_session).
-    CreateSession {
-        /// The session id.
-        session: String,
-        /// Its TTL and metadata.
-        options: SessionOptions,
-    },
-    /// [`SessionStore::get_or_create_session`](crate::SessionStore::get_or_create_session).
-    GetOrCreateSession {
-        /// The session id.
-        session: String,
-        /// Its TTL and metadata, if it is created.
-        options: SessionOptions,
-    },
-    /// [`SessionStore::session`](crate::SessionStore::session).
-    GetSession {
-        /// The session id.
-        session: String,
-    },
-    /// [`SessionStore::delete_session`](crate::SessionStore::delete_session).
-    DeleteSession {
-        /// The session id.
-        session: String,
-    },
-    /// [`SessionStore::list_sessions`](crate::SessionStore::list_sessions).
-    ListSessions,
-    /// [`SessionStore::register`](crate::SessionStore::register).
-    Register {
-        /// The session id.
-        session: String,
-        /// The variable's name, type, value, constraints and metadata.
-        def: VarDef,
-    },
-    /// [`SessionStore::get`](crate::SessionStore::get).
-    Get {
-        /// The session id.
-        session: String,
-        /// The variable's id or name.
-        variable: String,
-    },
-    /// [`SessionStore::get_many`](crate::SessionStore::get_many).
-    GetMany {
-        /// The session id.
-        session: String,
-        /// Ids or names.
-        variables: Vec<String>,
-    },
-    /// [`SessionStore::list_variables`](crate::SessionStore::list_variables).
-    ListVariables {
-        /// The session id.
-        session: String,
-        /// An anchored glob over names (`*` and `?`), or all.
-        pattern: Option<String>,
-    },
-    /// [`SessionStore::update_with`](crate::SessionStore::update_with).
-    Update {
-        /// The session id.
-        session: String,
-        /// The variable's id or name.
-        variable: String,
-        /// The new value.
-        value: Value,
-        /// Expected version, source and metadata.
-        options: UpdateOptions,
-    },
-    /// [`SessionStore::update_atomic`](crate::SessionStore::update_atomic)
-    /// or [`update_best_effort`](crate::SessionStore::update_best_effort).
-    UpdateMany {
-        /// The session id.
-        session: String,
-        /// The updates, applied in order.
-        items: Vec<BatchUpdate>,
-        /// Source and metadata of every change.
-        options: UpdateOptions,
-        /// All or nothing (one revision), or each item on its own.
-        atomic: bool,
-    },
-    /// [`SessionStore::delete_variable`](crate::SessionStore::delete_variable).
-    DeleteVariable {
-        /// The session id.
-        session: String,
-        /// The variable's id or name.
-        variable: String,
-    },
-    /// [`SessionStore::import`](crate::SessionStore::import): every
-    /// definition under one revision, or none.
-    Import {
-        /// The session id.
-        session: String,
-        /// The definitions, in order.
-        defs: Vec<VarDef>,
-    },
-}
-
-/// The answer to a [`Request`]. Each request has exactly one kind of answer
-/// (named in its variant's documentation); any other is a protocol error.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum Response {
-    /// To `CreateSession`, `GetOrCreateSession`, `GetSession`.
-    Session(SessionInfo),
-    /// To `ListSessions`: the ids, sorted.
-    Sessions(Vec<String>),
-    /// To `Register`: the new variable's id.
-    Registered(String),
-    /// To `Import`: the new variables' ids, in order.
-    Imported(Vec<String>),
-    /// To `Get`.
-    Variable(Variable),
-    /// To `GetMany`.
-    Many(GetMany),
-    /// To `ListVariables`.
-    Variables(Vec<Variable>),
-    /// To `Update`: the new version.
-    Version(u64),
-    /// To `UpdateMany`: each item's new version or error, in order (an
-    /// atomic batch either succeeds whole or fails as a request).
-    Items(Vec<Result<u64>>),
-    /// To `DeleteSession` and `DeleteVariable`.
-    Done,
-}
-
-/// What a remote watch follows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum WatchTarget {
-    /// These variables (ids or names).
-    Variables(Vec<String>),
-    /// Every variable of the session, including later ones.
-    Session,
-}
+use crate::WatchEvent;
+pub use crate::ops::{Request, Response, WatchTarget};
 
 /// What a watch follows and how: the content of [`ClientMessage::Create`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,7 +17,7 @@
 //! task ends, for whatever reason, every watch it holds is dropped, and
 //! their registrations with them.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::{Future, poll_fn};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,14 +33,14 @@ use super::ready::{ReadySet, Wakers};
 use super::server_watch::{self, Opened};
 use super::silence::Silence;
 use crate::trace;
-use crate::{Error, ErrorCode, EventKind, Result, SessionStore, Watch, WatchEvent};
+use crate::{AsyncVarStore, Error, ErrorCode, EventKind, Result, Watch, WatchEvent};
 
 /// Requests held back while the outgoing queue is full, at most.
 const MAX_DEFERRED: usize = 1024;
 
 /// What a stream task needs from its service.
-pub(crate) struct StreamContext {
-    pub(crate) store: SessionStore,
+pub(crate) struct StreamContext<S> {
+    pub(crate) store: S,
     pub(crate) limits: Limits,
     /// Open watches across every stream of the service, and the cap.
     pub(crate) open_watches: Arc<AtomicUsize>,
@@ -178,10 +178,19 @@ fn same_group(last: &WatchEvent, next: &WatchEvent) -> bool {
         && next.kind() != EventKind::SessionClosed
 }
 
+/// A watch being opened by a task of its own (the store may wait, as
+/// etcd's does: the stream goes on meanwhile); its result comes back on
+/// `opened`.
+type OpenResult = (WatchId, Result<(OpenWatch, Opened)>);
+
 /// A stream's state while it runs.
-struct Conn {
-    ctx: StreamContext,
+struct Conn<S> {
+    ctx: Arc<StreamContext<S>>,
     watches: HashMap<WatchId, Served>,
+    /// Watches being opened: a cancel before the open completes drops it
+    /// when it does.
+    opening: HashSet<WatchId>,
+    opened: mpsc::UnboundedSender<OpenResult>,
     ready: Arc<ReadySet>,
     wakers: Wakers,
     out: Outbox,
@@ -192,13 +201,13 @@ struct Conn {
     turn: u64,
 }
 
-impl Conn {
+impl<S: AsyncVarStore + Send + Sync + 'static> Conn<S> {
     /// Handles a create, a cancel or an ack.
     fn request(&mut self, msg: ClientMessage) {
         match msg {
             ClientMessage::Create(id, sub) => self.create(id, sub),
             ClientMessage::Cancel(id) => {
-                if self.remove(id) {
+                if self.remove(id) || self.opening.remove(&id) {
                     trace::debug!(watch = id, "watch cancelled");
                     self.out.end(id, WatchEnd::Cancelled);
                 }
@@ -218,13 +227,34 @@ impl Conn {
     }
 
     fn create(&mut self, id: WatchId, sub: Subscribe) {
-        if self.remove(id) {
+        if self.remove(id) | self.opening.remove(&id) {
             // A client bug: the id is open. Both are over.
             let e = Error::InvalidOption(format!("watch id {id} is already open on this stream"));
             self.out.end(id, WatchEnd::Failed(e));
             return;
         }
-        let opened = self.open(sub);
+        let slot = match self.admit(&sub) {
+            Ok(slot) => slot,
+            Err(e) => {
+                trace::debug!(watch = id, error = %e, "watch refused");
+                self.out.end(id, WatchEnd::Failed(e));
+                return;
+            }
+        };
+        self.opening.insert(id);
+        let ctx = self.ctx.clone();
+        let tx = self.opened.clone();
+        tokio::spawn(async move {
+            let opened = server_watch::open(&ctx.store, sub).await;
+            let _ = tx.send((id, opened.map(|o| (slot, o))));
+        });
+    }
+
+    /// A watch's open completed: its snapshot, then its stream.
+    fn opened(&mut self, id: WatchId, opened: Result<(OpenWatch, Opened)>) {
+        if !self.opening.remove(&id) {
+            return; // cancelled meanwhile: dropping it unregisters it
+        }
         let (slot, opened) = match opened {
             Ok(x) => x,
             Err(e) => {
@@ -238,25 +268,27 @@ impl Conn {
             self.event(id, e);
         }
         self.out.update(id).sync_complete = Some(opened.sync);
-        match opened.watch {
-            Some(watch) => {
-                // Polled on the next turn (a new waker starts in the set),
-                // which arms it.
-                self.ready.waker(&mut self.wakers, id);
-                self.watches.insert(id, Served { watch, _slot: slot });
-            }
-            None => self.out.end(id, WatchEnd::Done), // all it watched is gone
-        }
+        // Polled on the next turn (a new waker starts in the set), which
+        // arms it; a watch whose end is its first group ends there.
+        self.ready.waker(&mut self.wakers, id);
+        self.watches.insert(
+            id,
+            Served {
+                watch: opened.watch,
+                _slot: slot,
+            },
+        );
     }
 
-    /// Checks the limits, then opens the watch (see `server_watch::open`).
-    fn open(&self, sub: Subscribe) -> Result<(OpenWatch, Opened)> {
+    /// Checks the limits for a new watch, and counts it.
+    fn admit(&self, sub: &Subscribe) -> Result<OpenWatch> {
         let limits = &self.ctx.limits;
-        if self.watches.len() >= limits.max_watches_per_stream {
+        let open = self.watches.len() + self.opening.len();
+        if open >= limits.max_watches_per_stream {
             return Err(Error::LimitExceeded {
                 what: "watches on one stream".into(),
                 limit: limits.max_watches_per_stream,
-                actual: self.watches.len() + 1,
+                actual: open + 1,
             });
         }
         // A whole-session resume names every variable the client has, as
@@ -288,7 +320,7 @@ impl Conn {
                 actual: open + 1,
             });
         }
-        Ok((slot, server_watch::open(&self.ctx.store, sub)?))
+        Ok(slot)
     }
 
     /// Polls the watches that were woken, each for at most one message's
@@ -386,19 +418,23 @@ impl Conn {
 /// Runs one watch stream until the client leaves, falls silent, the service
 /// closes or the receiving side is dropped. Returns when everything it held
 /// is released.
-pub(crate) async fn run<I>(
-    ctx: StreamContext,
+pub(crate) async fn run<S, I>(
+    ctx: StreamContext<S>,
     mut inbound: I,
     tx: mpsc::Sender<Result<ServerMessage>>,
     closing: impl Future<Output = ()> + Send,
 ) where
+    S: AsyncVarStore + Send + Sync + 'static,
     I: Stream<Item = ClientMessage> + Send + Unpin,
 {
     let limits = ctx.limits.clone();
+    let (opened_tx, mut opened_rx) = mpsc::unbounded_channel();
     let mut conn = Conn {
         out: Outbox::new(&limits),
-        ctx,
+        ctx: Arc::new(ctx),
         watches: HashMap::new(),
+        opening: HashSet::new(),
+        opened: opened_tx,
         ready: Arc::new(ReadySet::default()),
         wakers: Wakers::default(),
         beat: 0,
@@ -491,6 +527,7 @@ pub(crate) async fn run<I>(
                 silence.heard();
                 conn.request(m);
             }
+            Some((id, opened)) = opened_rx.recv() => conn.opened(id, opened),
             () = poll_fn(|c| conn.ready.poll_take(c, &mut ids)) => {
                 let woken = std::mem::take(&mut ids);
                 conn.poll_watches(&woken);

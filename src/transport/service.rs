@@ -1,10 +1,11 @@
-//! [`Service`]: a [`SessionStore`] served to remote clients, independent of
-//! how bytes move. Every transport's server side is this service behind a
-//! codec: it answers [`Request`]s and runs watch streams.
+//! [`Service`]: any store served to remote clients, independent of how bytes
+//! move. Every transport's server side is this service behind a codec: it
+//! answers [`Request`]s through the store's operation table and runs watch
+//! streams over the store's watches.
 //!
-//! Store operations never block on I/O and hold their locks briefly, so
-//! [`Service::call`] is a plain function that async transports may call on
-//! their workers.
+//! The service is generic over an [`AsyncVarStore`]: the in-process
+//! [`SessionStore`] (whose operations never wait), the etcd store's async
+//! view, the durable store. Limits are checked here, once, for every store.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,10 +20,11 @@ use tokio::sync::mpsc;
 use super::limits::{Limits, metadata_bytes, value_bytes};
 use super::protocol::{ClientMessage, Request, Response, ServerMessage};
 use super::server_stream::{self, StreamContext};
-use crate::{Error, Result, SessionStore, Value};
+use crate::{AsyncVarStore, Error, Result, SessionStore, Value};
 
-/// A [`SessionStore`] served to remote clients: the protocol-neutral server
-/// side that every [`Transport`](super::Transport) shares.
+/// A store served to remote clients (by default a [`SessionStore`]; any
+/// [`AsyncVarStore`]): the protocol-neutral server side that every
+/// [`Transport`](super::Transport) shares.
 ///
 /// Limits (all configurable): values up to 4 MiB, at most 10 000 items per
 /// batch, multi-get, watch or resume, 100 000 watches open at once on the
@@ -36,8 +38,8 @@ use crate::{Error, Result, SessionStore, Value};
 /// [`close_watches`](Service::close_watches).
 #[derive(Clone, Debug)]
 #[must_use = "a service does nothing until a transport serves it"]
-pub struct Service {
-    store: SessionStore,
+pub struct Service<S = SessionStore> {
+    store: S,
     limits: Limits,
     /// Set by `close_watches`: every open watch stream ends.
     closing: tokio::sync::watch::Receiver<bool>,
@@ -47,9 +49,9 @@ pub struct Service {
     max_watches: usize,
 }
 
-impl Service {
+impl<S: AsyncVarStore + Clone + Send + Sync + 'static> Service<S> {
     /// Serves `store` with the default limits.
-    pub fn new(store: SessionStore) -> Service {
+    pub fn new(store: S) -> Service<S> {
         let (close, closing) = tokio::sync::watch::channel(false);
         Service {
             store,
@@ -82,7 +84,7 @@ impl Service {
     }
 
     /// The store served.
-    pub fn store(&self) -> &SessionStore {
+    pub fn store(&self) -> &S {
         &self.store
     }
 
@@ -203,83 +205,56 @@ impl Service {
         Ok(())
     }
 
-    /// Answers one request. A request over a limit, or one the store
-    /// rejects, changes nothing.
-    pub fn call(&self, request: Request) -> Result<Response> {
-        let s = &self.store;
-        Ok(match request {
-            Request::CreateSession { session, options } => {
-                self.check_metadata("a session", &options.metadata, None)?;
-                Response::Session(s.create_session(&session, options)?)
+    /// Refuses a request over a limit (sizes, counts); changes nothing.
+    fn check(&self, request: &Request) -> Result<()> {
+        match request {
+            Request::CreateSession { options, .. } | Request::GetOrCreateSession { options, .. } => {
+                self.check_metadata("a session", &options.metadata, None)
             }
-            Request::GetOrCreateSession { session, options } => {
-                self.check_metadata("a session", &options.metadata, None)?;
-                Response::Session(s.get_or_create_session(&session, options)?)
-            }
-            Request::GetSession { session } => Response::Session(s.session(&session)?),
-            Request::DeleteSession { session } => {
-                s.delete_session(&session)?;
-                Response::Done
-            }
-            Request::ListSessions => Response::Sessions(s.list_sessions()),
-            Request::Register { session, def } => {
+            Request::Register { def, .. } => {
                 self.check_value(&def.name, &def.value)?;
-                self.check_metadata("a variable", &def.metadata, None)?;
-                Response::Registered(s.register(&session, def)?)
+                self.check_metadata("a variable", &def.metadata, None)
             }
-            Request::Get { session, variable } => Response::Variable(s.get(&session, &variable)?),
-            Request::GetMany { session, variables } => {
-                self.check_items("variables in one request", variables.len())?;
-                Response::Many(s.get_many(&session, &variables)?)
-            }
-            Request::ListVariables { session, pattern } => {
-                Response::Variables(s.list_variables(&session, pattern.as_deref())?)
+            Request::GetMany { variables, .. } => {
+                self.check_items("variables in one request", variables.len())
             }
             Request::Update {
-                session,
                 variable,
                 value,
                 options,
+                ..
             } => {
-                self.check_value(&variable, &value)?;
-                self.check_metadata("a change", &options.metadata, options.source.as_deref())?;
-                Response::Version(s.update_with(&session, &variable, value, &options)?)
+                self.check_value(variable, value)?;
+                self.check_metadata("a change", &options.metadata, options.source.as_deref())
             }
-            Request::UpdateMany {
-                session,
-                items,
-                options,
-                atomic,
-            } => {
+            Request::UpdateMany { items, options, .. } => {
                 self.check_items("items in one batch", items.len())?;
                 self.check_metadata("a change", &options.metadata, options.source.as_deref())?;
-                for item in &items {
-                    self.check_value(&item.ident, &item.value)?;
-                }
-                if atomic {
-                    Response::Items(
-                        s.update_atomic(&session, items, &options)?
-                            .into_iter()
-                            .map(Ok)
-                            .collect(),
-                    )
-                } else {
-                    Response::Items(s.update_best_effort(&session, items, &options)?)
-                }
+                items
+                    .iter()
+                    .try_for_each(|item| self.check_value(&item.ident, &item.value))
             }
-            Request::DeleteVariable { session, variable } => {
-                s.delete_variable(&session, &variable)?;
-                Response::Done
-            }
-            Request::Import { session, defs } => {
+            Request::Import { defs, .. } => {
                 self.check_items("variables in one import", defs.len())?;
-                for def in &defs {
+                defs.iter().try_for_each(|def| {
                     self.check_value(&def.name, &def.value)?;
-                    self.check_metadata("a variable", &def.metadata, None)?;
-                }
-                Response::Imported(s.import(&session, defs)?)
+                    self.check_metadata("a variable", &def.metadata, None)
+                })
             }
-        })
+            Request::GetSession { .. }
+            | Request::DeleteSession { .. }
+            | Request::ListSessions
+            | Request::Get { .. }
+            | Request::ListVariables { .. }
+            | Request::DeleteVariable { .. } => Ok(()),
+        }
+    }
+
+    /// Answers one request through the store's operation table. A request
+    /// over a limit, or one the store rejects, changes nothing.
+    pub async fn call(&self, request: Request) -> Result<Response> {
+        self.check(&request)?;
+        self.store.call(request).await
     }
 
     /// Runs a connection's watch stream: `inbound` is what the client sends

@@ -1,5 +1,6 @@
-//! Blocking receive: spin briefly, then park the thread until a writer (or
-//! a throttle's deadline) wakes it; and the blocking [`Iterator`].
+//! Blocking receive, for every source: spin briefly (a local watch), then
+//! park the thread until a writer, a feeding task or a throttle's deadline
+//! wakes it; and the blocking [`Iterator`].
 
 use std::sync::Arc as StdArc;
 use std::task::{Wake, Waker};
@@ -26,7 +27,8 @@ impl Wake for ThreadWaker {
 
 impl Watch {
     /// Blocks until the next event; `None` once the watch has ended (after
-    /// its final event).
+    /// its final event). (It parks the thread: in async code use
+    /// [`recv_async`](Self::recv_async).)
     pub fn recv(&mut self) -> Option<WatchEvent> {
         self.recv_until(None).ok()
     }
@@ -46,31 +48,31 @@ impl Watch {
         // Spin, then yield, before sleeping: a park/unpark pair costs tens of
         // microseconds on virtual machines, far more than the usual wait for
         // a writer that is already running (crossbeam's backoff, in short).
-        for round in 0..SPIN_ROUNDS {
-            if let Some(r) = self.step_result() {
-                return r;
-            }
-            if round < 6 {
-                for _ in 0..(1 << round) {
-                    std::hint::spin_loop();
+        // A fed watch's events come from a task that is rarely that close.
+        if self.spins() {
+            for round in 0..SPIN_ROUNDS {
+                if let Some(r) = self.step_result(None) {
+                    return r;
                 }
-            } else {
-                thread::yield_now();
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                break;
+                if round < 6 {
+                    for _ in 0..(1 << round) {
+                        std::hint::spin_loop();
+                    }
+                } else {
+                    thread::yield_now();
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
             }
         }
         loop {
-            if let Some(r) = self.step_result() {
-                return r;
-            }
             let waker = self.thread_waker();
-            let _armed = self.arm(&waker);
-            // Register-then-check: anything written before the arm is seen
-            // now; anything after it wakes this thread.
+            // Register-then-check (inside `step`): anything that arrived
+            // before the waker was registered is seen now; anything after
+            // wakes this thread.
             let now = Instant::now();
-            let due = match self.step() {
+            let due = match self.step(Some(&waker)) {
                 Step::Event(e) => return Ok(e),
                 Step::Ended => return Err(RecvTimeoutError::Closed),
                 Step::Empty(due) => due,
@@ -85,7 +87,7 @@ impl Watch {
                 Some(_) => {}
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                return match self.step() {
+                return match self.step(None) {
                     Step::Event(e) => Ok(e),
                     Step::Ended => Err(RecvTimeoutError::Closed),
                     Step::Empty(_) => Err(RecvTimeoutError::Timeout),
@@ -94,8 +96,8 @@ impl Watch {
         }
     }
 
-    fn step_result(&mut self) -> Option<Result<WatchEvent, RecvTimeoutError>> {
-        match self.step() {
+    fn step_result(&mut self, waker: Option<&Waker>) -> Option<Result<WatchEvent, RecvTimeoutError>> {
+        match self.step(waker) {
             Step::Event(e) => Some(Ok(e)),
             Step::Ended => Some(Err(RecvTimeoutError::Closed)),
             Step::Empty(_) => None,

@@ -345,8 +345,8 @@ mod tests {
             let pat = format!("\"{key}\": ");
             let at = line.find(&pat).ok_or_else(|| format!("no `{key}` in {line}"))? + pat.len();
             let rest = &line[at..];
-            let end = if rest.starts_with('"') {
-                rest[1..].find('"').map(|i| i + 2)
+            let end = if let Some(quoted) = rest.strip_prefix('"') {
+                quoted.find('"').map(|i| i + 2)
             } else if rest.starts_with('[') {
                 rest.find(']').map(|i| i + 1)
             } else {

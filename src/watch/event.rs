@@ -175,14 +175,12 @@ impl WatchEvent {
     }
 
     /// The record behind this event.
-    #[cfg(feature = "transport")]
     pub(crate) fn record(&self) -> &Arc<Record> {
         &self.record
     }
 
     /// An event about a variable known only by id and name (a deletion
     /// noticed on resume, a remote watch's last event).
-    #[cfg(feature = "transport")]
     pub(crate) fn bare(kind: EventKind, id: &str, name: &str, version: u64, revision: u64) -> WatchEvent {
         let record_kind = match kind {
             EventKind::Deleted => RecordKind::Deleted,
@@ -228,6 +226,10 @@ pub enum CloseReason {
     VariablesDeleted,
     /// It overflowed under [`OverflowPolicy::Close`](crate::OverflowPolicy::Close).
     Overflow,
+    /// A remote or etcd watch could not reach its server (its retry policy
+    /// was spent, or the server refused to go on); its last event was
+    /// [`EventKind::Disconnected`].
+    Disconnected,
 }
 
 /// `try_recv` found no event.

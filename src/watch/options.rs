@@ -1,5 +1,6 @@
 //! [`WatchOptions`]: how a watch is set up, and [`OverflowPolicy`].
 
+use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -8,6 +9,15 @@ use crate::sync::Arc;
 use crate::value::Value;
 
 pub(crate) type Filter = Arc<dyn Fn(Option<&Value>, &Value) -> bool + Send + Sync>;
+
+/// Where a resumed watch starts (see [`WatchOptions::resume_from`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Resume {
+    /// The last version the watcher has of each variable, by id or name.
+    pub(crate) versions: HashMap<String, u64>,
+    /// The incarnation of the session the watcher followed.
+    pub(crate) incarnation: Option<u64>,
+}
 
 /// The longest throttle interval: longer ones are shortened to it, so that
 /// deadlines never overflow.
@@ -58,6 +68,7 @@ pub struct WatchOptions {
     pub(crate) overflow: OverflowPolicy,
     pub(crate) coalesce: bool,
     pub(crate) throttle: Option<Duration>,
+    pub(crate) resume: Option<Arc<Resume>>,
 }
 
 impl Default for WatchOptions {
@@ -69,6 +80,7 @@ impl Default for WatchOptions {
             overflow: OverflowPolicy::Resync,
             coalesce: false,
             throttle: None,
+            resume: None,
         }
     }
 }
@@ -82,6 +94,7 @@ impl fmt::Debug for WatchOptions {
             .field("overflow", &self.overflow)
             .field("coalesce", &self.coalesce)
             .field("throttle", &self.throttle)
+            .field("resume", &self.resume)
             .finish()
     }
 }
@@ -165,6 +178,41 @@ impl WatchOptions {
     /// shortened to it.
     pub fn throttle(mut self, interval: Duration) -> Self {
         self.throttle = Some(interval.min(MAX_THROTTLE));
+        self
+    }
+
+    /// Resumes a watch: the watcher already has these versions of these
+    /// variables (keyed by id or by name; a name means the variable that
+    /// has it now). Instead of initial states, the first group is what the
+    /// watcher is missing, each variable by the catch-up rule: a variable
+    /// with a newer version comes as `Changed` (after an
+    /// [`EventKind::Lagged`](crate::EventKind::Lagged) marker if versions
+    /// were skipped; a coalescing watch counts them in `skipped` instead);
+    /// one deleted meanwhile as `Deleted` at its deletion version (the
+    /// session remembers its last 4 096 deletions; an older one is reported
+    /// as deleted right after the version the watcher has); one the watcher
+    /// does not have (a whole-session watch's variable registered meanwhile)
+    /// as `Initial` after a marker for its earlier versions. Deletions come
+    /// first, so that a variable registered again under the same name
+    /// follows its predecessor's end. Named targets that no longer resolve
+    /// are not an error when resuming: their deletion is reported, and a
+    /// named watch left with nothing ends.
+    ///
+    /// This is how a remote client resumes its watches after a reconnect;
+    /// it also lets a program that kept what it last received pick up from
+    /// there.
+    pub fn resume_from<K: Into<String>>(mut self, versions: impl IntoIterator<Item = (K, u64)>) -> Self {
+        let r = Arc::make_mut(self.resume.get_or_insert_with(Arc::default));
+        r.versions = versions.into_iter().map(|(k, v)| (k.into(), v)).collect();
+        self
+    }
+
+    /// Resumes only within this incarnation of the session
+    /// ([`Watch::session_incarnation`](crate::Watch::session_incarnation)):
+    /// if the session of that id was deleted and created again since, the
+    /// watch's only event is [`EventKind::SessionClosed`](crate::EventKind::SessionClosed).
+    pub fn within_incarnation(mut self, incarnation: u64) -> Self {
+        Arc::make_mut(self.resume.get_or_insert_with(Arc::default)).incarnation = Some(incarnation);
         self
     }
 

@@ -16,9 +16,13 @@ pub struct WatchStats {
     pub events_filtered: u64,
     /// Filter calls that panicked (their events were delivered).
     pub filter_panics: u64,
-    /// Times the watch overflowed (also overflows that skipped none of its
-    /// own versions and so delivered no [`Lagged`](crate::EventKind::Lagged)
-    /// marker: see [`WatchOptions::capacity`](crate::WatchOptions::capacity)).
+    /// Times the watch fell behind and caught up: a local watch's overflows
+    /// (also those that skipped none of its own versions and so delivered no
+    /// [`Lagged`](crate::EventKind::Lagged) marker: see
+    /// [`WatchOptions::capacity`](crate::WatchOptions::capacity)); for a
+    /// remote or etcd watch, its own buffer's overflows plus the catch-ups
+    /// it received (a server-side overflow, a resume past a gap, a
+    /// compaction).
     pub lag_events: u64,
     /// Versions passed over by coalescing or throttling.
     pub versions_skipped: u64,
@@ -27,6 +31,17 @@ pub struct WatchStats {
     pub queue_depth: u64,
     /// When the watch was created (to the millisecond).
     pub created_at: SystemTime,
+    /// Remote and etcd watches: streams re-opened after a failure (0 for a
+    /// local watch).
+    pub reconnects: u64,
+    /// Remote watches: heartbeats received on the client's connection (0
+    /// for the others).
+    pub heartbeats: u64,
+    /// Whether the watch follows a subscription shared with other watches
+    /// of its client: an identical remote watch (one watch on the wire), or
+    /// an etcd watch following its session's shared etcd watch (`false`
+    /// once it fell behind and follows alone). Always `false` locally.
+    pub shared: bool,
 }
 
 /// One live watch, as listed by
@@ -60,6 +75,9 @@ pub(super) fn stats_of(shared: &WatchShared, tail: u64) -> WatchStats {
         versions_skipped: rare_count(|r| &r.skipped),
         queue_depth: tail.saturating_sub(cursor) + u64::from(shared.local.load(Ordering::Relaxed)),
         created_at: shared.created_at(),
+        reconnects: 0,
+        heartbeats: 0,
+        shared: false,
     }
 }
 

@@ -30,14 +30,8 @@ impl Watch {
     /// what the watch follows (or, for a throttled watch, when its interval
     /// has passed).
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<WatchEvent>> {
-        match self.step() {
-            Step::Event(e) => return Poll::Ready(Some(e)),
-            Step::Ended => return Poll::Ready(None),
-            Step::Empty(_) => {}
-        }
-        let _armed = self.arm(cx.waker());
-        // Register-then-check (see `blocking.rs`).
-        match self.step() {
+        // Register-then-check, inside `step` (see `blocking.rs`).
+        match self.step(Some(cx.waker())) {
             Step::Event(e) => Poll::Ready(Some(e)),
             Step::Ended => Poll::Ready(None),
             Step::Empty(due) => {
@@ -47,7 +41,6 @@ impl Watch {
                         // A new deadline replaces (and so cancels) the old entry.
                         _ => r.timer = Some(TimerEntry::new(due, cx.waker().clone())),
                     },
-                    // Only a throttled watch has a deadline, and it has `rare`.
                     (Some(due), None) => self.rare().timer = Some(TimerEntry::new(due, cx.waker().clone())),
                     (None, Some(r)) => r.timer = None,
                     (None, None) => {}

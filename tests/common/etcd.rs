@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+#[allow(unused_imports)]
+use varwatch::VarStore;
 use varwatch::etcd::{EtcdConfig, EtcdStore};
 
 /// Whether this run must have etcd (CI): then a missing one fails the test

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use varwatch::transport::VarStore;
+use varwatch::VarStore;
 use varwatch::{EventKind, UpdateOptions, Value, VarDef, VarType, WatchEvent};
 
 /// What the writers did: for each revision, the variables it changed

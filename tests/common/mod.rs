@@ -30,3 +30,16 @@ pub mod etcd;
 pub mod history;
 #[cfg(feature = "grpc")]
 pub mod server;
+
+/// The output of a future that is ready at once (a `Service` over a local
+/// store answers without waiting): polled once, without a runtime.
+pub fn ready<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    match f
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+    {
+        std::task::Poll::Ready(out) => out,
+        std::task::Poll::Pending => panic!("the future was not ready"),
+    }
+}

@@ -12,7 +12,10 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(service: GrpcService) -> Server {
+    pub fn start<S>(service: GrpcService<S>) -> Server
+    where
+        S: varwatch::AsyncVarStore + Clone + Send + Sync + 'static,
+    {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

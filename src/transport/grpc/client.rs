@@ -276,7 +276,7 @@ async fn call(mut c: Client, request: Request) -> std::result::Result<Response, 
             };
             let r = c.list_variables(req).await?.into_inner();
             let vars = r.variables.into_iter().map(variable_from).collect::<Result<_>>();
-            Response::Variables(vars.map_err(answer_status)?)
+            Response::Variables(crate::VarList::new(vars.map_err(answer_status)?, r.revision))
         }
         Request::Update {
             session,
@@ -347,10 +347,13 @@ fn answer_status(e: Error) -> tonic::Status {
 fn item_from(r: proto::ItemResult) -> Result<u64> {
     match r.result {
         Some(item_result::Result::Version(v)) => Ok(v),
-        Some(item_result::Result::Error(message)) => Err(Error::Remote {
-            code: code_from_name(&r.error_code),
-            message,
-        }),
+        Some(item_result::Result::Error(message)) => Err(r
+            .error_detail
+            .and_then(super::errors::error)
+            .unwrap_or_else(|| Error::Remote {
+                code: code_from_name(&r.error_code),
+                message,
+            })),
         None => Err(Error::Remote {
             code: ErrorCode::Other,
             message: "the server gave no result for this item".into(),

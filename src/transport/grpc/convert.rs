@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tonic::{Code, Status};
+use tonic::Status;
 
 use super::proto;
 use crate::meta::VarMeta;
@@ -18,38 +18,9 @@ use crate::{
     Constraints, Error, ErrorCode, EventKind, SessionInfo, Tensor, Value, VarType, Variable, WatchEvent,
 };
 
-/// The status code of each kind of error, and back.
-fn tonic_code(code: ErrorCode) -> Code {
-    match code {
-        ErrorCode::NotFound => Code::NotFound,
-        ErrorCode::AlreadyExists => Code::AlreadyExists,
-        ErrorCode::InvalidArgument => Code::InvalidArgument,
-        ErrorCode::FailedPrecondition => Code::FailedPrecondition,
-        ErrorCode::ResourceExhausted => Code::ResourceExhausted,
-        ErrorCode::Unauthenticated => Code::Unauthenticated,
-        ErrorCode::Unavailable => Code::Unavailable,
-        ErrorCode::DeadlineExceeded => Code::DeadlineExceeded,
-        _ => Code::Unknown,
-    }
-}
-
-fn error_code(code: Code) -> ErrorCode {
-    match code {
-        Code::NotFound => ErrorCode::NotFound,
-        Code::AlreadyExists => ErrorCode::AlreadyExists,
-        Code::InvalidArgument | Code::OutOfRange => ErrorCode::InvalidArgument,
-        Code::FailedPrecondition | Code::Aborted => ErrorCode::FailedPrecondition,
-        Code::ResourceExhausted => ErrorCode::ResourceExhausted,
-        Code::Unauthenticated | Code::PermissionDenied => ErrorCode::Unauthenticated,
-        Code::Unavailable | Code::Cancelled => ErrorCode::Unavailable,
-        Code::DeadlineExceeded => ErrorCode::DeadlineExceeded,
-        _ => ErrorCode::Other,
-    }
-}
-
 /// Each kind of error by its gRPC code's canonical name, as
 /// `ItemResult.error_code` carries it.
-const CODE_NAMES: [(ErrorCode, &str); 9] = [
+const CODE_NAMES: [(ErrorCode, &str); 10] = [
     (ErrorCode::NotFound, "NOT_FOUND"),
     (ErrorCode::AlreadyExists, "ALREADY_EXISTS"),
     (ErrorCode::InvalidArgument, "INVALID_ARGUMENT"),
@@ -58,6 +29,7 @@ const CODE_NAMES: [(ErrorCode, &str); 9] = [
     (ErrorCode::Unauthenticated, "UNAUTHENTICATED"),
     (ErrorCode::Unavailable, "UNAVAILABLE"),
     (ErrorCode::DeadlineExceeded, "DEADLINE_EXCEEDED"),
+    (ErrorCode::OutcomeUnknown, "UNKNOWN"),
     (ErrorCode::Other, "UNKNOWN"),
 ];
 
@@ -75,21 +47,15 @@ pub(crate) fn code_from_name(name: &str) -> ErrorCode {
         .map_or(ErrorCode::Other, |(code, _)| *code)
 }
 
-/// The status a client can act on for each error, with its message.
+/// The status a client can act on for each error: its code, its message,
+/// and its fields as the status's detail (`errors.rs`).
 pub(crate) fn status(err: Error) -> Status {
-    let message = match &err {
-        Error::Remote { message, .. } => message.clone(),
-        other => other.to_string(),
-    };
-    Status::new(tonic_code(err.code()), message)
+    super::errors::status(&err)
 }
 
 /// A status received by the client, as the error it stands for.
 pub(crate) fn error_from(s: Status) -> Error {
-    Error::Remote {
-        code: error_code(s.code()),
-        message: s.message().to_string(),
-    }
+    super::errors::error_from_status(&s)
 }
 
 /// A malformed answer from a server.
@@ -528,9 +494,14 @@ fn end_to(end: &WatchEnd) -> proto::WatchEnd {
             },
         ),
     };
+    let detail = match end {
+        WatchEnd::Failed(e) => super::errors::detail(e),
+        _ => None,
+    };
     proto::WatchEnd {
         code: code.into(),
         message,
+        detail,
     }
 }
 
@@ -538,10 +509,10 @@ fn end_from(e: proto::WatchEnd) -> WatchEnd {
     match e.code.as_str() {
         "OK" => WatchEnd::Done,
         "CANCELLED" => WatchEnd::Cancelled,
-        name => WatchEnd::Failed(Error::Remote {
+        name => WatchEnd::Failed(e.detail.and_then(super::errors::error).unwrap_or(Error::Remote {
             code: code_from_name(name),
             message: e.message,
-        }),
+        })),
     }
 }
 
@@ -591,6 +562,7 @@ pub(crate) fn response_from(m: proto::WatchResponse, decoder: &mut EventDecoder)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tonic::Code;
 
     #[test]
     fn values_round_trip() {

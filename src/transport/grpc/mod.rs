@@ -8,8 +8,12 @@
 //! fresh machine needs no `protoc`. Every session and variable operation is a
 //! unary call; a watch is a bidirectional stream. Errors are statuses a
 //! client can act on: `NOT_FOUND`, `INVALID_ARGUMENT` (with the validation
-//! message), `ALREADY_EXISTS`, `FAILED_PRECONDITION` (version conflict, with
-//! the current version), `RESOURCE_EXHAUSTED` (limits), `UNAUTHENTICATED`.
+//! message), `ALREADY_EXISTS`, `FAILED_PRECONDITION` (version conflict),
+//! `RESOURCE_EXHAUSTED` (limits), `UNAUTHENTICATED`, `UNKNOWN` (a write whose
+//! outcome is unknown) — each with the error's fields as the status's
+//! detail (`varwatch.v1.ErrorDetail` in the standard `google.rpc.Status`),
+//! so that a client gets back the very [`Error`](crate::Error) the store
+//! raised, variant and fields (`errors.rs`).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,6 +30,7 @@ mod auth;
 mod client;
 mod conn;
 pub(crate) mod convert;
+mod errors;
 mod server;
 
 /// The code generated from the `.proto` file: messages, the client

@@ -22,9 +22,10 @@ use super::convert::{
 use super::proto::var_watch_server::{VarWatch, VarWatchServer};
 use super::proto::{self, item_result};
 use crate::transport::{ClientMessage, Request, Response, ServerStream, Service};
-use crate::{BatchUpdate, SessionOptions, SessionStore, UpdateOptions, VarDef};
+use crate::{AsyncVarStore, BatchUpdate, SessionOptions, SessionStore, UpdateOptions, VarDef};
 
-/// Serves a [`SessionStore`] over gRPC: the transport-neutral [`Service`]
+/// Serves a store (by default a [`SessionStore`]; any [`AsyncVarStore`])
+/// over gRPC: the transport-neutral [`Service`]
 /// behind the `VarWatch` protocol, with gRPC health checking
 /// (`grpc.health.v1`) and server reflection (`grpc.reflection.v1` and
 /// `v1alpha`), so that `grpcurl` and load balancers work out of the box.
@@ -38,8 +39,8 @@ use crate::{BatchUpdate, SessionOptions, SessionStore, UpdateOptions, VarDef};
 /// connection and in all, heartbeats, events and bytes per message).
 #[derive(Clone, Debug)]
 #[must_use = "a service does nothing until served"]
-pub struct GrpcService {
-    service: Service,
+pub struct GrpcService<S = SessionStore> {
+    service: Service<S>,
     max_message_bytes: usize,
     max_concurrent_streams: u32,
     token: Option<std::sync::Arc<str>>,
@@ -48,14 +49,14 @@ pub struct GrpcService {
     tls: Option<tonic::transport::ServerTlsConfig>,
 }
 
-impl GrpcService {
+impl<S: AsyncVarStore + Clone + Send + Sync + 'static> GrpcService<S> {
     /// A service over `store` with the default limits.
-    pub fn new(store: SessionStore) -> GrpcService {
+    pub fn new(store: S) -> GrpcService<S> {
         GrpcService::from_service(Service::new(store))
     }
 
     /// Serves `service` (configured as you like).
-    pub fn from_service(service: Service) -> GrpcService {
+    pub fn from_service(service: Service<S>) -> GrpcService<S> {
         GrpcService {
             service,
             max_message_bytes: 4 << 20,
@@ -68,7 +69,7 @@ impl GrpcService {
     }
 
     /// The service behind this server.
-    pub fn service(&self) -> &Service {
+    pub fn service(&self) -> &Service<S> {
         &self.service
     }
 
@@ -168,7 +169,7 @@ impl GrpcService {
     /// The tonic service, for adding to your own `tonic::transport::Server`
     /// (the connection limits and the health and reflection services are
     /// then yours to add; see [`serve`](Self::serve)).
-    pub fn into_server(self) -> InterceptedService<VarWatchServer<GrpcService>, Gate> {
+    pub fn into_server(self) -> InterceptedService<VarWatchServer<GrpcService<S>>, Gate> {
         let max = self.max_message_bytes;
         let gate = Gate(self.token.clone());
         let server = VarWatchServer::new(self)
@@ -206,11 +207,11 @@ impl GrpcService {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
         let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_serving::<VarWatchServer<GrpcService>>().await;
+        health.set_serving::<VarWatchServer<GrpcService<S>>>().await;
         let service = self.service.clone();
         let shutdown = async move {
             shutdown.await;
-            health.set_not_serving::<VarWatchServer<GrpcService>>().await;
+            health.set_not_serving::<VarWatchServer<GrpcService<S>>>().await;
             service.close_watches();
         };
         let reflection = tonic_reflection::server::Builder::configure()
@@ -327,10 +328,10 @@ macro_rules! expect {
     };
 }
 
-impl GrpcService {
+impl<S: AsyncVarStore + Clone + Send + Sync + 'static> GrpcService<S> {
     /// Decodes nothing, calls the service, maps its error to a status.
-    fn call(&self, request: Request) -> Result<Response, Status> {
-        self.service.call(request).map_err(status)
+    async fn call(&self, request: Request) -> Result<Response, Status> {
+        self.service.call(request).await.map_err(status)
     }
 
     fn max_value_bytes_(&self) -> usize {
@@ -405,7 +406,7 @@ impl Stream for ResponseStream {
 }
 
 #[tonic::async_trait]
-impl VarWatch for GrpcService {
+impl<S: AsyncVarStore + Clone + Send + Sync + 'static> VarWatch for GrpcService<S> {
     type WatchStream = ResponseStream;
 
     async fn watch(
@@ -428,7 +429,7 @@ impl VarWatch for GrpcService {
         req: Request_<proto::CreateSessionRequest>,
     ) -> Result<Response_<proto::SessionInfo>, Status> {
         let (session, options) = session_options(req.into_inner());
-        expect!(self.call(Request::CreateSession { session, options })?, Session(s) => session_to(&s))
+        expect!(self.call(Request::CreateSession { session, options }).await?, Session(s) => session_to(&s))
     }
 
     async fn get_or_create_session(
@@ -436,7 +437,7 @@ impl VarWatch for GrpcService {
         req: Request_<proto::CreateSessionRequest>,
     ) -> Result<Response_<proto::SessionInfo>, Status> {
         let (session, options) = session_options(req.into_inner());
-        expect!(self.call(Request::GetOrCreateSession { session, options })?, Session(s) => session_to(&s))
+        expect!(self.call(Request::GetOrCreateSession { session, options }).await?, Session(s) => session_to(&s))
     }
 
     async fn get_session(
@@ -444,7 +445,7 @@ impl VarWatch for GrpcService {
         req: Request_<proto::SessionRequest>,
     ) -> Result<Response_<proto::SessionInfo>, Status> {
         let session = req.into_inner().session;
-        expect!(self.call(Request::GetSession { session })?, Session(s) => session_to(&s))
+        expect!(self.call(Request::GetSession { session }).await?, Session(s) => session_to(&s))
     }
 
     async fn delete_session(
@@ -452,7 +453,7 @@ impl VarWatch for GrpcService {
         req: Request_<proto::SessionRequest>,
     ) -> Result<Response_<proto::Empty>, Status> {
         let session = req.into_inner().session;
-        match self.call(Request::DeleteSession { session })? {
+        match self.call(Request::DeleteSession { session }).await? {
             Response::Done => ok(proto::Empty {}),
             other => Err(wrong_answer(other)),
         }
@@ -462,7 +463,7 @@ impl VarWatch for GrpcService {
         &self,
         _req: Request_<proto::Empty>,
     ) -> Result<Response_<proto::ListSessionsResponse>, Status> {
-        expect!(self.call(Request::ListSessions)?, Sessions(sessions) => proto::ListSessionsResponse { sessions })
+        expect!(self.call(Request::ListSessions).await?, Sessions(sessions) => proto::ListSessionsResponse { sessions })
     }
 
     async fn register_variable(
@@ -478,7 +479,7 @@ impl VarWatch for GrpcService {
         def.constraints = constraints_from(r.constraints)?;
         def.metadata = metadata_from(r.metadata);
         let session = r.session;
-        expect!(self.call(Request::Register { session, def })?, Registered(id) => proto::RegisterVariableResponse { id })
+        expect!(self.call(Request::Register { session, def }).await?, Registered(id) => proto::RegisterVariableResponse { id })
     }
 
     async fn get_variable(
@@ -490,7 +491,7 @@ impl VarWatch for GrpcService {
             session: r.session,
             variable: r.variable,
         };
-        expect!(self.call(request)?, Variable(v) => variable_to(&v))
+        expect!(self.call(request).await?, Variable(v) => variable_to(&v))
     }
 
     async fn get_variables(
@@ -502,7 +503,7 @@ impl VarWatch for GrpcService {
             session: r.session,
             variables: r.variables,
         };
-        expect!(self.call(request)?, Many(got) => proto::GetVariablesResponse {
+        expect!(self.call(request).await?, Many(got) => proto::GetVariablesResponse {
             found: got
                 .found
                 .iter()
@@ -525,8 +526,9 @@ impl VarWatch for GrpcService {
             session: r.session,
             pattern: (!r.pattern.is_empty()).then_some(r.pattern),
         };
-        expect!(self.call(request)?, Variables(vars) => proto::ListVariablesResponse {
+        expect!(self.call(request).await?, Variables(vars) => proto::ListVariablesResponse {
             variables: vars.iter().map(variable_to).collect(),
+            revision: vars.revision,
         })
     }
 
@@ -541,7 +543,7 @@ impl VarWatch for GrpcService {
             session: r.session,
             variable: r.variable,
         };
-        expect!(self.call(request)?, Version(version) => proto::UpdateVariableResponse { version })
+        expect!(self.call(request).await?, Version(version) => proto::UpdateVariableResponse { version })
     }
 
     async fn update_variables(
@@ -573,16 +575,18 @@ impl VarWatch for GrpcService {
             options: update_options(None, r.source, r.metadata),
             atomic: r.atomic,
         };
-        expect!(self.call(request)?, Items(results) => proto::UpdateVariablesResponse {
+        expect!(self.call(request).await?, Items(results) => proto::UpdateVariablesResponse {
             results: results
                 .into_iter()
                 .map(|r| match r {
                     Ok(v) => proto::ItemResult {
                         result: Some(item_result::Result::Version(v)),
                         error_code: String::new(),
+                        error_detail: None,
                     },
                     Err(e) => proto::ItemResult {
                         error_code: code_name(e.code()).to_string(),
+                        error_detail: super::errors::detail(&e),
                         result: Some(item_result::Result::Error(e.to_string())),
                     },
                 })
@@ -599,7 +603,7 @@ impl VarWatch for GrpcService {
             session: r.session,
             variable: r.variable,
         };
-        match self.call(request)? {
+        match self.call(request).await? {
             Response::Done => ok(proto::Empty {}),
             other => Err(wrong_answer(other)),
         }
@@ -625,6 +629,6 @@ impl VarWatch for GrpcService {
             session: r.session,
             defs,
         };
-        expect!(self.call(request)?, Imported(ids) => proto::ImportVariablesResponse { ids })
+        expect!(self.call(request).await?, Imported(ids) => proto::ImportVariablesResponse { ids })
     }
 }

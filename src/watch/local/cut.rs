@@ -5,7 +5,7 @@
 
 use smallvec::SmallVec;
 
-use super::Watch;
+use super::LocalWatch;
 use crate::record::{Record, RecordKind, VarCell};
 use crate::sync::Arc;
 
@@ -21,7 +21,7 @@ pub(super) struct Cut {
     pub(super) new: Vec<(Arc<VarCell>, Arc<Record>)>,
 }
 
-impl Watch {
+impl LocalWatch {
     pub(super) fn read_cut(&self) -> Cut {
         self.session.read_cut(|| Cut {
             revision: self.session.revision(),

@@ -17,8 +17,9 @@
 //! is contiguous from there. With [`OverflowPolicy::Close`] it delivers the
 //! markers (and deletions) and ends.
 
-use super::catch_up::{Held, Mode, Now, catch_up};
-use super::{CloseReason, EventKind, OverflowPolicy, Watch, WatchEvent};
+use super::LocalWatch;
+use crate::watch::catch_up::{Held, Mode, Now, catch_up};
+use crate::watch::{CloseReason, EventKind, OverflowPolicy, WatchEvent};
 use smallvec::SmallVec;
 
 use crate::event_log::{Entry, Read};
@@ -29,7 +30,7 @@ use crate::sync::Ordering;
 /// group is larger: groups are never split).
 const READ_BATCH: usize = 64;
 
-impl Watch {
+impl LocalWatch {
     /// Reads the next groups from the log. Returns whether anything was read
     /// (or the state changed).
     pub(super) fn fill(&mut self) -> bool {

@@ -23,12 +23,13 @@
 
 use std::time::Instant;
 
-use super::catch_up::{Held, Mode, Now, catch_up};
-use super::{CloseReason, Watch};
+use super::LocalWatch;
 use crate::record::RecordKind;
 use crate::sync::Ordering;
+use crate::watch::CloseReason;
+use crate::watch::catch_up::{Held, Mode, Now, catch_up};
 
-impl Watch {
+impl LocalWatch {
     /// Queues the news as one group, if there is any. `Ok(progressed)`;
     /// `Err(due)` when a throttle holds changes back until `due`.
     pub(super) fn coalesce(&mut self) -> Result<bool, Instant> {
@@ -39,19 +40,14 @@ impl Watch {
         if !moved {
             return Ok(false);
         }
-        if let Some(t) = self.throttle()
-            && let Some(due) = t.next_due
-            && Instant::now() < due
+        if let Some(t) = self.throttle.as_deref()
+            && let Some(due) = t.holds(false)
             && !self.urgent()
         {
             return Err(due);
         }
         self.cut_owed = false;
         Ok(self.deliver_cut())
-    }
-
-    fn throttle(&self) -> Option<&super::Throttle> {
-        self.rare.as_deref().and_then(|r| r.throttle.as_ref())
     }
 
     /// Whether something that is never held back has happened: the session
@@ -111,11 +107,10 @@ impl Watch {
                 .fetch_add(skipped_total, Ordering::Relaxed);
         }
         let delivered = self.pending.len() > before;
-        if let Some(t) = self.rare.as_deref_mut().and_then(|r| r.throttle.as_mut())
+        if let Some(t) = self.throttle.as_deref_mut()
             && delivered
         {
-            // `interval` is at most `MAX_THROTTLE`: the sum cannot overflow.
-            t.next_due = Some(Instant::now() + t.interval);
+            t.delivered();
         }
         if cut.closed {
             let closed = self.closed_event(label);
