@@ -529,6 +529,111 @@ pub fn errors<S: VarStore>(s: &S) {
     s.delete_session("e").unwrap();
 }
 
+/// The one watch front end behaves the same whatever the store: ids,
+/// sessions, receiving with and without waiting, the filter and its
+/// counters, async receive and the stream, and why the watch ended.
+pub fn front_end<S: VarStore>(s: &S) {
+    use std::time::{Duration, Instant};
+    use varwatch::{CloseReason, RecvTimeoutError, TryRecvError};
+
+    s.create_session("f", SessionOptions::new()).unwrap();
+    s.register("f", VarDef::new("x", VarType::Integer, 0)).unwrap();
+    s.register("f", VarDef::new("y", VarType::Integer, 0)).unwrap();
+    let mut a = s
+        .watch("f", ["x"], WatchOptions::new().include_initial(false))
+        .unwrap();
+    let b = s.watch_session("f", WatchOptions::new()).unwrap();
+    assert_ne!(a.id(), b.id());
+    assert_eq!((a.session_id(), b.session_id()), ("f", "f"));
+    assert_eq!(a.session_incarnation(), b.session_incarnation());
+    assert_eq!(a.close_reason(), None);
+    // Nothing to receive: each way of asking says so.
+    assert_eq!(a.try_recv().unwrap_err(), TryRecvError::Empty);
+    assert_eq!(
+        a.recv_timeout(Duration::from_millis(20)).unwrap_err(),
+        RecvTimeoutError::Timeout
+    );
+    let deadline = Instant::now() + Duration::from_millis(20);
+    assert_eq!(a.recv_deadline(deadline).unwrap_err(), RecvTimeoutError::Timeout);
+    assert!(Instant::now() >= deadline);
+    // Three writes: received blocking, then what is ready at once.
+    for v in 1..=3 {
+        s.update("f", "x", v).unwrap();
+    }
+    assert_eq!(next(&mut a).version(), 1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while a.stats().events_delivered < 3 && Instant::now() < deadline {
+        a.extend_from_ready();
+    }
+    assert_eq!(a.stats().events_delivered, 3);
+    // A filter runs on the receiving side and counts what it rejects; a
+    // panicking one lets its event through and counts the panic.
+    let mut even = s
+        .watch(
+            "f",
+            ["y"],
+            WatchOptions::new()
+                .include_initial(false)
+                .filter(|_, new| new.as_i64().is_some_and(|v| v % 2 == 0)),
+        )
+        .unwrap();
+    let mut panicky = s
+        .watch(
+            "f",
+            ["y"],
+            WatchOptions::new()
+                .include_initial(false)
+                .filter(|_, _| panic!("a filter's bug")),
+        )
+        .unwrap();
+    for v in 1..=4 {
+        s.update("f", "y", v).unwrap();
+    }
+    assert_eq!(int(&next(&mut even)), 2);
+    assert_eq!(int(&next(&mut even)), 4);
+    assert_eq!(even.stats().events_filtered, 2);
+    for v in 1..=4 {
+        assert_eq!(int(&next(&mut panicky)), v);
+    }
+    assert_eq!(panicky.stats().filter_panics, 4);
+    // Async: `recv_async`, and the watch as a stream.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    s.update("f", "y", 5).unwrap(); // odd: filtered out
+    s.update("f", "y", 6).unwrap();
+    let e = rt.block_on(even.recv_async()).unwrap();
+    assert_eq!((e.version(), int(&e)), (6, 6));
+    s.update("f", "x", 10).unwrap();
+    let mut stream = a.into_stream();
+    let e = rt.block_on(futures_util::StreamExt::next(&mut stream)).unwrap();
+    assert_eq!((e.variable_name(), int(&e)), ("x", 10));
+    let mut a = stream.into_inner();
+    // Why it ended: its only variable deleted, then the session.
+    s.delete_variable("f", "x").unwrap();
+    assert_eq!(next(&mut a).kind(), EventKind::Deleted);
+    assert!(a.next().is_none());
+    assert_eq!(a.close_reason(), Some(CloseReason::VariablesDeleted));
+    s.delete_session("f").unwrap();
+    let mut b = b;
+    let last = (&mut b).last().unwrap();
+    assert_eq!(last.kind(), EventKind::SessionClosed);
+    assert_eq!(b.close_reason(), Some(CloseReason::SessionClosed));
+    assert_eq!(b.try_recv().unwrap_err(), TryRecvError::Closed);
+}
+
+/// Receives what is ready now (a helper for the front-end contract).
+trait ExtendFromReady {
+    fn extend_from_ready(&mut self);
+}
+
+impl ExtendFromReady for varwatch::Watch {
+    fn extend_from_ready(&mut self) {
+        let _ = self.try_iter().count();
+    }
+}
+
 #[test]
 fn local_store_keeps_the_contract() {
     let s = varwatch::SessionStore::new();
@@ -536,6 +641,7 @@ fn local_store_keeps_the_contract() {
     watching(&s);
     hardening(&s);
     errors(&s);
+    front_end(&s);
 }
 
 #[cfg(feature = "transport")]
@@ -549,6 +655,7 @@ fn remote_store_over_the_memory_transport_keeps_the_contract() {
     watching(&remote);
     hardening(&remote);
     errors(&remote);
+    front_end(&remote);
 }
 
 #[cfg(feature = "grpc")]
@@ -563,6 +670,7 @@ fn remote_store_over_grpc_keeps_the_contract() {
     watching(&remote);
     hardening(&remote);
     errors(&remote);
+    front_end(&remote);
 }
 
 #[cfg(feature = "etcd")]
@@ -575,6 +683,7 @@ fn etcd_store_keeps_the_contract() {
     watching(&s);
     hardening(&s);
     errors(&s);
+    front_end(&s);
 }
 
 #[cfg(feature = "etcd")]
@@ -592,4 +701,5 @@ fn remote_store_over_grpc_over_etcd_keeps_the_contract() {
     watching(&remote);
     hardening(&remote);
     errors(&remote);
+    front_end(&remote);
 }

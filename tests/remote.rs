@@ -130,8 +130,14 @@ fn remote_store_operations_and_errors() {
         }
     );
     assert_eq!(err.code(), ErrorCode::InvalidArgument);
-    assert_eq!(err.to_string(), "variable `t` in session `s`: 20 is above maximum 10");
-    assert!(matches!(remote.get("s", "nope"), Err(Error::VariableNotFound { .. })));
+    assert_eq!(
+        err.to_string(),
+        "variable `t` in session `s`: 20 is above maximum 10"
+    );
+    assert!(matches!(
+        remote.get("s", "nope"),
+        Err(Error::VariableNotFound { .. })
+    ));
     assert_eq!(remote.list_sessions().unwrap(), ["s"]);
     assert_eq!(remote.list_variables("s", Some("t*")).unwrap().len(), 1);
     remote.delete_variable("s", "t").unwrap();

@@ -128,6 +128,12 @@ impl Follower {
         Ok((f, first))
     }
 
+    /// The session revision of its last group: every write of the session
+    /// up to it has been applied.
+    pub(super) fn session_revision(&self) -> u64 {
+        self.session_rev
+    }
+
     /// The session this watch follows.
     pub(super) fn session(&self) -> &str {
         &self.session

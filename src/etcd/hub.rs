@@ -89,6 +89,17 @@ fn hand(f: &mut Feed, mut events: Vec<WatchEvent>, step: Step) -> Vec<Waker> {
     wakers
 }
 
+/// A watch's follower has applied a write (that may have brought it
+/// nothing): its feed's progress, which a server answering a progress
+/// request waits for.
+fn progressed(sub: &Sub) {
+    let mut wakers = Vec::new();
+    sub.feed
+        .lock()
+        .note_progress(sub.follower.session_revision(), &mut wakers);
+    wakers.into_iter().for_each(Waker::wake);
+}
+
 /// Delivers a step, waiting for room; `false` once the user is gone.
 async fn send(feed: &Mutex<Feed>, events: Vec<WatchEvent>, step: Step) -> bool {
     let n = events.len();
@@ -331,7 +342,10 @@ impl Hub {
     /// dropped, or detached to follow alone).
     fn deliver(&self, subs: &mut Vec<Sub>, i: usize, events: Vec<WatchEvent>, step: Step) -> bool {
         match push(&subs[i].feed, events, step) {
-            Pushed::Sent if step == Step::Go => true,
+            Pushed::Sent if step == Step::Go => {
+                progressed(&subs[i]);
+                true
+            }
             Pushed::Sent | Pushed::Closed => {
                 subs.swap_remove(i);
                 false
@@ -477,6 +491,7 @@ async fn follow_alone(ctx: Arc<HubCtx>, mut sub: Sub, pending: Vec<WatchEvent>) 
                         if !send(&sub.feed, events, step).await || step == Step::End {
                             return;
                         }
+                        progressed(&sub);
                         resynced = true;
                     }
                     break;
@@ -499,6 +514,7 @@ async fn follow_alone(ctx: Arc<HubCtx>, mut sub: Sub, pending: Vec<WatchEvent>) 
                     if end {
                         return;
                     }
+                    progressed(&sub);
                 }
             }
         }

@@ -103,6 +103,30 @@ impl Key {
     }
 }
 
+/// When a watch waiting to join an upstream may start from its state: the
+/// state must be at least as new as the session was when the watch was
+/// asked for (a watch opened after a write returned starts at or after that
+/// write).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fence {
+    /// At the upstream's next `sync_complete`: its create (or resume) was
+    /// sent after this watch was asked for, so its snapshot is new enough.
+    Sync,
+    /// After the next `sync_complete`, a progress request is owed: the
+    /// create on the wire was sent before this watch was asked for.
+    AfterSync,
+    /// At the answer to the upstream's `n`th progress request on this
+    /// stream.
+    Progress(u64),
+}
+
+/// A watch waiting to be attached to an upstream.
+struct Waiting {
+    down: DownConfig,
+    reply: oneshot::Sender<Result<Attached>>,
+    fence: Fence,
+}
+
 /// Where an upstream is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -125,8 +149,11 @@ struct Upstream {
     incarnation: Option<u64>,
     /// The start of a group whose end is still on the wire.
     held: Vec<WatchEvent>,
-    /// Watches waiting for the first `sync_complete`.
-    waiting: Vec<(DownConfig, oneshot::Sender<Result<Attached>>)>,
+    /// Watches waiting to be attached (see [`Fence`]).
+    waiting: Vec<Waiting>,
+    /// Progress requests sent on this stream, and answers received.
+    progress_sent: u64,
+    progress_answered: u64,
     /// The last acknowledgement sent on this stream.
     acked: u64,
     backoff: Duration,
@@ -135,6 +162,25 @@ struct Upstream {
 }
 
 impl Upstream {
+    /// The create (or resume) of this upstream is about to be sent: every
+    /// watch waiting now is served by its `sync_complete`, and progress
+    /// counts start again.
+    fn creating(&mut self) {
+        self.phase = Phase::Creating;
+        self.progress_sent = 0;
+        self.progress_answered = 0;
+        for w in &mut self.waiting {
+            w.fence = Fence::Sync;
+        }
+    }
+
+    /// Asks the server for progress (the upstream is live on `out`).
+    fn ask_progress(&mut self, id: WatchId, out: &mpsc::UnboundedSender<ClientMessage>) -> u64 {
+        self.progress_sent += 1;
+        let _ = out.send(ClientMessage::Progress(id));
+        self.progress_sent
+    }
+
     /// Attaches a watch (`down`) to this synced upstream and hands it to the
     /// caller waiting on `reply`. Returns the attachment's key if the caller
     /// has gone (the attachment is then the caller's to release).
@@ -309,13 +355,14 @@ impl Mux {
             && let Some(u) = self.upstreams.get_mut(&id)
             && !u.feed.lock().is_over()
         {
-            if u.synced_once {
-                if let Some(key) = u.hand_over(id, down, reply) {
-                    self.release(id, key); // the caller gave up waiting
-                }
-            } else {
-                u.waiting.push((down, reply));
-            }
+            // Joins once the upstream's state is as new as the session is
+            // now (see `Fence`).
+            let fence = match (&self.conn, u.phase) {
+                (Conn::Open { out, .. }, Phase::Live) => Fence::Progress(u.ask_progress(id, out)),
+                (Conn::Connecting { .. } | Conn::Open { .. }, Phase::Creating) => Fence::AfterSync,
+                _ => Fence::Sync, // its next create is sent after now
+            };
+            u.waiting.push(Waiting { down, reply, fence });
             return;
         }
         let id = self.next_id;
@@ -329,7 +376,13 @@ impl Mux {
             synced_once: false,
             incarnation: None,
             held: Vec::new(),
-            waiting: vec![(down, reply)],
+            waiting: vec![Waiting {
+                down,
+                reply,
+                fence: Fence::Sync,
+            }],
+            progress_sent: 0,
+            progress_answered: 0,
             acked: 0,
             backoff: self.config.backoff_initial,
             refusals: 0,
@@ -385,7 +438,7 @@ impl Mux {
             if u.synced_once {
                 u.feed.lock().reconnects += 1;
             }
-            u.phase = Phase::Creating;
+            u.creating();
             u.acked = 0;
             let _ = out.send(ClientMessage::Create(id, create_for(u)));
         }
@@ -434,8 +487,8 @@ impl Mux {
             .collect();
         for id in never {
             if let Some(mut u) = self.upstreams.remove(&id) {
-                for (_, reply) in u.waiting.drain(..) {
-                    let _ = reply.send(Err(e.clone()));
+                for w in u.waiting.drain(..) {
+                    let _ = w.reply.send(Err(e.clone()));
                 }
                 if self.by_key.get(&u.key) == Some(&id) {
                     self.by_key.remove(&u.key);
@@ -466,7 +519,7 @@ impl Mux {
             .upstreams
             .iter_mut()
             .filter_map(|(&id, u)| {
-                u.waiting.retain(|(_, reply)| !reply.is_closed());
+                u.waiting.retain(|w| !w.reply.is_closed());
                 (!u.synced_once && u.waiting.is_empty()).then_some(id)
             })
             .collect();
@@ -517,8 +570,8 @@ impl Mux {
             code: ErrorCode::Unavailable,
             message: "the watch ended before its first snapshot".into(),
         });
-        for (_, reply) in u.waiting.drain(..) {
-            let _ = reply.send(Err(err.clone()));
+        for w in u.waiting.drain(..) {
+            let _ = w.reply.send(Err(err.clone()));
         }
         let wakers = u.feed.lock().finish(last, reason);
         wakers.into_iter().for_each(std::task::Waker::wake);
@@ -584,17 +637,50 @@ impl Mux {
             u.synced_once = true;
             u.refusals = 0;
             u.incarnation = Some(sync.session_incarnation);
-            u.feed.lock().incarnation = sync.session_incarnation;
+            {
+                let mut feed = u.feed.lock();
+                feed.incarnation = sync.session_incarnation;
+                feed.note_progress(sync.revision, wakers);
+            }
             u.phase = Phase::Live;
             u.backoff = self.config.backoff_initial;
-            for (down, reply) in std::mem::take(&mut u.waiting) {
-                // Its caller may have given up waiting.
-                abandoned.extend(u.hand_over(id, down, reply));
-            }
-            if let Conn::Open { healthy, .. } = &mut self.conn {
+            if let Conn::Open { healthy, out, .. } = &mut self.conn {
                 *healthy = true;
+                for w in &mut u.waiting {
+                    if w.fence == Fence::AfterSync {
+                        w.fence = Fence::Progress(0); // numbered below
+                    }
+                }
+                if u.waiting.iter().any(|w| w.fence == Fence::Progress(0)) {
+                    let n = u.ask_progress(id, out);
+                    for w in &mut u.waiting {
+                        if w.fence == Fence::Progress(0) {
+                            w.fence = Fence::Progress(n);
+                        }
+                    }
+                }
             }
         }
+        if let Some(revision) = update.progress {
+            u.progress_answered += 1;
+            u.feed.lock().note_progress(revision, wakers);
+        }
+        // Hand over every watch whose fence is passed; its caller may have
+        // given up waiting.
+        let synced = update.sync_complete.is_some();
+        let answered = u.progress_answered;
+        let (ready, waiting): (Vec<Waiting>, Vec<Waiting>) = std::mem::take(&mut u.waiting)
+            .into_iter()
+            .partition(|w| match w.fence {
+                Fence::Sync => synced,
+                Fence::AfterSync => false,
+                Fence::Progress(n) => n > 0 && n <= answered,
+            });
+        u.waiting = waiting;
+        for w in ready {
+            abandoned.extend(u.hand_over(id, w.down, w.reply));
+        }
+        wakers.drain(..).for_each(std::task::Waker::wake);
         for key in abandoned {
             self.release(id, key);
         }
@@ -667,7 +753,7 @@ impl Mux {
         };
         for (&id, u) in self.upstreams.iter_mut() {
             if matches!(u.phase, Phase::Retry(at) if at <= now) {
-                u.phase = Phase::Creating;
+                u.creating();
                 let _ = out.send(ClientMessage::Create(id, create_for(u)));
             }
         }

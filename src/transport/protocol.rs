@@ -84,6 +84,10 @@ pub enum ClientMessage {
     Ack(WatchId, u64),
     /// "I am alive"; the server echoes it.
     Heartbeat(u64),
+    /// Bring this watch up to date: the server answers with a
+    /// [`WatchUpdate::progress`] once it has sent every change of the watch
+    /// up to the session's revision when the request arrived.
+    Progress(WatchId),
 }
 
 /// A message from the server on the watch stream: updates of any number of
@@ -119,6 +123,9 @@ pub struct WatchUpdate {
     pub sync_complete: Option<SyncComplete>,
     /// Set on the watch's last update.
     pub end: Option<WatchEnd>,
+    /// The answer to a [`ClientMessage::Progress`]: every change of the
+    /// watch up to this session revision has been sent.
+    pub progress: Option<u64>,
 }
 
 impl WatchUpdate {
@@ -130,6 +137,7 @@ impl WatchUpdate {
             group_incomplete: false,
             sync_complete: None,
             end: None,
+            progress: None,
         }
     }
 }

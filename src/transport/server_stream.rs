@@ -32,6 +32,7 @@ use super::protocol::{ClientMessage, ServerMessage, Subscribe, WatchEnd, WatchId
 use super::ready::{ReadySet, Wakers};
 use super::server_watch::{self, Opened};
 use super::silence::Silence;
+use crate::ops::{Request, Response};
 use crate::trace;
 use crate::{AsyncVarStore, Error, ErrorCode, EventKind, Result, Watch, WatchEvent};
 
@@ -60,6 +61,9 @@ impl Drop for OpenWatch {
 struct Served {
     watch: Watch,
     _slot: OpenWatch,
+    /// Progress requests to answer, in order: the session revision each
+    /// must reach first.
+    progress: VecDeque<u64>,
 }
 
 /// What a watch id adds to a message's byte budget (a varint, at most).
@@ -191,6 +195,12 @@ struct Conn<S> {
     /// when it does.
     opening: HashSet<WatchId>,
     opened: mpsc::UnboundedSender<OpenResult>,
+    /// Progress requests that came while their watch was opening: answered
+    /// once it has opened.
+    progress_after_open: HashMap<WatchId, u32>,
+    /// The session revision each progress request must reach, read by a
+    /// task of its own (the store may wait).
+    revisions: mpsc::UnboundedSender<(WatchId, u64)>,
     ready: Arc<ReadySet>,
     wakers: Wakers,
     out: Outbox,
@@ -207,6 +217,7 @@ impl<S: AsyncVarStore + Send + Sync + 'static> Conn<S> {
         match msg {
             ClientMessage::Create(id, sub) => self.create(id, sub),
             ClientMessage::Cancel(id) => {
+                self.progress_after_open.remove(&id);
                 if self.remove(id) || self.opening.remove(&id) {
                     trace::debug!(watch = id, "watch cancelled");
                     self.out.end(id, WatchEnd::Cancelled);
@@ -218,6 +229,40 @@ impl<S: AsyncVarStore + Send + Sync + 'static> Conn<S> {
                 }
             }
             ClientMessage::Heartbeat(h) => self.out.current.heartbeat = Some(h),
+            ClientMessage::Progress(id) => self.progress(id),
+        }
+    }
+
+    /// A progress request: read the session's revision now, then answer
+    /// once the watch has sent everything up to it (see `poll_watches`).
+    fn progress(&mut self, id: WatchId) {
+        if self.opening.contains(&id) {
+            *self.progress_after_open.entry(id).or_default() += 1;
+            return;
+        }
+        let Some(served) = self.watches.get(&id) else {
+            return; // cancelled or ended: its end says all
+        };
+        let session = served.watch.session_id().to_string();
+        let ctx = self.ctx.clone();
+        let tx = self.revisions.clone();
+        tokio::spawn(async move {
+            // A session that is gone ends the watch: its end answers.
+            let revision = match ctx.store.call(Request::GetSession { session }).await {
+                Ok(Response::Session(info)) => info.revision,
+                _ => 0,
+            };
+            let _ = tx.send((id, revision));
+        });
+    }
+
+    /// The revision a progress request must reach is known: the watch is
+    /// polled (it forces out what a throttle holds) and answers.
+    fn progress_due(&mut self, id: WatchId, revision: u64) {
+        if let Some(served) = self.watches.get_mut(&id) {
+            served.progress.push_back(revision);
+            served.watch.flush();
+            self.wakers.requeue(id);
         }
     }
 
@@ -255,6 +300,9 @@ impl<S: AsyncVarStore + Send + Sync + 'static> Conn<S> {
         if !self.opening.remove(&id) {
             return; // cancelled meanwhile: dropping it unregisters it
         }
+        if opened.is_err() {
+            self.progress_after_open.remove(&id);
+        }
         let (slot, opened) = match opened {
             Ok(x) => x,
             Err(e) => {
@@ -268,6 +316,11 @@ impl<S: AsyncVarStore + Send + Sync + 'static> Conn<S> {
             self.event(id, e);
         }
         self.out.update(id).sync_complete = Some(opened.sync);
+        // Progress asked for while it opened: its snapshot is at least as
+        // new as the session was when the request came.
+        let progress = (0..self.progress_after_open.remove(&id).unwrap_or(0))
+            .map(|_| opened.sync.revision)
+            .collect();
         // Polled on the next turn (a new waker starts in the set), which
         // arms it; a watch whose end is its first group ends there.
         self.ready.waker(&mut self.wakers, id);
@@ -276,6 +329,7 @@ impl<S: AsyncVarStore + Send + Sync + 'static> Conn<S> {
             Served {
                 watch: opened.watch,
                 _slot: slot,
+                progress,
             },
         );
     }
@@ -358,6 +412,9 @@ impl<S: AsyncVarStore + Send + Sync + 'static> Conn<S> {
                 self.out.offer_last(n);
             }
             batch.clear();
+            if !ended {
+                self.answer_progress(id, &waker);
+            }
             if ended {
                 trace::debug!(watch = id, "watch ended");
                 self.remove(id);
@@ -365,6 +422,26 @@ impl<S: AsyncVarStore + Send + Sync + 'static> Conn<S> {
             }
         }
         self.batch = batch;
+    }
+
+    /// Answers the progress requests of watch `id` whose revision it has
+    /// reached (everything up to it was taken above); the others wait for
+    /// its waker.
+    fn answer_progress(&mut self, id: WatchId, waker: &std::task::Waker) {
+        let Some(served) = self.watches.get_mut(&id) else {
+            return;
+        };
+        let mut reached = None;
+        while let Some(&revision) = served.progress.front() {
+            if !served.watch.caught_up(revision, waker) {
+                break;
+            }
+            served.progress.pop_front();
+            reached = Some(revision);
+        }
+        if let Some(revision) = reached {
+            self.out.update(id).progress = Some(revision);
+        }
     }
 
     /// Adds an event of watch `id`, sealing the current message first if
@@ -429,12 +506,15 @@ pub(crate) async fn run<S, I>(
 {
     let limits = ctx.limits.clone();
     let (opened_tx, mut opened_rx) = mpsc::unbounded_channel();
+    let (revisions_tx, mut revisions_rx) = mpsc::unbounded_channel();
     let mut conn = Conn {
         out: Outbox::new(&limits),
         ctx: Arc::new(ctx),
         watches: HashMap::new(),
         opening: HashSet::new(),
         opened: opened_tx,
+        progress_after_open: HashMap::new(),
+        revisions: revisions_tx,
         ready: Arc::new(ReadySet::default()),
         wakers: Wakers::default(),
         beat: 0,
@@ -528,6 +608,7 @@ pub(crate) async fn run<S, I>(
                 conn.request(m);
             }
             Some((id, opened)) = opened_rx.recv() => conn.opened(id, opened),
+            Some((id, revision)) = revisions_rx.recv() => conn.progress_due(id, revision),
             () = poll_fn(|c| conn.ready.poll_take(c, &mut ids)) => {
                 let woken = std::mem::take(&mut ids);
                 conn.poll_watches(&woken);

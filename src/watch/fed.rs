@@ -103,6 +103,14 @@ impl FedWatch {
         (revision, events)
     }
 
+    pub(crate) fn flush(&mut self) {
+        self.feed.lock().force(self.down);
+    }
+
+    pub(crate) fn caught_up(&mut self, revision: u64, waker: &Waker) -> bool {
+        self.feed.lock().caught_up(self.down, revision, waker)
+    }
+
     pub(crate) fn group_continues(&self, last: &WatchEvent) -> bool {
         self.feed.lock().group_continues(self.down, last)
     }

@@ -87,6 +87,9 @@ pub(crate) struct Feed {
     pub(crate) reconnects: u64,
     /// Which life of the session this feed follows.
     pub(crate) incarnation: u64,
+    /// Every write of the session up to this revision has been applied
+    /// (also those that changed nothing this feed follows).
+    progress: u64,
 }
 
 struct Down {
@@ -115,6 +118,10 @@ struct Down {
     start: u64,
     /// Times it lagged, or received a group with `Lagged` markers.
     lag_events: u64,
+    /// Coalescing: the next receive catches up whatever a throttle says.
+    forced: bool,
+    /// Woken once the feed's progress reaches this revision.
+    progress_waiter: Option<(u64, Waker)>,
     /// Versions passed over by coalescing.
     skipped: u64,
 }
@@ -179,6 +186,47 @@ impl Feed {
             room: None,
             reconnects: 0,
             incarnation: 0,
+            progress: 0,
+        }
+    }
+
+    /// Every write up to `revision` has been applied (a write that brought
+    /// this feed nothing, or a server's progress answer): wakes the
+    /// downstreams waiting for it.
+    pub(crate) fn note_progress(&mut self, revision: u64, wakers: &mut Vec<Waker>) {
+        self.progress = self.progress.max(revision);
+        for (_, d) in self.downs.iter_mut() {
+            if d.progress_waiter
+                .as_ref()
+                .is_some_and(|(r, _)| *r <= self.progress)
+            {
+                wakers.extend(d.progress_waiter.take().map(|(_, w)| w));
+            }
+        }
+    }
+
+    /// Whether downstream `key` has been handed everything up to `revision`
+    /// (its queue drained, the feed's progress past it); if not, `waker` is
+    /// woken when the progress gets there.
+    pub(crate) fn caught_up(&mut self, key: usize, revision: u64, waker: &Waker) -> bool {
+        let progress = self.progress;
+        let Some(d) = self.downs.get_mut(key) else {
+            return true;
+        };
+        if d.done || (progress >= revision && d.queue.is_empty() && !d.dirty && !d.lagging) {
+            return true;
+        }
+        if progress < revision {
+            d.progress_waiter = Some((revision, waker.clone()));
+        }
+        false
+    }
+
+    /// Downstream `key`'s next receive catches up whatever its throttle
+    /// says (a server answering a progress request).
+    pub(crate) fn force(&mut self, key: usize) {
+        if let Some(d) = self.downs.get_mut(key) {
+            d.forced = true;
         }
     }
 
@@ -252,6 +300,7 @@ impl Feed {
             .cloned();
         self.revision = self.revision.max(first.revision());
         let mut marked = false;
+        self.note_progress(first.revision(), wakers);
         for e in &group {
             match e.kind() {
                 // The state that follows a marker is what counts.
@@ -361,6 +410,8 @@ impl Feed {
             start: self.revision,
             lag_events: 0,
             skipped: 0,
+            forced: false,
+            progress_waiter: None,
         };
         let mut live: Vec<&WatchEvent> = self
             .state
@@ -425,7 +476,11 @@ impl Feed {
         if d.queue.is_empty() && !d.done {
             let over = self.end.is_some();
             if d.coalescing() && (d.dirty || over) {
-                if let Some(due) = d.throttle.as_ref().and_then(|t| t.holds(d.urgent || over)) {
+                if let Some(due) = d
+                    .throttle
+                    .as_ref()
+                    .and_then(|t| t.holds(d.urgent || over || d.forced))
+                {
                     if let Some(w) = waker {
                         register(&mut d.waker, w);
                     }
@@ -440,6 +495,7 @@ impl Feed {
                 }
                 d.dirty = false;
                 d.urgent = false;
+                d.forced = false;
                 if let Some(last) = &self.end {
                     d.queue.extend(last.clone());
                     d.done = true;

@@ -343,6 +343,30 @@ impl Watch {
         }
     }
 
+    /// Brings out what a throttle holds back, once (a server answering a
+    /// progress request: the client wants the latest states now).
+    #[cfg(feature = "transport")]
+    pub(crate) fn flush(&mut self) {
+        match &mut self.source {
+            Source::Local(w) => w.flush(),
+            Source::Fed(w) => w.flush(),
+        }
+    }
+
+    /// Whether every change up to session revision `revision` has been
+    /// handed out, for a caller that has just received everything ready
+    /// (so that the next receive would wait); if not, `waker` is woken when
+    /// that may have changed.
+    #[cfg(feature = "transport")]
+    pub(crate) fn caught_up(&mut self, revision: u64, waker: &Waker) -> bool {
+        match &mut self.source {
+            // Every write that returned is in the session's log or cells,
+            // which the last receive read to their end.
+            Source::Local(_) => true,
+            Source::Fed(w) => w.caught_up(revision, waker),
+        }
+    }
+
     /// Whether blocking receives should spin before they park: a local
     /// watch's writer is usually already running on another core.
     fn spins(&self) -> bool {

@@ -452,6 +452,7 @@ pub(crate) fn request_to(m: ClientMessage) -> proto::WatchRequest {
         ClientMessage::Cancel(watch_id) => Kind::Cancel(proto::WatchCancel { watch_id }),
         ClientMessage::Ack(watch_id, revision) => Kind::Ack(proto::WatchAck { watch_id, revision }),
         ClientMessage::Heartbeat(sequence) => Kind::Heartbeat(proto::Heartbeat { sequence }),
+        ClientMessage::Progress(watch_id) => Kind::Progress(proto::WatchProgress { watch_id }),
     };
     proto::WatchRequest { kind: Some(kind) }
 }
@@ -479,6 +480,7 @@ pub(crate) fn request_from(m: proto::WatchRequest) -> Option<ClientMessage> {
         Kind::Cancel(c) => ClientMessage::Cancel(c.watch_id),
         Kind::Ack(a) => ClientMessage::Ack(a.watch_id, a.revision),
         Kind::Heartbeat(h) => ClientMessage::Heartbeat(h.sequence),
+        Kind::Progress(p) => ClientMessage::Progress(p.watch_id),
     })
 }
 
@@ -531,6 +533,7 @@ pub(crate) fn response_to(m: &ServerMessage) -> proto::WatchResponse {
                     session_incarnation: s.session_incarnation,
                 }),
                 end: u.end.as_ref().map(end_to),
+                progress: u.progress,
             })
             .collect(),
         heartbeat: m.heartbeat.map(|sequence| proto::Heartbeat { sequence }),
@@ -553,6 +556,7 @@ pub(crate) fn response_from(m: proto::WatchResponse, decoder: &mut EventDecoder)
                     .sync_complete
                     .map(|s| SyncComplete::new(s.revision, s.session_incarnation));
                 update.end = u.end.map(end_from);
+                update.progress = u.progress;
                 update
             })
             .collect(),

@@ -42,10 +42,12 @@ impl LocalWatch {
         }
         if let Some(t) = self.throttle.as_deref()
             && let Some(due) = t.holds(false)
+            && !self.forced
             && !self.urgent()
         {
             return Err(due);
         }
+        self.forced = false;
         self.cut_owed = false;
         Ok(self.deliver_cut())
     }

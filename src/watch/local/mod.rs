@@ -117,6 +117,8 @@ pub(crate) struct LocalWatch {
     /// Coalescing: a cut is owed even if the log has not moved (the
     /// subscription's initial states).
     cut_owed: bool,
+    /// Coalescing: the next cut is read whatever a throttle says (`flush`).
+    forced: bool,
     registered: bool,
     /// Has slept at least once: its signal may be in waiter lists and hold
     /// a waker.
@@ -296,6 +298,7 @@ impl LocalWatch {
             reads_cuts: coalescing,
             overflow: opts.overflow,
             cut_owed: owed,
+            forced: false,
             registered: true,
             armed: false,
             ended: None,
@@ -365,6 +368,16 @@ impl LocalWatch {
     /// The incarnation of the watched session (see `Session::incarnation`).
     pub(crate) fn session_incarnation(&self) -> u64 {
         self.session.incarnation
+    }
+
+    /// Brings out what a throttle holds back: the next receive reads a cut
+    /// whatever the throttle's clock says.
+    #[cfg(feature = "transport")]
+    pub(crate) fn flush(&mut self) {
+        if self.reads_cuts {
+            self.cut_owed = true;
+            self.forced = true;
+        }
     }
 
     /// The subscription's first group, taken right after subscribing (for a
