@@ -149,7 +149,10 @@ pub mod internal {
     //!
     //! | file | what it holds |
     //! |---|---|
-    //! | `store.rs` | the session map (32 shards, each a `RwLock<HashMap>`), TTL sweeper, the public API |
+    //! | `var_store.rs` | `VarStore` and `AsyncVarStore`, generated from one table: each operation once, as a request and how its answer is read |
+    //! | `ops.rs` | the operation table: `Request` (one variant per operation), `Response`, `WatchTarget` |
+    //! | `store.rs` | the session map (32 shards, each a `RwLock<HashMap>`), TTL sweeper, the in-process store's methods |
+    //! | `store_table.rs` | the in-process store's `VarStore`: each request dispatched to its method |
     //! | `session/mod.rs` | one session: its locks, index, revision, event log, watches; the reads of it |
     //! | `session/write.rs` | the write path: every change (register, update, batch, delete, close) |
     //! | `meta.rs` | a variable's immutable facts (`VarMeta`), shared by all its records; `Metadata` |
@@ -159,7 +162,7 @@ pub mod internal {
     //! | `event_log.rs` | the log lossless watches read from |
     //! | `observer.rs` | the watch registry, and what writers and the registry see of a watch (`WatchShared`) |
     //! | `wakeup.rs` | the wake-up protocol: `WaiterList`, a watch's `Signal`, and the `Published` / `Armed` tokens that carry its fence pair |
-    //! | `watch/` | a `Watch`, split by stage (see the table below) |
+    //! | `watch/` | the one `Watch` of every store: the front end, the rules every source shares, and the sources (see the table below) |
     //! | `transport/` | the network layer (see its module docs) |
     //! | `etcd/` | `EtcdStore` (feature `etcd`), one concept per file (see below) |
     //!
@@ -173,25 +176,31 @@ pub mod internal {
     //! | `conn.rs` | the etcd client, and how its failures become varwatch errors |
     //! | `snapshot.rs` | the write protocol: a `Snap` of a session, a plan, one transaction guarded by `meta`'s `mod_revision`; the client's cache of snapshots |
     //! | `client.rs` | what operations and watch tasks share: the runtime, the cache, id resolution, the write loop against etcd, lease keep-alive |
-    //! | `store.rs` | `EtcdStore`: every operation, and the checks a local write makes |
+    //! | `store.rs` | `EtcdStore` and `AsyncEtcdStore`: the operation table as async functions of the connection, and the checks a local write makes |
     //! | `cut.rs` | a session read at one etcd revision: a watch's snapshot, a resync's re-read |
-    //! | `watch.rs` | `EtcdWatch`: the atomic subscribe (read at R), the handle and its queue |
+    //! | `watch.rs` | opening a watch: the atomic subscribe (read at R), its feed (`watch/feed.rs`), the hooks that end it |
     //! | `hub.rs` | one etcd watch per session per client, shared by its watches; a slow watch follows alone; reconnect, compaction |
     //! | `group.rs` | an etcd response decoded once into groups (one per write) |
     //! | `follow.rs` | one watch's state, and how a group or a re-read becomes its events |
-    //! | `latest.rs` | a coalescing watch's owed states (the latest per variable), taken whole as one cut |
     //!
-    //! `watch/`, one stage per file:
+    //! `watch/`: one front end over two sources (crossbeam-channel's flavors
+    //! are the model), and the rules they share:
     //!
-    //! | file | stage |
+    //! | file | what it holds |
     //! |---|---|
-    //! | `mod.rs` | the handle: subscribe (the atomic snapshot), the delivery loop, unregister |
-    //! | `reader.rs` | lossless delivery: reading the event log, and resync after an overflow |
-    //! | `cut.rs` | the consistent cut a resync or a coalesced delivery starts from |
-    //! | `coalesce.rs` | coalescing and throttled delivery (one cut per receive, whatever the backlog) |
-    //! | `filter.rs` | the user's filter, run on the watcher's side |
+    //! | `mod.rs` | the handle, `Watch`: one step of delivery over its source, the filter, ids, stats, close reason |
     //! | `blocking.rs` | blocking receive: spin, then park; the `Iterator` |
     //! | `stream.rs` | async receive: `poll_recv`, `recv_async`, `WatchStream` |
+    //! | `filter.rs` | the user's filter, run on the watcher's side |
+    //! | `catch_up.rs` | the catch-up rule: held versions + a cut → `Lagged` marker, state, skip count; one pure function, property-tested, replayed from `tests/vectors/catch_up.json` |
+    //! | `resume.rs` | a resumed watch's first group, for every store |
+    //! | `throttle.rs` | a throttled watch's clock |
+    //! | `local/mod.rs` | the local source: subscribe (the atomic snapshot), one step, the wake-up arm, unregister |
+    //! | `local/reader.rs` | lossless delivery: reading the event log, and resync after an overflow |
+    //! | `local/cut.rs` | the consistent cut a resync or a coalesced delivery starts from |
+    //! | `local/coalesce.rs` | coalescing and throttled delivery (one cut per receive, whatever the backlog) |
+    //! | `feed.rs` | the fed source's state (features `transport`, `etcd`): the latest event of each variable, and per watch a bounded queue that lags and catches up on its user's side, or coalesces |
+    //! | `fed.rs` | the fed source: one downstream of a feed, and the backend's hooks (a remote client's release, an etcd watch's hub) |
     //! | `event.rs`, `options.rs`, `stats.rs` | what a watch delivers, how it is set up, its counters |
     //!
     //! ## Locks, and the order they are taken in

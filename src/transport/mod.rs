@@ -1,11 +1,12 @@
-//! Exposing a store to other processes, and code that works on either kind
-//! of store.
+//! Exposing any store to other processes, and the remote client.
 //!
 //! The layers, from the store outwards:
 //!
-//! * [`Service`] (feature `transport`): the store served to remote clients,
-//!   independent of how bytes move. It answers protocol-neutral
-//!   [`Request`]s (one per store operation, [`Service::call`]) and runs a
+//! * [`Service`] (feature `transport`): a store — any
+//!   [`AsyncVarStore`](crate::AsyncVarStore): the in-process one, the etcd
+//!   store — served to remote clients, independent of how bytes move. It
+//!   answers the operation table's [`Request`]s ([`Service::call`], limits
+//!   checked once for every store) and runs a
 //!   connection's watch stream ([`Service::watch_stream`]): every watch of
 //!   the connection is created, acknowledged, fed and cancelled on that one
 //!   stream ([`ClientMessage`]s in, [`ServerMessage`]s out, each tagged with
@@ -29,6 +30,19 @@
 //! A third transport implements [`Transport`] on the client side and feeds
 //! [`Service::call`] and [`Service::watch_stream`] on the server side; the
 //! contract suite in `tests/contract.rs` then checks it like the other two.
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `protocol.rs` | the watch stream's messages (the operation table is `crate::ops`) |
+//! | `service.rs` | `Service`: limits, the table, and a connection's watch stream |
+//! | `server_stream.rs` | one watch stream's task on the server: creates (each opened on a task of its own), cancels, acks, progress requests, heartbeats; messages packed within a budget, shared updates |
+//! | `server_watch.rs` | one remote watch opened on any store: options, resume, the first group |
+//! | `ready.rs`, `silence.rs`, `limits.rs` | which watches to poll; silence deadlines; sizes |
+//! | `client.rs`, `config.rs` | what a client's views share; its settings |
+//! | `remote.rs` | `RemoteStore`, `AsyncRemoteStore`: the store API over a transport |
+//! | `mux.rs` | the client's watch stream: one task, every watch, reconnects, resumes, fences of joining watches |
+//! | `remote_watch.rs` | a remote watch: a fed `Watch` over its upstream's feed, released on drop |
+//! | `memory.rs`, `grpc/` | the transports |
 //!
 //! [`WatchEvent`]: crate::WatchEvent
 
