@@ -130,6 +130,14 @@ mod watch;
 #[cfg(all(test, loom))]
 mod loom;
 
+/// The catch-up rule for the Python package's tests (they replay
+/// `tests/vectors/catch_up.json` through the binding, which runs this
+/// crate's code). Not part of the API.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::watch::catch_up::vector as catch_up;
+}
+
 /// The README's example, compiled and run as a doc test so it stays true.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -720,7 +720,7 @@ impl SessionStore {
         Ok(self
             .list_variables(session, None)?
             .iter()
-            .map(VarDef::of)
+            .map(VarDef::from)
             .collect())
     }
 

@@ -15,9 +15,9 @@
 //! * **Bounds** are inclusive. Integer values are compared with the bounds
 //!   exactly (no rounding through `f64`).
 //! * **Lengths** of strings are counted in Unicode scalar values (`char`s).
-//! * **Constraints must fit the type**: a `min` on a string variable, or an
-//!   empty `choices` list, is an [`Error::InvalidConstraints`](crate::Error)
-//!   at registration.
+//! * **Constraints must fit the type**: a `min` on a string variable, an
+//!   empty `choices` list, or a choice variable without `choices`, is an
+//!   [`Error::InvalidConstraints`](crate::Error) at registration.
 //! * **Equality for the no-op rule** ([`Value::is_identical`]) is bitwise for
 //!   floats, so `NaN` equals the same `NaN` and `-0.0` differs from `0.0`.
 
@@ -468,6 +468,9 @@ impl Constraints {
             if list.as_ref().is_some_and(Vec::is_empty) {
                 return Err(format!("`{name}` must not be empty"));
             }
+        }
+        if ty == Choice && self.choices.is_none() {
+            return Err("a choice variable needs `choices` (the values it may take)".to_string());
         }
         Ok(())
     }

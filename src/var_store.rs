@@ -65,7 +65,7 @@ mod answer {
     }
 
     pub(super) fn definitions(r: Result<Response>) -> Result<Vec<VarDef>> {
-        variable_list(r).map(|l| l.iter().map(VarDef::of).collect())
+        variable_list(r).map(|l| l.iter().map(VarDef::from).collect())
     }
 }
 

@@ -229,7 +229,16 @@ async fn all_eight_types_round_trip() {
         ),
     ];
     for (name, ty, value) in cases.clone() {
-        c.register_variable(register("t", name, ty, value)).await.unwrap();
+        let mut r = register("t", name, ty, value);
+        if ty == VarType::Choice {
+            // A choice needs its choices.
+            r.constraints = Some(proto::Constraints {
+                choices: vec!["a".into(), "b".into()],
+                has_choices: true,
+                ..Default::default()
+            });
+        }
+        c.register_variable(r).await.unwrap();
     }
     for (name, ty, value) in cases {
         let var = c

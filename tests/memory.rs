@@ -355,7 +355,7 @@ fn limits_refuse_and_change_nothing() {
 fn calls_fail_while_cut_and_work_again_after() {
     let store = store_with(&["x"]);
     let transport = MemoryTransport::new(Service::new(store.clone()));
-    let remote = RemoteStore::new(transport.clone(), fast()).unwrap();
+    let remote = RemoteStore::new(transport.clone(), fast().call_timeout(Duration::from_secs(1))).unwrap();
     let mut w = remote
         .watch("s", ["x"], WatchOptions::new().include_initial(false))
         .unwrap();
@@ -364,14 +364,19 @@ fn calls_fail_while_cut_and_work_again_after() {
         remote.update("s", "x", 1).unwrap_err().code(),
         ErrorCode::Unavailable
     );
-    // A new subscription needs the server; an identical one shares the
-    // watch already on the wire and starts from the client's state.
+    // A new subscription needs the server; so does an identical one, which
+    // shares the watch already on the wire but starts from the client's
+    // state only once the server has confirmed it is as new as the session
+    // (read-your-writes): while cut off, both fail by their deadline.
     assert_eq!(
         remote.watch_session("s", WatchOptions::new()).unwrap_err().code(),
         ErrorCode::Unavailable
     );
-    let twin = remote.watch("s", ["x"], WatchOptions::new()).unwrap();
-    drop(twin);
+    let twin = remote.watch("s", ["x"], WatchOptions::new()).unwrap_err();
+    assert!(
+        matches!(twin.code(), ErrorCode::Unavailable | ErrorCode::DeadlineExceeded),
+        "{twin}"
+    );
     store.update("s", "x", 2).unwrap(); // written while the watch is cut off
     transport.set_reachable(true);
     let e = w

@@ -148,7 +148,12 @@ proptest! {
                 | (VarType::Embedding, VarType::Embedding)
                 | (VarType::Tensor, VarType::Tensor)
         );
-        let got = try_value(VarDef::new("v", ty, init), v.clone());
+        let mut def = VarDef::new("v", ty, init);
+        if ty == VarType::Choice {
+            // A choice needs its choices: every string this test writes.
+            def = def.constraints(varwatch::Constraints::new().choices(["a", "s"]));
+        }
+        let got = try_value(def, v.clone());
         prop_assert_eq!(got.is_ok(), compatible, "{:?} into {}", v, ty);
         if let Err(e) = got {
             let article = if matches!(ty, VarType::Integer | VarType::Embedding) { "an" } else { "a" };

@@ -134,6 +134,39 @@ fn etcd_and_grpc_over_etcd_close_the_seams() {
     coalescing(&client, "coalescing-grpc-etcd");
 }
 
+/// Watches that join one shared subscription, each asked for and given up
+/// at once (the async caller's future dropped, as a cancelled task drops
+/// it), in bursts: every one is released, and the server holds no watch
+/// afterwards. (Two joins answered by one progress message once left one
+/// waiting forever.)
+#[test]
+fn joins_given_up_at_once_leave_nothing_behind() {
+    use varwatch::AsyncVarStore;
+    let store = SessionStore::new();
+    setup(&store, "s");
+    let client = memory_client(&store);
+    let aio = client.to_async();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for round in 0..20 {
+        rt.block_on(async {
+            for _ in 0..20 {
+                let fut = aio.watch("s", ["x"], WatchOptions::new());
+                let mut fut = std::pin::pin!(fut);
+                // Started, then dropped.
+                let _ = std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await;
+                tokio::task::yield_now().await;
+            }
+        });
+        common::wait_until("the server to drop every watch", || {
+            store.session("s").unwrap().watchers == 0
+        });
+        let _ = round;
+    }
+}
+
 /// The client's half of a raw watch stream.
 struct ClientSide(mpsc::UnboundedReceiver<ClientMessage>);
 

@@ -1,7 +1,8 @@
 """varwatch for Python: a client of a varwatch server.
 
 Sessions of typed, versioned variables, and watches that receive every
-change — in order, with no gap and no duplicate, through disconnections::
+change — in order, with no gap and no duplicate; through a disconnection, an
+exact ``LAGGED`` marker for what was missed and the latest state::
 
     import varwatch
 
@@ -17,8 +18,9 @@ change — in order, with no gap and no duplicate, through disconnections::
 
 :class:`Client` is blocking; :class:`AsyncClient` is the same API for
 asyncio (``async for event in client.watch(...)``). Errors are
-:class:`VarwatchError` subclasses. The protocol is
-``proto/varwatch/v1/varwatch.proto`` in the varwatch repository.
+:class:`VarwatchError` subclasses with typed fields. The package binds the
+Rust client of the varwatch repository (``varwatch._native``): one
+implementation of the protocol for both languages.
 """
 from .aio import AsyncClient, AsyncWatch
 from .client import Client, Watch
@@ -28,6 +30,7 @@ from .errors import (
     DeadlineExceeded,
     InvalidArgument,
     NotFound,
+    OutcomeUnknown,
     ResourceExhausted,
     Unauthenticated,
     Unavailable,
@@ -49,7 +52,7 @@ from .types import (
     VarType,
 )
 
-__version__ = "0.1.0"
+from ._native import __version__
 
 __all__ = [
     "Client",
@@ -65,6 +68,7 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "DeadlineExceeded",
+    "OutcomeUnknown",
     "Cancelled",
     "VarType",
     "Choice",

@@ -1,20 +1,24 @@
-"""The exceptions a varwatch call raises, mapped from gRPC status codes.
+"""The exceptions a varwatch call raises.
 
-Every exception is a :class:`VarwatchError` carrying the server's message
-(``str(e)``) and its status code name (``e.code``). Catch the subclass for
-the case you handle::
+Every exception is a :class:`VarwatchError`: ``str(e)`` is the error's
+message, ``e.code`` its status code name (``"NOT_FOUND"``, ...), ``e.kind``
+the library's name for it (``"VersionConflict"``, ``"VariablesNotFound"``,
+...), and its fields are typed attributes (``e.session``, ``e.variable``,
+``e.expected``, ``e.current``, ...; ``None`` where they do not apply). They
+come from the error itself — over the network, from the status's detail —
+never from the message's text, and they are the same as the Rust library's
+``Error`` fields. Catch the subclass for the case you handle::
 
     try:
-        client.update("lab", "t", 150.0)
+        client.update("lab", "t", 150.0, expected_version=3)
+    except varwatch.VersionConflict as e:
+        print("the variable is at", e.current)
     except varwatch.InvalidArgument as e:
-        print("refused:", e)
+        print("refused:", e.reason)
 """
 from __future__ import annotations
 
-import re
-from typing import Optional
-
-import grpc
+from typing import List, Optional, Tuple
 
 __all__ = [
     "VarwatchError",
@@ -26,23 +30,75 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "DeadlineExceeded",
+    "OutcomeUnknown",
     "Cancelled",
 ]
 
 
 class VarwatchError(Exception):
-    """Any error of a varwatch call: ``str(e)`` is the server's message,
-    ``e.code`` the gRPC status code name (``"NOT_FOUND"``, ...)."""
+    """Any error of a varwatch call (see the module's documentation for its
+    attributes)."""
 
     code: str = "UNKNOWN"
 
-    def __init__(self, message: str, code: Optional[str] = None):
+    def __init__(
+        self,
+        message: str,
+        code: Optional[str] = None,
+        *,
+        kind: Optional[str] = None,
+        session: Optional[str] = None,
+        variable: Optional[str] = None,
+        variables: Optional[List[str]] = None,
+        name: Optional[str] = None,
+        what: Optional[str] = None,
+        reason: Optional[str] = None,
+        expected: Optional[int] = None,
+        current: Optional[int] = None,
+        failures: Optional[List[Tuple[str, "VarwatchError"]]] = None,
+        limit: Optional[int] = None,
+        actual: Optional[int] = None,
+        pattern: Optional[str] = None,
+        operation: Optional[str] = None,
+        address: Optional[str] = None,
+    ):
         super().__init__(message)
         if code is not None:
             self.code = code
+        self.kind: Optional[str] = kind
+        """The library's name of the error (``"VersionConflict"``, ...)."""
+        self.session: Optional[str] = session
+        """The session the error is about."""
+        self.variable: Optional[str] = variable
+        """The variable (the identifier as given, or the name)."""
+        self.variables: Optional[List[str]] = variables
+        """Every unknown identifier of a request (``VariablesNotFound``)."""
+        self.name: Optional[str] = name
+        """A rejected session id or variable name (``InvalidName``)."""
+        self.what: Optional[str] = what
+        """What was measured or named (``"session id"``, ``"items in one batch"``)."""
+        self.reason: Optional[str] = reason
+        """Why the input was refused (the value and the rule it broke)."""
+        self.expected: Optional[int] = expected
+        """The version an update expected (``VersionConflict``)."""
+        self.current: Optional[int] = current
+        """The variable's current version (``VersionConflict``)."""
+        self.failures: Optional[List[Tuple[str, VarwatchError]]] = failures
+        """A rejected atomic batch or import: every failing item with its own error."""
+        self.limit: Optional[int] = limit
+        """A limit that was reached."""
+        self.actual: Optional[int] = actual
+        """What the request had, over ``limit``."""
+        self.pattern: Optional[str] = pattern
+        """A refused list pattern."""
+        self.operation: Optional[str] = operation
+        """The write whose outcome is unknown (``OutcomeUnknown``)."""
+        self.address: Optional[str] = address
+        """The address that could not be reached (``Unavailable``)."""
 
     @property
     def message(self) -> str:
+        """The error's message (``str(e)``)."""
         return str(self)
 
 
@@ -59,29 +115,21 @@ class AlreadyExists(VarwatchError):
 
 
 class InvalidArgument(VarwatchError):
-    """The value, constraint, name or request is invalid; the message says which."""
+    """The value, constraint, name or request is invalid; ``reason`` says why."""
 
     code = "INVALID_ARGUMENT"
 
 
 class VersionConflict(VarwatchError):
-    """The variable is not at the version the update expected.
-
-    ``expected`` and ``current`` are the two versions (``None`` if the
-    message did not carry them, as for some batch items).
-    """
+    """The variable is not at the version the update expected: ``expected``
+    and ``current`` are the two versions."""
 
     code = "FAILED_PRECONDITION"
 
-    def __init__(self, message: str, code: Optional[str] = None):
-        super().__init__(message, code)
-        m = re.search(r"expected version (\d+), current version is (\d+)", message)
-        self.expected: Optional[int] = int(m.group(1)) if m else None
-        self.current: Optional[int] = int(m.group(2)) if m else None
-
 
 class ResourceExhausted(VarwatchError):
-    """A server limit (value size, batch items, watches, connections)."""
+    """A limit (value size, batch items, watches, connections, sessions):
+    ``what``, ``limit`` and ``actual`` say which."""
 
     code = "RESOURCE_EXHAUSTED"
 
@@ -93,7 +141,8 @@ class Unauthenticated(VarwatchError):
 
 
 class Unavailable(VarwatchError):
-    """The server cannot be reached now (or is shutting down): retry later."""
+    """The server cannot be reached now (or is shutting down): retry later.
+    ``address`` is the address that failed, ``reason`` the cause."""
 
     code = "UNAVAILABLE"
 
@@ -104,36 +153,16 @@ class DeadlineExceeded(VarwatchError):
     code = "DEADLINE_EXCEEDED"
 
 
+class OutcomeUnknown(VarwatchError):
+    """A write was sent but no answer came back (the connection failed, or
+    the deadline passed, after it left): it may or may not have been applied.
+    Read the state to learn which, or retry with ``expected_version``, which
+    cannot apply twice. ``operation`` says which write."""
+
+    code = "UNKNOWN"
+
+
 class Cancelled(VarwatchError):
-    """The call was cancelled (the client was closed)."""
+    """The call was cancelled."""
 
     code = "CANCELLED"
-
-
-_BY_CODE = {
-    grpc.StatusCode.NOT_FOUND: NotFound,
-    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
-    grpc.StatusCode.FAILED_PRECONDITION: VersionConflict,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
-    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
-    grpc.StatusCode.UNAVAILABLE: Unavailable,
-    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
-    grpc.StatusCode.CANCELLED: Cancelled,
-}
-
-_BY_NAME = {code.name: cls for code, cls in _BY_CODE.items()}
-
-
-def from_rpc_error(e: grpc.RpcError) -> VarwatchError:
-    """The exception for a failed call (``grpc.RpcError`` or ``grpc.aio.AioRpcError``)."""
-    code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
-    details = (e.details() if hasattr(e, "details") else None) or str(e)
-    cls = _BY_CODE.get(code, VarwatchError)
-    return cls(details, code.name if code is not None else "UNKNOWN")
-
-
-def from_code_name(name: str, message: str) -> VarwatchError:
-    """The exception for a status code given by name (a batch item's, a
-    watch's end)."""
-    return _BY_NAME.get(name, VarwatchError)(message, name)

@@ -199,7 +199,7 @@ class EventKind(str, Enum):
     """The variable was deleted; nothing more about it follows."""
     LAGGED = "lagged"
     """The watch did not receive versions ``lag[0]..=lag[1]``; the current
-    state follows."""
+    state follows (unless the watch closes on overflow)."""
     SESSION_CLOSED = "session_closed"
     """The session was deleted, expired, or the server lost it. The watch's
     last event."""
@@ -211,31 +211,4 @@ class EventKind(str, Enum):
         return self.value
 
 
-@dataclass(frozen=True)
-class Event:
-    """One event of a watch (immutable: watches that share a subscription
-    share their events).
-
-    Events come in groups: all events of one session revision (a write, an
-    atomic batch, a snapshot, a resync) have the same ``revision``, and once
-    a group has been received whole the watcher holds a state the session
-    really had."""
-
-    kind: EventKind
-    name: str
-    id: str
-    version: int
-    revision: int
-    value: Any = None
-    old_value: Any = None
-    source: Optional[str] = None
-    metadata: Mapping[str, str] = field(default_factory=dict)
-    timestamp: Optional[_dt.datetime] = None
-    lag: Optional[Tuple[int, int]] = None
-    """For ``LAGGED``: the first and last versions not delivered."""
-    skipped: int = 0
-    """For a coalescing watch: how many versions this event passed over."""
-
-    @property
-    def is_initial(self) -> bool:
-        return self.kind is EventKind.INITIAL
+from ._native import Event as Event  # noqa: E402  (defined in Rust: see _native.pyi)

@@ -12,7 +12,7 @@
 //!
 //! ```no_run
 //! use varwatch::etcd::{EtcdConfig, EtcdStore};
-//! use varwatch::{SessionOptions, VarDef, VarType, WatchOptions};
+//! use varwatch::{SessionOptions, VarDef, VarStore, VarType, WatchOptions};
 //!
 //! // Process A.
 //! let a = EtcdStore::connect(["http://127.0.0.1:2379"], EtcdConfig::new())?;

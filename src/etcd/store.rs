@@ -57,7 +57,7 @@ use crate::{
 ///
 /// ```no_run
 /// use varwatch::etcd::{EtcdConfig, EtcdStore};
-/// use varwatch::{SessionOptions, VarDef, VarType, WatchOptions};
+/// use varwatch::{SessionOptions, VarDef, VarStore, VarType, WatchOptions};
 ///
 /// let store = EtcdStore::connect(["http://127.0.0.1:2379"], EtcdConfig::new())?;
 /// store.get_or_create_session("lab", SessionOptions::new())?;

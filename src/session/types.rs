@@ -175,16 +175,18 @@ pub struct VarDef {
     pub metadata: Metadata,
 }
 
-impl VarDef {
-    /// The definition that registers a copy of `v` (its name, type,
-    /// current value, constraints and metadata): what `export` returns.
-    pub(crate) fn of(v: &Variable) -> VarDef {
+/// The definition that registers a copy of a variable (its name, type,
+/// current value, constraints and metadata): what `export` returns.
+impl From<&Variable> for VarDef {
+    fn from(v: &Variable) -> VarDef {
         let mut def = VarDef::new(v.name(), v.var_type(), v.value().clone());
         def.constraints = v.constraints().clone();
         def.metadata = v.metadata().clone();
         def
     }
+}
 
+impl VarDef {
     /// A definition with no constraints and no metadata.
     pub fn new(name: impl Into<String>, var_type: VarType, value: impl Into<Value>) -> VarDef {
         VarDef {

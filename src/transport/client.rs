@@ -21,6 +21,8 @@ pub(crate) struct Inner {
     rt: Option<tokio::runtime::Runtime>,
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) config: RemoteConfig,
+    /// Set by `RemoteStore::close`: calls and new watches are refused.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Inner {
@@ -34,7 +36,32 @@ impl Inner {
             rt: Some(rt),
             transport,
             config,
+            closed: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Closes the client: every watch ends with `Disconnected`, later calls
+    /// and watches fail.
+    pub(crate) fn close(&self) {
+        use std::sync::atomic::Ordering;
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Some((tx, _)) = self.mux.get() {
+            let _ = tx.send(Command::Close);
+        }
+    }
+
+    /// The error of a closed client.
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(Error::Transport {
+                addr: String::new(),
+                reason: "the client was closed".into(),
+                source: None,
+            });
+        }
+        Ok(())
     }
 
     /// The watch stream's task: its command channel and counters.
@@ -52,6 +79,7 @@ impl Inner {
 
     /// One unary call, with the client's deadline.
     pub(crate) async fn call(&self, request: Request) -> Result<Response> {
+        self.check_open()?;
         let timeout = self.config.call_timeout;
         match tokio::time::timeout(timeout, self.transport.call(request)).await {
             Ok(r) => r,

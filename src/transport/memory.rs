@@ -24,6 +24,7 @@ use crate::{AsyncVarStore, Error, Result, SessionStore};
 ///
 /// ```
 /// use varwatch::transport::{MemoryTransport, RemoteConfig, RemoteStore, Service};
+/// use varwatch::VarStore;
 /// use varwatch::{SessionOptions, SessionStore, VarDef, VarType, WatchOptions};
 ///
 /// let store = SessionStore::new();

@@ -56,6 +56,8 @@ pub(crate) enum Command {
     },
     /// A watch was dropped.
     Release { id: WatchId, down: usize },
+    /// The client was closed: every watch ends with `Disconnected`.
+    Close,
 }
 
 /// A watch's place in the mux: its upstream's feed and its key there.
@@ -151,7 +153,8 @@ struct Upstream {
     held: Vec<WatchEvent>,
     /// Watches waiting to be attached (see [`Fence`]).
     waiting: Vec<Waiting>,
-    /// Progress requests sent on this stream, and answers received.
+    /// Progress requests sent on this stream (each numbered), and the last
+    /// number answered.
     progress_sent: u64,
     progress_answered: u64,
     /// The last acknowledgement sent on this stream.
@@ -177,7 +180,7 @@ impl Upstream {
     /// Asks the server for progress (the upstream is live on `out`).
     fn ask_progress(&mut self, id: WatchId, out: &mpsc::UnboundedSender<ClientMessage>) -> u64 {
         self.progress_sent += 1;
-        let _ = out.send(ClientMessage::Progress(id));
+        let _ = out.send(ClientMessage::Progress(id, self.progress_sent));
         self.progress_sent
     }
 
@@ -346,6 +349,7 @@ impl Mux {
         match c {
             Command::Watch { sub, down, reply } => self.watch(sub, down, reply),
             Command::Release { id, down } => self.release(id, down),
+            Command::Close => self.close(),
         }
     }
 
@@ -397,6 +401,21 @@ impl Mux {
             }
             Conn::Backoff(_) => {} // created when the next stream opens
         }
+    }
+
+    /// The client was closed: every watch ends with `Disconnected` and the
+    /// stream closes (the server cancels what it held).
+    fn close(&mut self) {
+        let ids: Vec<WatchId> = self.upstreams.keys().copied().collect();
+        for id in ids {
+            let closed = Error::Transport {
+                addr: String::new(),
+                reason: "the client was closed".into(),
+                source: None,
+            };
+            self.end_upstream(id, Some(disconnected()), Some(closed), CloseReason::Disconnected);
+        }
+        self.conn = Conn::Idle;
     }
 
     fn release(&mut self, id: WatchId, down: usize) {
@@ -661,9 +680,9 @@ impl Mux {
                 }
             }
         }
-        if let Some(revision) = update.progress {
-            u.progress_answered += 1;
-            u.feed.lock().note_progress(revision, wakers);
+        if let Some(request) = update.progress {
+            // Answers cover every request up to their number.
+            u.progress_answered = u.progress_answered.max(request.min(u.progress_sent));
         }
         // Hand over every watch whose fence is passed; its caller may have
         // given up waiting.

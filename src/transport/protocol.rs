@@ -85,9 +85,10 @@ pub enum ClientMessage {
     /// "I am alive"; the server echoes it.
     Heartbeat(u64),
     /// Bring this watch up to date: the server answers with a
-    /// [`WatchUpdate::progress`] once it has sent every change of the watch
-    /// up to the session's revision when the request arrived.
-    Progress(WatchId),
+    /// [`WatchUpdate::progress`] carrying this request's number (increasing
+    /// per watch) once it has sent every change of the watch up to the
+    /// session's revision when the request arrived.
+    Progress(WatchId, u64),
 }
 
 /// A message from the server on the watch stream: updates of any number of
@@ -123,8 +124,8 @@ pub struct WatchUpdate {
     pub sync_complete: Option<SyncComplete>,
     /// Set on the watch's last update.
     pub end: Option<WatchEnd>,
-    /// The answer to a [`ClientMessage::Progress`]: every change of the
-    /// watch up to this session revision has been sent.
+    /// The answer to [`ClientMessage::Progress`] requests: every request of
+    /// the watch up to this number is answered.
     pub progress: Option<u64>,
 }
 

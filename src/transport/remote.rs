@@ -31,6 +31,7 @@ use std::future::Future;
 ///
 /// ```
 /// use varwatch::transport::{MemoryTransport, RemoteConfig, RemoteStore, Service};
+/// use varwatch::VarStore;
 /// use varwatch::{SessionOptions, SessionStore, VarDef, VarType};
 ///
 /// let served = SessionStore::new();
@@ -51,7 +52,7 @@ pub struct RemoteStore {
 ///
 /// ```
 /// # async fn demo(remote: varwatch::transport::AsyncRemoteStore) -> varwatch::Result<()> {
-/// use varwatch::WatchOptions;
+/// use varwatch::{AsyncVarStore, WatchOptions};
 /// let version = remote.update("lab", "t", 22.0).await?;
 /// let mut watch = remote.watch("lab", ["t"], WatchOptions::new()).await?;
 /// let first = watch.recv_async().await; // or `watch.into_stream()` for a Stream
@@ -96,6 +97,16 @@ impl RemoteStore {
         Ok(RemoteStore {
             inner: Arc::new(Inner::new(rt, Arc::new(transport), config)),
         })
+    }
+
+    /// Closes the client, for every view of it: every watch ends with
+    /// [`EventKind::Disconnected`](crate::EventKind::Disconnected)
+    /// ([`CloseReason::Disconnected`](crate::CloseReason::Disconnected)),
+    /// the watch stream closes (the server cancels what it held), and later
+    /// calls and watches fail with [`Error::Transport`]. (Dropping every
+    /// handle and watch closes it too.)
+    pub fn close(&self) {
+        self.inner.close();
     }
 
     /// The async view of this client (same connection, same watches).
@@ -184,16 +195,19 @@ fn cancelled(e: tokio::task::JoinError) -> Error {
 /// subscription's upstream, or to a new one once it has its snapshot.
 async fn open_watch(inner: Arc<Inner>, sub: Subscribe, opts: WatchOptions) -> Result<Watch> {
     opts.check()?;
+    inner.check_open()?;
     let (commands, counters) = inner.mux();
-    let mode = if opts.reads_cuts() {
-        Mode::Coalesce
-    } else if opts.overflow == OverflowPolicy::Close {
-        Mode::Close
-    } else {
-        Mode::Resync
+    let mode = match opts.overflow {
+        _ if opts.reads_cuts() => Mode::Coalesce,
+        OverflowPolicy::Close => Mode::Close,
+        OverflowPolicy::Coalesce => Mode::Coalesce,
+        _ => Mode::Resync,
     };
     let down = DownConfig {
-        capacity: inner.config.buffer,
+        capacity: opts
+            .buffer
+            .unwrap_or(inner.config.buffer)
+            .clamp(1, super::MAX_BUFFER),
         mode,
         include_initial: opts.include_initial,
         throttle: opts.throttle,

@@ -61,9 +61,9 @@ impl Drop for OpenWatch {
 struct Served {
     watch: Watch,
     _slot: OpenWatch,
-    /// Progress requests to answer, in order: the session revision each
-    /// must reach first.
-    progress: VecDeque<u64>,
+    /// Progress requests to answer, in order: each one's number and the
+    /// session revision it must reach first.
+    progress: VecDeque<(u64, u64)>,
 }
 
 /// What a watch id adds to a message's byte budget (a varint, at most).
@@ -195,12 +195,12 @@ struct Conn<S> {
     /// when it does.
     opening: HashSet<WatchId>,
     opened: mpsc::UnboundedSender<OpenResult>,
-    /// Progress requests that came while their watch was opening: answered
-    /// once it has opened.
-    progress_after_open: HashMap<WatchId, u32>,
+    /// Progress requests that came while their watch was opening (their
+    /// numbers): answered once it has opened.
+    progress_after_open: HashMap<WatchId, Vec<u64>>,
     /// The session revision each progress request must reach, read by a
-    /// task of its own (the store may wait).
-    revisions: mpsc::UnboundedSender<(WatchId, u64)>,
+    /// task of its own (the store may wait): (watch, request, revision).
+    revisions: mpsc::UnboundedSender<(WatchId, u64, u64)>,
     ready: Arc<ReadySet>,
     wakers: Wakers,
     out: Outbox,
@@ -229,15 +229,15 @@ impl<S: AsyncVarStore + Send + Sync + 'static> Conn<S> {
                 }
             }
             ClientMessage::Heartbeat(h) => self.out.current.heartbeat = Some(h),
-            ClientMessage::Progress(id) => self.progress(id),
+            ClientMessage::Progress(id, request) => self.progress(id, request),
         }
     }
 
     /// A progress request: read the session's revision now, then answer
     /// once the watch has sent everything up to it (see `poll_watches`).
-    fn progress(&mut self, id: WatchId) {
+    fn progress(&mut self, id: WatchId, request: u64) {
         if self.opening.contains(&id) {
-            *self.progress_after_open.entry(id).or_default() += 1;
+            self.progress_after_open.entry(id).or_default().push(request);
             return;
         }
         let Some(served) = self.watches.get(&id) else {
@@ -252,15 +252,15 @@ impl<S: AsyncVarStore + Send + Sync + 'static> Conn<S> {
                 Ok(Response::Session(info)) => info.revision,
                 _ => 0,
             };
-            let _ = tx.send((id, revision));
+            let _ = tx.send((id, request, revision));
         });
     }
 
     /// The revision a progress request must reach is known: the watch is
     /// polled (it forces out what a throttle holds) and answers.
-    fn progress_due(&mut self, id: WatchId, revision: u64) {
+    fn progress_due(&mut self, id: WatchId, request: u64, revision: u64) {
         if let Some(served) = self.watches.get_mut(&id) {
-            served.progress.push_back(revision);
+            served.progress.push_back((request, revision));
             served.watch.flush();
             self.wakers.requeue(id);
         }
@@ -318,8 +318,12 @@ impl<S: AsyncVarStore + Send + Sync + 'static> Conn<S> {
         self.out.update(id).sync_complete = Some(opened.sync);
         // Progress asked for while it opened: its snapshot is at least as
         // new as the session was when the request came.
-        let progress = (0..self.progress_after_open.remove(&id).unwrap_or(0))
-            .map(|_| opened.sync.revision)
+        let progress = self
+            .progress_after_open
+            .remove(&id)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|request| (request, opened.sync.revision))
             .collect();
         // Polled on the next turn (a new waker starts in the set), which
         // arms it; a watch whose end is its first group ends there.
@@ -390,6 +394,7 @@ impl<S: AsyncVarStore + Send + Sync + 'static> Conn<S> {
             };
             let mut cx = Context::from_waker(&waker);
             let mut ended = false;
+            let mut drained = false;
             while let Some(served) = self.watches.get_mut(&id) {
                 if batch.len() == budget {
                     self.wakers.requeue(id);
@@ -401,7 +406,10 @@ impl<S: AsyncVarStore + Send + Sync + 'static> Conn<S> {
                         ended = true;
                         break;
                     }
-                    Poll::Pending => break,
+                    Poll::Pending => {
+                        drained = true;
+                        break;
+                    }
                 }
             }
             if !batch.is_empty() && !self.out.share(id, &batch) {
@@ -412,7 +420,8 @@ impl<S: AsyncVarStore + Send + Sync + 'static> Conn<S> {
                 self.out.offer_last(n);
             }
             batch.clear();
-            if !ended {
+            if drained {
+                // Everything it had is in this message or before.
                 self.answer_progress(id, &waker);
             }
             if ended {
@@ -431,16 +440,16 @@ impl<S: AsyncVarStore + Send + Sync + 'static> Conn<S> {
         let Some(served) = self.watches.get_mut(&id) else {
             return;
         };
-        let mut reached = None;
-        while let Some(&revision) = served.progress.front() {
+        let mut answered = None;
+        while let Some(&(request, revision)) = served.progress.front() {
             if !served.watch.caught_up(revision, waker) {
                 break;
             }
             served.progress.pop_front();
-            reached = Some(revision);
+            answered = Some(request);
         }
-        if let Some(revision) = reached {
-            self.out.update(id).progress = Some(revision);
+        if let Some(request) = answered {
+            self.out.update(id).progress = Some(request);
         }
     }
 
@@ -608,7 +617,7 @@ pub(crate) async fn run<S, I>(
                 conn.request(m);
             }
             Some((id, opened)) = opened_rx.recv() => conn.opened(id, opened),
-            Some((id, revision)) = revisions_rx.recv() => conn.progress_due(id, revision),
+            Some((id, request, revision)) = revisions_rx.recv() => conn.progress_due(id, request, revision),
             () = poll_fn(|c| conn.ready.poll_take(c, &mut ids)) => {
                 let woken = std::mem::take(&mut ids);
                 conn.poll_watches(&woken);

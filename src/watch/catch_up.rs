@@ -189,6 +189,59 @@ pub(crate) fn catch_up(mode: Mode, whole_session: bool, held: Held, now: Now) ->
     Some(plan)
 }
 
+/// The rule with its inputs and outputs spelled as the test vectors spell
+/// them (`tests/vectors/catch_up.json`): for the Python package's tests.
+/// Returns `(lagged, (event kind, skipped), next)` (`next` `None`: gone), or
+/// `None` when nothing is new.
+#[allow(clippy::type_complexity)]
+pub fn vector(
+    mode: &str,
+    whole_session: bool,
+    held: &str,
+    next: u64,
+    now: &str,
+    version: u64,
+) -> Result<Option<(Option<(u64, u64)>, Option<(String, u64)>, Option<u64>)>, String> {
+    let mode = match mode {
+        "resync" => Mode::Resync,
+        "close" => Mode::Close,
+        "coalesce" => Mode::Coalesce,
+        m => return Err(format!("mode {m:?}")),
+    };
+    let held = match held {
+        "unknown" => Held::Unknown,
+        "next" => Held::Next {
+            next,
+            initial_owed: false,
+        },
+        "owed" => Held::Next {
+            next,
+            initial_owed: true,
+        },
+        h => return Err(format!("held {h:?}")),
+    };
+    let now = match now {
+        "live" => Now::Live(version),
+        "deleted" => Now::Deleted(version),
+        n => return Err(format!("now {n:?}")),
+    };
+    Ok(catch_up(mode, whole_session, held, now).map(|p| {
+        let event = p.event.map(|(kind, skipped)| {
+            let name = match kind {
+                EventKind::Initial => "initial",
+                EventKind::Changed => "changed",
+                _ => "deleted",
+            };
+            (name.to_string(), skipped)
+        });
+        let after = p.held.map(|h| match h {
+            Held::Next { next, .. } => next,
+            Held::Unknown => 0,
+        });
+        (p.lagged, event, after)
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,6 +43,11 @@ pub enum OverflowPolicy {
     ///
     /// [`EventKind::Lagged`]: crate::EventKind::Lagged
     Close,
+    /// Deliver the current state of each affected variable (one consistent
+    /// cut) with [`WatchEvent::skipped`](crate::WatchEvent::skipped)
+    /// counting the versions passed over, as a coalescing watch would, and
+    /// carry on losslessly: no `Lagged` markers.
+    Coalesce,
 }
 
 /// How a watch is set up. Build with [`WatchOptions::new`] and the builder
@@ -69,6 +74,7 @@ pub struct WatchOptions {
     pub(crate) coalesce: bool,
     pub(crate) throttle: Option<Duration>,
     pub(crate) resume: Option<Arc<Resume>>,
+    pub(crate) buffer: Option<usize>,
 }
 
 impl Default for WatchOptions {
@@ -81,6 +87,7 @@ impl Default for WatchOptions {
             coalesce: false,
             throttle: None,
             resume: None,
+            buffer: None,
         }
     }
 }
@@ -95,6 +102,7 @@ impl fmt::Debug for WatchOptions {
             .field("coalesce", &self.coalesce)
             .field("throttle", &self.throttle)
             .field("resume", &self.resume)
+            .field("buffer", &self.buffer)
             .finish()
     }
 }
@@ -142,6 +150,16 @@ impl WatchOptions {
     /// watches never overflow and ignore it.
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity;
+        self
+    }
+
+    /// A remote watch's buffer: how many events it holds on the client for
+    /// its user before it falls behind and catches up by its overflow
+    /// policy (default: the client's `RemoteConfig::buffer`; at least 1).
+    /// The server-side watch's is [`capacity`](Self::capacity). Local and
+    /// etcd watches have one buffer, their capacity, and ignore this.
+    pub fn buffer(mut self, events: usize) -> Self {
+        self.buffer = Some(events);
         self
     }
 
@@ -226,6 +244,9 @@ impl WatchOptions {
     pub(crate) fn check(&self) -> Result<(), Error> {
         if self.capacity == 0 {
             return Err(Error::InvalidOption("capacity must be at least 1".into()));
+        }
+        if self.buffer == Some(0) {
+            return Err(Error::InvalidOption("buffer must be at least 1".into()));
         }
         if self.throttle == Some(Duration::ZERO) {
             return Err(Error::InvalidOption(

@@ -162,8 +162,10 @@ pub(crate) fn value_to(v: &Value) -> proto::Value {
     proto::Value { kind: Some(kind) }
 }
 
-fn list(v: Vec<String>) -> Option<Vec<String>> {
-    (!v.is_empty()).then_some(v)
+/// A list constraint: set if its flag says so, or (from a client that sets
+/// no flags) if it has items.
+fn list(v: Vec<String>, has: bool) -> Option<Vec<String>> {
+    (has || !v.is_empty()).then_some(v)
 }
 
 pub(crate) fn constraints_from(c: Option<proto::Constraints>) -> Result<Constraints, Status> {
@@ -185,9 +187,9 @@ pub(crate) fn constraints_from(c: Option<proto::Constraints>) -> Result<Constrai
         max: c.max,
         min_length: c.min_length.map(|n| to_usize(n, "min_length")).transpose()?,
         max_length: c.max_length.map(|n| to_usize(n, "max_length")).transpose()?,
-        allowed_values: list(c.allowed_values),
-        choices: list(c.choices),
-        allowed_modules: list(c.allowed_modules),
+        allowed_values: list(c.allowed_values, c.has_allowed_values),
+        choices: list(c.choices, c.has_choices),
+        allowed_modules: list(c.allowed_modules, c.has_allowed_modules),
         dimensions: c.dimensions.map(|n| to_usize(n, "dimensions")).transpose()?,
         shape,
     })
@@ -205,6 +207,9 @@ pub(crate) fn constraints_to(c: &Constraints) -> proto::Constraints {
         dimensions: c.dimensions.map(|n| n as u64),
         shape: c.shape.iter().flatten().map(|&d| d as u64).collect(),
         has_shape: c.shape.is_some(),
+        has_allowed_values: c.allowed_values.is_some(),
+        has_choices: c.choices.is_some(),
+        has_allowed_modules: c.allowed_modules.is_some(),
     }
 }
 
@@ -452,7 +457,9 @@ pub(crate) fn request_to(m: ClientMessage) -> proto::WatchRequest {
         ClientMessage::Cancel(watch_id) => Kind::Cancel(proto::WatchCancel { watch_id }),
         ClientMessage::Ack(watch_id, revision) => Kind::Ack(proto::WatchAck { watch_id, revision }),
         ClientMessage::Heartbeat(sequence) => Kind::Heartbeat(proto::Heartbeat { sequence }),
-        ClientMessage::Progress(watch_id) => Kind::Progress(proto::WatchProgress { watch_id }),
+        ClientMessage::Progress(watch_id, request) => {
+            Kind::Progress(proto::WatchProgress { watch_id, request })
+        }
     };
     proto::WatchRequest { kind: Some(kind) }
 }
@@ -480,7 +487,7 @@ pub(crate) fn request_from(m: proto::WatchRequest) -> Option<ClientMessage> {
         Kind::Cancel(c) => ClientMessage::Cancel(c.watch_id),
         Kind::Ack(a) => ClientMessage::Ack(a.watch_id, a.revision),
         Kind::Heartbeat(h) => ClientMessage::Heartbeat(h.sequence),
-        Kind::Progress(p) => ClientMessage::Progress(p.watch_id),
+        Kind::Progress(p) => ClientMessage::Progress(p.watch_id, p.request),
     })
 }
 

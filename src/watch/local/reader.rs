@@ -14,8 +14,10 @@
 //! the current state (or the deletion); for a whole-session watch, every
 //! variable registered meanwhile as a marker for its earlier versions and
 //! then `Initial`. Its cursor moves to the cut's position in the log, so it
-//! is contiguous from there. With [`OverflowPolicy::Close`] it delivers the
-//! markers (and deletions) and ends.
+//! is contiguous from there. With [`OverflowPolicy::Coalesce`] the group is
+//! the current states with skip counts instead of markers; with
+//! [`OverflowPolicy::Close`] it delivers the markers (and deletions) and
+//! ends.
 
 use super::LocalWatch;
 use crate::watch::catch_up::{Held, Mode, Now, catch_up};
@@ -114,7 +116,12 @@ impl LocalWatch {
         self.cursor = cut.tail;
         let label = cut.revision;
         let close = self.overflow == OverflowPolicy::Close;
-        let mode = if close { Mode::Close } else { Mode::Resync };
+        let mode = match self.overflow {
+            OverflowPolicy::Close => Mode::Close,
+            OverflowPolicy::Coalesce => Mode::Coalesce,
+            _ => Mode::Resync,
+        };
+        let mut skipped = 0;
         let mut gone = Vec::new();
         for (i, state) in cut.states.into_iter().enumerate() {
             let t = &mut self.tracked[i];
@@ -125,7 +132,15 @@ impl LocalWatch {
                 Some(held) => t.hold(held),
                 None => gone.push(i),
             }
+            skipped += plan.event.map_or(0, |(_, s)| s);
             self.pending.extend(plan.events(&state, label));
+        }
+        if skipped > 0 {
+            self.shared
+                .counters
+                .rare()
+                .skipped
+                .fetch_add(skipped, Ordering::Relaxed);
         }
         for i in gone.into_iter().rev() {
             self.untrack(i);
