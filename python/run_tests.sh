@@ -22,7 +22,10 @@ tools="$root/.venv/bin/python"
 
 # 1. The wheel (the extension in release, as pip would build it).
 start=$(date +%s)
-"$root/.venv/bin/maturin" build --quiet --release --manifest-path "$here/Cargo.toml" -o "$work/dist" >/dev/null
+if ! "$root/.venv/bin/maturin" build --release --manifest-path "$here/Cargo.toml" -o "$work/dist" >"$work/maturin.log" 2>&1; then
+    cat "$work/maturin.log" >&2
+    exit 1
+fi
 echo "python: wheel built in $(( $(date +%s) - start )) s: $(ls "$work/dist")"
 
 # 2. A fresh venv with the wheel and the test tools only.
@@ -36,11 +39,13 @@ requires = m.requires("varwatch") or []
 assert all("extra ==" in r for r in requires), f"the package depends on {requires}"
 PY
 
-# 3. Types: the package under mypy --strict, and code that misuses it
-#    rejected (a mistyped keyword, a wrong type).
-cd "$here"
-"$py" -m mypy --strict --no-incremental "$work/venv/lib/python3"*/site-packages/varwatch tests/typing_ok.py
-if "$py" -m mypy --strict --no-incremental tests/typing_bad.py >"$work/mypy_bad.txt" 2>&1; then
+# 3. Types: the installed package under mypy --strict, and code that
+#    misuses it rejected (a mistyped keyword). From a directory without the
+#    sources, so that mypy reads the installed package.
+cd "$work"
+"$py" -m mypy --strict --no-incremental -p varwatch
+"$py" -m mypy --strict --no-incremental "$here/tests/typing_ok.py"
+if "$py" -m mypy --strict --no-incremental "$here/tests/typing_bad.py" >"$work/mypy_bad.txt" 2>&1; then
     echo "python: mypy accepted tests/typing_bad.py, which misuses the API" >&2
     exit 1
 fi

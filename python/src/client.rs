@@ -466,6 +466,24 @@ impl NativeClient {
         self.store.close();
     }
 
+    /// The client's settings, as the Rust client holds them (seconds for
+    /// durations): `timeout`, `buffer`, `heartbeat_interval`,
+    /// `heartbeat_timeout`, `backoff` (first, most), `max_failures`.
+    fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        let c = self.store.config();
+        let d = pyo3::types::PyDict::new(py);
+        d.set_item("timeout", c.call_timeout.as_secs_f64())?;
+        d.set_item("buffer", c.buffer)?;
+        d.set_item("heartbeat_interval", c.heartbeat_interval.as_secs_f64())?;
+        d.set_item("heartbeat_timeout", c.heartbeat_timeout.as_secs_f64())?;
+        d.set_item(
+            "backoff",
+            (c.backoff_initial.as_secs_f64(), c.backoff_max.as_secs_f64()),
+        )?;
+        d.set_item("max_failures", c.max_failures)?;
+        Ok(d)
+    }
+
     /// Whether `close` was called.
     #[getter]
     fn closed(&self) -> bool {

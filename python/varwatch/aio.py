@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Any, Dict, Generator, Iterable, List, Optional, Sequence, Union
+from typing import Any, Dict, Generator, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import _native
 from .client import BatchItem, _constraints, _native_client, _watch_args
@@ -300,7 +300,7 @@ class AsyncWatch:
     events. Closed by ``async with``, :meth:`aclose`, when the task waiting
     on it is cancelled, or when collected."""
 
-    def __init__(self, client: AsyncClient, session: str, args: tuple):
+    def __init__(self, client: AsyncClient, session: str, args: Tuple[Any, ...]):
         self._client = client
         self._session = session
         self._args = args

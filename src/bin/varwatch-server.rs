@@ -57,9 +57,10 @@ struct Args {
     /// Most watches open on one connection.
     #[arg(long, env = "VARWATCH_MAX_WATCHES_PER_CONNECTION", default_value_t = 100_000)]
     max_watches_per_connection: usize,
-    /// Largest request message, in bytes.
-    #[arg(long, env = "VARWATCH_MAX_MESSAGE_BYTES", default_value_t = 4 << 20)]
-    max_message_bytes: usize,
+    /// Largest request message, in bytes (default: room for a value and
+    /// metadata at their limits, and 64 KiB more).
+    #[arg(long, env = "VARWATCH_MAX_MESSAGE_BYTES")]
+    max_message_bytes: Option<usize>,
     /// Largest value, in bytes.
     #[arg(long, env = "VARWATCH_MAX_VALUE_BYTES", default_value_t = 4 << 20)]
     max_value_bytes: usize,
@@ -263,7 +264,6 @@ where
         .max_connections(args.max_connections)
         .max_watches(args.max_watches)
         .max_watches_per_connection(args.max_watches_per_connection)
-        .max_message_bytes(args.max_message_bytes)
         .max_value_bytes(args.max_value_bytes)
         .max_metadata_bytes(args.max_metadata_bytes)
         .max_watch_message_bytes(args.max_watch_message_bytes)
@@ -272,6 +272,9 @@ where
         .heartbeat_timeout(args.heartbeat_timeout)
         .idle_timeout(args.idle_timeout)
         .handshake_timeout(args.handshake_timeout);
+    if let Some(n) = args.max_message_bytes {
+        service = service.max_message_bytes(n);
+    }
     if let Some(path) = &args.token_file {
         let token = String::from_utf8(read(path, "token file")?)?;
         let token = token.trim();

@@ -140,6 +140,7 @@ pub(super) async fn open(
         f.incarnation = cut.incarnation as u64;
         f.apply_group(first, &mut Vec::new());
         f.attach(DownConfig {
+            coalescing: opts.reads_cuts(),
             capacity: opts.capacity.clamp(1, super::config::MAX_ETCD_BUFFER),
             mode,
             include_initial: opts.include_initial,

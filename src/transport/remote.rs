@@ -99,6 +99,11 @@ impl RemoteStore {
         })
     }
 
+    /// The client's configuration (normalized: every value in its range).
+    pub fn config(&self) -> &RemoteConfig {
+        &self.inner.config
+    }
+
     /// Closes the client, for every view of it: every watch ends with
     /// [`EventKind::Disconnected`](crate::EventKind::Disconnected)
     /// ([`CloseReason::Disconnected`](crate::CloseReason::Disconnected)),
@@ -204,6 +209,7 @@ async fn open_watch(inner: Arc<Inner>, sub: Subscribe, opts: WatchOptions) -> Re
         _ => Mode::Resync,
     };
     let down = DownConfig {
+        coalescing: opts.reads_cuts(),
         capacity: opts
             .buffer
             .unwrap_or(inner.config.buffer)

@@ -50,8 +50,11 @@ pub(crate) struct DownConfig {
     /// Most events queued before it lags (a group is never split: an empty
     /// queue takes any group).
     pub(crate) capacity: usize,
-    /// How it catches up: `Resync` or `Close` (lossless, by its overflow
-    /// policy), or `Coalesce`.
+    /// It queues nothing and catches up at every receive: a coalescing (or
+    /// throttled) watch.
+    pub(crate) coalescing: bool,
+    /// How it catches up: by its overflow policy (`Resync`, `Close`,
+    /// `Coalesce`), or `Coalesce` for a coalescing watch.
     pub(crate) mode: Mode,
     /// Its first group is the state of every live variable (`Initial`).
     pub(crate) include_initial: bool,
@@ -146,7 +149,7 @@ impl Down {
     }
 
     fn coalescing(&self) -> bool {
-        self.config.mode == Mode::Coalesce
+        self.config.coalescing
     }
 
     /// Whether a group of `n` events fits its queue.
@@ -640,6 +643,7 @@ mod tests {
     fn config(capacity: usize, mode: Mode) -> DownConfig {
         DownConfig {
             capacity,
+            coalescing: mode == Mode::Coalesce,
             mode,
             include_initial: true,
             throttle: None,

@@ -41,7 +41,9 @@ use crate::{AsyncVarStore, BatchUpdate, SessionOptions, SessionStore, UpdateOpti
 #[must_use = "a service does nothing until served"]
 pub struct GrpcService<S = SessionStore> {
     service: Service<S>,
-    max_message_bytes: usize,
+    /// `None`: the value limit plus the metadata limit plus 64 KiB, so that
+    /// a value at its limit always fits a request.
+    max_message_bytes: Option<usize>,
     max_concurrent_streams: u32,
     token: Option<std::sync::Arc<str>>,
     conn: ConnLimits,
@@ -59,7 +61,7 @@ impl<S: AsyncVarStore + Clone + Send + Sync + 'static> GrpcService<S> {
     pub fn from_service(service: Service<S>) -> GrpcService<S> {
         GrpcService {
             service,
-            max_message_bytes: 4 << 20,
+            max_message_bytes: None,
             max_concurrent_streams: 10_000,
             token: None,
             conn: ConnLimits::default(),
@@ -92,10 +94,23 @@ impl<S: AsyncVarStore + Clone + Send + Sync + 'static> GrpcService<S> {
     }
 
     /// Largest request message accepted, in bytes (RESOURCE_EXHAUSTED past
-    /// it).
+    /// it). By default, room for a value at its limit
+    /// ([`max_value_bytes`](Self::max_value_bytes)), metadata at its limit
+    /// and 64 KiB more: a value the service accepts always fits a request.
     pub fn max_message_bytes(mut self, n: usize) -> Self {
-        self.max_message_bytes = n;
+        self.max_message_bytes = Some(n);
         self
+    }
+
+    /// The largest request message accepted, in bytes.
+    fn message_limit(&self) -> usize {
+        self.max_message_bytes.unwrap_or_else(|| {
+            let limits = self.service.limits();
+            limits
+                .max_value_bytes
+                .saturating_add(limits.max_metadata_bytes)
+                .saturating_add(64 << 10)
+        })
     }
 
     /// See [`Service::max_value_bytes`].
@@ -170,7 +185,7 @@ impl<S: AsyncVarStore + Clone + Send + Sync + 'static> GrpcService<S> {
     /// (the connection limits and the health and reflection services are
     /// then yours to add; see [`serve`](Self::serve)).
     pub fn into_server(self) -> InterceptedService<VarWatchServer<GrpcService<S>>, Gate> {
-        let max = self.max_message_bytes;
+        let max = self.message_limit();
         let gate = Gate(self.token.clone());
         let server = VarWatchServer::new(self)
             .max_decoding_message_size(max)
@@ -330,12 +345,11 @@ macro_rules! expect {
 
 impl<S: AsyncVarStore + Clone + Send + Sync + 'static> GrpcService<S> {
     /// Decodes nothing, calls the service, maps its error to a status.
+    /// (Values are decoded whole, bounded by the request message's limit;
+    /// their own limit is the service's, checked with the variable's name so
+    /// that the error is the same on every transport.)
     async fn call(&self, request: Request) -> Result<Response, Status> {
         self.service.call(request).await.map_err(status)
-    }
-
-    fn max_value_bytes_(&self) -> usize {
-        self.service.limits().max_value_bytes
     }
 }
 
@@ -471,11 +485,7 @@ impl<S: AsyncVarStore + Clone + Send + Sync + 'static> VarWatch for GrpcService<
         req: Request_<proto::RegisterVariableRequest>,
     ) -> Result<Response_<proto::RegisterVariableResponse>, Status> {
         let r = req.into_inner();
-        let mut def = VarDef::new(
-            r.name,
-            var_type_from(r.r#type)?,
-            value_from(r.value, self.max_value_bytes_())?,
-        );
+        let mut def = VarDef::new(r.name, var_type_from(r.r#type)?, value_from(r.value, usize::MAX)?);
         def.constraints = constraints_from(r.constraints)?;
         def.metadata = metadata_from(r.metadata);
         let session = r.session;
@@ -538,7 +548,7 @@ impl<S: AsyncVarStore + Clone + Send + Sync + 'static> VarWatch for GrpcService<
     ) -> Result<Response_<proto::UpdateVariableResponse>, Status> {
         let r = req.into_inner();
         let request = Request::Update {
-            value: value_from(r.value, self.max_value_bytes_())?,
+            value: value_from(r.value, usize::MAX)?,
             options: update_options(r.expected_version, r.source, r.metadata),
             session: r.session,
             variable: r.variable,
@@ -559,7 +569,7 @@ impl<S: AsyncVarStore + Clone + Send + Sync + 'static> VarWatch for GrpcService<
         // changes nothing, atomic or not.
         let mut items = Vec::with_capacity(r.items.len());
         for (i, item) in r.items.into_iter().enumerate() {
-            let value = value_from(item.value, self.max_value_bytes_()).map_err(|s| {
+            let value = value_from(item.value, usize::MAX).map_err(|s| {
                 Status::new(
                     s.code(),
                     format!("item {i} (`{}`): {}", item.variable, s.message()),
@@ -614,12 +624,11 @@ impl<S: AsyncVarStore + Clone + Send + Sync + 'static> VarWatch for GrpcService<
         req: Request_<proto::ImportVariablesRequest>,
     ) -> Result<Response_<proto::ImportVariablesResponse>, Status> {
         let r = req.into_inner();
-        let max = self.max_value_bytes_();
         let defs = r
             .variables
             .into_iter()
             .map(|d| {
-                let mut def = VarDef::new(d.name, var_type_from(d.r#type)?, value_from(d.value, max)?);
+                let mut def = VarDef::new(d.name, var_type_from(d.r#type)?, value_from(d.value, usize::MAX)?);
                 def.constraints = constraints_from(d.constraints)?;
                 def.metadata = metadata_from(d.metadata);
                 Ok(def)
