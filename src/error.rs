@@ -389,6 +389,11 @@ impl ErrorSource {
     pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> ErrorSource {
         ErrorSource(Arc::new(e))
     }
+
+    /// The wrapped error itself (its `source` is the next in the chain).
+    pub fn get(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
 }
 
 impl fmt::Debug for ErrorSource {

@@ -81,11 +81,15 @@ impl<S: AsyncVarStore + Clone + Send + Sync + 'static> MemoryTransport<S> {
     }
 }
 
+/// The transport is cut: nothing reaches the service (a refused
+/// connection, so that a write is known not to have left).
 fn unreachable() -> Error {
     Error::Transport {
         addr: "memory".into(),
         reason: "the in-memory service was made unreachable".into(),
-        source: None,
+        source: Some(crate::ErrorSource::new(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        ))),
     }
 }
 

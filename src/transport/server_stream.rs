@@ -36,8 +36,26 @@ use crate::ops::{Request, Response};
 use crate::trace;
 use crate::{AsyncVarStore, Error, ErrorCode, EventKind, Result, Watch, WatchEvent};
 
-/// Requests held back while the outgoing queue is full, at most.
-const MAX_DEFERRED: usize = 1024;
+/// Requests (creates, cancels, progress) held back while the outgoing queue
+/// is full, at most. Past it the server stops reading the client (its
+/// sends wait: flow control), and a client that then neither reads its
+/// messages nor can be heard for the heartbeat timeout is ended with
+/// `RESOURCE_EXHAUSTED` naming this limit — not taken for a silent one.
+pub(crate) const MAX_DEFERRED: usize = 1024;
+
+/// The sending side of a watch stream: the messages, and the reason the
+/// server ends the stream, delivered whatever the queue holds.
+pub(crate) struct Out {
+    pub(crate) tx: mpsc::Sender<Result<ServerMessage>>,
+    pub(crate) end: Arc<parking_lot::Mutex<Option<Error>>>,
+}
+
+impl Out {
+    /// Ends the stream with `e`, first in the client's way.
+    fn end(&self, e: Error) {
+        *self.end.lock() = Some(e);
+    }
+}
 
 /// What a stream task needs from its service.
 pub(crate) struct StreamContext<S> {
@@ -507,13 +525,14 @@ impl<S: AsyncVarStore + Send + Sync + 'static> Conn<S> {
 pub(crate) async fn run<S, I>(
     ctx: StreamContext<S>,
     mut inbound: I,
-    tx: mpsc::Sender<Result<ServerMessage>>,
+    out: Out,
     closing: impl Future<Output = ()> + Send,
 ) where
     S: AsyncVarStore + Send + Sync + 'static,
     I: Stream<Item = ClientMessage> + Send + Unpin,
 {
     let limits = ctx.limits.clone();
+    let tx = out.tx.clone();
     let (opened_tx, mut opened_rx) = mpsc::unbounded_channel();
     let (revisions_tx, mut revisions_rx) = mpsc::unbounded_channel();
     let mut conn = Conn {
@@ -560,9 +579,9 @@ pub(crate) async fn run<S, I>(
                 Err(mpsc::error::TrySendError::Full(())) => loop {
                     // While the client reads slowly: keep hearing it (a
                     // heartbeat proves it alive and is echoed with the next
-                    // message; acks are applied), keep its creates and
-                    // cancels for later (at most MAX_DEFERRED, then stop
-                    // reading it).
+                    // message; acks are applied), keep its creates, cancels
+                    // and progress requests for later (at most MAX_DEFERRED,
+                    // then stop reading it).
                     let reading = deferred.len() < MAX_DEFERRED;
                     tokio::select! {
                         permit = tx.reserve() => match permit {
@@ -585,12 +604,22 @@ pub(crate) async fn run<S, I>(
                             }
                         }
                         _ = silence.expired() => {
-                            trace::debug!(watches = conn.watches.len(), "dropping a silent client");
-                            let _ = tx.try_send(Err(silent()));
+                            if reading {
+                                trace::debug!(watches = conn.watches.len(), "dropping a silent client");
+                                out.end(silent());
+                            } else {
+                                // Not heard because not read: the limit is why.
+                                trace::debug!(watches = conn.watches.len(), "dropping a client that sent too much without reading");
+                                out.end(Error::LimitExceeded {
+                                    what: "requests waiting while the client does not read its watch stream".into(),
+                                    limit: MAX_DEFERRED,
+                                    actual: deferred.len(),
+                                });
+                            }
                             return;
                         }
                         _ = closing.as_mut() => {
-                            let _ = tx.try_send(Err(shutting_down()));
+                            out.end(shutting_down());
                             return;
                         }
                     }
@@ -630,12 +659,12 @@ pub(crate) async fn run<S, I>(
             }
             _ = silence.expired() => {
                 trace::debug!(watches = conn.watches.len(), "dropping a silent client");
-                let _ = tx.try_send(Err(silent()));
+                out.end(silent());
                 return;
             }
             _ = tx.closed() => return,
             _ = closing.as_mut() => {
-                let _ = tx.try_send(Err(shutting_down()));
+                out.end(shutting_down());
                 return;
             }
         }

@@ -283,22 +283,49 @@ impl<S: AsyncVarStore + Clone + Send + Sync + 'static> Service<S> {
             max_watches: self.max_watches,
         };
         let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(server_stream::run(ctx, inbound, tx, self.closed()));
-        Ok(ServerStream(rx))
+        let end = Arc::new(parking_lot::Mutex::new(None));
+        let out = server_stream::Out { tx, end: end.clone() };
+        tokio::spawn(server_stream::run(ctx, inbound, out, self.closed()));
+        Ok(ServerStream { rx, end, over: false })
     }
 }
 
 /// The server's messages on one watch stream (see
-/// [`Service::watch_stream`]). It ends when the client has finished, or when
-/// the server ends the stream (the client silent past the timeout, the
-/// service closing), in which case its last item is the reason as an error,
-/// if there was room to queue it.
+/// [`Service::watch_stream`]). It ends when the client has finished (after
+/// every message queued), or when the server ends the stream: then its last
+/// item is the reason, as an error, at once, whatever is still queued (a
+/// client silent past the timeout: `DEADLINE_EXCEEDED`; the service
+/// closing: `UNAVAILABLE`; more requests than the server holds while the
+/// client does not read: `RESOURCE_EXHAUSTED`).
 #[derive(Debug)]
-pub struct ServerStream(mpsc::Receiver<Result<ServerMessage>>);
+pub struct ServerStream {
+    rx: mpsc::Receiver<Result<ServerMessage>>,
+    /// Why the server ended the stream, if it did.
+    end: Arc<parking_lot::Mutex<Option<Error>>>,
+    over: bool,
+}
 
 impl Stream for ServerStream {
     type Item = Result<ServerMessage>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.0.poll_recv(cx)
+        if self.over {
+            return Poll::Ready(None);
+        }
+        let ended = self.end.lock().take();
+        if let Some(e) = ended {
+            // The messages still queued are for a client the server has
+            // given up on: the reason goes first, and last.
+            self.over = true;
+            return Poll::Ready(Some(Err(e)));
+        }
+        let item = self.rx.poll_recv(cx);
+        if let Poll::Ready(None) = item {
+            let ended = self.end.lock().take();
+            if let Some(e) = ended {
+                self.over = true;
+                return Poll::Ready(Some(Err(e)));
+            }
+        }
+        item
     }
 }

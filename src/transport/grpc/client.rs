@@ -16,8 +16,8 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::auth::BearerToken;
 use super::convert::{
-    EventDecoder, code_from_name, constraints_to, error_from, request_to, response_from, session_from,
-    value_to, var_type_to, variable_from,
+    EventDecoder, code_from_name, constraints_to, request_to, response_from, session_from, value_to,
+    var_type_to, variable_from,
 };
 use super::proto::var_watch_client::VarWatchClient;
 use super::proto::{self, item_result};
@@ -364,7 +364,11 @@ fn item_from(r: proto::ItemResult) -> Result<u64> {
 impl Transport for GrpcTransport {
     fn call(&self, request: Request) -> BoxFuture<Result<Response>> {
         let this = self.clone();
-        Box::pin(async move { call(this.client(), request).await.map_err(error_from) })
+        Box::pin(async move {
+            call(this.client(), request)
+                .await
+                .map_err(|s| super::errors::error_of_status_from(&this.inner.addr, s))
+        })
     }
 
     fn watch_stream(&self, outbound: ClientMessages) -> BoxFuture<Result<ServerMessages>> {
@@ -374,11 +378,12 @@ impl Transport for GrpcTransport {
                 .client()
                 .watch(Requests(outbound))
                 .await
-                .map_err(error_from)?
+                .map_err(|s| super::errors::error_of_status_from(&this.inner.addr, s))?
                 .into_inner();
             Ok(Box::pin(Responses {
                 inner: inbound,
                 decoder: EventDecoder::default(),
+                addr: this.inner.addr.clone(),
             }) as ServerMessages)
         })
     }
@@ -398,14 +403,19 @@ impl Stream for Requests {
 struct Responses {
     inner: tonic::Streaming<proto::WatchResponse>,
     decoder: EventDecoder,
+    /// The server's address, for errors.
+    addr: String,
 }
 
 impl Stream for Responses {
     type Item = Result<ServerMessage>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        Pin::new(&mut this.inner)
-            .poll_next(cx)
-            .map(|m| m.map(|m| Ok(response_from(m.map_err(error_from)?, &mut this.decoder))))
+        Pin::new(&mut this.inner).poll_next(cx).map(|m| {
+            m.map(|m| {
+                let m = m.map_err(|s| super::errors::error_of_status_from(&this.addr, s))?;
+                Ok(response_from(m, &mut this.decoder))
+            })
+        })
     }
 }

@@ -53,11 +53,6 @@ pub(crate) fn status(err: Error) -> Status {
     super::errors::status(&err)
 }
 
-/// A status received by the client, as the error it stands for.
-pub(crate) fn error_from(s: Status) -> Error {
-    super::errors::error_from_status(&s)
-}
-
 /// A malformed answer from a server.
 fn bad_answer(s: Status) -> Error {
     Error::Remote {

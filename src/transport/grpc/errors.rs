@@ -106,6 +106,33 @@ pub(crate) fn status(err: &Error) -> Status {
     Status::with_details(code, message, rpc.encode_to_vec().into())
 }
 
+/// The error a status received from the server at `addr` stands for: the
+/// store's own, from the detail; [`Error::Transport`] naming `addr` and the
+/// cause when the status was made on this side because the server could
+/// not be reached (tonic sets its source: a connection or HTTP/2 error);
+/// else [`Error::Remote`].
+pub(crate) fn error_of_status_from(addr: &str, s: Status) -> Error {
+    if s.details().is_empty()
+        && let Some(source) = std::error::Error::source(&s)
+    {
+        let mut reason = s.message().to_string();
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source);
+        while let Some(c) = cause {
+            let text = c.to_string();
+            if !text.is_empty() && !reason.contains(&text) {
+                reason = format!("{reason}: {text}");
+            }
+            cause = c.source();
+        }
+        return Error::Transport {
+            addr: addr.to_string(),
+            reason,
+            source: Some(crate::ErrorSource::new(s)),
+        };
+    }
+    error_from_status(&s)
+}
+
 /// The error a status stands for: the store's own, from the detail, or
 /// [`Error::Remote`] when it has none.
 pub(crate) fn error_from_status(s: &Status) -> Error {
