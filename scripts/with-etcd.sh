@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a command with an etcd server of its own:
 #
-#   scripts/with-etcd.sh cargo test --features etcd --test etcd
+#   scripts/with-etcd.sh cargo test --features etcd,server --test etcd -- --include-ignored
 #   scripts/with-etcd.sh --install     # only install what is missing
 #
 # Installs Debian's etcd-server (and protobuf-compiler, which the `etcd`

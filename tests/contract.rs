@@ -675,10 +675,9 @@ fn remote_store_over_grpc_keeps_the_contract() {
 
 #[cfg(feature = "etcd")]
 #[test]
+#[ignore = "needs etcd: scripts/with-etcd.sh cargo test --features etcd,server --test etcd -- --include-ignored"]
 fn etcd_store_keeps_the_contract() {
-    let Some(s) = common::etcd::store("contract") else {
-        return;
-    };
+    let s = common::etcd::store("contract");
     operations(&s);
     watching(&s);
     hardening(&s);
@@ -688,13 +687,12 @@ fn etcd_store_keeps_the_contract() {
 
 #[cfg(feature = "etcd")]
 #[test]
+#[ignore = "needs etcd: scripts/with-etcd.sh cargo test --features etcd,server --test etcd -- --include-ignored"]
 fn remote_store_over_grpc_over_etcd_keeps_the_contract() {
     use varwatch::transport::grpc::GrpcService;
     use varwatch::transport::{RemoteConfig, RemoteStore};
 
-    let Some(etcd) = common::etcd::store("contract over gRPC") else {
-        return;
-    };
+    let etcd = common::etcd::store("contract over gRPC");
     let server = common::server::Server::start(GrpcService::new(etcd.to_async()));
     let remote = RemoteStore::connect(&server.addr, RemoteConfig::new()).unwrap();
     operations(&remote);

@@ -2,11 +2,12 @@
 //! processes would be, the history checker of the stress test, and faults
 //! (etcd restarted under a watch, history compacted past a watch, leases).
 //!
-//! Run with `scripts/with-etcd.sh cargo test --features etcd --test etcd`:
-//! the script starts etcd and says where (`VARWATCH_ETCD`,
-//! `VARWATCH_ETCD_BIN`). Without it each test prints `SKIPPED` and returns
-//! (under `CI` it fails instead). The contract suite runs on `EtcdStore` in
-//! tests/contract.rs.
+//! Run with `scripts/with-etcd.sh cargo test --features etcd,server --test
+//! etcd -- --include-ignored`: the script starts etcd and says where
+//! (`VARWATCH_ETCD`, `VARWATCH_ETCD_BIN`). Every test here is `#[ignore]`d
+//! ("needs etcd"), so that a run without etcd reports them ignored, never
+//! passed; run without the script, they fail saying how to run them. The
+//! contract suite runs on `EtcdStore` in tests/contract.rs.
 #![cfg(all(feature = "etcd", not(loom)))]
 
 mod common;
@@ -58,10 +59,9 @@ fn retry<T>(mut f: impl FnMut() -> varwatch::Result<T>) -> T {
 }
 
 #[test]
+#[ignore = "needs etcd: scripts/with-etcd.sh cargo test --features etcd,server --test etcd -- --include-ignored"]
 fn a_watch_sees_every_write_of_another_client_and_every_state_it_holds_existed() {
-    let Some(url) = common::etcd::endpoint("etcd history") else {
-        return;
-    };
+    let url = common::etcd::endpoint("etcd history");
     let a = EtcdStore::connect(
         [&url],
         EtcdConfig::new().prefix(common::etcd::fresh_prefix("history")),
@@ -74,12 +74,11 @@ fn a_watch_sees_every_write_of_another_client_and_every_state_it_holds_existed()
 /// The same history, through two gRPC servers over one etcd (replicas):
 /// each client writes and watches through its own server.
 #[test]
+#[ignore = "needs etcd: scripts/with-etcd.sh cargo test --features etcd,server --test etcd -- --include-ignored"]
 fn grpc_over_etcd_keeps_every_history_through_two_replicas() {
     use varwatch::transport::grpc::GrpcService;
     use varwatch::transport::{RemoteConfig, RemoteStore};
-    let Some(url) = common::etcd::endpoint("grpc over etcd history") else {
-        return;
-    };
+    let url = common::etcd::endpoint("grpc over etcd history");
     let etcd_a = EtcdStore::connect(
         [&url],
         EtcdConfig::new().prefix(common::etcd::fresh_prefix("replicas")),
@@ -186,10 +185,9 @@ fn history_of_two_clients<S: VarStore + Clone + Send + Sync + 'static>(a: S, b: 
 }
 
 #[test]
+#[ignore = "needs etcd: scripts/with-etcd.sh cargo test --features etcd,server --test etcd -- --include-ignored"]
 fn an_atomic_batch_is_one_group_at_one_revision_for_another_client() {
-    let Some(url) = common::etcd::endpoint("etcd batch") else {
-        return;
-    };
+    let url = common::etcd::endpoint("etcd batch");
     let a = EtcdStore::connect(
         [&url],
         EtcdConfig::new().prefix(common::etcd::fresh_prefix("batch")),
@@ -252,10 +250,9 @@ fn an_atomic_batch_is_one_group_at_one_revision_for_another_client() {
 }
 
 #[test]
+#[ignore = "needs etcd: scripts/with-etcd.sh cargo test --features etcd,server --test etcd -- --include-ignored"]
 fn a_slow_watch_holds_up_no_other_and_loses_nothing() {
-    let Some(a) = common::etcd::store("etcd slow") else {
-        return;
-    };
+    let a = common::etcd::store("etcd slow");
     a.create_session("s", SessionOptions::new()).unwrap();
     a.register("s", VarDef::new("x", VarType::Integer, 0)).unwrap();
     // Three watches of one session in one client: one etcd watch.
@@ -285,10 +282,9 @@ fn a_slow_watch_holds_up_no_other_and_loses_nothing() {
 }
 
 #[test]
+#[ignore = "needs etcd: scripts/with-etcd.sh cargo test --features etcd,server --test etcd -- --include-ignored"]
 fn etcd_restarted_under_a_watch_resumes_it_with_no_gap() {
-    let Some(mut server) = common::etcd::EtcdServer::start("etcd restart") else {
-        return;
-    };
+    let mut server = common::etcd::EtcdServer::start("etcd restart");
     let config = EtcdConfig::new()
         .prefix("restart/")
         .backoff(Duration::from_millis(20), Duration::from_millis(200))
@@ -325,10 +321,9 @@ fn etcd_restarted_under_a_watch_resumes_it_with_no_gap() {
 }
 
 #[test]
+#[ignore = "needs etcd: scripts/with-etcd.sh cargo test --features etcd,server --test etcd -- --include-ignored"]
 fn history_compacted_past_a_watch_is_reported_as_lagged_then_the_state() {
-    let Some(mut server) = common::etcd::EtcdServer::start("etcd compaction") else {
-        return;
-    };
+    let mut server = common::etcd::EtcdServer::start("etcd compaction");
     // The watch waits ~10 s before it opens its etcd watch again, so the
     // test can write and compact meanwhile.
     let config = EtcdConfig::new()
@@ -379,10 +374,9 @@ fn history_compacted_past_a_watch_is_reported_as_lagged_then_the_state() {
 }
 
 #[test]
+#[ignore = "needs etcd: scripts/with-etcd.sh cargo test --features etcd,server --test etcd -- --include-ignored"]
 fn an_idle_session_expires_for_every_client() {
-    let Some(url) = common::etcd::endpoint("etcd ttl") else {
-        return;
-    };
+    let url = common::etcd::endpoint("etcd ttl");
     let a = EtcdStore::connect(
         [&url],
         EtcdConfig::new().prefix(common::etcd::fresh_prefix("ttl")),
@@ -402,10 +396,9 @@ fn an_idle_session_expires_for_every_client() {
 }
 
 #[test]
+#[ignore = "needs etcd: scripts/with-etcd.sh cargo test --features etcd,server --test etcd -- --include-ignored"]
 fn a_watch_keeps_its_session_alive_and_ends_with_it() {
-    let Some(url) = common::etcd::endpoint("etcd lease") else {
-        return;
-    };
+    let url = common::etcd::endpoint("etcd lease");
     let a = EtcdStore::connect(
         [&url],
         EtcdConfig::new().prefix(common::etcd::fresh_prefix("lease")),
@@ -442,10 +435,9 @@ fn a_watch_keeps_its_session_alive_and_ends_with_it() {
 }
 
 #[test]
+#[ignore = "needs etcd: scripts/with-etcd.sh cargo test --features etcd,server --test etcd -- --include-ignored"]
 fn a_deleted_session_ends_every_clients_watches() {
-    let Some(url) = common::etcd::endpoint("etcd delete") else {
-        return;
-    };
+    let url = common::etcd::endpoint("etcd delete");
     let a = EtcdStore::connect(
         [&url],
         EtcdConfig::new().prefix(common::etcd::fresh_prefix("delete")),
@@ -467,10 +459,9 @@ fn a_deleted_session_ends_every_clients_watches() {
 }
 
 #[test]
+#[ignore = "needs etcd: scripts/with-etcd.sh cargo test --features etcd,server --test etcd -- --include-ignored"]
 fn a_coalescing_watch_gets_the_latest_states_as_one_cut() {
-    let Some(a) = common::etcd::store("etcd coalesce") else {
-        return;
-    };
+    let a = common::etcd::store("etcd coalesce");
     a.create_session("s", SessionOptions::new()).unwrap();
     for n in ["x", "y", "z"] {
         a.register("s", VarDef::new(n, VarType::Integer, 0)).unwrap();
@@ -519,10 +510,9 @@ fn a_coalescing_watch_gets_the_latest_states_as_one_cut() {
 }
 
 #[test]
+#[ignore = "needs etcd: scripts/with-etcd.sh cargo test --features etcd,server --test etcd -- --include-ignored"]
 fn a_throttled_watch_delivers_at_most_once_per_interval_and_ends_on_the_latest_state() {
-    let Some(a) = common::etcd::store("etcd throttle") else {
-        return;
-    };
+    let a = common::etcd::store("etcd throttle");
     a.create_session("s", SessionOptions::new()).unwrap();
     a.register("s", VarDef::new("x", VarType::Integer, 0)).unwrap();
     let interval = Duration::from_millis(300);
@@ -555,10 +545,9 @@ fn a_throttled_watch_delivers_at_most_once_per_interval_and_ends_on_the_latest_s
 }
 
 #[test]
+#[ignore = "needs etcd: scripts/with-etcd.sh cargo test --features etcd,server --test etcd -- --include-ignored"]
 fn hostile_input_gets_a_clear_error_and_changes_nothing() {
-    let Some(a) = common::etcd::store("etcd hostile") else {
-        return;
-    };
+    let a = common::etcd::store("etcd hostile");
     a.create_session("s", SessionOptions::new()).unwrap();
     a.register("s", VarDef::new("x", VarType::Integer, 0)).unwrap();
     let long = "n".repeat(20_000);
@@ -637,10 +626,9 @@ fn etcd_watchers(url: &str) -> u64 {
 }
 
 #[test]
+#[ignore = "needs etcd: scripts/with-etcd.sh cargo test --features etcd,server --test etcd -- --include-ignored"]
 fn a_clients_watches_of_a_session_share_one_etcd_watch_that_goes_with_them() {
-    let Some(server) = common::etcd::EtcdServer::start("etcd sharing") else {
-        return;
-    };
+    let server = common::etcd::EtcdServer::start("etcd sharing");
     let a = EtcdStore::connect([&server.url], EtcdConfig::new()).unwrap();
     a.create_session("s", SessionOptions::new()).unwrap();
     a.register("s", VarDef::new("x", VarType::Integer, 0)).unwrap();
@@ -656,10 +644,9 @@ fn a_clients_watches_of_a_session_share_one_etcd_watch_that_goes_with_them() {
 }
 
 #[test]
+#[ignore = "needs etcd: scripts/with-etcd.sh cargo test --features etcd,server --test etcd -- --include-ignored"]
 fn more_identifiers_than_etcd_reads_in_one_transaction() {
-    let Some(a) = common::etcd::store("etcd many") else {
-        return;
-    };
+    let a = common::etcd::store("etcd many");
     a.create_session("s", SessionOptions::new()).unwrap();
     let defs: Vec<VarDef> = (0..300)
         .map(|i| VarDef::new(format!("v{i}"), VarType::Integer, i))
@@ -677,7 +664,7 @@ fn more_identifiers_than_etcd_reads_in_one_transaction() {
         (600, vec!["nope".to_string()], 6)
     );
     // A fresh client, which has resolved no id yet.
-    let b = EtcdStore::connect([common::etcd::endpoint("etcd many").unwrap()], a.config().clone()).unwrap();
+    let b = EtcdStore::connect([common::etcd::endpoint("etcd many")], a.config().clone()).unwrap();
     assert_eq!(b.get_many("s", &ids).unwrap().found.len(), 300);
     let mut w = b.watch("s", &ids, WatchOptions::new()).unwrap();
     let first: Vec<WatchEvent> = (0..300).map(|_| next(&mut w)).collect();
@@ -690,11 +677,10 @@ fn more_identifiers_than_etcd_reads_in_one_transaction() {
 }
 
 #[test]
+#[ignore = "needs etcd: scripts/with-etcd.sh cargo test --features etcd,server --test etcd -- --include-ignored"]
 fn a_store_on_an_etcd_with_authentication() {
     use varwatch::etcd::etcd_client::{ConnectOptions, Permission};
-    let Some(server) = common::etcd::EtcdServer::start("etcd auth") else {
-        return;
-    };
+    let server = common::etcd::EtcdServer::start("etcd auth");
     // Turn authentication on, through the client the store exposes.
     let admin = EtcdStore::connect([&server.url], EtcdConfig::new()).unwrap();
     let mut c = admin.client().clone();
@@ -733,10 +719,9 @@ fn a_store_on_an_etcd_with_authentication() {
 }
 
 #[test]
+#[ignore = "needs etcd: scripts/with-etcd.sh cargo test --features etcd,server --test etcd -- --include-ignored"]
 fn an_etcd_watch_filters_on_the_client_and_counts_what_it_screened() {
-    let Some(a) = common::etcd::store("etcd filter") else {
-        return;
-    };
+    let a = common::etcd::store("etcd filter");
     a.create_session("s", SessionOptions::new()).unwrap();
     a.register("s", VarDef::new("x", VarType::Integer, 0)).unwrap();
     let mut w = a

@@ -120,12 +120,11 @@ fn grpc_closes_the_seams() {
 
 #[cfg(feature = "etcd")]
 #[test]
+#[ignore = "needs etcd: scripts/with-etcd.sh cargo test --features etcd,server --test etcd -- --include-ignored"]
 fn etcd_and_grpc_over_etcd_close_the_seams() {
     use varwatch::transport::grpc::GrpcService;
-    let Some(etcd) = common::etcd::store("seams") else {
-        return;
-    };
-    let other = common::etcd::peer(&etcd, &common::etcd::endpoint("seams").unwrap());
+    let etcd = common::etcd::store("seams");
+    let other = common::etcd::peer(&etcd, &common::etcd::endpoint("seams"));
     read_your_writes(&etcd, &other, "ryw-etcd");
     coalescing(&etcd, "coalescing-etcd");
     let server = common::server::Server::start(GrpcService::new(etcd.to_async()));
