@@ -76,16 +76,16 @@ fn main() -> Result<(), varwatch::Error> {
         n
     });
 
-    // Two writers: a heater ramps the temperature; a controller switches the
-    // fan and the embedding together, in one atomic batch.
+    // Two writers: a heater ramps the temperature one degree at a time, with
+    // two jumps of more than 5 degrees (sunlight, then the door opened) that
+    // watcher 2 reports; a controller switches the fan and the embedding
+    // together, in one atomic batch.
     let heater = {
         let store = store.clone();
         thread::spawn(move || {
-            for step in 1..=10 {
+            for t in [21.0, 22.0, 23.0, 31.0, 32.0, 33.0, 24.0, 25.0, 26.0, 27.0] {
                 let opts = UpdateOptions::new().source("heater");
-                store
-                    .update_with("lab", "temperature", 20.0 + 3.0 * step as f64, &opts)
-                    .unwrap();
+                store.update_with("lab", "temperature", t, &opts).unwrap();
                 thread::sleep(Duration::from_millis(5));
             }
         })

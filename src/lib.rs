@@ -43,9 +43,10 @@
 //! # Example: the stale-read race, solved
 //!
 //! A watcher subscribes with initial values while another thread writes 2
-//! then 3 to a variable holding 1. Whatever the interleaving, the watcher
-//! sees exactly `[1, 2, 3]`, the first marked initial — never a missed 2, never
-//! a duplicated 1.
+//! then 3 to a variable holding 1. Where its snapshot falls depends on the
+//! interleaving — at 1, 2 or 3 — but from there on it sees every later
+//! value once: `[1, 2, 3]`, `[2, 3]` or `[3]`, the first marked initial;
+//! never `[1, 3]` (a missed 2) nor `[2, 2, 3]` (a duplicated one).
 //!
 //! ```
 //! use std::thread;

@@ -14,3 +14,42 @@ macro_rules! debug {
 }
 
 pub(crate) use debug;
+
+/// `fut`, run inside a span naming the connection it serves (`conn{id=7}`),
+/// so that every event it logs carries the id; with feature `tracing` only,
+/// and only for a connection that has an id.
+#[cfg(feature = "transport")]
+pub(crate) fn in_connection<F: std::future::Future>(
+    conn: Option<u64>,
+    fut: F,
+) -> impl std::future::Future<Output = F::Output> {
+    #[cfg(feature = "tracing")]
+    {
+        use tracing::Instrument;
+        let span = match conn {
+            Some(id) => tracing::debug_span!("conn", id),
+            None => tracing::Span::current(),
+        };
+        fut.instrument(span)
+    }
+    #[cfg(not(feature = "tracing"))]
+    {
+        let _ = conn;
+        fut
+    }
+}
+
+/// `fut`, run inside the current span (a task spawned for a connection's
+/// work keeps its id).
+#[cfg(feature = "transport")]
+pub(crate) fn in_current_span<F: std::future::Future>(
+    fut: F,
+) -> impl std::future::Future<Output = F::Output> {
+    #[cfg(feature = "tracing")]
+    {
+        use tracing::Instrument;
+        fut.in_current_span()
+    }
+    #[cfg(not(feature = "tracing"))]
+    fut
+}

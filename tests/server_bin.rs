@@ -18,6 +18,8 @@ struct Running {
     child: Child,
     addr: String,
     lines: mpsc::Receiver<String>,
+    /// Every line read so far.
+    seen: std::cell::RefCell<Vec<String>>,
 }
 
 impl Drop for Running {
@@ -49,6 +51,7 @@ fn start(args: &[&str]) -> Running {
         child,
         addr: String::new(),
         lines,
+        seen: Default::default(),
     };
     let line = running.wait_for("listening");
     let addr = line
@@ -64,8 +67,12 @@ impl Running {
     fn wait_for(&self, needle: &str) -> String {
         loop {
             match self.lines.recv_timeout(Duration::from_secs(60)) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => continue,
+                Ok(line) => {
+                    self.seen.borrow_mut().push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
                 Err(e) => panic!("the server never logged {needle:?}: {e}"),
             }
         }
@@ -123,6 +130,45 @@ fn serves_with_a_token_and_stops_gracefully_on_sigterm() {
         Err(RecvTimeoutError::Timeout)
     ));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--log debug` is varwatch's own debug: each connection's open and close
+/// with an id, every watch line with its connection's id, and none of the
+/// HTTP/2 frame dumps of the crates below.
+#[test]
+fn log_debug_names_connections_and_their_watches() {
+    let mut server = start(&["--log", "debug", "--session", "a"]);
+    {
+        let remote = RemoteStore::connect(&server.addr, RemoteConfig::new()).unwrap();
+        remote
+            .register("a", VarDef::new("x", VarType::Integer, 0))
+            .unwrap();
+        let opened = server.wait_for("connection opened");
+        let id = opened
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("conn="))
+            .unwrap_or_else(|| panic!("no connection id in {opened:?}"))
+            .to_string();
+        let mut watch = remote.watch("a", ["x"], WatchOptions::new()).unwrap();
+        assert!(watch.recv().unwrap().is_initial());
+        let created = server.wait_for("watch created");
+        assert!(created.contains(&format!("conn{{id={id}}}")), "{created:?}");
+        remote.close();
+        while watch.recv().is_some() {}
+        assert_eq!(watch.close_reason(), Some(varwatch::CloseReason::Disconnected));
+        // Closing the client closes its connection, though the ended
+        // watch (and the client) are still held.
+        let closed = server.wait_for("connection closed");
+        assert!(closed.contains(&format!("conn={id}")), "{closed:?}");
+        drop((watch, remote));
+    }
+    let _ = server.terminate();
+    let mut all = server.seen.take();
+    all.extend(server.lines.try_iter());
+    assert!(
+        !all.iter().any(|l| l.contains("h2::") || l.contains("hyper")),
+        "lines of other crates at debug: {all:?}"
+    );
 }
 
 #[test]

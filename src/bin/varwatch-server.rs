@@ -15,7 +15,9 @@
 //! the limits (connections, watches in all and per connection, message and
 //! value sizes, batch items) and the timings (heartbeats, idle and handshake
 //! timeouts). It logs through `tracing` (`--log`, or `VARWATCH_LOG`:
-//! `info` by default, `debug` for every connection and watch), answers gRPC
+//! `info` by default; `debug` for each connection's open and close, with an
+//! id that every line of its watches carries; other crates stay at `warn`
+//! unless a full filter such as `debug,h2=debug` asks), answers gRPC
 //! health checks and server reflection, and shuts down gracefully on SIGINT
 //! or SIGTERM: health turns `NOT_SERVING`, open watches end with
 //! `UNAVAILABLE` (clients reconnect elsewhere or later), connections drain.
@@ -85,7 +87,11 @@ struct Args {
     /// Time a new connection has to send its first byte.
     #[arg(long, env = "VARWATCH_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = duration)]
     handshake_timeout: Duration,
-    /// Log filter (tracing's `EnvFilter` syntax: `info`, `debug`, `varwatch=debug`).
+    /// Log level or filter. A bare level (`debug`, `trace`, `info`) is
+    /// varwatch's own: `debug` logs each connection's open and close with its
+    /// id, and every watch with the id of its connection, other crates
+    /// staying at `warn`. Anything else is tracing's `EnvFilter` syntax, as
+    /// given (`debug,h2=trace` for everything).
     #[arg(long, env = "VARWATCH_LOG", default_value = "info")]
     log: String,
     /// Keep the sessions on this etcd cluster instead of in memory (its
@@ -185,6 +191,17 @@ fn duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// The `EnvFilter` for `--log`: a bare level more verbose than `warn` is
+/// varwatch's own (the library and this binary), others stay at `warn` —
+/// `debug` must not mean HTTP/2 frame dumps; a filter is taken as given.
+fn log_filter(log: &str) -> String {
+    let level = log.trim().to_ascii_lowercase();
+    match level.as_str() {
+        "info" | "debug" | "trace" => format!("warn,varwatch={level},varwatch_server={level}"),
+        _ => log.to_string(),
+    }
+}
+
 fn read(path: &PathBuf, what: &str) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
 }
@@ -193,7 +210,7 @@ fn read(path: &PathBuf, what: &str) -> Result<Vec<u8>, String> {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log)?)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(log_filter(&args.log))?)
         // Colours for a person at a terminal, plain lines for log files.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();

@@ -19,7 +19,10 @@ pub(crate) struct Inner {
     /// can shut it down without blocking (dropping the last handle inside
     /// an async task must not panic).
     rt: Option<tokio::runtime::Runtime>,
-    pub(crate) transport: Arc<dyn Transport>,
+    /// The way to the server; taken by `close` (the connection goes with
+    /// the last clone: the watch stream's task and calls in flight hold
+    /// theirs until they end).
+    transport: parking_lot::RwLock<Option<Arc<dyn Transport>>>,
     pub(crate) config: RemoteConfig,
     /// Set by `RemoteStore::close`: calls and new watches are refused.
     closed: std::sync::atomic::AtomicBool,
@@ -34,7 +37,7 @@ impl Inner {
         Inner {
             mux: OnceLock::new(),
             rt: Some(rt),
-            transport,
+            transport: parking_lot::RwLock::new(Some(transport)),
             config,
             closed: std::sync::atomic::AtomicBool::new(false),
         }
@@ -50,28 +53,34 @@ impl Inner {
         if let Some((tx, _)) = self.mux.get() {
             let _ = tx.send(Command::Close);
         }
+        self.transport.write().take();
+    }
+
+    /// The transport, unless the client is closed.
+    fn transport(&self) -> Result<Arc<dyn Transport>> {
+        self.transport.read().clone().ok_or_else(closed)
     }
 
     /// The error of a closed client.
     pub(crate) fn check_open(&self) -> Result<()> {
         if self.closed.load(std::sync::atomic::Ordering::Acquire) {
-            return Err(Error::Transport {
-                addr: String::new(),
-                reason: "the client was closed".into(),
-                source: None,
-            });
+            return Err(closed());
         }
         Ok(())
     }
 
-    /// The watch stream's task: its command channel and counters.
+    /// The watch stream's task: its command channel and counters. A closed
+    /// client's is one whose task has ended (commands go nowhere; a watch
+    /// opened on it ends `Disconnected`).
     pub(crate) fn mux(&self) -> (mpsc::UnboundedSender<Command>, Arc<ConnCounters>) {
         self.mux
             .get_or_init(|| {
                 let (tx, rx) = mpsc::unbounded_channel();
                 let counters = Arc::new(ConnCounters::default());
-                let mux = Mux::new(self.transport.clone(), self.config.clone(), rx, counters.clone());
-                self.rt().spawn(mux.run());
+                if let Ok(transport) = self.transport() {
+                    let mux = Mux::new(transport, self.config.clone(), rx, counters.clone());
+                    self.rt().spawn(mux.run());
+                }
                 (tx, counters)
             })
             .clone()
@@ -84,9 +93,10 @@ impl Inner {
     /// made) fails with the transport's error.
     pub(crate) async fn call(&self, request: Request) -> Result<Response> {
         self.check_open()?;
+        let transport = self.transport()?;
         let timeout = self.config.call_timeout;
         let write = written(&request);
-        match tokio::time::timeout(timeout, self.transport.call(request)).await {
+        match tokio::time::timeout(timeout, transport.call(request)).await {
             Ok(Err(e)) if write.is_some() && !never_sent(&e) && in_flight(&e) => {
                 let (session, operation) = write.expect("a write");
                 Err(Error::OutcomeUnknown {
@@ -114,6 +124,15 @@ impl Inner {
         self.rt
             .as_ref()
             .expect("the runtime lives until Inner is dropped")
+    }
+}
+
+/// The error of a closed client.
+fn closed() -> Error {
+    Error::Transport {
+        addr: String::new(),
+        reason: "the client was closed".into(),
+        source: None,
     }
 }
 

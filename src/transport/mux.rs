@@ -287,11 +287,17 @@ impl Mux {
         }
     }
 
-    /// Runs until every handle of the client is gone.
+    /// Runs until every handle of the client is gone, or it is closed.
     pub(crate) async fn run(mut self) {
         loop {
             match self.next_event().await {
                 Event::Command(None) => return,
+                Event::Command(Some(Command::Close)) => {
+                    // Its watches end; the task goes, and with it its
+                    // clone of the transport (the connection closes).
+                    self.close();
+                    return;
+                }
                 Event::Command(Some(c)) => self.command(c),
                 Event::Opened(Ok(inbound)) => self.opened(inbound),
                 Event::Opened(Err(e)) => self.refused(e),

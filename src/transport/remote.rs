@@ -220,9 +220,12 @@ async fn open_watch(inner: Arc<Inner>, sub: Subscribe, opts: WatchOptions) -> Re
     };
     let session = sub.session.clone();
     let (reply, answer) = oneshot::channel();
-    let gone = || Error::Remote {
-        code: ErrorCode::Unavailable,
-        message: "the client's connection task has stopped".into(),
+    // The task stops only when the client is closed (then that is the error).
+    let gone = || {
+        inner.check_open().err().unwrap_or_else(|| Error::Remote {
+            code: ErrorCode::Unavailable,
+            message: "the client's connection task has stopped".into(),
+        })
     };
     commands
         .send(Command::Watch { sub, down, reply })

@@ -264,14 +264,14 @@ impl<S: AsyncVarStore + Send + Sync + 'static> Conn<S> {
         let session = served.watch.session_id().to_string();
         let ctx = self.ctx.clone();
         let tx = self.revisions.clone();
-        tokio::spawn(async move {
+        tokio::spawn(trace::in_current_span(async move {
             // A session that is gone ends the watch: its end answers.
             let revision = match ctx.store.call(Request::GetSession { session }).await {
                 Ok(Response::Session(info)) => info.revision,
                 _ => 0,
             };
             let _ = tx.send((id, request, revision));
-        });
+        }));
     }
 
     /// The revision a progress request must reach is known: the watch is
@@ -307,10 +307,10 @@ impl<S: AsyncVarStore + Send + Sync + 'static> Conn<S> {
         self.opening.insert(id);
         let ctx = self.ctx.clone();
         let tx = self.opened.clone();
-        tokio::spawn(async move {
+        tokio::spawn(trace::in_current_span(async move {
             let opened = server_watch::open(&ctx.store, sub).await;
             let _ = tx.send((id, opened.map(|o| (slot, o))));
-        });
+        }));
     }
 
     /// A watch's open completed: its snapshot, then its stream.

@@ -270,6 +270,15 @@ impl<S: AsyncVarStore + Clone + Send + Sync + 'static> Service<S> {
     where
         I: Stream<Item = ClientMessage> + Send + Unpin + 'static,
     {
+        self.watch_stream_on(None, inbound)
+    }
+
+    /// [`Service::watch_stream`] for the connection numbered `conn` (its
+    /// log lines carry the number).
+    pub(crate) fn watch_stream_on<I>(&self, conn: Option<u64>, inbound: I) -> Result<ServerStream>
+    where
+        I: Stream<Item = ClientMessage> + Send + Unpin + 'static,
+    {
         if *self.closing.borrow() {
             return Err(Error::Remote {
                 code: crate::ErrorCode::Unavailable,
@@ -285,7 +294,10 @@ impl<S: AsyncVarStore + Clone + Send + Sync + 'static> Service<S> {
         let (tx, rx) = mpsc::channel(16);
         let end = Arc::new(parking_lot::Mutex::new(None));
         let out = server_stream::Out { tx, end: end.clone() };
-        tokio::spawn(server_stream::run(ctx, inbound, out, self.closed()));
+        tokio::spawn(crate::trace::in_connection(
+            conn,
+            server_stream::run(ctx, inbound, out, self.closed()),
+        ));
         Ok(ServerStream { rx, end, over: false })
     }
 }

@@ -70,11 +70,11 @@ impl Interceptor for Gate {
         match given {
             Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => Ok(req),
             Some(_) => {
-                crate::trace::debug!(remote = ?conn_of(&req).and_then(|c| c.remote_addr), "wrong bearer token");
+                crate::trace::debug!(conn = ?conn_of(&req).map(|c| c.state.id), remote = ?conn_of(&req).and_then(|c| c.remote_addr), "wrong bearer token");
                 Err(Status::unauthenticated("wrong bearer token"))
             }
             None => {
-                crate::trace::debug!(remote = ?conn_of(&req).and_then(|c| c.remote_addr), "no bearer token");
+                crate::trace::debug!(conn = ?conn_of(&req).map(|c| c.state.id), remote = ?conn_of(&req).and_then(|c| c.remote_addr), "no bearer token");
                 Err(Status::unauthenticated(
                     "this server requires `authorization: Bearer <token>`",
                 ))

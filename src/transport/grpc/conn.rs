@@ -60,6 +60,10 @@ pub struct ConnInfo {
 
 #[derive(Debug)]
 pub(crate) struct ConnState {
+    /// The connection's number, from 1 in the order accepted: its log
+    /// lines, and those of its watch streams, carry it.
+    pub(crate) id: u64,
+    remote_addr: Option<SocketAddr>,
     /// Accepted past the connection limit: every call is refused.
     pub(crate) over_limit: bool,
     epoch: Instant,
@@ -73,7 +77,8 @@ pub(crate) struct ConnState {
 
 impl Drop for ConnState {
     fn drop(&mut self) {
-        self.open.fetch_sub(1, Ordering::Relaxed);
+        let open = self.open.fetch_sub(1, Ordering::Relaxed) - 1;
+        trace::debug!(conn = self.id, remote = ?self.remote_addr, open, lived_ms = self.now_ms(), "connection closed");
     }
 }
 
@@ -142,7 +147,7 @@ impl Io {
             let grace = self.grace();
             let over = !self.started || state.over_limit || state.idle(grace);
             if over {
-                trace::debug!(remote = ?self.info.remote_addr, started = self.started, over_limit = state.over_limit, "closing a silent, idle or over-limit connection");
+                trace::debug!(conn = state.id, remote = ?self.info.remote_addr, started = self.started, over_limit = state.over_limit, "closing a silent, idle or over-limit connection");
                 return true;
             }
             self.check.as_mut().reset(Instant::now() + grace);
@@ -213,6 +218,8 @@ pub(crate) struct Incoming {
     inner: TcpIncoming,
     limits: ConnLimits,
     open: Arc<AtomicUsize>,
+    /// The number the next connection gets.
+    next_id: u64,
 }
 
 impl Incoming {
@@ -221,6 +228,7 @@ impl Incoming {
             inner: TcpIncoming::from(listener).with_nodelay(Some(true)),
             limits,
             open: Arc::default(),
+            next_id: 1,
         }
     }
 }
@@ -239,8 +247,12 @@ impl Stream for Incoming {
         let open = this.open.fetch_add(1, Ordering::Relaxed) + 1;
         let over_limit = open > this.limits.max_connections;
         let remote_addr = next.peer_addr().ok();
-        trace::debug!(remote = ?remote_addr, open, over_limit, "connection accepted");
+        let id = this.next_id;
+        this.next_id += 1;
+        trace::debug!(conn = id, remote = ?remote_addr, open, over_limit, "connection opened");
         let state = Arc::new(ConnState {
+            id,
+            remote_addr,
             over_limit,
             epoch: Instant::now(),
             last_call: AtomicU64::new(0),

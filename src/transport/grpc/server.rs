@@ -427,10 +427,11 @@ impl<S: AsyncVarStore + Clone + Send + Sync + 'static> VarWatch for GrpcService<
         &self,
         req: Request_<Streaming<proto::WatchRequest>>,
     ) -> Result<Response_<ResponseStream>, Status> {
+        let conn = conn_of(&req).map(|c| c.state.id);
         let open = conn_of(&req).map(|c| c.state.stream());
         let inbound_error = InboundError::default();
         let inbound = Inbound(req.into_inner(), inbound_error.clone());
-        let inner = self.service.watch_stream(inbound).map_err(status)?;
+        let inner = self.service.watch_stream_on(conn, inbound).map_err(status)?;
         Ok(Response_::new(ResponseStream {
             inner,
             inbound_error,
