@@ -149,7 +149,22 @@ fn joins_given_up_at_once_leave_nothing_behind() {
         .enable_all()
         .build()
         .unwrap();
-    for round in 0..20 {
+    // Busy threads beside it make the server's progress reads finish out
+    // of order (they run on tasks of their own): an answer must still
+    // cover every request up to its number, or a joiner waits for ever
+    // and its upstream is never released.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let busy: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    for round in 0..200 {
         rt.block_on(async {
             for _ in 0..20 {
                 let fut = aio.watch("s", ["x"], WatchOptions::new());
@@ -164,6 +179,8 @@ fn joins_given_up_at_once_leave_nothing_behind() {
         });
         let _ = round;
     }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    busy.into_iter().for_each(|t| t.join().unwrap());
 }
 
 /// The client's half of a raw watch stream.

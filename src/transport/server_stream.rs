@@ -464,7 +464,11 @@ impl<S: AsyncVarStore + Send + Sync + 'static> Conn<S> {
                 break;
             }
             served.progress.pop_front();
-            answered = Some(request);
+            // The revisions are read by tasks of their own, so requests may
+            // queue out of order; an answer covers every request up to its
+            // number (each revision was read after every earlier request
+            // was sent), so the highest answered is the one to send.
+            answered = answered.max(Some(request));
         }
         if let Some(request) = answered {
             self.out.update(id).progress = Some(request);
