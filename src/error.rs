@@ -422,3 +422,34 @@ impl PartialEq for ErrorSource {
 
 /// `Result` with varwatch's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Whether the failure `e` certainly happened before the request left: no
+/// connection could be made (refused, unreachable).
+#[cfg(feature = "transport")]
+pub(crate) fn never_sent(e: &Error) -> bool {
+    use std::io::ErrorKind::*;
+    let Error::Transport { source, .. } = e else {
+        return false;
+    };
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = match source {
+        Some(s) => Some(s.get()),
+        None => None,
+    };
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                ConnectionRefused
+                    | AddrNotAvailable
+                    | NotConnected
+                    | HostUnreachable
+                    | NetworkUnreachable
+                    | AddrInUse
+            )
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}

@@ -37,6 +37,7 @@ pub(crate) fn is_var_id(s: &str) -> bool {
 
 /// The numeric part of a variable id (`var_12` → 12): ids are handed out in
 /// registration order, so this is that order (anything else sorts last).
+#[cfg(feature = "transport")]
 pub(crate) fn id_number(id: &str) -> u64 {
     id.strip_prefix(ID_PREFIX)
         .and_then(|n| n.parse().ok())

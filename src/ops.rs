@@ -152,3 +152,44 @@ pub enum WatchTarget {
     /// Every variable of the session, including later ones.
     Session,
 }
+
+impl Request {
+    /// The session and a description of the request, if it changes the
+    /// store: what an [`Error::OutcomeUnknown`](crate::Error::OutcomeUnknown)
+    /// names when its answer is lost (the rule for every client and store).
+    #[cfg(feature = "transport")]
+    pub(crate) fn as_write(&self) -> Option<(String, String)> {
+        let q = crate::error::q;
+        Some(match self {
+            Request::CreateSession { session, .. } => (session.clone(), "the creation of the session".into()),
+            Request::GetOrCreateSession { session, .. } => (session.clone(), "get_or_create_session".into()),
+            Request::DeleteSession { session } => (session.clone(), "the deletion of the session".into()),
+            Request::Register { session, def } => {
+                (session.clone(), format!("the registration of `{}`", q(&def.name)))
+            }
+            Request::Update {
+                session, variable, ..
+            } => (session.clone(), format!("an update of `{}`", q(variable))),
+            Request::UpdateMany {
+                session,
+                items,
+                atomic,
+                ..
+            } => {
+                let kind = if *atomic {
+                    "an atomic batch"
+                } else {
+                    "a best-effort batch"
+                };
+                (session.clone(), format!("{kind} of {} items", items.len()))
+            }
+            Request::DeleteVariable { session, variable } => {
+                (session.clone(), format!("the deletion of `{}`", q(variable)))
+            }
+            Request::Import { session, defs } => {
+                (session.clone(), format!("an import of {} variables", defs.len()))
+            }
+            _ => return None,
+        })
+    }
+}

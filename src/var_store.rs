@@ -214,19 +214,35 @@ macro_rules! operations {
 
 operations! {
     /// Creates a session; [`Error::SessionExists`] if the id is taken.
+    ///
+    /// A write: on a remote or etcd store, an answer lost after the request
+    /// may have left is [`Error::OutcomeUnknown`] (it may have been applied;
+    /// read to find out before writing again).
     fn create_session(id: &str, options: SessionOptions) -> SessionInfo =
         Request::CreateSession { session: id.into(), options } => answer::session_info;
     /// Returns the session, creating it (with `options`) if needed.
+    ///
+    /// A write: on a remote or etcd store, an answer lost after the request
+    /// may have left is [`Error::OutcomeUnknown`] (it may have been applied;
+    /// read to find out before writing again).
     fn get_or_create_session(id: &str, options: SessionOptions) -> SessionInfo =
         Request::GetOrCreateSession { session: id.into(), options } => answer::session_info;
     /// The session's facts (an access: it moves the TTL).
     fn session(id: &str) -> SessionInfo = Request::GetSession { session: id.into() } => answer::session_info;
     /// Deletes the session; its watches end with `SessionClosed`.
+    ///
+    /// A write: on a remote or etcd store, an answer lost after the request
+    /// may have left is [`Error::OutcomeUnknown`] (it may have been applied;
+    /// read to find out before writing again).
     fn delete_session(id: &str) -> () = Request::DeleteSession { session: id.into() } => answer::done;
     /// The ids of all sessions, sorted.
     fn list_sessions() -> Vec<String> = Request::ListSessions => answer::sessions;
     /// Registers a variable; returns its id (of the form `var_<n>`, never
     /// reused).
+    ///
+    /// A write: on a remote or etcd store, an answer lost after the request
+    /// may have left is [`Error::OutcomeUnknown`] (it may have been applied;
+    /// read to find out before writing again).
     fn register(session: &str, def: VarDef) -> String =
         Request::Register { session: session.into(), def } => answer::registered;
     /// The variable, by id or name.
@@ -245,21 +261,47 @@ operations! {
         Request::ListVariables { session: session.into(), pattern: pattern.map(Into::into) } => answer::variable_list;
     /// Sets the variable; returns its new version (the same version if the
     /// value is the one it holds: no change).
+    ///
+    /// A write: on a remote or etcd store, an answer lost after the request
+    /// may have left is [`Error::OutcomeUnknown`] (it may have been applied;
+    /// read to find out before writing again).
     fn update(session: &str, ident: &str, value: impl Into<Value>) -> u64 =
         Request::Update { session: session.into(), variable: ident.into(), value: value.into(), options: UpdateOptions::new() } => answer::version;
     /// Sets the variable with options (expected version, source,
     /// metadata); returns its new version.
+    ///
+    /// A write: on a remote or etcd store, an answer lost after the request
+    /// may have left is [`Error::OutcomeUnknown`] (it may have been applied;
+    /// read to find out before writing again).
     fn update_with(session: &str, ident: &str, value: impl Into<Value>, options: &UpdateOptions) -> u64 =
         Request::Update { session: session.into(), variable: ident.into(), value: value.into(), options: options.clone() } => answer::version;
     /// Applies every update or none, at one revision; every failure is
     /// reported in one [`Error::BatchRejected`].
+    ///
+    /// A write: on a remote or etcd store, an answer lost after the request
+    /// may have left is [`Error::OutcomeUnknown`] (it may have been applied;
+    /// read to find out before writing again).
     fn update_atomic(session: &str, updates: impl IntoIterator<Item = impl Into<BatchUpdate>>, options: &UpdateOptions) -> Vec<u64> =
         Request::UpdateMany { session: session.into(), items: batch(updates), options: options.clone(), atomic: true } => answer::atomic_versions;
     /// Applies each update on its own, in order, each checked against the
-    /// state the items before it left; one result per item.
+    /// state the items before it left; one result per item. On an etcd
+    /// store, where each item is its own transaction, a failure of the way
+    /// to etcd ends the batch: the items before it are reported as
+    /// committed, the one in flight as [`Error::OutcomeUnknown`] (or
+    /// [`Error::Transport`] if it never left), and the rest as
+    /// [`Error::Transport`] (not sent). A remote store's batch is one call:
+    /// a lost answer makes the whole call [`Error::OutcomeUnknown`].
+    ///
+    /// A write: on a remote or etcd store, an answer lost after the request
+    /// may have left is [`Error::OutcomeUnknown`] (it may have been applied;
+    /// read to find out before writing again).
     fn update_best_effort(session: &str, updates: impl IntoIterator<Item = impl Into<BatchUpdate>>, options: &UpdateOptions) -> Vec<Result<u64>> =
         Request::UpdateMany { session: session.into(), items: batch(updates), options: options.clone(), atomic: false } => answer::item_results;
     /// Deletes the variable; its watchers receive `Deleted`.
+    ///
+    /// A write: on a remote or etcd store, an answer lost after the request
+    /// may have left is [`Error::OutcomeUnknown`] (it may have been applied;
+    /// read to find out before writing again).
     fn delete_variable(session: &str, ident: &str) -> () =
         Request::DeleteVariable { session: session.into(), variable: ident.into() } => answer::done;
     /// The session's variables as definitions (for
@@ -268,6 +310,10 @@ operations! {
         Request::ListVariables { session: session.into(), pattern: None } => answer::definitions;
     /// Registers every definition under one revision, or none (every
     /// failure reported); returns the new ids in order.
+    ///
+    /// A write: on a remote or etcd store, an answer lost after the request
+    /// may have left is [`Error::OutcomeUnknown`] (it may have been applied;
+    /// read to find out before writing again).
     fn import(session: &str, defs: Vec<VarDef>) -> Vec<String> =
         Request::Import { session: session.into(), defs } => answer::imported;
 }

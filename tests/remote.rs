@@ -12,6 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 mod common;
+use common::proxy::Proxy;
 use common::{store_with, wait_until};
 
 #[allow(unused_imports)]
@@ -368,75 +369,6 @@ fn acks_show_remote_consumers_in_list_watchers() {
     });
 }
 
-/// A loopback TCP proxy that can freeze: while frozen it forwards nothing in
-/// either direction but keeps every connection open, like a network
-/// partition (or a hung server) that no side has noticed yet.
-struct Proxy {
-    addr: SocketAddr,
-    frozen: Arc<AtomicBool>,
-    _rt: tokio::runtime::Runtime,
-}
-
-impl Proxy {
-    fn start(target: SocketAddr) -> Proxy {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let frozen = Arc::new(AtomicBool::new(false));
-        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let f = frozen.clone();
-        rt.spawn(async move {
-            loop {
-                let Ok((inbound, _)) = listener.accept().await else {
-                    return;
-                };
-                let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
-                    continue;
-                };
-                let (ir, iw) = inbound.into_split();
-                let (or, ow) = outbound.into_split();
-                for (mut from, mut to, f) in [
-                    (
-                        Box::new(ir) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
-                        Box::new(ow) as Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
-                        f.clone(),
-                    ),
-                    (Box::new(or), Box::new(iw), f.clone()),
-                ] {
-                    tokio::spawn(async move {
-                        let mut buf = vec![0u8; 16 * 1024];
-                        loop {
-                            while f.load(Ordering::Relaxed) {
-                                tokio::time::sleep(Duration::from_millis(5)).await;
-                            }
-                            match from.read(&mut buf).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => {
-                                    while f.load(Ordering::Relaxed) {
-                                        tokio::time::sleep(Duration::from_millis(5)).await;
-                                    }
-                                    if to.write_all(&buf[..n]).await.is_err() {
-                                        return;
-                                    }
-                                }
-                            }
-                        }
-                    });
-                }
-            }
-        });
-        Proxy {
-            addr,
-            frozen,
-            _rt: rt,
-        }
-    }
-}
-
 /// The connection goes silent (a frozen proxy between client and server):
 /// the client notices within its heartbeat timeout, reconnects once the path
 /// is back, and resumes without losing or repeating anything.
@@ -451,10 +383,10 @@ fn client_detects_a_silent_connection() {
     let remote = RemoteStore::connect(&proxy.addr.to_string(), config).unwrap();
     let mut w = remote.watch("s", ["x"], WatchOptions::new()).unwrap();
     assert!(w.recv_timeout(Duration::from_secs(20)).unwrap().is_initial());
-    proxy.frozen.store(true, Ordering::Relaxed);
+    proxy.freeze(true);
     store.update("s", "x", 1).unwrap(); // written while the path is dead
     thread::sleep(Duration::from_millis(800));
-    proxy.frozen.store(false, Ordering::Relaxed);
+    proxy.freeze(false);
     store.update("s", "x", 2).unwrap();
     let mut versions = Vec::new();
     while versions.last() != Some(&2) {

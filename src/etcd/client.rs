@@ -11,8 +11,9 @@ use etcd_client::{Txn, TxnOp, TxnResponse};
 use parking_lot::Mutex;
 
 use super::codec;
+use super::codec::WriteIds;
 use super::config::EtcdConfig;
-use super::conn::Conn;
+use super::conn::{Conn, Failed};
 use super::hub::HubCtx;
 use super::keys::Keys;
 use super::snapshot::{Cache, Plan, Reads, Snap, Write};
@@ -49,6 +50,23 @@ pub(super) struct Shared {
     /// One etcd watch per session followed (see `hub.rs`).
     pub(super) hubs: Arc<HubCtx>,
     pub(super) watch_ids: std::sync::atomic::AtomicU64,
+    /// The ids this client's writes mark `meta` with.
+    pub(super) write_ids: WriteIds,
+}
+
+/// The error of a write whose every copy went unanswered: unknown if one
+/// may have left (the operation is named by `Shared::run`), else the
+/// transport's error.
+pub(super) fn lost(session: &str, error: Error, sent: bool) -> Error {
+    if sent {
+        Error::OutcomeUnknown {
+            session: session.to_string(),
+            operation: String::new(),
+            reason: error.to_string(),
+        }
+    } else {
+        error
+    }
 }
 
 /// Writes to one session that lose the race this many times in a row fail
@@ -56,10 +74,7 @@ pub(super) struct Shared {
 pub(super) const MAX_ATTEMPTS: usize = 256;
 
 impl Shared {
-    pub(super) fn etcd_error(&self, e: etcd_client::Error) -> Error {
-        self.conn.etcd_error(e)
-    }
-
+    /// The error of a read past the call deadline.
     pub(super) fn deadline(&self) -> Error {
         Error::Transport {
             addr: self.conn.endpoints.clone(),
@@ -68,19 +83,23 @@ impl Shared {
         }
     }
 
+    /// A transaction that only reads (retried on another member if one
+    /// does not answer).
     pub(super) async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
-        self.conn.txn(txn).await
+        self.conn.read_txn(txn).await
     }
 
     /// The session's `meta` key, or [`Error::SessionNotFound`].
     pub(super) async fn meta_kv(&self, session: &str) -> Result<etcd_client::KeyValue> {
+        let key = self.keys.meta(session);
         let mut resp = self
             .conn
-            .client
-            .kv_client()
-            .get(self.keys.meta(session), None)
-            .await
-            .map_err(|e| self.etcd_error(e))?;
+            .read(|c| {
+                let mut kv = self.conn.kv(&c);
+                let key = key.clone();
+                async move { kv.get(key, None).await }
+            })
+            .await?;
         resp.take_kvs()
             .into_iter()
             .next()
@@ -206,17 +225,36 @@ impl Shared {
                 Ok(Plan::Write(w, answer)) => (w, answer),
             };
             self.check_txn_size(reads, &w)?;
-            let resp = self.txn(snap.transaction(&self.keys, reads, &mut w)).await?;
+            let id = self.write_ids.next();
+            let txn = snap.transaction(&self.keys, reads, &mut w, &id);
+            let (resp, maybe_applied) = match self.conn.write_txn(txn).await {
+                Ok(r) => r,
+                Err(Failed::Refused(e)) => return Err(e),
+                Err(Failed::Lost { error, sent }) => return Err(lost(reads.session, error, sent)),
+            };
             if resp.succeeded() {
                 let revision = resp.header().map_or(0, |h| h.revision());
-                let next = snap.after(*w, revision);
+                let next = snap.after(*w, revision, id);
                 self.touch(reads.session, &next);
                 self.cache.lock().keep(reads.session, next);
                 return Ok(Some(answer));
             }
-            // Someone else wrote the session: plan again on what they left.
+            // Someone else wrote the session, or an earlier copy of this
+            // transaction whose answer was lost committed: its mark says.
             match reads.parse(&resp)? {
+                Some(fresh) if fresh.write_id == Some(id) => {
+                    self.touch(reads.session, &fresh);
+                    self.cache.lock().keep(reads.session, fresh);
+                    return Ok(Some(answer));
+                }
                 Some(fresh) => snap = fresh,
+                None if maybe_applied => {
+                    return Err(Error::OutcomeUnknown {
+                        session: reads.session.to_string(),
+                        operation: String::new(),
+                        reason: "an answer from etcd was lost, and the session was gone when the write was sent again".into(),
+                    });
+                }
                 None => return Err(Self::gone(reads.session)),
             }
         }
@@ -298,6 +336,23 @@ impl Shared {
         Ok(())
     }
 
+    /// Revokes `lease` (0: none) in the background; a lost revoke leaves
+    /// it to expire with its TTL.
+    pub(super) fn revoke(&self, lease: i64) {
+        if lease == 0 {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let conn = self.conn.clone();
+        handle.spawn(async move {
+            let _ = conn
+                .read(|mut c| async move { c.lease_revoke(lease).await })
+                .await;
+        });
+    }
+
     /// Keeps the session's lease alive: an access, as locally. At most one
     /// keep-alive per lease per quarter of its TTL, sent in the background.
     pub(super) fn touch(&self, _session: &str, snap: &Snap) {
@@ -322,15 +377,19 @@ impl Shared {
             }
             kept.insert(lease, now);
         }
-        let client = self.conn.client.clone();
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        let conn = self.conn.clone();
         handle.spawn(async move {
-            // Opening the keep-alive stream sends the first keep-alive.
-            if let Ok((_keeper, mut stream)) = client.lease_client().keep_alive(lease).await {
-                let _ = stream.message().await;
-            }
+            // Opening the keep-alive stream sends the first keep-alive
+            // (retried on another member; a lost one is harmless).
+            let _ = conn
+                .read(|mut c| async move {
+                    let (_keeper, mut stream) = c.lease_keep_alive(lease).await?;
+                    stream.message().await
+                })
+                .await;
         });
     }
 

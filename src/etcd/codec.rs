@@ -41,6 +41,66 @@ pub(super) fn encode<M: Message>(m: &M) -> Vec<u8> {
     m.encode_to_vec()
 }
 
+/// Which write left a session's `meta`: a field of the stored record that
+/// is not part of the API's `SessionInfo` (tag 1000, which that message
+/// does not use and its decoders skip). A client whose write's answer was
+/// lost recognises its own commit by it (see `conn.rs`).
+#[derive(Clone, PartialEq, prost::Message)]
+struct WriteMark {
+    #[prost(bytes = "vec", tag = "1000")]
+    write_id: Vec<u8>,
+}
+
+/// A write's id: unique to this client and write.
+pub(super) type WriteId = [u8; 16];
+
+/// `meta` encoded with the id of the write that stores it.
+pub(super) fn encode_meta(meta: &proto::SessionInfo, write_id: &WriteId) -> Vec<u8> {
+    let mut bytes = meta.encode_to_vec();
+    WriteMark {
+        write_id: write_id.to_vec(),
+    }
+    .encode(&mut bytes)
+    .expect("a Vec grows");
+    bytes
+}
+
+/// The id of the write that stored `bytes` (a `meta`), if it has one.
+pub(super) fn write_id_of(bytes: &[u8]) -> Option<WriteId> {
+    WriteMark::decode(bytes).ok()?.write_id.try_into().ok()
+}
+
+/// Hands out write ids: a random number of this client, and a counter.
+pub(super) struct WriteIds {
+    client: u64,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl WriteIds {
+    pub(super) fn new() -> WriteIds {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        h.write_u32(std::process::id());
+        WriteIds {
+            client: h.finish(),
+            next: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    pub(super) fn next(&self) -> WriteId {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut id = [0; 16];
+        id[..8].copy_from_slice(&self.client.to_be_bytes());
+        id[8..].copy_from_slice(&n.to_be_bytes());
+        id
+    }
+}
+
 pub(super) use crate::ident::id_number;
 
 /// The session's facts, from its stored record.
@@ -85,4 +145,34 @@ pub(super) fn record(
     old_value: Option<Value>,
 ) -> Result<Record, Error> {
     record_from(meta, rec, old_value).map_err(|_| corrupt(key, "variable"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_meta_carries_its_write_id_and_decodes_as_before() {
+        let meta = proto::SessionInfo {
+            session: "s".into(),
+            revision: 7,
+            ..Default::default()
+        };
+        let ids = WriteIds::new();
+        let (a, b) = (ids.next(), ids.next());
+        assert_ne!(a, b);
+        let bytes = encode_meta(&meta, &a);
+        assert_eq!(
+            decode_meta(b"k", &bytes).unwrap(),
+            meta,
+            "the API's decoder skips the mark"
+        );
+        assert_eq!(write_id_of(&bytes), Some(a));
+        assert_eq!(
+            write_id_of(&encode(&meta)),
+            None,
+            "a meta without a mark has none"
+        );
+        assert_ne!(WriteIds::new().next(), a, "two clients differ");
+    }
 }

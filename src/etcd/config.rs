@@ -7,6 +7,10 @@ use std::time::Duration;
 /// to it, so that no deadline or backoff can overflow.
 pub const MAX_ETCD_DURATION: Duration = Duration::from_secs(24 * 3600);
 
+/// The smallest [`EtcdConfig::max_message_bytes`] kept (1 MiB): below it
+/// etcd's own messages would not fit.
+pub const MIN_MESSAGE_BYTES: usize = 1 << 20;
+
 /// The most events an etcd watch buffers.
 pub const MAX_ETCD_BUFFER: usize = 1 << 20;
 
@@ -26,10 +30,27 @@ pub struct EtcdConfig {
     pub prefix: String,
     /// Time allowed to connect to an endpoint.
     pub connect_timeout: Duration,
-    /// Deadline of every operation (all its round trips to etcd): past it
-    /// the operation fails with [`Error::Transport`](crate::Error::Transport)
-    /// (kind `Unavailable`).
+    /// Deadline of every operation (all its round trips to etcd, and its
+    /// retries on other members): past it a read fails with
+    /// [`Error::Transport`](crate::Error::Transport) (kind `Unavailable`),
+    /// and a write that may have been sent with
+    /// [`Error::OutcomeUnknown`](crate::Error::OutcomeUnknown).
     pub call_timeout: Duration,
+    /// Deadline of one attempt on one member (default 2 s, at most
+    /// `call_timeout`). A member that does not answer within it is left
+    /// for the next endpoint, and the request is retried there: reads
+    /// always, writes too (each write is a transaction that commits at most
+    /// once however often it is sent, see the module docs). So a frozen or
+    /// partitioned member costs one attempt, not every call's deadline.
+    pub attempt_timeout: Duration,
+    /// The largest etcd response the client decodes, in bytes (default
+    /// 64 MiB; at least 1 MiB). A session read in one response larger than
+    /// this is read in pages at one revision, and a watch's catch-up asks
+    /// etcd for fragments, so this bounds the client's memory per message,
+    /// not what a session may hold: only a single variable larger than it
+    /// is refused, with [`Error::LimitExceeded`](crate::Error::LimitExceeded)
+    /// naming this setting.
+    pub max_message_bytes: usize,
     /// First delay before a watch re-opens its etcd watch after a failure
     /// (doubled per failure, with jitter).
     pub backoff_initial: Duration,
@@ -59,6 +80,8 @@ impl std::fmt::Debug for EtcdConfig {
             .field("prefix", &self.prefix)
             .field("connect_timeout", &self.connect_timeout)
             .field("call_timeout", &self.call_timeout)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("max_message_bytes", &self.max_message_bytes)
             .field("backoff_initial", &self.backoff_initial)
             .field("backoff_max", &self.backoff_max)
             .field("max_failures", &self.max_failures)
@@ -74,6 +97,8 @@ impl Default for EtcdConfig {
             prefix: "varwatch/".to_string(),
             connect_timeout: Duration::from_secs(3),
             call_timeout: Duration::from_secs(10),
+            attempt_timeout: Duration::from_secs(2),
+            max_message_bytes: 64 << 20,
             backoff_initial: Duration::from_millis(50),
             backoff_max: Duration::from_secs(2),
             max_failures: Some(60),
@@ -88,7 +113,8 @@ fn clamp(d: Duration) -> Duration {
 }
 
 impl EtcdConfig {
-    /// The defaults: prefix `varwatch/`, connect 3 s, calls 10 s, backoff
+    /// The defaults: prefix `varwatch/`, connect 3 s, calls 10 s, attempts
+    /// 2 s, messages up to 64 MiB, backoff
     /// 50 ms to 2 s, a watch gives up after 60 failed re-opens in a row
     /// (about two minutes).
     pub fn new() -> Self {
@@ -108,6 +134,16 @@ impl EtcdConfig {
     /// Sets the deadline of every operation.
     pub fn call_timeout(mut self, d: Duration) -> Self {
         self.call_timeout = d;
+        self
+    }
+    /// Sets the deadline of one attempt on one member.
+    pub fn attempt_timeout(mut self, d: Duration) -> Self {
+        self.attempt_timeout = d;
+        self
+    }
+    /// Sets the largest etcd response the client decodes, in bytes.
+    pub fn max_message_bytes(mut self, n: usize) -> Self {
+        self.max_message_bytes = n;
         self
     }
     /// Sets the reconnection backoff of watches.
@@ -144,6 +180,8 @@ impl EtcdConfig {
         }
         self.connect_timeout = clamp(self.connect_timeout);
         self.call_timeout = clamp(self.call_timeout);
+        self.attempt_timeout = clamp(self.attempt_timeout).min(self.call_timeout);
+        self.max_message_bytes = self.max_message_bytes.clamp(MIN_MESSAGE_BYTES, i32::MAX as usize);
         self.backoff_initial = clamp(self.backoff_initial);
         self.backoff_max = clamp(self.backoff_max).max(self.backoff_initial);
         self.max_txn_ops = self.max_txn_ops.max(4);
@@ -167,6 +205,23 @@ mod tests {
         assert_eq!(c.connect_timeout, Duration::from_millis(1));
         assert_eq!(c.call_timeout, MAX_ETCD_DURATION);
         assert_eq!(c.backoff_max, c.backoff_initial);
+        let c = EtcdConfig::new()
+            .call_timeout(Duration::from_secs(1))
+            .attempt_timeout(Duration::MAX)
+            .max_message_bytes(0)
+            .normalized();
+        assert_eq!(
+            c.attempt_timeout,
+            Duration::from_secs(1),
+            "never past the call deadline"
+        );
+        assert_eq!(c.max_message_bytes, MIN_MESSAGE_BYTES);
+        let c = EtcdConfig::new()
+            .max_message_bytes(usize::MAX)
+            .attempt_timeout(Duration::ZERO)
+            .normalized();
+        assert_eq!(c.max_message_bytes, i32::MAX as usize);
+        assert_eq!(c.attempt_timeout, Duration::from_millis(1));
         assert_eq!(EtcdConfig::new().max_txn_ops(0).normalized().max_txn_ops, 4);
         assert_eq!(
             EtcdConfig::new().max_txn_ops(usize::MAX).normalized().max_txn_ops,

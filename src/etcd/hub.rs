@@ -36,7 +36,6 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::Duration;
 
-use etcd_client::WatchOptions as EtcdWatchOptions;
 use tokio::task::AbortHandle;
 
 use super::config::EtcdConfig;
@@ -45,6 +44,7 @@ use super::cut::{Cut, read_cut};
 use super::follow::{Follower, Step};
 use super::group::{Decoder, Group};
 use super::keys::Keys;
+use super::wire::{Broken, EtcdWatch};
 use crate::sync::Mutex;
 use crate::watch::feed::Feed;
 use crate::{CloseReason, EventKind, WatchEvent};
@@ -234,6 +234,10 @@ struct Retry {
     delay: Duration,
     /// When the current etcd watch was created.
     since: Option<std::time::Instant>,
+    /// A re-read has stood in for following since the watch last
+    /// delivered (one per such stretch: an etcd that answers reads but
+    /// never lets the watch through must still end it).
+    rescued: bool,
 }
 
 impl Retry {
@@ -242,12 +246,19 @@ impl Retry {
             failures: 0,
             delay: ctx.config.backoff_initial,
             since: None,
+            rescued: false,
         }
+    }
+    /// Whether a re-read may stand in for following now (once until the
+    /// watch delivers again).
+    fn rescue(&mut self) -> bool {
+        !std::mem::replace(&mut self.rescued, true)
     }
     /// The etcd watch delivered something: it works.
     fn ok(&mut self, ctx: &HubCtx) {
         self.failures = 0;
         self.delay = ctx.config.backoff_initial;
+        self.rescued = false;
     }
     /// The etcd watch was created (or not: `None`).
     fn opened(&mut self) {
@@ -270,13 +281,6 @@ impl Retry {
         self.delay = (self.delay * 2).min(ctx.config.backoff_max);
         true
     }
-}
-
-fn watch_options(from: i64) -> EtcdWatchOptions {
-    EtcdWatchOptions::new()
-        .with_prefix()
-        .with_progress_notify()
-        .with_start_revision(from)
 }
 
 impl Hub {
@@ -391,14 +395,16 @@ impl Hub {
         loop {
             let from = self.state.lock().delivered + 1;
             let mut resynced = false;
-            if let Ok(mut stream) = ctx
-                .conn
-                .client
-                .watch_client()
-                .watch(self.dir.clone(), Some(watch_options(from)))
-                .await
-            {
-                while let Ok(Some(resp)) = stream.message().await {
+            let mut unservable = false;
+            if let Ok(mut watch) = EtcdWatch::open(&ctx.conn, &self.dir, from).await {
+                loop {
+                    let resp = match watch.next().await {
+                        Ok(resp) => resp,
+                        Err(broken) => {
+                            unservable = matches!(broken, Broken::Unservable);
+                            break;
+                        }
+                    };
                     if resp.canceled() {
                         if resp.compact_revision() > 0 && self.resync_all(&mut decoder).await {
                             retry.ok(&ctx);
@@ -412,8 +418,9 @@ impl Hub {
                     }
                     retry.ok(&ctx);
                     if resp.events().is_empty() {
-                        // A progress notification: every revision up to its
-                        // header's was sent (a creation's says nothing).
+                        // etcd's progress notification: every revision up
+                        // to its header's was sent (a creation's says
+                        // nothing).
                         if let Some(h) = resp.header() {
                             let mut st = self.state.lock();
                             st.delivered = st.delivered.max(h.revision());
@@ -441,7 +448,17 @@ impl Hub {
                     s.feed.lock().reconnects += 1;
                 }
             }
+            // A history that cannot be followed (too large to decode), or
+            // an etcd that answers reads but never lets the watch through:
+            // the session is re-read (`Lagged`, then the state) rather
+            // than the watches ended, while etcd is reachable.
+            if unservable && retry.rescue() && self.resync_all(&mut decoder).await {
+                continue;
+            }
             if !retry.failed(&ctx).await {
+                if retry.rescue() && self.resync_all(&mut decoder).await {
+                    continue;
+                }
                 let mut st = self.state.lock();
                 for s in st.subs.drain(..) {
                     // Waits for room: a full queue must not lose the reason.
@@ -470,30 +487,19 @@ async fn follow_alone(ctx: Arc<HubCtx>, mut sub: Sub, pending: Vec<WatchEvent>) 
     let mut retry = Retry::new(&ctx);
     loop {
         let from = sub.follower.etcd_rev + 1;
+        let mut resync = false;
         let mut resynced = false;
-        if let Ok(mut stream) = ctx
-            .conn
-            .client
-            .watch_client()
-            .watch(dir.clone(), Some(watch_options(from)))
-            .await
-        {
-            while let Ok(Some(resp)) = stream.message().await {
-                if resp.canceled() {
-                    if resp.compact_revision() > 0
-                        && let Ok(cut) = read_cut(&ctx.conn, &ctx.keys, &session, None).await
-                    {
-                        retry.ok(&ctx);
-                        if let Some(c) = &cut {
-                            decoder.seed(&c.recs);
-                        }
-                        let (events, step) = sub.follower.resync(cut.as_ref());
-                        if !send(&sub.feed, events, step).await || step == Step::End {
-                            return;
-                        }
-                        progressed(&sub);
-                        resynced = true;
+        if let Ok(mut watch) = EtcdWatch::open(&ctx.conn, &dir, from).await {
+            loop {
+                let resp = match watch.next().await {
+                    Ok(resp) => resp,
+                    Err(broken) => {
+                        resync = matches!(broken, Broken::Unservable) && retry.rescue();
+                        break;
                     }
+                };
+                if resp.canceled() {
+                    resync = resp.compact_revision() > 0;
                     break;
                 }
                 if resp.created() {
@@ -521,14 +527,42 @@ async fn follow_alone(ctx: Arc<HubCtx>, mut sub: Sub, pending: Vec<WatchEvent>) 
         if sub.feed.lock().is_closed() {
             return;
         }
+        if !resync {
+            sub.feed.lock().reconnects += 1;
+            if !retry.failed(&ctx).await {
+                // Given up following: re-read while etcd answers (see
+                // `Hub::run`), else the end.
+                resync = retry.rescue();
+                if !resync {
+                    let last = vec![sub.follower.disconnected()];
+                    let _ = send(&sub.feed, last, Step::End).await;
+                    return;
+                }
+            }
+        }
+        if resync && let Ok(cut) = read_cut(&ctx.conn, &ctx.keys, &session, None).await {
+            retry.ok(&ctx);
+            if let Some(c) = &cut {
+                decoder.seed(&c.recs);
+            }
+            let (events, step) = sub.follower.resync(cut.as_ref());
+            if !send(&sub.feed, events, step).await || step == Step::End {
+                return;
+            }
+            progressed(&sub);
+            resynced = true;
+        }
         if resynced {
             continue;
         }
-        sub.feed.lock().reconnects += 1;
-        if !retry.failed(&ctx).await {
-            let last = vec![sub.follower.disconnected()];
-            let _ = send(&sub.feed, last, Step::End).await;
-            return;
+        if resync {
+            // The re-read failed: a failure like any other.
+            sub.feed.lock().reconnects += 1;
+            if !retry.failed(&ctx).await {
+                let last = vec![sub.follower.disconnected()];
+                let _ = send(&sub.feed, last, Step::End).await;
+                return;
+            }
         }
     }
 }

@@ -69,6 +69,28 @@
 //! session share one etcd watch, and each write is decoded once for all of
 //! them.
 //!
+//! **Reads larger than a message** are made in pages at one etcd revision
+//! (`cut.rs`): a session holds what its writes were allowed to build,
+//! whatever one message can carry. Watches ask etcd to fragment large
+//! responses and join the fragments before decoding (`wire.rs`), so a
+//! watch far behind catches up whatever the size of the history; one
+//! that cannot (a value larger than
+//! [`EtcdConfig::max_message_bytes`]) gets `Lagged`, then the state.
+//!
+//! **Several members.** Given several endpoints, the store talks to one
+//! member at a time, with a deadline per attempt
+//! ([`EtcdConfig::attempt_timeout`]); a member that does not answer (frozen,
+//! partitioned, down) is left for the next, and the request is sent again
+//! there — reads always, writes too, because each write is a transaction
+//! that commits at most once however often it is sent (its `meta` compare)
+//! and marks `meta` with a write id, so a client whose answer was lost
+//! recognises its own commit in the answer of the next copy. A write whose
+//! outcome still cannot be learned by the call deadline fails with
+//! [`Error::OutcomeUnknown`](crate::Error::OutcomeUnknown); one that never
+//! left, with [`Error::Transport`](crate::Error::Transport). Watches check
+//! their member for life (a progress request after an attempt timeout of
+//! silence) and move on the same way, from where they were.
+//!
 //! **TTL** is an etcd lease on every key of the session, kept alive by
 //! every access (at most one keep-alive per quarter TTL per client) and by
 //! open watches. When it expires etcd deletes the session in one revision,
@@ -89,7 +111,9 @@
 //! * etcd's history is etcd's to compact (`--auto-compaction-retention`):
 //!   varwatch never compacts it, and its watches report compaction as above.
 //! * Each operation is one or more etcd round trips, under
-//!   [`EtcdConfig::call_timeout`].
+//!   [`EtcdConfig::call_timeout`]; a best-effort batch is one transaction
+//!   per item, so a failure of the way to etcd part-way reports the items
+//!   that committed, the unknown one, and the rest as not sent.
 //!
 //! [`WatchOptions::on_overflow`]: crate::WatchOptions::on_overflow
 
@@ -105,11 +129,12 @@ mod keys;
 mod snapshot;
 mod store;
 mod watch;
+mod wire;
 
 /// The etcd client crate this store is built on, at the version it uses:
 /// for what varwatch does not do itself (compaction, maintenance, auth),
 /// through [`EtcdStore::client`].
 pub use etcd_client;
 
-pub use config::{EtcdConfig, MAX_ETCD_BUFFER, MAX_ETCD_DURATION};
+pub use config::{EtcdConfig, MAX_ETCD_BUFFER, MAX_ETCD_DURATION, MIN_MESSAGE_BYTES};
 pub use store::{AsyncEtcdStore, EtcdStore};

@@ -29,7 +29,7 @@
 
 use std::collections::HashMap;
 
-use etcd_client::{Compare, CompareOp, GetOptions, PutOptions, TxnOp, TxnOpResponse, TxnResponse};
+use etcd_client::{Compare, CompareOp, PutOptions, TxnOp, TxnOpResponse, TxnResponse};
 
 use super::codec::{decode_meta, decode_var};
 use super::keys::Keys;
@@ -56,6 +56,8 @@ pub(super) struct Snap {
     pub(super) ids: Option<(u64, i64)>,
     /// Read from etcd for this operation (not taken from the cache).
     pub(super) fresh: bool,
+    /// The id of the write that left `meta` (see `codec::WriteMark`).
+    pub(super) write_id: Option<super::codec::WriteId>,
     /// `(id, name)` of unresolved ids that do name a variable at this
     /// revision (registered since they were resolved): the operation must
     /// resolve its identifiers again.
@@ -165,6 +167,7 @@ impl Reads<'_> {
             vars,
             ids,
             fresh: true,
+            write_id: super::codec::write_id_of(meta_kv.value()),
             late,
         }))
     }
@@ -182,9 +185,16 @@ impl Snap {
     }
 
     /// The transaction of `w` against this snapshot: if nothing changed in
-    /// the session, `w` and the new `meta`; else read `reads` back.
-    pub(super) fn transaction(&self, keys: &Keys, reads: &Reads<'_>, w: &mut Write) -> etcd_client::Txn {
-        use super::codec::encode;
+    /// the session, `w` and the new `meta` (marked with `write_id`); else
+    /// read `reads` back. It commits at most once however often it is sent
+    /// (the `meta` compare fails for every copy after the first).
+    pub(super) fn transaction(
+        &self,
+        keys: &Keys,
+        reads: &Reads<'_>,
+        w: &mut Write,
+        write_id: &super::codec::WriteId,
+    ) -> etcd_client::Txn {
         let mut compares = vec![Compare::mod_revision(
             keys.meta(reads.session),
             CompareOp::Equal,
@@ -199,7 +209,7 @@ impl Snap {
         }
         ops.push(TxnOp::put(
             keys.meta(reads.session),
-            encode(&w.meta),
+            super::codec::encode_meta(&w.meta, write_id),
             self.put_options(),
         ));
         etcd_client::Txn::new()
@@ -208,9 +218,11 @@ impl Snap {
             .or_else(reads.ops(keys))
     }
 
-    /// This snapshot after `w` committed at etcd revision `revision`.
-    pub(super) fn after(mut self, w: Write, revision: i64) -> Snap {
+    /// This snapshot after `w` (write `write_id`) committed at etcd
+    /// revision `revision`.
+    pub(super) fn after(mut self, w: Write, revision: i64, write_id: super::codec::WriteId) -> Snap {
         self.meta = w.meta;
+        self.write_id = Some(write_id);
         self.meta_mod = revision;
         for (name, v) in w.vars {
             self.vars.insert(name, v);
@@ -289,9 +301,4 @@ impl Cache {
         self.names
             .insert((session.to_string(), id.to_string()), name.to_string());
     }
-}
-
-/// Reads of a whole directory (every key under a prefix).
-pub(super) fn prefix() -> Option<GetOptions> {
-    Some(GetOptions::new().with_prefix())
 }

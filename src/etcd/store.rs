@@ -5,18 +5,18 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use etcd_client::{
-    Client, Compare, CompareOp, DeleteOptions, GetOptions, LeaseGrantOptions, LeaseTimeToLiveOptions, Txn,
-    TxnOp,
+    Client, Compare, CompareOp, DeleteOptions, LeaseGrantOptions, LeaseTimeToLiveOptions, Txn, TxnOp,
 };
 use parking_lot::Mutex;
 
+use super::client::lost;
 use super::client::{Inner, MAX_ATTEMPTS, Shared, distinct, unresolved};
 use super::codec::{self, decode_meta, encode};
 use super::config::EtcdConfig;
-use super::conn::Conn;
+use super::conn::{Conn, Failed, with_deadline};
 use super::cut::read_cut;
 use super::keys::Keys;
 use super::snapshot::{Cache, Plan, Reads, Snap, Stored, Write};
@@ -170,7 +170,7 @@ impl EtcdStore {
         let timeout = config.connect_timeout;
         let client = rt
             .block_on(async {
-                tokio::time::timeout(timeout, Client::connect(endpoints.clone(), Some(opts))).await
+                tokio::time::timeout(timeout, Client::connect(endpoints.clone(), Some(opts.clone()))).await
             })
             .map_err(|_| Error::Transport {
                 addr: joined.clone(),
@@ -182,10 +182,7 @@ impl EtcdStore {
                 reason: format!("etcd: {e}"),
                 source: Some(ErrorSource::new(e)),
             })?;
-        let conn = Arc::new(Conn {
-            client,
-            endpoints: joined,
-        });
+        let conn = Arc::new(Conn::new(client, &endpoints, opts, &config));
         let hubs = Arc::new(super::hub::HubCtx {
             conn: conn.clone(),
             keys: Keys::new(&config.prefix),
@@ -204,6 +201,7 @@ impl EtcdStore {
                     kept_alive: Mutex::new(HashMap::new()),
                     hubs,
                     watch_ids: std::sync::atomic::AtomicU64::new(0),
+                    write_ids: codec::WriteIds::new(),
                 }),
             }),
         })
@@ -251,7 +249,7 @@ impl EtcdStore {
         let shared = &self.inner.shared;
         let limit = shared.config.call_timeout;
         self.rt().block_on(async {
-            tokio::time::timeout(limit, f)
+            tokio::time::timeout(limit, with_deadline(Instant::now() + limit, f))
                 .await
                 .unwrap_or_else(|_| Err(shared.deadline()))
         })
@@ -266,7 +264,8 @@ impl EtcdStore {
 /// transactions, under [`EtcdConfig::call_timeout`].
 impl VarStore for EtcdStore {
     fn call(&self, request: Request) -> Result<Response> {
-        self.block(self.shared().run(request))
+        // `run` keeps the deadline (and names a write's unknown outcome).
+        self.rt().block_on(self.shared().run(request))
     }
 
     fn open_watch(&self, session: &str, target: WatchTarget, opts: WatchOptions) -> Result<Watch> {
@@ -310,22 +309,32 @@ impl AsyncEtcdStore {
     ) -> impl Future<Output = Result<T>> + Send + 'static {
         let shared = self.inner.shared.clone();
         let limit = shared.config.call_timeout;
+        self.spawn_bounded(async move {
+            tokio::time::timeout(limit, with_deadline(Instant::now() + limit, f))
+                .await
+                .unwrap_or_else(|_| Err(shared.deadline()))
+        })
+    }
+
+    /// Runs `f`, which keeps its own deadline, on the store's runtime.
+    fn spawn_bounded<T: Send + 'static>(
+        &self,
+        f: impl Future<Output = Result<T>> + Send + 'static,
+    ) -> impl Future<Output = Result<T>> + Send + 'static {
         let task = self
             .inner
             .rt
             .as_ref()
             .expect("the runtime lives until drop")
-            .spawn(async move { tokio::time::timeout(limit, f).await });
+            .spawn(f);
         async move {
-            match task.await {
-                Ok(Ok(r)) => r,
-                Ok(Err(_)) => Err(shared.deadline()),
-                Err(e) => Err(Error::Transport {
+            task.await.unwrap_or_else(|e| {
+                Err(Error::Transport {
                     addr: String::new(),
                     reason: format!("the store's runtime dropped the call: {e}"),
                     source: Some(ErrorSource::new(e)),
-                }),
-            }
+                })
+            })
         }
     }
 }
@@ -333,7 +342,8 @@ impl AsyncEtcdStore {
 impl AsyncVarStore for AsyncEtcdStore {
     fn call(&self, request: Request) -> impl Future<Output = Result<Response>> + Send {
         let shared = self.inner.shared.clone();
-        self.spawn(async move { shared.run(request).await })
+        // `run` keeps the deadline (and names a write's unknown outcome).
+        self.spawn_bounded(async move { shared.run(request).await })
     }
 
     fn open_watch(
@@ -372,13 +382,12 @@ impl Shared {
                 .unwrap_or(i64::MAX)
                 .saturating_add(i64::from(ttl.subsec_nanos() > 0))
                 .clamp(1, MAX_LEASE_SECS);
+            // Retried like a read: a lease granted by a lost attempt is
+            // never used, and expires with its TTL.
             lease = s
                 .conn
-                .client
-                .lease_client()
-                .grant(secs, None::<LeaseGrantOptions>)
-                .await
-                .map_err(|e| s.etcd_error(e))?
+                .read(|mut c| async move { c.lease_grant(secs, None::<LeaseGrantOptions>).await })
+                .await?
                 .id();
         }
         let now = SystemTime::now();
@@ -393,20 +402,32 @@ impl Shared {
             watchers: 0,
         };
         let put = (lease != 0).then(|| etcd_client::PutOptions::new().with_lease(lease));
-        let resp = s
-            .txn(
-                Txn::new()
-                    .when([Compare::create_revision(s.keys.meta(id), CompareOp::Equal, 0)])
-                    .and_then([
-                        TxnOp::put(s.keys.meta(id), encode(&meta), put.clone()),
-                        TxnOp::put(s.keys.list(id), "", put),
-                    ]),
-            )
-            .await?;
-        if !resp.succeeded() {
-            if lease != 0 {
-                let _ = s.conn.client.lease_client().revoke(lease).await;
+        let mark = s.write_ids.next();
+        let txn = Txn::new()
+            .when([Compare::create_revision(s.keys.meta(id), CompareOp::Equal, 0)])
+            .and_then([
+                TxnOp::put(s.keys.meta(id), codec::encode_meta(&meta, &mark), put.clone()),
+                TxnOp::put(s.keys.list(id), "", put),
+            ])
+            .or_else([TxnOp::get(s.keys.meta(id), None)]);
+        let resp = match s.conn.write_txn(txn).await {
+            Ok((resp, _)) => resp,
+            Err(Failed::Refused(e)) => {
+                s.revoke(lease);
+                return Err(e);
             }
+            Err(Failed::Lost { error, sent }) => return Err(lost(id, error, sent)),
+        };
+        // Not created by this copy: by an earlier one whose answer was lost
+        // (the session bears its mark), or by someone else.
+        let ours = || {
+            resp.op_responses().into_iter().any(|r| {
+                matches!(r, etcd_client::TxnOpResponse::Get(g)
+                    if g.kvs().first().is_some_and(|kv| codec::write_id_of(kv.value()) == Some(mark)))
+            })
+        };
+        if !resp.succeeded() && !ours() {
+            s.revoke(lease);
             return Err(Error::SessionExists {
                 session: id.to_string(),
             });
@@ -442,13 +463,13 @@ impl Shared {
         let meta = decode_meta(kv.key(), kv.value())?;
         let mut idle = Duration::ZERO;
         if kv.lease() != 0 {
+            let lease = kv.lease();
             let ttl = s
                 .conn
-                .client
-                .lease_client()
-                .time_to_live(kv.lease(), None::<LeaseTimeToLiveOptions>)
-                .await
-                .map_err(|e| s.etcd_error(e))?;
+                .read(
+                    |mut c| async move { c.lease_time_to_live(lease, None::<LeaseTimeToLiveOptions>).await },
+                )
+                .await?;
             let gone = ttl.granted_ttl().saturating_sub(ttl.ttl()).max(0);
             idle = Duration::from_secs(u64::try_from(gone).unwrap_or(0));
             if let Some(ttl) = meta.ttl_ms {
@@ -472,27 +493,28 @@ impl Shared {
         let s = self;
         let kv = s.meta_kv(id).await?;
         let (incarnation, lease) = (kv.create_revision(), kv.lease());
-        let resp = s
-            .txn(
-                Txn::new()
-                    .when([Compare::create_revision(
-                        s.keys.meta(id),
-                        CompareOp::Equal,
-                        incarnation,
-                    )])
-                    .and_then([
-                        TxnOp::delete(s.keys.dir(id), Some(DeleteOptions::new().with_prefix())),
-                        TxnOp::delete(s.keys.list(id), None),
-                    ]),
-            )
-            .await?;
+        let txn = Txn::new()
+            .when([Compare::create_revision(
+                s.keys.meta(id),
+                CompareOp::Equal,
+                incarnation,
+            )])
+            .and_then([
+                TxnOp::delete(s.keys.dir(id), Some(DeleteOptions::new().with_prefix())),
+                TxnOp::delete(s.keys.list(id), None),
+            ]);
+        let result = s.conn.write_txn(txn).await;
         s.cache.lock().forget(id);
-        if !resp.succeeded() {
-            return Err(Shared::gone(id)); // deleted (and perhaps created again) meanwhile
+        match result {
+            Ok((resp, _)) if resp.succeeded() => {}
+            // Gone after a copy whose answer was lost: that copy deleted it,
+            // or someone else did — either way what was asked is done.
+            Ok((_, true)) => {}
+            Ok((_, false)) => return Err(Shared::gone(id)), // deleted (and perhaps created again) meanwhile
+            Err(Failed::Refused(e)) => return Err(e),
+            Err(Failed::Lost { error, sent }) => return Err(lost(id, error, sent)),
         }
-        if lease != 0 {
-            let _ = s.conn.client.lease_client().revoke(lease).await;
-        }
+        s.revoke(lease);
         Ok(())
     }
 
@@ -503,18 +525,8 @@ impl Shared {
     /// [`Error::Transport`].
     pub(super) async fn list_sessions(&self) -> Result<Vec<String>> {
         let s = self;
-        let resp = s
-            .conn
-            .client
-            .kv_client()
-            .get(
-                s.keys.list_dir(),
-                Some(GetOptions::new().with_prefix().with_keys_only()),
-            )
-            .await
-            .map_err(|e| s.etcd_error(e))?;
-        let mut ids: Vec<String> = resp
-            .kvs()
+        let kvs = super::cut::read_range(&s.conn, s.keys.list_dir().into_bytes(), true).await?;
+        let mut ids: Vec<String> = kvs
             .iter()
             .filter_map(|kv| s.keys.session_of_list_key(kv.key()))
             .collect();
@@ -690,9 +702,20 @@ impl Shared {
                 with_ids: false,
                 unresolved: &unresolved,
             };
-            if reads.len() > s.config.max_txn_ops {
-                // More than etcd reads in one transaction: the whole
-                // session, where ids and names both resolve.
+            let snap = if reads.len() > s.config.max_txn_ops {
+                None
+            } else {
+                match s.read(&reads).await {
+                    Ok(snap) => Some(snap),
+                    // More than one message: the paged read below.
+                    Err(Error::LimitExceeded { .. }) => None,
+                    Err(e) => return Err(e),
+                }
+            };
+            let Some(snap) = snap else {
+                // More than etcd reads in one transaction or sends in one
+                // message: the whole session, in pages at one revision,
+                // where ids and names both resolve.
                 let cut = read_cut(&s.conn, &s.keys, session, None)
                     .await?
                     .ok_or_else(|| Shared::gone(session))?;
@@ -715,8 +738,7 @@ impl Shared {
                     }
                 }
                 return Ok(got);
-            }
-            let snap = s.read(&reads).await?;
+            };
             if !snap.late.is_empty() {
                 s.learn(session, &snap.late);
                 continue; // an id registered since it was resolved
@@ -824,14 +846,42 @@ impl Shared {
         updates: Vec<BatchUpdate>,
         opts: &UpdateOptions,
     ) -> Result<Vec<Result<u64>>> {
-        let mut out = Vec::new();
-        for u in updates {
-            match self
+        let mut out = Vec::with_capacity(updates.len());
+        let n = updates.len();
+        for (i, u) in updates.into_iter().enumerate() {
+            let what = format!(
+                "item {i} of a best-effort batch, an update of `{}`",
+                crate::error::q(&u.ident)
+            );
+            let result = self
                 .update_items(session, vec![(u.ident, u.value, u.expected_version)], opts, false)
                 .await
-            {
+                .map_err(|e| match e {
+                    Error::OutcomeUnknown { session, reason, .. } => Error::OutcomeUnknown {
+                        session,
+                        operation: what,
+                        reason,
+                    },
+                    e => e,
+                });
+            match result {
                 Ok(v) => out.push(Ok(v[0])),
-                Err(e @ (Error::SessionNotFound { .. } | Error::Transport { .. })) => return Err(e),
+                Err(e @ Error::SessionNotFound { .. }) => return Err(e),
+                // The way to etcd failed: what committed before stands and
+                // is reported; this item's outcome is as its error says
+                // (unknown, or never sent); the rest are not sent.
+                Err(e @ (Error::Transport { .. } | Error::OutcomeUnknown { .. })) => {
+                    let reason = e.to_string();
+                    out.push(Err(e));
+                    for _ in i + 1..n {
+                        out.push(Err(Error::Transport {
+                            addr: self.conn.endpoints.clone(),
+                            reason: format!("not sent: item {i} of the batch failed first ({reason})"),
+                            source: None,
+                        }));
+                    }
+                    break;
+                }
                 Err(e) => out.push(Err(e)),
             }
         }
@@ -914,7 +964,33 @@ impl Shared {
     }
 
     /// Runs one request of the operation table.
+    /// Runs `request` within its deadline; a write whose outcome is
+    /// unknown is named after the request (the rule every client uses).
     async fn run(&self, request: Request) -> Result<Response> {
+        let write = request.as_write();
+        let deadline = Instant::now() + self.config.call_timeout;
+        // A safety net past the deadline every round trip keeps.
+        let limit = self.config.call_timeout + self.config.attempt_timeout;
+        let result = tokio::time::timeout(limit, with_deadline(deadline, self.run_op(request))).await;
+        match (result, write) {
+            (Ok(Err(Error::OutcomeUnknown { session, reason, .. })), Some((_, operation))) => {
+                Err(Error::OutcomeUnknown {
+                    session,
+                    operation,
+                    reason,
+                })
+            }
+            (Ok(r), _) => r,
+            (Err(_), Some((session, operation))) => Err(Error::OutcomeUnknown {
+                session,
+                operation,
+                reason: format!("no answer from etcd within {:?}", self.config.call_timeout),
+            }),
+            (Err(_), None) => Err(self.deadline()),
+        }
+    }
+
+    async fn run_op(&self, request: Request) -> Result<Response> {
         Ok(match request {
             Request::CreateSession { session, options } => {
                 Response::Session(self.create_session(&session, options).await?)

@@ -95,9 +95,9 @@ impl Inner {
         self.check_open()?;
         let transport = self.transport()?;
         let timeout = self.config.call_timeout;
-        let write = written(&request);
+        let write = request.as_write();
         match tokio::time::timeout(timeout, transport.call(request)).await {
-            Ok(Err(e)) if write.is_some() && !never_sent(&e) && in_flight(&e) => {
+            Ok(Err(e)) if write.is_some() && !crate::error::never_sent(&e) && in_flight(&e) => {
                 let (session, operation) = write.expect("a write");
                 Err(Error::OutcomeUnknown {
                     session,
@@ -144,74 +144,8 @@ impl Drop for Inner {
     }
 }
 
-/// The session and a description of `request`, if it changes the store.
-fn written(request: &Request) -> Option<(String, String)> {
-    let q = crate::error::q;
-    Some(match request {
-        Request::CreateSession { session, .. } => (session.clone(), "the creation of the session".into()),
-        Request::GetOrCreateSession { session, .. } => (session.clone(), "get_or_create_session".into()),
-        Request::DeleteSession { session } => (session.clone(), "the deletion of the session".into()),
-        Request::Register { session, def } => {
-            (session.clone(), format!("the registration of `{}`", q(&def.name)))
-        }
-        Request::Update {
-            session, variable, ..
-        } => (session.clone(), format!("an update of `{}`", q(variable))),
-        Request::UpdateMany {
-            session,
-            items,
-            atomic,
-            ..
-        } => {
-            let kind = if *atomic {
-                "an atomic batch"
-            } else {
-                "a best-effort batch"
-            };
-            (session.clone(), format!("{kind} of {} items", items.len()))
-        }
-        Request::DeleteVariable { session, variable } => {
-            (session.clone(), format!("the deletion of `{}`", q(variable)))
-        }
-        Request::Import { session, defs } => {
-            (session.clone(), format!("an import of {} variables", defs.len()))
-        }
-        _ => return None,
-    })
-}
-
 /// Whether `e` is a failure of the way to the server (the server's own
 /// errors are answers: the write did not apply).
 fn in_flight(e: &Error) -> bool {
     matches!(e, Error::Transport { .. })
-}
-
-/// Whether the failure `e` certainly happened before the request left: no
-/// connection could be made (refused, unreachable).
-pub(crate) fn never_sent(e: &Error) -> bool {
-    use std::io::ErrorKind::*;
-    let Error::Transport { source, .. } = e else {
-        return false;
-    };
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = match source {
-        Some(s) => Some(s.get()),
-        None => None,
-    };
-    while let Some(c) = cause {
-        if let Some(io) = c.downcast_ref::<std::io::Error>()
-            && matches!(
-                io.kind(),
-                ConnectionRefused
-                    | AddrNotAvailable
-                    | NotConnected
-                    | HostUnreachable
-                    | NetworkUnreachable
-                    | AddrInUse
-            )
-        {
-            return true;
-        }
-        cause = c.source();
-    }
-    false
 }

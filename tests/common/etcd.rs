@@ -154,3 +154,114 @@ impl Drop for EtcdServer {
         let _ = std::fs::remove_dir_all(&self.data);
     }
 }
+
+/// A private cluster of `n` etcd members on loopback, whose members can be
+/// frozen (SIGSTOP) and thawed (SIGCONT).
+pub struct EtcdCluster {
+    pub urls: Vec<String>,
+    children: Vec<Child>,
+    data: Vec<PathBuf>,
+}
+
+impl EtcdCluster {
+    /// Starts `n` members and waits until the cluster has a leader.
+    pub fn start(what: &str, n: usize) -> EtcdCluster {
+        let bin = var(what, "VARWATCH_ETCD_BIN");
+        let mut ports = Vec::new();
+        while ports.len() < 2 * n {
+            let p = free_port();
+            if !ports.contains(&p) {
+                ports.push(p);
+            }
+        }
+        let peers: Vec<String> = (0..n)
+            .map(|i| format!("http://127.0.0.1:{}", ports[n + i]))
+            .collect();
+        let initial: Vec<String> = peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("m{i}={p}"))
+            .collect();
+        let token = fresh_prefix("cluster").replace('/', "_");
+        let mut c = EtcdCluster {
+            urls: (0..n).map(|i| format!("http://127.0.0.1:{}", ports[i])).collect(),
+            children: Vec::new(),
+            data: Vec::new(),
+        };
+        for (i, (url, peer)) in c.urls.clone().iter().zip(&peers).enumerate() {
+            let data = std::env::temp_dir().join(format!("{token}-m{i}"));
+            let child = Command::new(&bin)
+                .args(["--name", &format!("m{i}"), "--data-dir"])
+                .arg(&data)
+                .args(["--listen-client-urls", url, "--advertise-client-urls", url])
+                .args(["--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer])
+                .args([
+                    "--initial-cluster",
+                    &initial.join(","),
+                    "--initial-cluster-token",
+                    &token,
+                ])
+                .args(["--initial-cluster-state", "new", "--log-level", "error"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("etcd starts");
+            c.children.push(child);
+            c.data.push(data);
+        }
+        // A leader: a write through every member goes through.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for url in &c.urls {
+            loop {
+                assert!(Instant::now() < deadline, "the etcd cluster did not form");
+                let probe = EtcdStore::connect(
+                    [url.as_str()],
+                    EtcdConfig::new()
+                        .prefix(fresh_prefix("probe"))
+                        .call_timeout(Duration::from_secs(2)),
+                );
+                if let Ok(s) = probe
+                    && s.get_or_create_session("probe", Default::default()).is_ok()
+                {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(100));
+            }
+        }
+        c
+    }
+
+    fn signal(&self, i: usize, sig: &str) {
+        let pid = self.children[i].id().to_string();
+        let ok = Command::new("kill").args([sig, &pid]).status().unwrap().success();
+        assert!(ok, "kill {sig} {pid}");
+    }
+
+    /// Stops member `i` where it stands (SIGSTOP): its connections stay
+    /// open and it answers nothing.
+    pub fn freeze(&self, i: usize) {
+        self.signal(i, "-STOP");
+    }
+
+    /// Lets member `i` go on (SIGCONT).
+    pub fn thaw(&self, i: usize) {
+        self.signal(i, "-CONT");
+    }
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        for i in 0..self.children.len() {
+            let _ = Command::new("kill")
+                .args(["-CONT", &self.children[i].id().to_string()])
+                .status();
+        }
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for d in &self.data {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}

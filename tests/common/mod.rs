@@ -28,6 +28,8 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 #[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod history;
+#[cfg(feature = "transport")]
+pub mod proxy;
 #[cfg(feature = "grpc")]
 pub mod server;
 
