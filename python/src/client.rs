@@ -309,6 +309,15 @@ impl NativeClient {
     }
 }
 
+/// `s` seconds as a duration: positive and finite, or a `ValueError`
+/// naming `what`.
+fn secs(what: &str, s: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(s)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| PyValueError::new_err(format!("{what} must be a positive number of seconds, not {s}")))
+}
+
 #[pymethods]
 impl NativeClient {
     /// A client of the server at `address`. Nothing is sent until the
@@ -330,14 +339,6 @@ impl NativeClient {
         backoff_max: f64,
         max_failures: Option<u32>,
     ) -> PyResult<NativeClient> {
-        let secs = |what: &str, s: f64| {
-            Duration::try_from_secs_f64(s)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| {
-                    PyValueError::new_err(format!("{what} must be a positive number of seconds, not {s}"))
-                })
-        };
         let mut config = RemoteConfig::new()
             .call_timeout(secs("timeout", timeout)?)
             .buffer(buffer)
@@ -374,20 +375,26 @@ impl NativeClient {
     }
 
     /// Runs operation `op` (blocking, without the interpreter lock).
-    #[pyo3(signature = (op, *args))]
+    /// `timeout`: this call's deadline in seconds (`None`: the client's).
+    #[pyo3(signature = (op, timeout, *args))]
     fn call<'py>(
         &self,
         py: Python<'py>,
         op: &str,
+        timeout: Option<f64>,
         args: &Bound<'py, PyTuple>,
     ) -> PyResult<Bound<'py, PyAny>> {
         self.check_open(py)?;
+        let store = match timeout {
+            Some(t) => self.store.with_call_timeout(secs("timeout", t)?),
+            None => self.store.clone(),
+        };
         let out = match request(op, args)? {
             Call::Op(op, r) => py
-                .detach(|| VarStore::call(&self.store, r))
+                .detach(|| VarStore::call(&store, r))
                 .map(|r| Output::Response(op, r)),
             Call::Watch(session, target, opts) => py
-                .detach(|| VarStore::open_watch(&self.store, &session, target, opts))
+                .detach(|| VarStore::open_watch(&store, &session, target, opts))
                 .map(Output::Watch),
         };
         self.output(py, out.map_err(to_py)?)
@@ -395,26 +402,25 @@ impl NativeClient {
 
     /// Starts operation `op` on the client's runtime; its progress posts
     /// `token` to the notifier. Take its result with [`poll`](Self::poll).
-    #[pyo3(signature = (token, op, *args))]
-    fn start(&self, token: u64, op: &str, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+    /// `timeout`: this call's deadline in seconds (`None`: the client's).
+    #[pyo3(signature = (token, op, timeout, *args))]
+    fn start(&self, token: u64, op: &str, timeout: Option<f64>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
         self.check_open(args.py())?;
+        let aio = match timeout {
+            Some(t) => self.aio.with_call_timeout(secs("timeout", t)?),
+            None => self.aio.clone(),
+        };
         let fut: Pending = match request(op, args)? {
-            Call::Op(op, r) => {
-                let aio = self.aio.clone();
-                Box::pin(async move {
-                    AsyncVarStore::call(&aio, r)
-                        .await
-                        .map(|r| Output::Response(op, r))
-                })
-            }
-            Call::Watch(session, target, opts) => {
-                let aio = self.aio.clone();
-                Box::pin(async move {
-                    AsyncVarStore::open_watch(&aio, &session, target, opts)
-                        .await
-                        .map(Output::Watch)
-                })
-            }
+            Call::Op(op, r) => Box::pin(async move {
+                AsyncVarStore::call(&aio, r)
+                    .await
+                    .map(|r| Output::Response(op, r))
+            }),
+            Call::Watch(session, target, opts) => Box::pin(async move {
+                AsyncVarStore::open_watch(&aio, &session, target, opts)
+                    .await
+                    .map(Output::Watch)
+            }),
         };
         self.pending.lock().insert(token, fut);
         Ok(())

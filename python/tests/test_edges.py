@@ -103,6 +103,43 @@ def test_a_frozen_server_is_a_deadline_not_a_cancellation(session_name):
         srv.stop()
 
 
+def test_a_call_has_its_own_timeout_and_a_lost_write_is_an_unknown_outcome(session_name):
+    """Each call takes ``timeout=`` (seconds), shorter than the client's;
+    against a frozen server a read raises ``DeadlineExceeded`` and a write
+    ``OutcomeUnknown`` (sent, its answer never came: it may apply later),
+    in both clients."""
+    srv = Server()
+    try:
+        with varwatch.Client(srv.address, timeout=30.0) as c:
+            c.create_session(session_name)
+            c.register(session_name, "x", "integer", 0)
+            os.kill(srv.proc.pid, signal.SIGSTOP)
+            try:
+                start = time.monotonic()
+                with pytest.raises(varwatch.DeadlineExceeded):
+                    c.get(session_name, "x", timeout=0.5)
+                with pytest.raises(varwatch.OutcomeUnknown) as lost:
+                    c.update(session_name, "x", 1, timeout=0.5)
+                assert lost.value.session == session_name
+
+                async def aio() -> None:
+                    async with varwatch.AsyncClient(srv.address, timeout=30.0) as a:
+                        with pytest.raises(varwatch.DeadlineExceeded):
+                            await a.session(session_name, timeout=0.5)
+
+                asyncio.run(aio())
+                # Bounded by the calls' deadlines, not the clients' 30 s.
+                assert time.monotonic() - start < 20
+            finally:
+                os.kill(srv.proc.pid, signal.SIGCONT)
+        with varwatch.Client(srv.address) as c:
+            wait_until("the lost write applied", lambda: c.get(session_name, "x").version == 1)
+            with pytest.raises(ValueError):
+                c.get(session_name, "x", timeout=0)
+    finally:
+        srv.stop()
+
+
 def test_the_backoff_setting_governs_reconnection(server):
     """The Rust client reconnects by the client's backoff (its mux is tested
     in Rust); the setting reaches it as given."""

@@ -11,7 +11,7 @@ def blocking(address: str) -> None:
         info: varwatch.SessionInfo = c.get_or_create_session("lab", ttl=60.0)
         assert info.id == "lab"
         c.register("lab", "t", "float", 20.0, min=0.0, max=100.0)
-        version: int = c.update("lab", "t", 21.5, expected_version=0, source="me")
+        version: int = c.update("lab", "t", 21.5, expected_version=0, source="me", timeout=0.5)
         results: List[Union[int, varwatch.VarwatchError]] = c.update_best_effort("lab", [("t", 1.0)])
         with c.watch("lab", ["t"], coalesce=True) as w:
             e: Optional[varwatch.Event] = w.next(1.0)
@@ -27,8 +27,8 @@ def blocking(address: str) -> None:
 
 async def asynchronous(address: str) -> None:
     async with varwatch.AsyncClient(address, timeout=5.0) as c:
-        await c.update("lab", "t", 22.0)
-        async for e in c.watch("lab", ["t"]):
+        await c.update("lab", "t", 22.0, timeout=0.5)
+        async for e in c.watch("lab", ["t"], timeout=2.0):
             print(e.name, e.value)
             break
 

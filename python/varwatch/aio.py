@@ -108,10 +108,10 @@ class AsyncClient:
         self._waiting[token] = fut
         return fut
 
-    async def _call(self, op: str, *args: Any) -> Any:
+    async def _call(self, op: str, timeout: Optional[float], *args: Any) -> Any:
         token = next(self._tokens)
         fut = self._wait_for(token)
-        self._native.start(token, op, *args)
+        self._native.start(token, op, timeout, *args)
         try:
             while True:
                 done, result = self._native.poll(token)
@@ -128,31 +128,33 @@ class AsyncClient:
     # ----- sessions --------------------------------------------------------
 
     async def create_session(
-        self, session: str, *, ttl: Optional[float] = None, metadata: Optional[Dict[str, str]] = None
+        self, session: str, *, ttl: Optional[float] = None, metadata: Optional[Dict[str, str]] = None,
+        timeout: Optional[float] = None,
     ) -> SessionInfo:
         """See :meth:`Client.create_session <varwatch.Client.create_session>`."""
-        result: SessionInfo = await self._call("create_session", session, ttl, metadata)
+        result: SessionInfo = await self._call("create_session", timeout, session, ttl, metadata)
         return result
 
     async def get_or_create_session(
-        self, session: str, *, ttl: Optional[float] = None, metadata: Optional[Dict[str, str]] = None
+        self, session: str, *, ttl: Optional[float] = None, metadata: Optional[Dict[str, str]] = None,
+        timeout: Optional[float] = None,
     ) -> SessionInfo:
         """See :meth:`Client.get_or_create_session <varwatch.Client.get_or_create_session>`."""
-        result: SessionInfo = await self._call("get_or_create_session", session, ttl, metadata)
+        result: SessionInfo = await self._call("get_or_create_session", timeout, session, ttl, metadata)
         return result
 
-    async def session(self, session: str) -> SessionInfo:
+    async def session(self, session: str, *, timeout: Optional[float] = None) -> SessionInfo:
         """See :meth:`Client.session <varwatch.Client.session>`."""
-        result: SessionInfo = await self._call("session", session)
+        result: SessionInfo = await self._call("session", timeout, session)
         return result
 
-    async def delete_session(self, session: str) -> None:
+    async def delete_session(self, session: str, *, timeout: Optional[float] = None) -> None:
         """See :meth:`Client.delete_session <varwatch.Client.delete_session>`."""
-        await self._call("delete_session", session)
+        await self._call("delete_session", timeout, session)
 
-    async def list_sessions(self) -> List[str]:
+    async def list_sessions(self, *, timeout: Optional[float] = None) -> List[str]:
         """See :meth:`Client.list_sessions <varwatch.Client.list_sessions>`."""
-        result: List[str] = await self._call("list_sessions")
+        result: List[str] = await self._call("list_sessions", timeout)
         return result
 
     # ----- variables -------------------------------------------------------
@@ -175,6 +177,7 @@ class AsyncClient:
         allowed_modules: Optional[List[str]] = None,
         dimensions: Optional[int] = None,
         shape: Optional[List[int]] = None,
+        timeout: Optional[float] = None,
     ) -> str:
         """See :meth:`Client.register <varwatch.Client.register>`."""
         fields = {
@@ -193,26 +196,26 @@ class AsyncClient:
             if v is not None
         }
         c = _constraints(constraints, fields)
-        result: str = await self._call("register", session, name, type, value, c, metadata)
+        result: str = await self._call("register", timeout, session, name, type, value, c, metadata)
         return result
 
-    async def get(self, session: str, variable: str) -> Variable:
+    async def get(self, session: str, variable: str, *, timeout: Optional[float] = None) -> Variable:
         """See :meth:`Client.get <varwatch.Client.get>`."""
-        result: Variable = await self._call("get", session, variable)
+        result: Variable = await self._call("get", timeout, session, variable)
         return result
 
-    async def value(self, session: str, variable: str) -> Any:
+    async def value(self, session: str, variable: str, *, timeout: Optional[float] = None) -> Any:
         """See :meth:`Client.value <varwatch.Client.value>`."""
-        return await self._call("value", session, variable)
+        return await self._call("value", timeout, session, variable)
 
-    async def get_many(self, session: str, variables: Iterable[str]) -> GetMany:
+    async def get_many(self, session: str, variables: Iterable[str], *, timeout: Optional[float] = None) -> GetMany:
         """See :meth:`Client.get_many <varwatch.Client.get_many>`."""
-        result: GetMany = await self._call("get_many", session, list(variables))
+        result: GetMany = await self._call("get_many", timeout, session, list(variables))
         return result
 
-    async def list_variables(self, session: str, pattern: Optional[str] = None) -> List[Variable]:
+    async def list_variables(self, session: str, pattern: Optional[str] = None, *, timeout: Optional[float] = None) -> List[Variable]:
         """See :meth:`Client.list_variables <varwatch.Client.list_variables>`."""
-        result: List[Variable] = await self._call("list_variables", session, pattern)
+        result: List[Variable] = await self._call("list_variables", timeout, session, pattern)
         return result
 
     async def update(
@@ -224,9 +227,10 @@ class AsyncClient:
         expected_version: Optional[int] = None,
         source: Optional[str] = None,
         metadata: Optional[Dict[str, str]] = None,
+        timeout: Optional[float] = None,
     ) -> int:
         """See :meth:`Client.update <varwatch.Client.update>`."""
-        result: int = await self._call("update", session, variable, value, expected_version, source, metadata)
+        result: int = await self._call("update", timeout, session, variable, value, expected_version, source, metadata)
         return result
 
     async def update_atomic(
@@ -236,9 +240,10 @@ class AsyncClient:
         *,
         source: Optional[str] = None,
         metadata: Optional[Dict[str, str]] = None,
+        timeout: Optional[float] = None,
     ) -> List[int]:
         """See :meth:`Client.update_atomic <varwatch.Client.update_atomic>`."""
-        result: List[int] = await self._call("update_atomic", session, list(updates), source, metadata)
+        result: List[int] = await self._call("update_atomic", timeout, session, list(updates), source, metadata)
         return result
 
     async def update_best_effort(
@@ -248,25 +253,26 @@ class AsyncClient:
         *,
         source: Optional[str] = None,
         metadata: Optional[Dict[str, str]] = None,
+        timeout: Optional[float] = None,
     ) -> List[Union[int, VarwatchError]]:
         """See :meth:`Client.update_best_effort <varwatch.Client.update_best_effort>`."""
         result: List[Union[int, VarwatchError]] = await self._call(
-            "update_best_effort", session, list(updates), source, metadata
+            "update_best_effort", timeout, session, list(updates), source, metadata
         )
         return result
 
-    async def delete_variable(self, session: str, variable: str) -> None:
+    async def delete_variable(self, session: str, variable: str, *, timeout: Optional[float] = None) -> None:
         """See :meth:`Client.delete_variable <varwatch.Client.delete_variable>`."""
-        await self._call("delete_variable", session, variable)
+        await self._call("delete_variable", timeout, session, variable)
 
-    async def export(self, session: str) -> List[VarDef]:
+    async def export(self, session: str, *, timeout: Optional[float] = None) -> List[VarDef]:
         """See :meth:`Client.export <varwatch.Client.export>`."""
-        result: List[VarDef] = await self._call("export", session)
+        result: List[VarDef] = await self._call("export", timeout, session)
         return result
 
-    async def import_variables(self, session: str, definitions: Iterable[VarDef]) -> List[str]:
+    async def import_variables(self, session: str, definitions: Iterable[VarDef], *, timeout: Optional[float] = None) -> List[str]:
         """See :meth:`Client.import_variables <varwatch.Client.import_variables>`."""
-        result: List[str] = await self._call("import_variables", session, list(definitions))
+        result: List[str] = await self._call("import_variables", timeout, session, list(definitions))
         return result
 
     # ----- watching ----------------------------------------------------------
@@ -282,12 +288,13 @@ class AsyncClient:
         throttle: Optional[float] = None,
         overflow: str = "resync",
         buffer: Optional[int] = None,
+        timeout: Optional[float] = None,
     ) -> "AsyncWatch":
         """A watch, registered on first use (``await client.watch(...)``,
         ``async with``, ``async for``, or :meth:`AsyncWatch.open`); the
         arguments are :meth:`Client.watch <varwatch.Client.watch>`'s."""
         args = _watch_args(variables, include_initial, capacity, coalesce, throttle, overflow, buffer)
-        return AsyncWatch(self, session, args)
+        return AsyncWatch(self, session, args, timeout)
 
 
 class AsyncWatch:
@@ -300,10 +307,11 @@ class AsyncWatch:
     events. Closed by ``async with``, :meth:`aclose`, when the task waiting
     on it is cancelled, or when collected."""
 
-    def __init__(self, client: AsyncClient, session: str, args: Tuple[Any, ...]):
+    def __init__(self, client: AsyncClient, session: str, args: Tuple[Any, ...], timeout: Optional[float] = None):
         self._client = client
         self._session = session
         self._args = args
+        self._timeout = timeout
         self._native: Optional[_native.NativeWatch] = None
         self._closed = False
         self._token = next(client._tokens)
@@ -312,7 +320,7 @@ class AsyncWatch:
         """Registers the watch with its snapshot on the server (done by the
         first use otherwise). Returns the watch."""
         if self._native is None and not self._closed:
-            self._native = await self._client._call("watch", self._session, *self._args)
+            self._native = await self._client._call("watch", self._timeout, self._session, *self._args)
         return self
 
     def __await__(self) -> Generator[Any, None, "AsyncWatch"]:
@@ -400,3 +408,102 @@ class AsyncWatch:
         fut = self._client._waiting.pop(self._token, None)
         if fut is not None and not fut.done():
             fut.set_result(None)
+
+
+class AsyncWatchSet:
+    """Many watches of one :class:`AsyncClient` received together, by one
+    task: ``async for watch, event in watch_set`` (see
+    :class:`~varwatch.WatchSet`; a task per watch costs a task switch per
+    event, the set one per batch). The members are opened, if they are not
+    yet, on first use."""
+
+    def __init__(self, watches: Iterable[AsyncWatch]):
+        self.watches: List[AsyncWatch] = list(watches)
+        """The members, in the order given."""
+        self._native: Optional[_native.NativeWatchSet] = None
+        self._batch: List[Tuple[int, Event]] = []
+        self._at = 0
+        self._token = -1
+
+    async def open(self) -> "AsyncWatchSet":
+        """Opens every member that is not yet open. Returns the set."""
+        if self._native is None:
+            for w in self.watches:
+                await w.open()
+            members = [w._native for w in self.watches if w._native is not None]
+            if len(members) != len(self.watches):
+                raise ValueError("a member of the set was closed before it opened")
+            self._native = _native.NativeWatchSet(members)
+            if self.watches:
+                self._token = next(self.watches[0]._client._tokens)
+        return self
+
+    async def __aenter__(self) -> "AsyncWatchSet":
+        return await self.open()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+    def __len__(self) -> int:
+        return len(self.watches)
+
+    def __aiter__(self) -> "AsyncWatchSet":
+        return self
+
+    async def __anext__(self) -> Tuple[AsyncWatch, Event]:
+        if self._at == len(self._batch):
+            self._batch = await self._next_native(1024, None)
+            self._at = 0
+            if not self._batch:
+                raise StopAsyncIteration
+        i, e = self._batch[self._at]
+        self._at += 1
+        return self.watches[i], e
+
+    async def next_batch(self, max: int = 1024, timeout: Optional[float] = None) -> List[Tuple[AsyncWatch, Event]]:
+        """Up to ``max`` events; an empty list once every member has ended
+        or, with ``timeout``, when that many seconds passed without one."""
+        rest = [(self.watches[i], e) for i, e in self._batch[self._at :]]
+        self._batch, self._at = [], 0
+        if rest:
+            return rest
+        return [(self.watches[i], e) for i, e in await self._next_native(max, timeout)]
+
+    async def _next_native(self, max: int, timeout: Optional[float]) -> List[Tuple[int, Event]]:
+        await self.open()
+        native = self._native
+        if native is None or not self.watches:
+            return []
+        client = self.watches[0]._client
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        try:
+            while True:
+                batch = native.try_batch(max)
+                if batch or native.ended:
+                    return batch
+                fut = client._wait_for(self._token)
+                if native.arm(self._token):
+                    client._waiting.pop(self._token, None)
+                    continue
+                if deadline is None:
+                    await fut
+                else:
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        return []
+                    done, _ = await asyncio.wait({fut}, timeout=left)
+                    if not done:
+                        return []
+        finally:
+            client._waiting.pop(self._token, None)
+
+    @property
+    def ended(self) -> bool:
+        """Whether every member has ended."""
+        return self._native is not None and self._at == len(self._batch) and self._native.ended
+
+    async def aclose(self) -> None:
+        """Closes every member (each is cancelled on the server)."""
+        for w in self.watches:
+            await w.aclose()

@@ -108,7 +108,8 @@ class Client:
                 for event in w:
                     print(event.kind, event.name, event.value)
 
-    Every call has a deadline (``timeout``, 30 s) and raises a
+    Every call has a deadline (the client's ``timeout``, 30 s, or the
+    call's own ``timeout=`` keyword, in seconds) and raises a
     :class:`~varwatch.VarwatchError` subclass on failure: ``Unavailable``
     (naming the address) when the server cannot be reached,
     ``DeadlineExceeded`` past the deadline, and for a write whose answer was
@@ -180,32 +181,34 @@ class Client:
     # ----- sessions --------------------------------------------------------
 
     def create_session(
-        self, session: str, *, ttl: Optional[float] = None, metadata: Optional[Dict[str, str]] = None
+        self, session: str, *, ttl: Optional[float] = None, metadata: Optional[Dict[str, str]] = None,
+        timeout: Optional[float] = None,
     ) -> SessionInfo:
         """Creates a session (``AlreadyExists`` if it exists). ``ttl``: seconds
         without access after which it expires."""
-        result: SessionInfo = self._native.call("create_session", session, ttl, metadata)
+        result: SessionInfo = self._native.call("create_session", timeout, session, ttl, metadata)
         return result
 
     def get_or_create_session(
-        self, session: str, *, ttl: Optional[float] = None, metadata: Optional[Dict[str, str]] = None
+        self, session: str, *, ttl: Optional[float] = None, metadata: Optional[Dict[str, str]] = None,
+        timeout: Optional[float] = None,
     ) -> SessionInfo:
         """The session, created if needed."""
-        result: SessionInfo = self._native.call("get_or_create_session", session, ttl, metadata)
+        result: SessionInfo = self._native.call("get_or_create_session", timeout, session, ttl, metadata)
         return result
 
-    def session(self, session: str) -> SessionInfo:
+    def session(self, session: str, *, timeout: Optional[float] = None) -> SessionInfo:
         """The session's facts (``NotFound`` if it does not exist)."""
-        result: SessionInfo = self._native.call("session", session)
+        result: SessionInfo = self._native.call("session", timeout, session)
         return result
 
-    def delete_session(self, session: str) -> None:
+    def delete_session(self, session: str, *, timeout: Optional[float] = None) -> None:
         """Deletes the session; its watches end with ``SESSION_CLOSED``."""
-        self._native.call("delete_session", session)
+        self._native.call("delete_session", timeout, session)
 
-    def list_sessions(self) -> List[str]:
+    def list_sessions(self, *, timeout: Optional[float] = None) -> List[str]:
         """The ids of every session, sorted."""
-        result: List[str] = self._native.call("list_sessions")
+        result: List[str] = self._native.call("list_sessions", timeout)
         return result
 
     # ----- variables -------------------------------------------------------
@@ -228,6 +231,7 @@ class Client:
         allowed_modules: Optional[List[str]] = None,
         dimensions: Optional[int] = None,
         shape: Optional[List[int]] = None,
+        timeout: Optional[float] = None,
     ) -> str:
         """Registers a variable; returns its id. Constraints are given as a
         :class:`~varwatch.Constraints` or as keywords
@@ -249,27 +253,27 @@ class Client:
             if v is not None
         }
         c = _constraints(constraints, fields)
-        result: str = self._native.call("register", session, name, type, value, c, metadata)
+        result: str = self._native.call("register", timeout, session, name, type, value, c, metadata)
         return result
 
-    def get(self, session: str, variable: str) -> Variable:
+    def get(self, session: str, variable: str, *, timeout: Optional[float] = None) -> Variable:
         """One variable, by name or id."""
-        result: Variable = self._native.call("get", session, variable)
+        result: Variable = self._native.call("get", timeout, session, variable)
         return result
 
-    def value(self, session: str, variable: str) -> Any:
+    def value(self, session: str, variable: str, *, timeout: Optional[float] = None) -> Any:
         """One variable's current value."""
-        return self._native.call("value", session, variable)
+        return self._native.call("value", timeout, session, variable)
 
-    def get_many(self, session: str, variables: Iterable[str]) -> GetMany:
+    def get_many(self, session: str, variables: Iterable[str], *, timeout: Optional[float] = None) -> GetMany:
         """Several variables as one consistent cut (see :class:`~varwatch.GetMany`)."""
-        result: GetMany = self._native.call("get_many", session, list(variables))
+        result: GetMany = self._native.call("get_many", timeout, session, list(variables))
         return result
 
-    def list_variables(self, session: str, pattern: Optional[str] = None) -> List[Variable]:
+    def list_variables(self, session: str, pattern: Optional[str] = None, *, timeout: Optional[float] = None) -> List[Variable]:
         """The session's variables, or those whose name matches an anchored
         glob (``*``, ``?``), as one consistent cut."""
-        result: List[Variable] = self._native.call("list_variables", session, pattern)
+        result: List[Variable] = self._native.call("list_variables", timeout, session, pattern)
         return result
 
     def update(
@@ -281,11 +285,12 @@ class Client:
         expected_version: Optional[int] = None,
         source: Optional[str] = None,
         metadata: Optional[Dict[str, str]] = None,
+        timeout: Optional[float] = None,
     ) -> int:
         """Sets a variable; returns its new version. With ``expected_version``
         the update applies only at that version (else ``VersionConflict``).
         ``OutcomeUnknown`` if the answer was lost after it was sent."""
-        result: int = self._native.call("update", session, variable, value, expected_version, source, metadata)
+        result: int = self._native.call("update", timeout, session, variable, value, expected_version, source, metadata)
         return result
 
     def update_atomic(
@@ -295,11 +300,12 @@ class Client:
         *,
         source: Optional[str] = None,
         metadata: Optional[Dict[str, str]] = None,
+        timeout: Optional[float] = None,
     ) -> List[int]:
         """Applies every update or none, under one revision (watchers see one
         group); returns the new versions. A rejected batch raises with every
         failing item in ``failures``."""
-        result: List[int] = self._native.call("update_atomic", session, list(updates), source, metadata)
+        result: List[int] = self._native.call("update_atomic", timeout, session, list(updates), source, metadata)
         return result
 
     def update_best_effort(
@@ -309,29 +315,34 @@ class Client:
         *,
         source: Optional[str] = None,
         metadata: Optional[Dict[str, str]] = None,
+        timeout: Optional[float] = None,
     ) -> List[Union[int, VarwatchError]]:
         """Applies each update on its own, in order; one result per item:
-        the new version, or the item's error (not raised). An item whose
-        outcome is unknown, and the items after it, are ``OutcomeUnknown``."""
+        the new version, or the item's error (not raised). The batch is one
+        call: if its answer is lost, the call raises ``OutcomeUnknown``.
+        On a server over etcd, where each item is its own transaction, a
+        failure of the way to etcd part-way leaves the items before it
+        reported as applied, the one in flight ``OutcomeUnknown``, and the
+        rest ``Unavailable`` (not sent)."""
         result: List[Union[int, VarwatchError]] = self._native.call(
-            "update_best_effort", session, list(updates), source, metadata
+            "update_best_effort", timeout, session, list(updates), source, metadata
         )
         return result
 
-    def delete_variable(self, session: str, variable: str) -> None:
+    def delete_variable(self, session: str, variable: str, *, timeout: Optional[float] = None) -> None:
         """Deletes a variable; its watchers receive ``DELETED``."""
-        self._native.call("delete_variable", session, variable)
+        self._native.call("delete_variable", timeout, session, variable)
 
-    def export(self, session: str) -> List[VarDef]:
+    def export(self, session: str, *, timeout: Optional[float] = None) -> List[VarDef]:
         """The session's variables as definitions (current value,
         constraints, metadata), from one consistent cut."""
-        result: List[VarDef] = self._native.call("export", session)
+        result: List[VarDef] = self._native.call("export", timeout, session)
         return result
 
-    def import_variables(self, session: str, definitions: Iterable[VarDef]) -> List[str]:
+    def import_variables(self, session: str, definitions: Iterable[VarDef], *, timeout: Optional[float] = None) -> List[str]:
         """Registers every definition under one revision, or none (the error
         names every failing definition). Returns the new ids in order."""
-        result: List[str] = self._native.call("import_variables", session, list(definitions))
+        result: List[str] = self._native.call("import_variables", timeout, session, list(definitions))
         return result
 
     # ----- watching ----------------------------------------------------------
@@ -347,6 +358,7 @@ class Client:
         throttle: Optional[float] = None,
         overflow: str = "resync",
         buffer: Optional[int] = None,
+        timeout: Optional[float] = None,
     ) -> "Watch":
         """Watches variables (names or ids), or with ``variables=None`` the
         whole session (including variables registered later). Returns once
@@ -369,9 +381,11 @@ class Client:
             (the current states, with ``skipped`` counts) or ``"close"``
             (the markers, then the end).
         :param buffer: events held for the user (default: the client's).
+        :param timeout: seconds to wait for the snapshot (default: the
+            client's ``timeout``).
         """
         args = _watch_args(variables, include_initial, capacity, coalesce, throttle, overflow, buffer)
-        return Watch(self._native.call("watch", session, *args))
+        return Watch(self._native.call("watch", timeout, session, *args))
 
 
 class Watch:
@@ -440,3 +454,72 @@ class Watch:
         """Ends the watch: the server is told at once, and a thread blocked
         in :meth:`next` returns ``None``."""
         self._native.close()
+
+
+class WatchSet:
+    """Many watches received together, by one thread: ``for watch, event in
+    watch_set``. The way to follow hundreds or thousands of watches without
+    a thread per watch (each thread costs a hand-over of the interpreter
+    lock per event; the set takes every ready event in one call).
+
+    Each event comes with the :class:`Watch` it belongs to; per watch the
+    order and guarantees are the watch's own. Members that become ready are
+    served in turn (a busy watch does not starve the others). A member is
+    received only through the set from then on; closing a member ends it in
+    the set, and iteration stops once every member has ended.
+
+    ::
+
+        watches = [client.watch("lab", [name]) for name in names]
+        for watch, event in varwatch.WatchSet(watches):
+            print(event.name, event.value)
+    """
+
+    def __init__(self, watches: Iterable[Watch]):
+        self.watches: List[Watch] = list(watches)
+        """The members, in the order given."""
+        self._native = _native.NativeWatchSet([w._native for w in self.watches])
+        self._batch: List[Tuple[int, Event]] = []
+        self._at = 0
+
+    def __enter__(self) -> "WatchSet":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return len(self.watches)
+
+    def __iter__(self) -> Iterator[Tuple[Watch, Event]]:
+        return self
+
+    def __next__(self) -> Tuple[Watch, Event]:
+        if self._at == len(self._batch):
+            self._batch = self._native.next_batch(1024, None)
+            self._at = 0
+            if not self._batch:
+                raise StopIteration
+        i, e = self._batch[self._at]
+        self._at += 1
+        return self.watches[i], e
+
+    def next_batch(self, max: int = 1024, timeout: Optional[float] = None) -> List[Tuple[Watch, Event]]:
+        """Up to ``max`` events, waiting (without holding the interpreter
+        lock) until there is one; an empty list once every member has ended
+        or, with ``timeout``, when that many seconds passed without one."""
+        rest = [(self.watches[i], e) for i, e in self._batch[self._at :]]
+        self._batch, self._at = [], 0
+        if rest:
+            return rest
+        return [(self.watches[i], e) for i, e in self._native.next_batch(max, timeout)]
+
+    @property
+    def ended(self) -> bool:
+        """Whether every member has ended."""
+        return self._at == len(self._batch) and self._native.ended
+
+    def close(self) -> None:
+        """Closes every member (each is cancelled on the server)."""
+        for w in self.watches:
+            w.close()

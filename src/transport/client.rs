@@ -2,6 +2,7 @@
 //! its configuration, and its watch stream's task (started on first use).
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -86,15 +87,14 @@ impl Inner {
             .clone()
     }
 
-    /// One unary call, with the client's deadline. A write whose answer
+    /// One unary call, with deadline `timeout`. A write whose answer
     /// is lost after it may have left (the deadline passed, the connection
     /// broke mid-call) fails with [`Error::OutcomeUnknown`]: it may have
     /// been applied. One that certainly never left (no connection could be
     /// made) fails with the transport's error.
-    pub(crate) async fn call(&self, request: Request) -> Result<Response> {
+    pub(crate) async fn call(&self, request: Request, timeout: Duration) -> Result<Response> {
         self.check_open()?;
         let transport = self.transport()?;
-        let timeout = self.config.call_timeout;
         let write = request.as_write();
         match tokio::time::timeout(timeout, transport.call(request)).await {
             Ok(Err(e)) if write.is_some() && !crate::error::never_sent(&e) && in_flight(&e) => {

@@ -8,6 +8,7 @@
 //! between them for free.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
@@ -45,6 +46,9 @@ use std::future::Future;
 #[derive(Clone)]
 pub struct RemoteStore {
     inner: Arc<Inner>,
+    /// The deadline of this view's calls (see
+    /// [`with_call_timeout`](Self::with_call_timeout)).
+    call_timeout: Duration,
 }
 
 /// The async view of a [`RemoteStore`]: the same operations as `async fn`s,
@@ -61,6 +65,7 @@ pub struct RemoteStore {
 #[derive(Clone)]
 pub struct AsyncRemoteStore {
     inner: Arc<Inner>,
+    call_timeout: Duration,
 }
 
 impl std::fmt::Debug for RemoteStore {
@@ -95,6 +100,7 @@ impl RemoteStore {
                 source: Some(crate::ErrorSource::new(e)),
             })?;
         Ok(RemoteStore {
+            call_timeout: config.call_timeout,
             inner: Arc::new(Inner::new(rt, Arc::new(transport), config)),
         })
     }
@@ -118,6 +124,30 @@ impl RemoteStore {
     pub fn to_async(&self) -> AsyncRemoteStore {
         AsyncRemoteStore {
             inner: self.inner.clone(),
+            call_timeout: self.call_timeout,
+        }
+    }
+
+    /// A view of this client (same connection, same watches) whose calls,
+    /// and the first snapshots of its watches, have deadline `timeout`
+    /// instead of [`RemoteConfig::call_timeout`] (kept in the same range).
+    ///
+    /// ```
+    /// # fn demo(remote: &varwatch::transport::RemoteStore) -> varwatch::Result<()> {
+    /// use std::time::Duration;
+    /// use varwatch::VarStore;
+    /// let quick = remote.with_call_timeout(Duration::from_millis(200));
+    /// let sessions = quick.list_sessions()?; // fails after 200 ms, not 30 s
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn with_call_timeout(&self, timeout: Duration) -> RemoteStore {
+        RemoteStore {
+            inner: self.inner.clone(),
+            call_timeout: RemoteConfig::new()
+                .call_timeout(timeout)
+                .normalized()
+                .call_timeout,
         }
     }
 }
@@ -147,14 +177,16 @@ impl RemoteStore {
 /// holding up anything else).
 impl VarStore for RemoteStore {
     fn call(&self, request: Request) -> Result<Response> {
-        self.inner.rt().block_on(self.inner.call(request))
+        self.inner
+            .rt()
+            .block_on(self.inner.call(request, self.call_timeout))
     }
 
     fn open_watch(&self, session: &str, target: WatchTarget, opts: WatchOptions) -> Result<Watch> {
         let sub = subscription(session, target, &opts);
         self.inner
             .rt()
-            .block_on(open_watch(self.inner.clone(), sub, opts))
+            .block_on(open_watch(self.inner.clone(), sub, opts, self.call_timeout))
     }
 }
 
@@ -163,7 +195,11 @@ impl VarStore for RemoteStore {
 impl AsyncVarStore for AsyncRemoteStore {
     fn call(&self, request: Request) -> impl Future<Output = Result<Response>> + Send {
         let inner = self.inner.clone();
-        let call = self.inner.rt().spawn(async move { inner.call(request).await });
+        let timeout = self.call_timeout;
+        let call = self
+            .inner
+            .rt()
+            .spawn(async move { inner.call(request, timeout).await });
         async move { call.await.map_err(cancelled)? }
     }
 
@@ -174,7 +210,10 @@ impl AsyncVarStore for AsyncRemoteStore {
         opts: WatchOptions,
     ) -> impl Future<Output = Result<Watch>> + Send {
         let sub = subscription(session, target, &opts);
-        let open = self.inner.rt().spawn(open_watch(self.inner.clone(), sub, opts));
+        let open = self
+            .inner
+            .rt()
+            .spawn(open_watch(self.inner.clone(), sub, opts, self.call_timeout));
         async move { open.await.map_err(cancelled)? }
     }
 }
@@ -184,7 +223,15 @@ impl AsyncRemoteStore {
     pub fn to_blocking(&self) -> RemoteStore {
         RemoteStore {
             inner: self.inner.clone(),
+            call_timeout: self.call_timeout,
         }
+    }
+
+    /// A view whose calls have deadline `timeout` (see
+    /// [`RemoteStore::with_call_timeout`]).
+    #[must_use]
+    pub fn with_call_timeout(&self, timeout: Duration) -> AsyncRemoteStore {
+        self.to_blocking().with_call_timeout(timeout).to_async()
     }
 }
 
@@ -198,7 +245,12 @@ fn cancelled(e: tokio::task::JoinError) -> Error {
 
 /// Opens a watch on the client's watch stream: attached to an identical
 /// subscription's upstream, or to a new one once it has its snapshot.
-async fn open_watch(inner: Arc<Inner>, sub: Subscribe, opts: WatchOptions) -> Result<Watch> {
+async fn open_watch(
+    inner: Arc<Inner>,
+    sub: Subscribe,
+    opts: WatchOptions,
+    timeout: Duration,
+) -> Result<Watch> {
     opts.check()?;
     inner.check_open()?;
     let (commands, counters) = inner.mux();
@@ -233,7 +285,6 @@ async fn open_watch(inner: Arc<Inner>, sub: Subscribe, opts: WatchOptions) -> Re
     // Bounded like a call: the first snapshot within `call_timeout`. A
     // caller that gives up leaves nothing behind (the mux releases what it
     // would have attached, and forgets an upstream nobody waits for).
-    let timeout = inner.config.call_timeout;
     let attached = tokio::time::timeout(timeout, answer)
         .await
         .map_err(|_| Error::Remote {

@@ -63,6 +63,7 @@ pub(crate) struct ConnState {
     /// The connection's number, from 1 in the order accepted: its log
     /// lines, and those of its watch streams, carry it.
     pub(crate) id: u64,
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))] // for the log
     remote_addr: Option<SocketAddr>,
     /// Accepted past the connection limit: every call is refused.
     pub(crate) over_limit: bool,
@@ -77,8 +78,8 @@ pub(crate) struct ConnState {
 
 impl Drop for ConnState {
     fn drop(&mut self) {
-        let open = self.open.fetch_sub(1, Ordering::Relaxed) - 1;
-        trace::debug!(conn = self.id, remote = ?self.remote_addr, open, lived_ms = self.now_ms(), "connection closed");
+        let _open = self.open.fetch_sub(1, Ordering::Relaxed) - 1;
+        trace::debug!(conn = self.id, remote = ?self.remote_addr, open = _open, lived_ms = self.now_ms(), "connection closed");
     }
 }
 
