@@ -50,6 +50,9 @@ if "$py" -m mypy --strict --no-incremental "$here/tests/typing_bad.py" >"$work/m
     exit 1
 fi
 grep -q 'heartbeat_intreval' "$work/mypy_bad.txt"
+# API.md is the installed package's docstrings (regenerate with
+# `python tools/gen_api.py` under a venv holding the wheel).
+"$py" "$here/tools/gen_api.py" --check
 
 # 4. The tests, against servers built by cargo.
 cargo build --quiet --bin varwatch-server --features server --manifest-path "$root/Cargo.toml"

@@ -19,11 +19,13 @@ mod convert;
 mod errors;
 mod notify;
 mod watch;
+mod watch_set;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<client::NativeClient>()?;
     m.add_class::<watch::NativeWatch>()?;
+    m.add_class::<watch_set::NativeWatchSet>()?;
     m.add_class::<watch::Event>()?;
     m.add_function(wrap_pyfunction!(client::catch_up, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -192,6 +192,9 @@ struct State {
     ended: bool,
     /// A thread blocked in `next` (woken by `close`).
     parked: Option<Thread>,
+    /// The waker of the last poll that found nothing (woken by `close`, so
+    /// that a set or a task waiting on this watch learns it ended).
+    waker: Option<Waker>,
     /// The counters as they were when the watch was closed.
     last_stats: Option<varwatch::WatchStats>,
 }
@@ -211,14 +214,20 @@ impl NativeWatch {
                 pending: None,
                 ended: false,
                 parked: None,
+                waker: None,
                 last_stats: None,
             }),
             notifier,
         }
     }
 
+    /// The notifier of the client this watch belongs to.
+    pub(crate) fn notifier(&self) -> &Arc<Notifier> {
+        &self.notifier
+    }
+
     /// One look: an event, `Ok(None)` for nothing now, `Err(())` once over.
-    fn poll(&self, cx: &mut Context<'_>) -> Result<Option<WatchEvent>, ()> {
+    pub(crate) fn poll(&self, cx: &mut Context<'_>) -> Result<Option<WatchEvent>, ()> {
         let mut st = self.state.lock();
         if let Some(e) = st.pending.take() {
             return Ok(Some(e));
@@ -234,6 +243,9 @@ impl NativeWatch {
             }
             Poll::Pending => {
                 st.parked = Some(thread::current());
+                if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    st.waker = Some(cx.waker().clone());
+                }
                 Ok(None)
             }
         }
@@ -276,6 +288,14 @@ impl NativeWatch {
             }
             Some(t) => Instant::now().checked_add(Duration::try_from_secs_f64(t).unwrap_or(Duration::MAX)),
         };
+        // An event already queued is taken without letting go of the
+        // interpreter lock (a reader that keeps up pays for no hand-over);
+        // only a wait releases it.
+        match self.poll(&mut Context::from_waker(Waker::noop())) {
+            Ok(Some(e)) => return Ok(Some(Event(e))),
+            Err(()) => return Ok(None),
+            Ok(None) => {}
+        }
         Ok(py.detach(|| self.recv_until(deadline))?.map(Event))
     }
 
@@ -308,16 +328,19 @@ impl NativeWatch {
     /// Ends the watch: cancelled on the server at once; a thread blocked in
     /// `next` returns `None`.
     fn close(&self) {
-        let (watch, parked) = {
+        let (watch, parked, waker) = {
             let mut st = self.state.lock();
             st.ended = true;
             st.pending = None;
             st.last_stats = st.watch.as_ref().map(Watch::stats).or(st.last_stats.take());
-            (st.watch.take(), st.parked.take())
+            (st.watch.take(), st.parked.take(), st.waker.take())
         };
         drop(watch);
         if let Some(t) = parked {
             t.unpark();
+        }
+        if let Some(w) = waker {
+            w.wake();
         }
     }
 

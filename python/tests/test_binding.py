@@ -149,3 +149,21 @@ def test_blocking_calls_release_the_interpreter_lock(client, session_name):
     assert w.next(0.5) is None
     t.join()
     assert counted and counted[0] > 10_000, counted
+
+
+def test_the_readme_quickstart_runs_as_written(server):
+    """examples/quickstart.py (the README's quickstart) prints what the
+    README shows."""
+    import os
+    import subprocess
+    import sys
+
+    example = os.path.join(os.path.dirname(__file__), "..", "examples", "quickstart.py")
+    out = subprocess.run(
+        [sys.executable, example, server.address], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.splitlines()
+    # The server may hold the session from an earlier test run: the values
+    # are the README's when it is fresh, and the shape always.
+    assert out[0].startswith("initial  temperature v")
+    assert [line.split(" = ")[1] for line in out[1:4]] == ["21.0", "22.5", "24.0"]
+    assert out[4] == "refused: variable `temperature` in session `lab`: 150 is above maximum 100"

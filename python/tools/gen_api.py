@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes API.md, the reference of the package's public API, from its
 docstrings (`python tools/gen_api.py`; `--check` fails if it is stale).
-Run with the package importable (installed, or from python/)."""
+Run with the package installed (run_tests.sh checks it is fresh)."""
 import argparse
 import inspect
 import os
@@ -16,8 +16,12 @@ def doc(obj):
 
 
 def render():
-    sys.path.insert(0, os.path.join(HERE, ".."))
-    import varwatch
+    # The installed package (its extension is built), else the sources.
+    try:
+        import varwatch
+    except ImportError:
+        sys.path.insert(0, os.path.join(HERE, ".."))
+        import varwatch
 
     lines = [
         "# varwatch for Python: API reference",

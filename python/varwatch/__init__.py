@@ -17,13 +17,15 @@ exact ``LAGGED`` marker for what was missed and the latest state::
                     break
 
 :class:`Client` is blocking; :class:`AsyncClient` is the same API for
-asyncio (``async for event in client.watch(...)``). Errors are
+asyncio (``async for event in client.watch(...)``). A :class:`WatchSet`
+(:class:`AsyncWatchSet`) receives many watches in one thread (task).
+Every call takes ``timeout=`` (seconds). Errors are
 :class:`VarwatchError` subclasses with typed fields. The package binds the
 Rust client of the varwatch repository (``varwatch._native``): one
 implementation of the protocol for both languages.
 """
-from .aio import AsyncClient, AsyncWatch
-from .client import Client, Watch
+from .aio import AsyncClient, AsyncWatch, AsyncWatchSet
+from .client import Client, Watch, WatchSet
 from .errors import (
     AlreadyExists,
     Cancelled,
@@ -57,8 +59,10 @@ from ._native import __version__
 __all__ = [
     "Client",
     "Watch",
+    "WatchSet",
     "AsyncClient",
     "AsyncWatch",
+    "AsyncWatchSet",
     "VarwatchError",
     "NotFound",
     "AlreadyExists",
