@@ -28,7 +28,7 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 #[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod history;
-#[cfg(feature = "transport")]
+#[cfg(feature = "grpc")]
 pub mod proxy;
 #[cfg(feature = "grpc")]
 pub mod server;
