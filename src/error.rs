@@ -266,6 +266,18 @@ pub enum Error {
         #[source]
         source: Option<ErrorSource>,
     },
+
+    /// A durable store's files cannot be read or written (a full or failed
+    /// disk, a damaged journal or snapshot, a directory another store has
+    /// open): nothing was changed. The reason names the file, and for
+    /// damage the byte offset.
+    #[error("the store's files in {} cannot be used: {reason}", q(path))]
+    Storage {
+        /// The store's directory.
+        path: String,
+        /// What is wrong, naming the file.
+        reason: String,
+    },
 }
 
 /// The kind of an [`Error`], the same for a local store and a remote one
@@ -313,7 +325,7 @@ impl Error {
                 .first()
                 .map_or(ErrorCode::InvalidArgument, |(_, first)| first.code()),
             Error::Remote { code, .. } => *code,
-            Error::Transport { .. } => ErrorCode::Unavailable,
+            Error::Transport { .. } | Error::Storage { .. } => ErrorCode::Unavailable,
             Error::OutcomeUnknown { .. } => ErrorCode::OutcomeUnknown,
             Error::InvalidName { .. }
             | Error::InvalidValue { .. }

@@ -105,6 +105,8 @@
 #![warn(missing_docs)]
 
 pub mod docs;
+#[cfg(all(feature = "durable", not(loom)))]
+pub mod durable;
 mod error;
 #[cfg(feature = "etcd")]
 pub mod etcd;

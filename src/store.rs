@@ -113,6 +113,15 @@ pub struct StoreStats {
     pub updates: u64,
     /// Events delivered to watches since the store was created.
     pub events_sent: u64,
+    /// A durable store's journal (feature `durable`): batches of changes
+    /// recorded since it was opened. 0 for an in-memory store.
+    pub journal_commits: u64,
+    /// A durable store's journal: syncs made since it was opened (with
+    /// [`Durability::Always`](crate::durable::Durability), group commit
+    /// shares one among the writers that come together, so
+    /// `journal_commits / journal_syncs` is the mean group). 0 for an
+    /// in-memory store.
+    pub journal_syncs: u64,
 }
 
 /// One item of a batch update: identifier, new value, and optionally the
@@ -335,14 +344,6 @@ impl SessionMap {
         self.shard(id).read().get(id).map(|s| f(s))
     }
 
-    fn remove(&self, id: &str) -> Option<Arc<Session>> {
-        let removed = self.shard(id).write().remove(id);
-        if removed.is_some() {
-            self.count.fetch_sub(1, Ordering::AcqRel);
-        }
-        removed
-    }
-
     fn all(&self) -> Vec<Arc<Session>> {
         self.shards
             .iter()
@@ -368,11 +369,26 @@ impl SessionMap {
     }
 }
 
+/// The durable part of a store: its journal and directory lock (none for
+/// an in-memory store, and nothing at all without feature `durable`).
+#[cfg(all(feature = "durable", not(loom)))]
+type DurablePart = Option<(std::sync::Arc<crate::durable::Durable>, std::fs::File)>;
+#[cfg(all(feature = "durable", not(loom)))]
+const IN_MEMORY: DurablePart = None;
+#[cfg(not(all(feature = "durable", not(loom))))]
+struct DurablePart;
+#[cfg(not(all(feature = "durable", not(loom))))]
+const IN_MEMORY: DurablePart = DurablePart;
+
 struct StoreInner {
     sessions: SessionMap,
     config: StoreConfig,
     counters: Arc<StoreCounters>,
     sweeper: Option<Sweeper>,
+    /// The journal of a store opened on a directory (`SessionStore::open`),
+    /// and the lock that keeps the directory ours.
+    #[cfg(all(feature = "durable", not(loom)))]
+    durable: DurablePart,
 }
 
 impl Drop for StoreInner {
@@ -432,7 +448,12 @@ impl SessionStore {
 
     /// A store with `config`; starts the sweeper thread if
     /// `config.sweep_interval` is set.
-    pub fn with_config(mut config: StoreConfig) -> SessionStore {
+    pub fn with_config(config: StoreConfig) -> SessionStore {
+        SessionStore::build(config, IN_MEMORY)
+    }
+
+    /// A store with `config` and, for a durable one, its journal.
+    fn build(mut config: StoreConfig, durable: DurablePart) -> SessionStore {
         // The fields are public: keep them in range here.
         config.max_event_log = config.max_event_log.clamp(1, 1 << 30);
         config.sweep_interval = config.sweep_interval.map(|d| d.max(MIN_SWEEP_INTERVAL));
@@ -443,7 +464,11 @@ impl SessionStore {
             config,
             counters: Arc::new(StoreCounters::default()),
             sweeper: interval.map(|_| Sweeper { stop: stop.clone() }),
+            #[cfg(all(feature = "durable", not(loom)))]
+            durable,
         });
+        #[cfg(not(all(feature = "durable", not(loom))))]
+        let DurablePart = durable;
         if let Some(every) = interval {
             let weak = Arc::downgrade(&inner);
             std::thread::Builder::new()
@@ -517,12 +542,23 @@ impl SessionStore {
         if opts.ttl.is_none() {
             opts.ttl = self.inner.config.default_ttl;
         }
-        let session = Arc::new(Session::new(
+        #[allow(unused_mut)]
+        let mut session = Session::new(
             id,
             opts,
             self.inner.config.max_event_log,
             self.inner.counters.clone(),
-        ));
+        );
+        #[cfg(all(feature = "durable", not(loom)))]
+        {
+            session.durable = self.inner.durable.as_ref().map(|(d, _)| d.clone());
+        }
+        // Recorded before anyone can see it (durable stores).
+        if let Err(e) = session.journal_create() {
+            map.count.fetch_sub(1, Ordering::AcqRel);
+            return Err(e);
+        }
+        let session = Arc::new(session);
         sessions.insert(session.id.clone(), session.clone());
         Ok(session.info())
     }
@@ -540,16 +576,22 @@ impl SessionStore {
     /// Deletes the session and its variables; its watches receive
     /// [`EventKind::SessionClosed`](crate::EventKind::SessionClosed) and end.
     pub fn delete_session(&self, id: &str) -> Result<()> {
-        let removed = self.inner.sessions.remove(id);
-        match removed {
-            Some(s) => {
-                s.close();
-                Ok(())
-            }
-            None => Err(Error::SessionNotFound {
-                session: id.to_string(),
-            }),
-        }
+        let map = &self.inner.sessions;
+        let removed = {
+            let mut sessions = map.shard(id).write();
+            let Some(s) = sessions.get(id) else {
+                return Err(Error::SessionNotFound {
+                    session: id.to_string(),
+                });
+            };
+            // Recorded before anyone can see it (durable stores).
+            s.journal_delete(true)?;
+            let s = sessions.remove(id).expect("looked up above");
+            map.count.fetch_sub(1, Ordering::AcqRel);
+            s
+        };
+        removed.close();
+        Ok(())
     }
 
     /// The ids of all sessions, sorted.
@@ -792,6 +834,95 @@ impl SessionStore {
                     .map(|s| s.updates.load(Ordering::Relaxed))
                     .sum::<u64>(),
             events_sent,
+            journal_commits: self.journal_counts().0,
+            journal_syncs: self.journal_counts().1,
+        }
+    }
+
+    /// The journal's (commits, syncs); zeros for an in-memory store.
+    fn journal_counts(&self) -> (u64, u64) {
+        #[cfg(all(feature = "durable", not(loom)))]
+        if let Some((d, _)) = &self.inner.durable {
+            return d.counts();
+        }
+        (0, 0)
+    }
+}
+
+/// A store on disk (feature `durable`, see [`crate::durable`]).
+#[cfg(all(feature = "durable", not(loom)))]
+impl SessionStore {
+    /// Opens the durable store in `dir` (created if it does not exist):
+    /// every session, variable, id, version and revision as it was when the
+    /// last change was recorded, and from now on every accepted change
+    /// recorded before anyone is told of it, as `options` say. Returns the
+    /// store and what opening found (a torn tail cut off is reported there
+    /// and logged).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] naming the file (and byte offset) for a directory
+    /// that cannot be read or written, one already open in another store
+    /// (its `LOCK`), or a damaged snapshot or journal.
+    pub fn open(
+        dir: impl AsRef<std::path::Path>,
+        config: StoreConfig,
+        options: crate::durable::DurableOptions,
+    ) -> Result<(SessionStore, crate::durable::Recovery)> {
+        let dir = dir.as_ref();
+        let (model, durable, recovery, lock) = crate::durable::open(dir, options)?;
+        if let Some((_file, _bytes)) = &recovery.torn {
+            crate::trace::warning!(file = %_file.display(), bytes = _bytes, "cut off a torn journal tail (a write a crash interrupted)");
+        }
+        let store = SessionStore::build(config, Some((durable.clone(), lock)));
+        let inner = &store.inner;
+        inner
+            .counters
+            .next_var_id
+            .store(model.last_var_id, Ordering::Relaxed);
+        for m in model.sessions {
+            let s = Arc::new(Session::restore(
+                m,
+                inner.config.max_event_log,
+                inner.counters.clone(),
+                durable.clone(),
+            )?);
+            inner.sessions.shard(&s.id).write().insert(s.id.clone(), s);
+            inner.sessions.count.fetch_add(1, Ordering::AcqRel);
+        }
+        let weak = Arc::downgrade(&store.inner);
+        durable.set_state(Box::new(move || {
+            let mut model = crate::durable::model::Model::default();
+            if let Some(inner) = weak.upgrade() {
+                let mut sessions: Vec<_> = inner.sessions.all().iter().filter_map(|s| s.to_model()).collect();
+                sessions.sort_by(|a, b| {
+                    let id =
+                        |m: &crate::durable::model::SessionModel| m.info.as_ref().map(|i| i.session.clone());
+                    id(a).cmp(&id(b))
+                });
+                model.sessions = sessions;
+                // Read after every session: no id in them is above it.
+                model.last_var_id = inner.counters.next_var_id.load(Ordering::Relaxed);
+            }
+            model
+        }));
+        Ok((store, recovery))
+    }
+
+    /// Writes a snapshot of the whole store now and removes the journal it
+    /// replaces (a durable store does this by itself every
+    /// [`DurableOptions::compact_after`](crate::durable::DurableOptions)
+    /// bytes; this is for a clean shutdown, or a test). Does nothing for a
+    /// store in memory.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] if the snapshot cannot be written (the journal
+    /// still holds everything).
+    pub fn compact(&self) -> Result<()> {
+        match &self.inner.durable {
+            Some((d, _)) => d.compact(),
+            None => Ok(()),
         }
     }
 }
@@ -811,6 +942,8 @@ fn batch_items<U: Into<BatchUpdate>>(
 fn cleanup(inner: &StoreInner) -> usize {
     let expired = inner.sessions.remove_where(Session::is_expired);
     for s in &expired {
+        // Not waited for: an expiry the journal loses happens again.
+        let _ = s.journal_delete(false);
         s.close();
     }
     expired.len()

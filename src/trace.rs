@@ -15,6 +15,20 @@ macro_rules! debug {
 
 pub(crate) use debug;
 
+/// `tracing::warn!` with the feature, nothing without it.
+#[allow(unused_macros)]
+macro_rules! warning {
+    ($($t:tt)*) => {
+        #[cfg(feature = "tracing")]
+        {
+            ::tracing::warn!($($t)*);
+        }
+    };
+}
+
+#[allow(unused_imports)]
+pub(crate) use warning;
+
 /// `fut`, run inside a span naming the connection it serves (`conn{id=7}`),
 /// so that every event it logs carries the id; with feature `tracing` only,
 /// and only for a connection that has an id.

@@ -673,6 +673,61 @@ fn remote_store_over_grpc_keeps_the_contract() {
     front_end(&remote);
 }
 
+#[cfg(feature = "durable")]
+#[test]
+fn durable_store_keeps_the_contract_and_the_same_after_a_reopen() {
+    use varwatch::durable::DurableOptions;
+    let dir = std::env::temp_dir().join(format!("varwatch-contract-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (s, _) =
+        varwatch::SessionStore::open(&dir, varwatch::StoreConfig::new(), DurableOptions::new()).unwrap();
+    operations(&s);
+    watching(&s);
+    hardening(&s);
+    errors(&s);
+    front_end(&s);
+    // What the suite left, read back from disk, is what it left.
+    let dump = |s: &varwatch::SessionStore, id: &str| -> Vec<String> {
+        s.list_variables(id, None)
+            .unwrap()
+            .iter()
+            .map(|v| {
+                format!(
+                    "{} {} {:?} {:?} {:?} v{} r{} {:?} {:?} {:?} {:?} {:?}",
+                    v.id(),
+                    v.name(),
+                    v.var_type(),
+                    v.value(),
+                    v.constraints(),
+                    v.version(),
+                    v.revision(),
+                    v.metadata(),
+                    v.created_at(),
+                    v.updated_at(),
+                    v.source(),
+                    v.change_metadata()
+                )
+            })
+            .collect()
+    };
+    let before: Vec<(String, Vec<String>)> = s
+        .list_sessions()
+        .into_iter()
+        .map(|id| {
+            let vars = dump(&s, &id);
+            (id, vars)
+        })
+        .collect();
+    drop(s);
+    let (s, _) =
+        varwatch::SessionStore::open(&dir, varwatch::StoreConfig::new(), DurableOptions::new()).unwrap();
+    for (id, vars) in &before {
+        assert_eq!(&dump(&s, id), vars, "session {id}");
+    }
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[cfg(feature = "etcd")]
 #[test]
 #[ignore = "needs etcd: scripts/with-etcd.sh cargo test --features etcd,server --test etcd -- --include-ignored"]

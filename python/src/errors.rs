@@ -52,6 +52,7 @@ fn kind(e: &Error) -> &'static str {
         Error::InvalidPattern { .. } => "InvalidPattern",
         Error::OutcomeUnknown { .. } => "OutcomeUnknown",
         Error::Transport { .. } => "Transport",
+        Error::Storage { .. } => "Storage",
         Error::Remote { .. } => "Remote",
         _ => "Other",
     }
@@ -146,6 +147,10 @@ pub(crate) fn exception<'py>(py: Python<'py>, e: &Error) -> PyResult<Bound<'py, 
         }
         Error::Transport { addr, reason, .. } => {
             kw.set_item("address", addr)?;
+            kw.set_item("reason", reason)?;
+        }
+        Error::Storage { path, reason } => {
+            kw.set_item("path", path)?;
             kw.set_item("reason", reason)?;
         }
         _ => {}

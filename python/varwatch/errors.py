@@ -61,6 +61,7 @@ class VarwatchError(Exception):
         pattern: Optional[str] = None,
         operation: Optional[str] = None,
         address: Optional[str] = None,
+        path: Optional[str] = None,
     ):
         super().__init__(message)
         if code is not None:
@@ -95,6 +96,8 @@ class VarwatchError(Exception):
         """The write whose outcome is unknown (``OutcomeUnknown``)."""
         self.address: Optional[str] = address
         """The address that could not be reached (``Unavailable``)."""
+        self.path: Optional[str] = path
+        """A durable store's directory whose files cannot be used (``Unavailable``)."""
 
     @property
     def message(self) -> str:

@@ -32,6 +32,7 @@
 //! between two writes, one revision. After a few overlapped tries it reads
 //! under `write` instead (bounded work, never a spin).
 
+mod journal;
 mod types;
 mod write;
 
@@ -146,6 +147,12 @@ pub(crate) struct Session {
     pub(crate) max_log: usize,
     pub(crate) observers: ObserverManager,
     pub(crate) counters: Arc<StoreCounters>,
+    /// The journal of a durable store (`journal.rs`); `None` in memory.
+    #[cfg(all(feature = "durable", not(loom)))]
+    pub(crate) durable: Option<std::sync::Arc<crate::durable::Durable>>,
+    /// When the last access was journaled (ms since the Unix epoch).
+    #[cfg(all(feature = "durable", not(loom)))]
+    journaled_touch: AtomicU64,
 }
 
 /// A number no other session has had: a process-wide counter, hashed with
@@ -199,6 +206,10 @@ impl Session {
             max_log,
             observers: ObserverManager::default(),
             counters,
+            #[cfg(all(feature = "durable", not(loom)))]
+            durable: None,
+            #[cfg(all(feature = "durable", not(loom)))]
+            journaled_touch: AtomicU64::new(0),
         }
     }
 
@@ -211,6 +222,7 @@ impl Session {
     pub(crate) fn touch(&self) {
         if self.ttl.is_some() {
             self.last_access.store(self.now_ms(), Ordering::Relaxed);
+            self.journal_touch();
         }
     }
 

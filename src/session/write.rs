@@ -153,28 +153,24 @@ impl Session {
             return Ok(Vec::new()); // nothing to do: no revision
         }
         let now = SystemTime::now();
-        let section = self.seq.write();
-        w.revision += 1;
-        let revision = w.revision;
-        let mut ids = Vec::with_capacity(defs.len());
-        let mut entries = Vec::with_capacity(defs.len());
-        let mut index = self.index.write();
-        for (def, value) in defs.into_iter().zip(checked) {
+        let revision = w.revision + 1;
+        // The records first (ids handed out), then the journal, then the
+        // publication: nothing is seen before it is recorded.
+        let mut records = Vec::with_capacity(defs.len());
+        for (i, (def, value)) in defs.into_iter().zip(checked).enumerate() {
             let value = value.expect("every definition was checked");
             let n = self.counters.next_var_id.fetch_add(1, Ordering::Relaxed) + 1;
-            let id: Arc<str> = var_id(n).into();
             let meta = Arc::new(VarMeta {
-                id: id.clone(),
+                id: var_id(n).into(),
                 name: def.name.into(),
                 var_type: def.var_type,
                 constraints: def.constraints,
                 metadata: Arc::new(def.metadata),
                 created_at: now,
-                slot: w.next_slot,
+                slot: w.next_slot + i as Slot,
             });
-            w.next_slot += 1;
-            let record = Arc::new(Record {
-                var: meta.clone(),
+            records.push(Arc::new(Record {
+                var: meta,
                 kind: RecordKind::Registered,
                 version: 0,
                 revision,
@@ -183,7 +179,18 @@ impl Session {
                 source: None,
                 metadata: None,
                 timestamp: now,
-            });
+            }));
+        }
+        self.journal_register(&records)?;
+        let section = self.seq.write();
+        w.revision = revision;
+        w.next_slot += records.len() as Slot;
+        let mut ids = Vec::with_capacity(records.len());
+        let mut entries = Vec::with_capacity(records.len());
+        let mut index = self.index.write();
+        for record in records {
+            let meta = record.var.clone();
+            let id = meta.id.clone();
             let cell = Arc::new(VarCell {
                 meta: meta.clone(),
                 current: ArcCell::new(record.clone()),
@@ -285,41 +292,48 @@ impl Session {
             });
         }
         let mut results = Vec::with_capacity(ready.len());
-        let mut entries = Vec::new();
-        let mut woken = Vec::new();
-        // The states replaced, released after the lock.
-        let mut replaced = Vec::with_capacity(ready.len());
-        let notify = self.observers.has_watchers();
-        let mut section = None;
-        let mut changed = 0u64;
         let revision = w.revision + 1;
+        // The new states first, then the journal, then the publication.
+        let mut changes = Vec::new();
         for (p, cur) in ready {
             if cur.value.is_identical(&p.value) {
                 results.push(Ok(cur.version)); // the no-op rule
                 continue;
             }
-            section.get_or_insert_with(|| self.seq.write());
-            changed += 1;
             let record = origin.changed(&p.cell, &cur, p.value, revision);
             results.push(Ok(record.version));
-            replaced.push(p.cell.current.swap(record.clone()));
+            changes.push((p.cell, record));
+        }
+        if changes.is_empty() {
+            return Ok(results);
+        }
+        let records: Vec<Arc<Record>> = changes.iter().map(|(_, r)| r.clone()).collect();
+        self.journal_updates(&[&records])?;
+        drop(records);
+        let mut entries = Vec::new();
+        let mut woken = Vec::new();
+        // The states replaced, released after the lock.
+        let mut replaced = Vec::with_capacity(changes.len());
+        let notify = self.observers.has_watchers();
+        let section = self.seq.write();
+        let changed = changes.len() as u64;
+        for (cell, record) in changes {
+            replaced.push(cell.current.swap(record.clone()));
             if notify {
                 entries.push(Entry::new(record));
-                woken.push(p.cell);
+                woken.push(cell);
             }
         }
-        if section.is_some() {
-            w.revision = revision;
-            self.revision.store(revision, Ordering::Release);
-            if notify {
-                self.push_log(entries);
-            }
-            drop(section);
-            self.count_updates(changed);
-            drop(w);
-            drop(replaced);
-            self.wake(&woken);
+        w.revision = revision;
+        self.revision.store(revision, Ordering::Release);
+        if notify {
+            self.push_log(entries);
         }
+        drop(section);
+        self.count_updates(changed);
+        drop(w);
+        drop(replaced);
+        self.wake(&woken);
         Ok(results)
     }
 
@@ -332,45 +346,70 @@ impl Session {
         prepared: Vec<Result<Prepared, Error>>,
         origin: &Origin,
     ) -> Vec<Result<u64, Error>> {
-        let notify = self.observers.has_watchers();
+        // Each item checked against the state the items before it left:
+        // their new states are kept here until all are journaled, then
+        // published in order.
         let mut results = Vec::with_capacity(items.len());
-        let mut woken: Vec<Arc<VarCell>> = Vec::new();
-        let mut replaced = Vec::new(); // released after the lock
-        let mut section = None;
-        let mut changed = 0u64;
+        let mut changes: Vec<(Arc<VarCell>, Arc<Record>)> = Vec::new();
+        let mut changed_at = Vec::new();
+        let mut revision = w.revision;
         for ((ident, _, expected), p) in items.into_iter().zip(prepared) {
             let result = p.and_then(|p| {
-                // Read now: an earlier item may have changed this variable.
-                let cur = p.cell.current.load_full();
+                let cur = changes
+                    .iter()
+                    .rev()
+                    .find(|(c, _)| Arc::ptr_eq(c, &p.cell))
+                    .map_or_else(|| p.cell.current.load_full(), |(_, r)| r.clone());
                 self.check_current(&p.cell, &cur, &ident, expected)?;
                 if cur.value.is_identical(&p.value) {
                     return Ok(cur.version); // the no-op rule
                 }
-                section.get_or_insert_with(|| self.seq.write());
-                w.revision += 1;
-                let record = origin.changed(&p.cell, &cur, p.value, w.revision);
+                revision += 1;
+                let record = origin.changed(&p.cell, &cur, p.value, revision);
                 let version = record.version;
-                replaced.push(p.cell.current.swap(record.clone()));
-                self.revision.store(w.revision, Ordering::Release);
-                changed += 1;
-                if notify {
-                    // Each item is its own write: its own group in the log.
-                    self.push_log([Entry::new(record)]);
-                    if !woken.iter().any(|c| Arc::ptr_eq(c, &p.cell)) {
-                        woken.push(p.cell);
-                    }
-                }
+                changes.push((p.cell, record));
                 Ok(version)
             });
+            if result.is_ok() && changed_at.len() < changes.len() {
+                changed_at.push(results.len());
+            }
             results.push(result);
+        }
+        if changes.is_empty() {
+            return results;
+        }
+        let groups: Vec<[Arc<Record>; 1]> = changes.iter().map(|(_, r)| [r.clone()]).collect();
+        let groups: Vec<&[Arc<Record>]> = groups.iter().map(|g| &g[..]).collect();
+        if let Err(e) = self.journal_updates(&groups) {
+            // Nothing was published: every item that would have changed
+            // something fails with the journal's error.
+            for i in changed_at {
+                results[i] = Err(e.clone());
+            }
+            return results;
+        }
+        let notify = self.observers.has_watchers();
+        let mut woken: Vec<Arc<VarCell>> = Vec::new();
+        let mut replaced = Vec::with_capacity(changes.len()); // released after the lock
+        let changed = changes.len() as u64;
+        let section = self.seq.write();
+        for (cell, record) in changes {
+            w.revision = record.revision;
+            replaced.push(cell.current.swap(record.clone()));
+            self.revision.store(w.revision, Ordering::Release);
+            if notify {
+                // Each item is its own write: its own group in the log.
+                self.push_log([Entry::new(record)]);
+                if !woken.iter().any(|c| Arc::ptr_eq(c, &cell)) {
+                    woken.push(cell);
+                }
+            }
         }
         drop(section);
         self.count_updates(changed);
         drop(w);
         drop(replaced);
-        if changed > 0 {
-            self.wake(&woken);
-        }
+        self.wake(&woken);
         results
     }
 
@@ -446,12 +485,13 @@ impl Session {
                 });
             }
         };
-        let section = self.seq.write();
-        w.revision += 1;
-        let revision = w.revision;
+        let revision = w.revision + 1;
         let record = w.spare.record(&cell.meta, |r| {
             origin.fill(r, version + 1, value, old_value, revision)
         });
+        self.journal_updates(&[std::slice::from_ref(&record)])?;
+        let section = self.seq.write();
+        w.revision = revision;
         self.revision.store(w.revision, Ordering::Release);
         let notify = self.observers.has_watchers();
         let replaced = if notify {
@@ -496,6 +536,19 @@ impl Session {
             return Err(self.gone());
         }
         let cell = self.resolve_or_err(ident)?;
+        let cur = cell.current.load_full();
+        let record = Arc::new(Record {
+            var: cell.meta.clone(),
+            kind: RecordKind::Deleted,
+            version: cur.version + 1,
+            revision: w.revision + 1,
+            value: cur.value.clone(),
+            old_value: Some(cur.value.clone()),
+            source: None,
+            metadata: None,
+            timestamp: SystemTime::now(),
+        });
+        self.journal_delete_var(&record)?;
         let section = self.seq.write();
         {
             let mut index = self.index.write();
@@ -503,18 +556,6 @@ impl Session {
             index.by_name.remove(&cell.meta.name);
         }
         w.revision += 1;
-        let cur = cell.current.load_full();
-        let record = Arc::new(Record {
-            var: cell.meta.clone(),
-            kind: RecordKind::Deleted,
-            version: cur.version + 1,
-            revision: w.revision,
-            value: cur.value.clone(),
-            old_value: Some(cur.value.clone()),
-            source: None,
-            metadata: None,
-            timestamp: SystemTime::now(),
-        });
         let replaced = cell.current.swap(record.clone());
         self.revision.store(w.revision, Ordering::Release);
         w.tombstones

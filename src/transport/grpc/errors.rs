@@ -266,6 +266,10 @@ pub(crate) fn detail(err: &Error) -> Option<proto::ErrorDetail> {
             address: cut(addr),
             reason: cut(reason),
         }),
+        Error::Storage { path, reason } => D::Storage(proto::Storage {
+            path: cut(path),
+            reason: cut(reason),
+        }),
         Error::Remote { .. } => return None,
     };
     Some(proto::ErrorDetail { error: Some(d) })
@@ -369,6 +373,10 @@ fn error_at(d: proto::ErrorDetail, depth: usize) -> Option<Error> {
             reason: t.reason,
             source: None,
         },
+        D::Storage(t) => Error::Storage {
+            path: t.path,
+            reason: t.reason,
+        },
     })
 }
 
@@ -465,6 +473,10 @@ mod tests {
                 addr: "127.0.0.1:2379".into(),
                 reason: "connection refused".into(),
                 source: None,
+            },
+            Error::Storage {
+                path: "/var/lib/varwatch".into(),
+                reason: "journal-0000000000000002.log is damaged at byte offset 4096".into(),
             },
         ];
         for e in errors {
