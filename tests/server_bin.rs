@@ -177,6 +177,11 @@ fn bad_flags_fail_with_a_message() {
         &["--heartbeat-interval", "5 parsecs"][..],
         &["--tls-cert", "/nonexistent"][..],
         &["--token-file", "/nonexistent/token"][..],
+        &["--data-dir", "/tmp", "--durability", "sometimes"][..],
+        // A unitless interval is refused, not read as seconds.
+        &["--data-dir", "/tmp", "--durability", "interval:100"][..],
+        &["--data-dir", "/dev/null/not-a-dir"][..],
+        &["--data-dir", "/tmp", "--etcd", "http://127.0.0.1:2379"][..],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_varwatch-server"))
             .args(["--listen", "127.0.0.1:0"])

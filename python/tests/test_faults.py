@@ -71,3 +71,81 @@ def test_a_server_that_lost_its_state_closes_the_watch(session_name):
             assert w.next(5) is None
     finally:
         srv.stop()
+
+
+def test_watches_continue_across_a_killed_and_restarted_durable_server(session_name, tmp_path):
+    """A server on a data directory is killed (SIGKILL) and restarted three
+    times under a writer: a blocking and an async watch go on with no
+    SESSION_CLOSED, see every version once (delivered or inside a LAGGED
+    range), and every acknowledged write is there with its value."""
+    import asyncio
+
+    srv = Server("--data-dir", str(tmp_path / "data"))
+    acked = {}  # version -> value
+    try:
+        opts = dict(heartbeat_interval=0.2, heartbeat_timeout=1.0, backoff=(0.05, 0.2))
+        with varwatch.Client(srv.address, **opts) as c:
+            c.create_session(session_name)
+            c.register(session_name, "x", "integer", 0)
+            w = c.watch(session_name, ["x"], include_initial=False)
+            stop = threading.Event()
+
+            def write():
+                v = 0
+                while not stop.is_set():
+                    v += 1
+                    try:
+                        acked[c.update(session_name, "x", v, timeout=2.0)] = v
+                    except (varwatch.Unavailable, varwatch.OutcomeUnknown, varwatch.DeadlineExceeded):
+                        time.sleep(0.02)
+
+            async_events = []
+
+            def watch_async(until):
+                async def run():
+                    async with varwatch.AsyncClient(srv.address, **opts) as ac:
+                        aw = await ac.watch(session_name, ["x"], include_initial=False)
+                        async for e in aw:
+                            async_events.append(e)
+                            if e.kind is not EventKind.LAGGED and e.version >= until[0]:
+                                return
+
+                asyncio.run(run())
+
+            until = [1 << 62]
+            writer = threading.Thread(target=write)
+            async_watcher = threading.Thread(target=watch_async, args=(until,))
+            async_watcher.start()
+            time.sleep(0.3)
+            writer.start()
+            for _ in range(3):
+                time.sleep(0.4)
+                srv.kill()  # SIGKILL
+                srv.start()
+            time.sleep(0.4)
+            stop.set()
+            writer.join()
+            last = c.update(session_name, "x", -1)
+            until[0] = last
+            events = []
+            while not events or events[-1].kind is EventKind.LAGGED or events[-1].version < last:
+                e = w.next(30)
+                assert e is not None, f"stalled after {events[-1:]}"
+                assert e.kind in (EventKind.CHANGED, EventKind.LAGGED), e
+                events.append(e)
+            async_watcher.join(60)
+            assert not async_watcher.is_alive(), "the async watch stalled"
+            assert len(acked) > 10, acked
+            for evs in (events, async_events):
+                assert all(e.kind in (EventKind.CHANGED, EventKind.LAGGED) for e in evs), evs[-3:]
+                check_contiguous(evs, 1, last)
+                seen = {e.version: e.value for e in evs if e.kind is EventKind.CHANGED}
+                lagged = [e.lag for e in evs if e.kind is EventKind.LAGGED]
+                for version, value in acked.items():
+                    if version in seen:
+                        assert seen[version] == value, (version, seen[version], value)
+                    else:
+                        assert any(a <= version <= b for a, b in lagged), f"v{version} neither seen nor lagged"
+            assert c.get(session_name, "x").version == last
+    finally:
+        srv.stop()

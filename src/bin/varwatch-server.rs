@@ -94,6 +94,19 @@ struct Args {
     /// given (`debug,h2=trace` for everything).
     #[arg(long, env = "VARWATCH_LOG", default_value = "info")]
     log: String,
+    /// Keep the sessions in this directory (created if missing): every
+    /// accepted change is on disk before it is acknowledged or seen, and a
+    /// restart — or a crash — gives back every session, variable, id,
+    /// version and revision; open watches resume. Not with --etcd.
+    #[arg(long, env = "VARWATCH_DATA_DIR", conflicts_with = "etcd")]
+    data_dir: Option<PathBuf>,
+    /// With --data-dir, when a write is acknowledged: `always` (synced to
+    /// disk first; writers share syncs), `interval:<duration>` (written at
+    /// once, synced every interval, e.g. `interval:100ms`) or `never`
+    /// (written at once, synced by the OS). A killed server loses nothing
+    /// under any of them; a lost machine, up to the interval.
+    #[arg(long, env = "VARWATCH_DURABILITY", default_value = "always", value_parser = durability)]
+    durability: varwatch::durable::Durability,
     /// Keep the sessions on this etcd cluster instead of in memory (its
     /// client URLs, comma-separated; the binary must be built with feature
     /// `etcd`). Servers on one etcd serve the same sessions.
@@ -123,6 +136,8 @@ struct Args {
 /// Every `VARWATCH_*` variable the server reads.
 const KNOWN_ENV: &[&str] = &[
     "VARWATCH_LISTEN",
+    "VARWATCH_DATA_DIR",
+    "VARWATCH_DURABILITY",
     "VARWATCH_TOKEN_FILE",
     "VARWATCH_TLS_CERT",
     "VARWATCH_TLS_KEY",
@@ -173,6 +188,28 @@ fn unknown_env() -> Result<Vec<String>, String> {
     Ok(unknown)
 }
 
+/// `always`, `interval:<duration>` or `never`.
+fn durability(s: &str) -> Result<varwatch::durable::Durability, String> {
+    use varwatch::durable::Durability;
+    match s.trim() {
+        "always" => Ok(Durability::Always),
+        "never" => Ok(Durability::Never),
+        other => match other.strip_prefix("interval:") {
+            // A bare number is seconds elsewhere, but `interval:100`
+            // reads as milliseconds to many: ask for the unit.
+            Some(d) if d.trim().chars().all(|c| c.is_ascii_digit()) => Err(format!(
+                "`{other}`: give the interval a unit, e.g. interval:{}ms or interval:{}s",
+                d.trim(),
+                d.trim()
+            )),
+            Some(d) => Ok(Durability::Interval(duration(d)?)),
+            None => Err(format!(
+                "`{other}` is not a durability: use always, interval:<duration> (e.g. interval:100ms) or never"
+            )),
+        },
+    }
+}
+
 /// A duration such as `250ms`, `5s`, `2m` or `1h` (a bare number is seconds).
 fn duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -219,9 +256,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for k in &unknown {
         warn!(variable = %k, "ignoring an environment variable varwatch-server does not read (see --help)");
     }
-    if args.etcd.is_empty() {
+    if let Some(dir) = &args.data_dir {
+        let options = varwatch::durable::DurableOptions::new().durability(args.durability);
+        let (store, recovery) = SessionStore::open(dir, varwatch::StoreConfig::new(), options)?;
+        info!(
+            dir = %dir.display(),
+            durability = ?args.durability,
+            sessions = store.list_sessions().len(),
+            snapshot = ?recovery.snapshot,
+            journal_entries = recovery.entries,
+            torn_tail_bytes = recovery.torn.as_ref().map(|(_, b)| *b),
+            "sessions opened from disk"
+        );
+        serve(store, &args).await
+    } else if args.etcd.is_empty() {
         warn!(
-            "the sessions are kept in memory: they are lost when this server stops (use --etcd to keep them)"
+            "the sessions are kept in memory: they are lost when this server stops (use --data-dir or --etcd to keep them)"
         );
         serve(SessionStore::new(), &args).await
     } else {
