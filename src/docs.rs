@@ -307,6 +307,60 @@ pub mod internal {
     //! drops what every watch has read before it doubles, keeps at most the
     //! largest capacity a live watch asked for, and shrinks when that watch
     //! goes.
+    //!
+    //! ## The durable store's engine
+    //!
+    //! A durable store ([`crate::durable`], feature `durable`) needs three
+    //! things of its disk: a change recorded before it is published (under
+    //! its session's write lock, so entries of a session reach the disk in
+    //! revision order), concurrent writers sharing one sync, and a way to
+    //! bound the disk to the live state. It is an append-only journal of
+    //! CRC32-checked blocks (`durable/frame.rs`, one block per group
+    //! commit) plus snapshots written beside it (`durable/snapshot.rs`),
+    //! folded into the state on open (`durable/model.rs`, `recover.rs`).
+    //!
+    //! Chosen by measurement against redb, a well-kept embedded B-tree
+    //! database (`cargo bench --features durable --bench durable`, same
+    //! run, same disk, ~120-byte commits, three runs on the 2-core VM):
+    //! one commit made durable costs the journal's append + `fdatasync`
+    //! p50 117–133 µs; redb's `Durability::Immediate` transaction costs
+    //! 1.19–1.28× that at p50 and 1.14–1.32× at p99; a whole durable
+    //! `update` costs 1.05–1.14× the bare append + sync. Speed alone would
+    //! not rule redb out; the rest did:
+    //!
+    //! * redb has one write transaction at a time and each commit syncs on
+    //!   its own: sixteen writers of sixteen sessions would queue behind one
+    //!   lock and pay sixteen syncs, where the journal gives them one
+    //!   (14.1–14.3 commits per sync measured with 16 writers);
+    //! * the store already keeps the whole state in memory and needs the
+    //!   changes *in order* (revisions, the cut rule): a key-value B-tree
+    //!   would hold a second copy of the state, rewritten page by page,
+    //!   where a log holds each change once and a snapshot is the state
+    //!   encoded as it is;
+    //! * recovery is a fold of the journal over the last snapshot — 1 M
+    //!   records in 0.51–0.59 s — with every failure named by file and
+    //!   offset, which a database hides behind its own repair.
+    //!
+    //! fjall (an LSM tree with its own journal) and WAL crates were not
+    //! measured: an LSM adds compaction of a second copy for the same
+    //! reasons a B-tree does. The cost is ours to keep: about 1 700 lines
+    //! with their docs (`src/durable/`, `session/journal.rs`), the torn-tail
+    //! and damage rules tested at every offset of a block
+    //! (`durable/frame.rs`, `tests/durable.rs`).
+    //!
+    //! Group commit (`durable/journal.rs`): a lone writer leads its own
+    //! sync (no thread hand-off on its path); writers that come during a
+    //! sync are handed to a syncer thread that syncs batch after batch
+    //! while entries come, waiting briefly (at most a quarter of the last
+    //! sync) for the writers it just released. Without that wait a batch
+    //! holds only the writers that came during the previous sync — half of
+    //! them — and 16 writers reached 4.9× one writer; with it, 14 of 16
+    //! share each sync and 16 writers make 5.8–7.3× the commits of one.
+    //! The rest of the gap to 16× on the 2-core VM is seventeen threads
+    //! taking turns on two cores between syncs (a sync takes longer with
+    //! them runnable, and each waiter must be woken and scheduled before it
+    //! can write again); with no sync at all the same writers make over
+    //! 570 000 commits/s, so it is not the CPU cost of a commit.
 }
 
 pub mod performance {
