@@ -108,7 +108,9 @@ pub(super) async fn open(
                     None => missing.push(ident.clone()),
                 }
             }
-            if !missing.is_empty() {
+            // A resume names what the watcher had: what no longer
+            // resolves is reported as deleted (`resume.rs`), not refused.
+            if !missing.is_empty() && opts.resume.is_none() {
                 return Err(Error::VariablesNotFound {
                     session: session.clone(),
                     variables: missing,
@@ -139,13 +141,20 @@ pub(super) async fn open(
         let mut f = feed.lock();
         f.incarnation = cut.incarnation as u64;
         f.apply_group(first, &mut Vec::new());
-        f.attach(DownConfig {
+        let config = DownConfig {
             coalescing: opts.reads_cuts(),
             capacity: opts.capacity.clamp(1, super::config::MAX_ETCD_BUFFER),
             mode,
             include_initial: opts.include_initial,
             throttle: opts.throttle,
-        })
+        };
+        match opts.resume.as_deref() {
+            // What the watcher is missing, by the rule every store runs.
+            // etcd keeps no record of deletions: a variable deleted since is
+            // said deleted right after the version the watcher had.
+            Some(resume) => f.attach_resumed(config, resume, |_| None),
+            None => f.attach(config),
+        }
     };
     let alone = Arc::new(Mutex::new(None));
     let id = s.next_watch_id();

@@ -40,9 +40,12 @@ use std::time::Duration;
 use slab::Slab;
 
 use super::catch_up::{Held, Mode, Now, catch_up};
+use super::options::Resume;
+use super::resume::{self, Tombstone};
 use super::throttle::Throttle;
 use super::{CloseReason, EventKind, Step, WatchEvent};
 use crate::ident::id_number;
+use crate::record::Record;
 
 /// How a downstream is set up.
 #[derive(Clone, Copy, Debug)]
@@ -452,6 +455,81 @@ impl Feed {
         self.downs.insert(d)
     }
 
+    /// A new downstream of a watch resumed from `resume` (a remote client
+    /// reconnecting with the versions it holds, or a watch opened with
+    /// [`WatchOptions::resume_from`](crate::WatchOptions::resume_from)):
+    /// its first group is what that watcher is missing, by the resume rule
+    /// the local store runs too (`resume.rs`), at the state's revision —
+    /// not the initial states. A resume within another incarnation of the
+    /// session gets `SessionClosed`. `tombstone` names a deleted variable
+    /// the state no longer holds (`None`: the deletion is said to follow
+    /// the version the watcher had). Returns its key.
+    // The etcd store's (a remote client's upstream resumes on its server).
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+    pub(crate) fn attach_resumed(
+        &mut self,
+        config: DownConfig,
+        resume: &Resume,
+        tombstone: impl Fn(&str) -> Option<Tombstone>,
+    ) -> usize {
+        let revision = self.revision;
+        if resume.incarnation.is_some_and(|i| i != self.incarnation) {
+            // The session the watcher followed is gone; this is another.
+            let key = self.attach(DownConfig {
+                include_initial: false,
+                ..config
+            });
+            let d = &mut self.downs[key];
+            d.queue.clear();
+            d.held.clear();
+            d.queue
+                .push_back(WatchEvent::bare(EventKind::SessionClosed, "", "", 0, revision));
+            d.done = true;
+            d.reason = Some(CloseReason::SessionClosed);
+            return key;
+        }
+        let mut live: Vec<&WatchEvent> = self
+            .state
+            .values()
+            .filter(|e| e.kind() != EventKind::Deleted)
+            .collect();
+        live.sort_by_key(|e| (id_number(e.variable_id()), e.variable_id_shared()));
+        let snapshot: Vec<Arc<Record>> = live.iter().map(|e| e.record().clone()).collect();
+        // Deletions the state still holds come first.
+        let held_deletion = |key: &str| {
+            self.state
+                .values()
+                .find(|e| {
+                    e.kind() == EventKind::Deleted && (e.variable_id() == key || e.variable_name() == key)
+                })
+                .map(|e| (e.variable_id_shared(), Arc::from(e.variable_name()), e.version()))
+        };
+        let group = resume::first_group(resume, &snapshot, config.mode, self.whole, revision, |key| {
+            held_deletion(key).or_else(|| tombstone(key))
+        });
+        // It holds every live variable at its current version once the
+        // group is delivered (what `attach` without initial states notes);
+        // the group's events note the rest.
+        let key = self.attach(DownConfig {
+            include_initial: false,
+            ..config
+        });
+        let d = &mut self.downs[key];
+        if group.iter().any(|e| matches!(e.kind(), EventKind::Lagged { .. })) {
+            d.lag_events += 1;
+        }
+        for e in group {
+            d.skipped += e.skipped();
+            d.push(e);
+        }
+        if !self.whole && d.held.is_empty() && !d.done {
+            // Everything it named is gone: its deletions, and the end.
+            d.done = true;
+            d.reason = Some(CloseReason::VariablesDeleted);
+        }
+        key
+    }
+
     /// Removes a downstream; returns how many are left.
     pub(crate) fn detach(&mut self, key: usize) -> usize {
         self.downs.try_remove(key);
@@ -648,6 +726,50 @@ mod tests {
             include_initial: true,
             throttle: None,
         }
+    }
+
+    /// A resumed downstream's first group is what its watcher is missing
+    /// (the resume rule), then it follows the feed like any other: no
+    /// `Initial` of what it holds, `Lagged` + state for what moved, the
+    /// state of what it never met, `Deleted` for what is gone; and
+    /// another incarnation is `SessionClosed`.
+    #[test]
+    fn a_resumed_downstream_starts_with_what_it_is_missing() {
+        use EventKind::*;
+        let mut f = Feed::new(true, false);
+        f.incarnation = 7;
+        apply(
+            &mut f,
+            vec![
+                ev(Initial, "a", 3, 10),
+                ev(Initial, "b", 5, 10),
+                ev(Initial, "c", 0, 10),
+            ],
+        );
+        let resume = Resume {
+            versions: [("a".to_string(), 3), ("b".to_string(), 2), ("gone".to_string(), 4)].into(),
+            incarnation: Some(7),
+        };
+        let key = f.attach_resumed(config(100, Mode::Resync), &resume, |_| None);
+        assert_eq!(
+            drain(&mut f, key),
+            [
+                (Deleted, 5, 10),
+                (Lagged { first: 3, last: 4 }, 4, 10),
+                (Changed, 5, 10),
+                (Initial, 0, 10),
+            ]
+        );
+        apply(&mut f, vec![ev(Changed, "a", 4, 11)]);
+        assert_eq!(drain(&mut f, key), [(Changed, 4, 11)]);
+
+        let other = Resume {
+            versions: [("a".to_string(), 3)].into(),
+            incarnation: Some(6),
+        };
+        let key = f.attach_resumed(config(100, Mode::Resync), &other, |_| None);
+        assert_eq!(drain(&mut f, key), [(SessionClosed, 0, 11)]);
+        assert_eq!(f.close_reason(key), Some(CloseReason::SessionClosed));
     }
 
     #[test]
