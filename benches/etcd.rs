@@ -134,7 +134,7 @@ fn raw_txn_latency(raw: &Raw, rounds: usize) -> Lat {
 }
 
 /// Write latency, no watch open.
-fn ours_write(store: &EtcdStore, rounds: usize, version: &mut i64) -> Lat {
+fn ours_write(store: &impl VarStore, rounds: usize, version: &mut i64) -> Lat {
     time(rounds, || {
         *version += 1;
         store.update("s", "x", *version).unwrap();
@@ -149,7 +149,7 @@ fn raw_write(raw: &Raw, rounds: usize, version: &mut i64) -> Lat {
 }
 
 /// Write→receive latency with one watch.
-fn ours_recv(store: &EtcdStore, rounds: usize, version: &mut i64) -> Lat {
+fn ours_recv(store: &impl VarStore, rounds: usize, version: &mut i64) -> Lat {
     let mut w = store
         .watch("s", ["x"], WatchOptions::new().include_initial(false))
         .unwrap();
@@ -351,6 +351,8 @@ fn main() {
             .unwrap();
         }
     }
+    replica(&store, rounds, writes, &mut ours_v, &mut out);
+
     let _ = store.delete_session("s");
     let mut c = raw.client.clone();
     let key = raw.key.clone();
@@ -359,4 +361,59 @@ fn main() {
             .await
             .unwrap()
     });
+}
+
+/// A replica: `varwatch-server`'s service over the etcd store, in this
+/// process on loopback, and a `RemoteStore` client of it, against the
+/// `EtcdStore` used directly — the same writes, rounds alternating.
+fn replica(
+    store: &EtcdStore,
+    rounds: usize,
+    writes: usize,
+    version: &mut i64,
+    out: &mut Option<std::fs::File>,
+) {
+    use varwatch::transport::grpc::GrpcService;
+    use varwatch::transport::{RemoteConfig, RemoteStore};
+    let rt = runtime();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let service = GrpcService::new(store.to_async());
+    let server = rt.spawn(async move {
+        service
+            .serve(listener, async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let remote = RemoteStore::connect(&addr, RemoteConfig::new()).unwrap();
+    remote.get("s", "x").unwrap(); // connected
+    let (mut write, mut recv) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let direct = ours_write(store, writes, version);
+        let through = ours_write(&remote, writes, version);
+        write.push((direct, through));
+        let direct = ours_recv(store, writes, version);
+        let through = ours_recv(&remote, writes, version);
+        recv.push((direct, through));
+    }
+    for (name, pairs) in [("write", &write), ("write->recv", &recv)] {
+        let d50 = median(pairs.iter().map(|(d, _)| d.p50).collect());
+        let t50 = median(pairs.iter().map(|(_, t)| t.p50).collect());
+        println!(
+            "etcd      replica {name:<12} p50 through a server {t50:>7.1} us  EtcdStore directly {d50:>7.1} us  {:>5.2}x   ({rounds} rounds of {writes})",
+            t50 / d50
+        );
+        if let Some(f) = out {
+            writeln!(
+                f,
+                "{{\"workload\":\"etcd_replica\",\"case\":\"{name}\",\"replica_p50_us\":{t50},\"direct_p50_us\":{d50}}}"
+            )
+            .unwrap();
+        }
+    }
+    drop(remote);
+    let _ = stop.send(());
+    let _ = rt.block_on(server);
 }

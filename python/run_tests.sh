@@ -55,7 +55,11 @@ grep -q 'heartbeat_intreval' "$work/mypy_bad.txt"
 "$py" "$here/tools/gen_api.py" --check
 
 # 4. The tests, against servers built by cargo.
-cargo build --quiet --bin varwatch-server --features server --manifest-path "$root/Cargo.toml"
+# Under scripts/with-etcd.sh (VARWATCH_ETCD set), the server can keep its
+# sessions on etcd too: the replica tests run (CI requires them).
+features=server
+if [ -n "${VARWATCH_ETCD:-}" ]; then features=server,etcd; fi
+cargo build --quiet --bin varwatch-server --features "$features" --manifest-path "$root/Cargo.toml"
 cargo_out="$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
     "$py" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 export VARWATCH_SERVER_BIN="$cargo_out/debug/varwatch-server"

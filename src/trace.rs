@@ -29,6 +29,20 @@ macro_rules! warning {
 #[allow(unused_imports)]
 pub(crate) use warning;
 
+/// `tracing::info!` with the feature, nothing without it.
+#[allow(unused_macros)]
+macro_rules! info {
+    ($($t:tt)*) => {
+        #[cfg(feature = "tracing")]
+        {
+            ::tracing::info!($($t)*);
+        }
+    };
+}
+
+#[allow(unused_imports)]
+pub(crate) use info;
+
 /// `fut`, run inside a span naming the connection it serves (`conn{id=7}`),
 /// so that every event it logs carries the id; with feature `tracing` only,
 /// and only for a connection that has an id.

@@ -320,14 +320,15 @@ fn secs(what: &str, s: f64) -> PyResult<Duration> {
 
 #[pymethods]
 impl NativeClient {
-    /// A client of the server at `address`. Nothing is sent until the
-    /// first call (the connection is made then, and again whenever it is
-    /// lost).
+    /// A client of the server at `address` (one `host:port`, or several
+    /// replicas used one at a time: `RemoteStore::connect_any`). Nothing is
+    /// sent until the first call (the connection is made then, and again
+    /// whenever it is lost).
     #[new]
     #[pyo3(signature = (address, token, tls, root_certificates, timeout, buffer, heartbeat_interval, heartbeat_timeout, backoff_initial, backoff_max, max_failures))]
     #[allow(clippy::too_many_arguments)]
     fn new(
-        address: &str,
+        address: Vec<String>,
         token: Option<String>,
         tls: bool,
         root_certificates: Option<Vec<u8>>,
@@ -358,9 +359,9 @@ impl NativeClient {
                 Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
                 None => ClientTlsConfig::new().with_webpki_roots(),
             };
-            RemoteStore::connect_tls(address, tls, config)
+            RemoteStore::connect_tls_any(&address, tls, config)
         } else {
-            RemoteStore::connect(address, config)
+            RemoteStore::connect_any(&address, config)
         }
         .map_err(to_py)?;
         let notifier = Notifier::new()

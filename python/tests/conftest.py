@@ -69,7 +69,10 @@ class Server:
             with open(path, "w") as f:
                 f.write(self.token)
             cmd += ["--token-file", path]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # The server reads VARWATCH_* settings from its environment (the
+        # test harness's VARWATCH_ETCD among them): it gets only its flags.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VARWATCH_")}
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         deadline = time.monotonic() + 30
         while True:
             try:

@@ -149,3 +149,73 @@ def test_watches_continue_across_a_killed_and_restarted_durable_server(session_n
             assert c.get(session_name, "x").version == last
     finally:
         srv.stop()
+
+
+def test_a_client_of_two_replicas_moves_on_when_one_dies(session_name):
+    """Two servers on one etcd (run under scripts/with-etcd.sh): a client
+    given both keeps writing and watching while one, then the other, is
+    killed; its watch sees every version once (or inside a LAGGED range)
+    and every acknowledged write is there."""
+    import os
+    import uuid
+
+    import pytest
+
+    etcd = os.environ.get("VARWATCH_ETCD")
+    if not etcd:
+        if os.environ.get("VARWATCH_REQUIRE_ETCD"):
+            pytest.fail("VARWATCH_REQUIRE_ETCD is set but VARWATCH_ETCD is not (run under scripts/with-etcd.sh)")
+        pytest.skip("needs etcd: bash scripts/with-etcd.sh bash python/run_tests.sh")
+    prefix = f"pytest/{uuid.uuid4().hex}/"
+    args = ("--etcd", etcd, "--etcd-prefix", prefix, "--health-interval", "200ms")
+    a, b = Server(*args), Server(*args)
+    acked = {}
+    try:
+        opts = dict(heartbeat_interval=0.2, heartbeat_timeout=1.0, backoff=(0.02, 0.2), timeout=5.0)
+        with varwatch.Client([a.address, b.address], **opts) as c:
+            c.create_session(session_name)
+            c.register(session_name, "x", "integer", 0)
+            w = c.watch(session_name, ["x"], include_initial=False)
+            stop = threading.Event()
+
+            def write():
+                v = 0
+                while not stop.is_set():
+                    v += 1
+                    try:
+                        acked[c.update(session_name, "x", v)] = v
+                    except (varwatch.Unavailable, varwatch.OutcomeUnknown, varwatch.DeadlineExceeded):
+                        pass
+                    time.sleep(0.002)
+
+            writer = threading.Thread(target=write)
+            writer.start()
+            for down, up in ((a, None), (b, a)):
+                time.sleep(0.3)
+                if up is not None:
+                    up.start()
+                down.kill()
+                before = len(acked)
+                wait_until("writes through the other replica", lambda: len(acked) >= before + 10)
+            b.start()
+            stop.set()
+            writer.join()
+            last = c.update(session_name, "x", -1)
+            events = []
+            while not events or events[-1].kind is EventKind.LAGGED or events[-1].version < last:
+                e = w.next(30)
+                assert e is not None, f"stalled after {events[-1:]}"
+                assert e.kind in (EventKind.CHANGED, EventKind.LAGGED), e
+                events.append(e)
+            check_contiguous(events, 1, last)
+            assert w.reconnects >= 2, w.reconnects
+            seen = {e.version: e.value for e in events if e.kind is EventKind.CHANGED}
+            lagged = [e.lag for e in events if e.kind is EventKind.LAGGED]
+            for version, value in acked.items():
+                if version in seen:
+                    assert seen[version] == value
+                else:
+                    assert any(lo <= version <= hi for lo, hi in lagged), f"v{version} neither seen nor lagged"
+    finally:
+        a.stop()
+        b.stop()

@@ -65,7 +65,7 @@ class NativeWatchSet:
 class NativeClient:
     def __init__(
         self,
-        address: str,
+        address: List[str],
         token: Optional[str],
         tls: bool,
         root_certificates: Optional[bytes],

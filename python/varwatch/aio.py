@@ -36,7 +36,7 @@ class AsyncClient:
 
     def __init__(
         self,
-        address: str,
+        address: Union[str, Sequence[str]],
         *,
         token: Optional[str] = None,
         tls: bool = False,

@@ -33,7 +33,7 @@ BatchItem = Union[BatchUpdate, Tuple[str, Any], Tuple[str, Any, Optional[int]]]
 
 
 def _native_client(
-    address: str,
+    address: Union[str, Sequence[str]],
     token: Optional[str],
     tls: bool,
     root_certificates: Optional[bytes],
@@ -49,8 +49,11 @@ def _native_client(
     if len(backoff) != 2:
         raise ValueError("backoff is (first, most) delay in seconds")
     first, most = float(backoff[0]), float(backoff[1])
+    addresses = [address] if isinstance(address, str) else [str(a) for a in address]
+    if not addresses:
+        raise ValueError("address: give at least one host:port")
     return _native.NativeClient(
-        address,
+        addresses,
         token,
         tls,
         root_certificates,
@@ -119,7 +122,10 @@ class Client:
     heartbeat, reconnect with backoff and jitter, and resume from the last
     versions seen (see :class:`Watch`).
 
-    :param address: ``host:port``.
+    :param address: ``host:port``, or several: replicas of the server over
+        one etcd, used one at a time; when the one in use dies, shuts down or
+        reports that it is not serving, the client moves to the next and
+        every watch resumes there without a gap.
     :param token: a bearer token, sent with every call.
     :param tls: connect over TLS (checking the server against the public web
         roots, or ``root_certificates`` in PEM).
@@ -140,7 +146,7 @@ class Client:
 
     def __init__(
         self,
-        address: str,
+        address: Union[str, Sequence[str]],
         *,
         token: Optional[str] = None,
         tls: bool = False,

@@ -107,6 +107,13 @@ struct Args {
     /// under any of them; a lost machine, up to the interval.
     #[arg(long, env = "VARWATCH_DURABILITY", default_value = "always", value_parser = durability)]
     durability: varwatch::durable::Durability,
+    /// With --etcd: how often the server checks that the cluster answers (a
+    /// linearizable read). When it does not, health turns NOT_SERVING, open
+    /// watches end with UNAVAILABLE and calls are refused, so that clients
+    /// given several servers move to another; when it answers again, the
+    /// server serves again.
+    #[arg(long, env = "VARWATCH_HEALTH_INTERVAL", default_value = "1s", value_parser = duration)]
+    health_interval: Duration,
     /// Keep the sessions on this etcd cluster instead of in memory (its
     /// client URLs, comma-separated; the binary must be built with feature
     /// `etcd`). Servers on one etcd serve the same sessions.
@@ -138,6 +145,7 @@ const KNOWN_ENV: &[&str] = &[
     "VARWATCH_LISTEN",
     "VARWATCH_DATA_DIR",
     "VARWATCH_DURABILITY",
+    "VARWATCH_HEALTH_INTERVAL",
     "VARWATCH_TOKEN_FILE",
     "VARWATCH_TLS_CERT",
     "VARWATCH_TLS_KEY",
@@ -276,8 +284,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         serve(SessionStore::new(), &args).await
     } else {
         let store = etcd(&args).await?;
-        serve(store, &args).await
+        serve_etcd(store, &args).await
     }
+}
+
+/// Serves the etcd store, with health (and serving) following whether the
+/// cluster answers: a replica cut off from etcd turns `NOT_SERVING`, ends
+/// its watch streams and refuses calls, so that clients move to a replica
+/// that can serve them.
+#[cfg(feature = "etcd")]
+async fn serve_etcd(
+    store: varwatch::etcd::AsyncEtcdStore,
+    args: &Args,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let probe = store.clone();
+    let every = args.health_interval;
+    serve_with(store, args, move |service| {
+        service.health_probe(every, move || {
+            let store = probe.clone();
+            async move { store.check().await.is_ok() }
+        })
+    })
+    .await
+}
+
+#[cfg(not(feature = "etcd"))]
+async fn serve_etcd(store: SessionStore, args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    serve(store, args).await
 }
 
 /// The etcd store of `--etcd` and its options.
@@ -324,6 +357,19 @@ async fn serve<S>(store: S, args: &Args) -> Result<(), Box<dyn std::error::Error
 where
     S: AsyncVarStore + Clone + Send + Sync + 'static,
 {
+    serve_with(store, args, |service| service).await
+}
+
+/// [`serve`], with `configure` applied to the service last (the etcd
+/// store's health probe).
+async fn serve_with<S>(
+    store: S,
+    args: &Args,
+    configure: impl FnOnce(GrpcService<S>) -> GrpcService<S>,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    S: AsyncVarStore + Clone + Send + Sync + 'static,
+{
     for id in &args.session {
         store.get_or_create_session(id, SessionOptions::new()).await?;
     }
@@ -361,6 +407,7 @@ where
         _ => false,
     };
 
+    let service = configure(service);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     info!(
         addr = %listener.local_addr()?,

@@ -295,6 +295,35 @@ impl std::fmt::Debug for AsyncEtcdStore {
 }
 
 impl AsyncEtcdStore {
+    /// Whether the cluster can serve this store: a linearizable read (a
+    /// quorum answers) within the call deadline, through any member. What
+    /// `varwatch-server --etcd` reports as its health (see
+    /// [`GrpcService::health_probe`](crate::transport::grpc::GrpcService::health_probe)).
+    ///
+    /// # Errors
+    ///
+    /// The read's: [`Error::Remote`](crate::Error) with `Unavailable` or
+    /// `DeadlineExceeded` when no member answers.
+    pub async fn check(&self) -> Result<()> {
+        let shared = self.inner.shared.clone();
+        self.spawn(async move {
+            let key = format!("{}health", shared.config.prefix);
+            shared
+                .conn
+                .read(|c| {
+                    let mut kv = shared.conn.kv(&c);
+                    let key = key.clone();
+                    async move {
+                        kv.get(key, Some(etcd_client::GetOptions::new().with_count_only()))
+                            .await
+                    }
+                })
+                .await
+                .map(drop)
+        })
+        .await
+    }
+
     /// The blocking view of this store.
     pub fn to_blocking(&self) -> EtcdStore {
         EtcdStore {

@@ -10,7 +10,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -19,6 +19,11 @@ use tokio::sync::mpsc;
 
 use super::limits::{Limits, metadata_bytes, value_bytes};
 use super::protocol::{ClientMessage, Request, Response, ServerMessage};
+
+/// The message of every refusal of a server that is not serving (see
+/// [`Service::set_serving`]); clients given several servers recognise it
+/// and move on.
+pub(crate) const NOT_SERVING: &str = "not serving: this server cannot reach its store; try another server";
 use super::server_stream::{self, StreamContext};
 use crate::{AsyncVarStore, Error, Result, SessionStore, Value};
 
@@ -41,9 +46,14 @@ use crate::{AsyncVarStore, Error, Result, SessionStore, Value};
 pub struct Service<S = SessionStore> {
     store: S,
     limits: Limits,
-    /// Set by `close_watches`: every open watch stream ends.
+    /// Set by `close_watches` and `set_serving(false)`: every open watch
+    /// stream ends, new ones are refused.
     closing: tokio::sync::watch::Receiver<bool>,
     close: Arc<tokio::sync::watch::Sender<bool>>,
+    /// `close_watches` was called: for good.
+    shut_down: Arc<AtomicBool>,
+    /// `set_serving(false)`: calls are refused too, until `set_serving(true)`.
+    not_serving: Arc<AtomicBool>,
     /// Open watches, across every stream and clone.
     open_watches: Arc<AtomicUsize>,
     max_watches: usize,
@@ -58,6 +68,8 @@ impl<S: AsyncVarStore + Clone + Send + Sync + 'static> Service<S> {
             limits: Limits::default(),
             closing,
             close: Arc::new(close),
+            shut_down: Arc::default(),
+            not_serving: Arc::default(),
             open_watches: Arc::default(),
             max_watches: 100_000,
         }
@@ -151,7 +163,39 @@ impl<S: AsyncVarStore + Clone + Send + Sync + 'static> Service<S> {
     ///
     /// [`ErrorCode::Unavailable`]: crate::ErrorCode::Unavailable
     pub fn close_watches(&self) {
+        self.shut_down.store(true, Ordering::SeqCst);
         let _ = self.close.send(true);
+    }
+
+    /// Whether this server can serve: a replica whose store became
+    /// unreachable (its etcd cluster lost) calls `set_serving(false)`; it
+    /// then ends every open watch stream and refuses every call and new
+    /// stream with [`ErrorCode::Unavailable`] ("not serving"), so that
+    /// clients given several servers move to another one, where their
+    /// watches resume. `set_serving(true)` takes it back (not after
+    /// [`close_watches`](Self::close_watches)). Servers built by
+    /// [`GrpcService::serve`](crate::transport::grpc::GrpcService::serve)
+    /// do this from their health probe.
+    ///
+    /// [`ErrorCode::Unavailable`]: crate::ErrorCode::Unavailable
+    pub fn set_serving(&self, serving: bool) {
+        self.not_serving.store(!serving, Ordering::SeqCst);
+        if !serving {
+            let _ = self.close.send(true);
+        } else if !self.shut_down.load(Ordering::SeqCst) {
+            let _ = self.close.send(false);
+        }
+    }
+
+    /// The refusal of a server that is not serving.
+    fn refuse_not_serving(&self) -> Result<()> {
+        if self.not_serving.load(Ordering::SeqCst) {
+            return Err(Error::Remote {
+                code: crate::ErrorCode::Unavailable,
+                message: NOT_SERVING.into(),
+            });
+        }
+        Ok(())
     }
 
     /// Resolves once [`close_watches`](Self::close_watches) was called.
@@ -253,6 +297,7 @@ impl<S: AsyncVarStore + Clone + Send + Sync + 'static> Service<S> {
     /// Answers one request through the store's operation table. A request
     /// over a limit, or one the store rejects, changes nothing.
     pub async fn call(&self, request: Request) -> Result<Response> {
+        self.refuse_not_serving()?;
         self.check(&request)?;
         self.store.call(request).await
     }
@@ -279,6 +324,7 @@ impl<S: AsyncVarStore + Clone + Send + Sync + 'static> Service<S> {
     where
         I: Stream<Item = ClientMessage> + Send + Unpin + 'static,
     {
+        self.refuse_not_serving()?;
         if *self.closing.borrow() {
             return Err(Error::Remote {
                 code: crate::ErrorCode::Unavailable,

@@ -4,8 +4,19 @@
 //! first use and re-made whenever it breaks); every call and every watch is
 //! a stream on it, so a thousand watches are a thousand streams on one
 //! connection, not a thousand connections.
+//!
+//! Given several servers (replicas over one etcd), it uses one at a time
+//! and moves to the next when the one in use fails: the connection breaks
+//! or cannot be made, or the server answers `UNAVAILABLE` (shutting down,
+//! or not serving: its store unreachable). The rule is [`moves_on`]; what
+//! is retried at once on the next server is what is safe to send twice
+//! ([`retry_elsewhere`]). The watch stream, broken, is re-opened by the
+//! client on the next server, where every watch resumes from the versions
+//! it holds — the sessions, versions and incarnations are etcd's, the same
+//! on every replica.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
@@ -52,11 +63,72 @@ enum Dial {
 
 #[derive(Debug)]
 struct Connection {
+    /// The servers, in the order given; at least one.
+    targets: Vec<Target>,
+    /// The index of the server in use: calls and the watch stream go there
+    /// until it fails ([`moves_on`]), then to the next.
+    current: AtomicUsize,
+    header: Option<MetadataValue<tonic::metadata::Ascii>>,
+}
+
+/// One server.
+#[derive(Debug)]
+struct Target {
     addr: String,
     dial: Dial,
-    header: Option<MetadataValue<tonic::metadata::Ascii>>,
     /// Made on first use.
     client: OnceLock<Client>,
+}
+
+impl Connection {
+    fn new(targets: Vec<Target>, header: Option<MetadataValue<tonic::metadata::Ascii>>) -> Connection {
+        Connection {
+            targets,
+            current: AtomicUsize::new(0),
+            header,
+        }
+    }
+
+    /// After server `i` failed: the next one is in use (unless another
+    /// caller moved already).
+    fn move_off(&self, i: usize) {
+        let next = (i + 1) % self.targets.len();
+        let _ = self
+            .current
+            .compare_exchange(i, next, Ordering::AcqRel, Ordering::Acquire);
+    }
+}
+
+/// Whether `e`, from a server in use, means moving to the next one: the
+/// way to it failed (no connection, a broken one), or it answered
+/// `UNAVAILABLE` (shutting down, or not serving). Any other answer is the
+/// store's own and would be the same on every replica.
+fn moves_on(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Transport { .. }
+            | Error::Remote {
+                code: ErrorCode::Unavailable,
+                ..
+            }
+    )
+}
+
+/// Whether a request that failed with `e` (where [`moves_on`] holds) may be
+/// sent at once to the next server: a read always; a write only if it
+/// certainly was not applied — it never left, or the server refused it
+/// unread (`UNAVAILABLE` is answered before a write reaches the store).
+/// Otherwise its outcome is unknown, and the caller is told so.
+fn retry_elsewhere(request: &Request, e: &Error) -> bool {
+    request.as_write().is_none()
+        || crate::error::never_sent(e)
+        || matches!(
+            e,
+            Error::Remote {
+                code: ErrorCode::Unavailable,
+                ..
+            }
+        )
 }
 
 /// The `authorization` header of `config`'s token.
@@ -123,41 +195,133 @@ impl GrpcTransport {
     /// keepalive are yours), with `config`'s bearer token. Nothing is
     /// dialled until the first call.
     pub fn from_endpoint(endpoint: Endpoint, config: &RemoteConfig) -> Result<GrpcTransport> {
-        let addr = endpoint.uri().to_string();
-        Ok(GrpcTransport {
-            inner: Arc::new(Connection {
-                header: header(&addr, config)?,
-                addr,
+        GrpcTransport::from_endpoints([endpoint], config)
+    }
+
+    /// A transport to several servers serving the same sessions (replicas
+    /// of `varwatch-server` over one etcd), in plain text: one is used at a
+    /// time, the next when it fails (see the module docs). Nothing is
+    /// dialled until the first call.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Transport`] when `addrs` is empty or an address is not one.
+    pub fn new_any<I, A>(addrs: I, config: &RemoteConfig) -> Result<GrpcTransport>
+    where
+        I: IntoIterator<Item = A>,
+        A: AsRef<str>,
+    {
+        let endpoints = addrs
+            .into_iter()
+            .map(|addr| {
+                let addr = addr.as_ref();
+                Endpoint::from_shared(format!("http://{addr}"))
+                    .map(|e| configure(e, config))
+                    .map_err(|e| Error::Transport {
+                        addr: crate::error::q(addr).to_string(),
+                        reason: e.to_string(),
+                        source: Some(ErrorSource::new(e)),
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        GrpcTransport::from_endpoints(endpoints, config)
+    }
+
+    /// [`new_any`](Self::new_any) over TLS, with `tls` for every server.
+    #[cfg(feature = "tls")]
+    pub fn with_tls_any<I, A>(
+        addrs: I,
+        tls: tonic::transport::ClientTlsConfig,
+        config: &RemoteConfig,
+    ) -> Result<GrpcTransport>
+    where
+        I: IntoIterator<Item = A>,
+        A: AsRef<str>,
+    {
+        let endpoints = addrs
+            .into_iter()
+            .map(|addr| {
+                let addr = addr.as_ref();
+                let fail = |e: tonic::transport::Error| Error::Transport {
+                    addr: crate::error::q(addr).to_string(),
+                    reason: e.to_string(),
+                    source: Some(ErrorSource::new(e)),
+                };
+                Endpoint::from_shared(format!("https://{addr}"))
+                    .map_err(fail)?
+                    .tls_config(tls.clone())
+                    .map_err(fail)
+                    .map(|e| configure(e, config))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        GrpcTransport::from_endpoints(endpoints, config)
+    }
+
+    /// A transport through endpoints you built, one server each (used one
+    /// at a time, see the module docs), with `config`'s bearer token.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Transport`] when `endpoints` is empty.
+    pub fn from_endpoints(
+        endpoints: impl IntoIterator<Item = Endpoint>,
+        config: &RemoteConfig,
+    ) -> Result<GrpcTransport> {
+        let targets: Vec<Target> = endpoints
+            .into_iter()
+            .map(|endpoint| Target {
+                addr: endpoint.uri().to_string(),
                 dial: Dial::Endpoint(Box::new(endpoint)),
                 client: OnceLock::new(),
-            }),
+            })
+            .collect();
+        let Some(first) = targets.first() else {
+            return Err(Error::Transport {
+                addr: String::new(),
+                reason: "no server address was given".into(),
+                source: None,
+            });
+        };
+        let header = header(&first.addr, config)?;
+        Ok(GrpcTransport {
+            inner: Arc::new(Connection::new(targets, header)),
         })
     }
 
     /// A transport over a channel you made, with `config`'s bearer token.
     pub fn from_channel(channel: Channel, config: &RemoteConfig) -> Result<GrpcTransport> {
         let addr = "channel".to_string();
+        let header = header(&addr, config)?;
         Ok(GrpcTransport {
-            inner: Arc::new(Connection {
-                header: header(&addr, config)?,
-                addr,
-                dial: Dial::Channel(channel),
-                client: OnceLock::new(),
-            }),
+            inner: Arc::new(Connection::new(
+                vec![Target {
+                    addr,
+                    dial: Dial::Channel(channel),
+                    client: OnceLock::new(),
+                }],
+                header,
+            )),
         })
     }
 
-    /// The address dialled.
+    /// The address of the server in use.
     pub fn addr(&self) -> &str {
-        &self.inner.addr
+        &self.inner.targets[self.current()].addr
     }
 
-    /// The generated client. Must be called inside a tokio runtime.
-    fn client(&self) -> Client {
-        self.inner
+    /// The index of the server in use.
+    fn current(&self) -> usize {
+        self.inner.current.load(Ordering::Acquire) % self.inner.targets.len()
+    }
+
+    /// The generated client of server `i`. Must be called inside a tokio
+    /// runtime.
+    fn client(&self, i: usize) -> Client {
+        let target = &self.inner.targets[i];
+        target
             .client
             .get_or_init(|| {
-                let channel = match &self.inner.dial {
+                let channel = match &target.dial {
                     Dial::Endpoint(e) => e.connect_lazy(),
                     Dial::Channel(c) => c.clone(),
                 };
@@ -193,6 +357,43 @@ impl RemoteStore {
     /// [`GrpcTransport::from_endpoint`]).
     pub fn from_endpoint(endpoint: Endpoint, config: RemoteConfig) -> Result<RemoteStore> {
         let transport = GrpcTransport::from_endpoint(endpoint, &config)?;
+        RemoteStore::new(transport, config)
+    }
+
+    /// A client of several servers serving the same sessions — replicas of
+    /// `varwatch-server` over one etcd — in plain text: it uses one at a
+    /// time and moves to the next when it dies, shuts down or reports that
+    /// it is not serving; every open watch resumes there, without a gap
+    /// (see [`GrpcTransport::new_any`]).
+    ///
+    /// ```no_run
+    /// # fn main() -> varwatch::Result<()> {
+    /// use varwatch::transport::{RemoteConfig, RemoteStore};
+    /// let store = RemoteStore::connect_any(["10.0.0.1:50551", "10.0.0.2:50551"], RemoteConfig::new())?;
+    /// # Ok(()) }
+    /// ```
+    pub fn connect_any<I, A>(addrs: I, config: RemoteConfig) -> Result<RemoteStore>
+    where
+        I: IntoIterator<Item = A>,
+        A: AsRef<str>,
+    {
+        let transport = GrpcTransport::new_any(addrs, &config)?;
+        RemoteStore::new(transport, config)
+    }
+
+    /// [`connect_any`](Self::connect_any) over TLS (see
+    /// [`GrpcTransport::with_tls_any`]).
+    #[cfg(feature = "tls")]
+    pub fn connect_tls_any<I, A>(
+        addrs: I,
+        tls: tonic::transport::ClientTlsConfig,
+        config: RemoteConfig,
+    ) -> Result<RemoteStore>
+    where
+        I: IntoIterator<Item = A>,
+        A: AsRef<str>,
+    {
+        let transport = GrpcTransport::with_tls_any(addrs, tls, &config)?;
         RemoteStore::new(transport, config)
     }
 }
@@ -365,25 +566,53 @@ impl Transport for GrpcTransport {
     fn call(&self, request: Request) -> BoxFuture<Result<Response>> {
         let this = self.clone();
         Box::pin(async move {
-            call(this.client(), request)
-                .await
-                .map_err(|s| super::errors::error_of_status_from(&this.inner.addr, s))
+            let n = this.inner.targets.len();
+            let mut tried = 0;
+            loop {
+                let i = this.current();
+                let addr = &this.inner.targets[i].addr;
+                let r = call(this.client(i), request.clone())
+                    .await
+                    .map_err(|s| super::errors::error_of_status_from(addr, s));
+                match r {
+                    Err(e) if n > 1 && moves_on(&e) => {
+                        this.inner.move_off(i);
+                        tried += 1;
+                        if tried < n && retry_elsewhere(&request, &e) {
+                            crate::trace::debug!(server = %addr, error = %e, "moving to the next server");
+                            continue;
+                        }
+                        return Err(e);
+                    }
+                    r => return r,
+                }
+            }
         })
     }
 
     fn watch_stream(&self, outbound: ClientMessages) -> BoxFuture<Result<ServerMessages>> {
         let this = self.clone();
         Box::pin(async move {
-            let inbound = this
-                .client()
-                .watch(Requests(outbound))
-                .await
-                .map_err(|s| super::errors::error_of_status_from(&this.inner.addr, s))?
-                .into_inner();
+            let i = this.current();
+            let addr = this.inner.targets[i].addr.clone();
+            let opened = this.client(i).watch(Requests(outbound)).await;
+            let inbound = match opened {
+                Ok(r) => r.into_inner(),
+                Err(s) => {
+                    // The client re-opens the stream (with its backoff):
+                    // on the next server, if this one is out.
+                    let e = super::errors::error_of_status_from(&addr, s);
+                    if moves_on(&e) {
+                        this.inner.move_off(i);
+                    }
+                    return Err(e);
+                }
+            };
             Ok(Box::pin(Responses {
                 inner: inbound,
                 decoder: EventDecoder::default(),
-                addr: this.inner.addr.clone(),
+                addr,
+                server: (this.inner.clone(), i),
             }) as ServerMessages)
         })
     }
@@ -405,6 +634,9 @@ struct Responses {
     decoder: EventDecoder,
     /// The server's address, for errors.
     addr: String,
+    /// The connection and the server's index: a stream that breaks moves
+    /// the connection off the server.
+    server: (Arc<Connection>, usize),
 }
 
 impl Stream for Responses {
@@ -413,7 +645,13 @@ impl Stream for Responses {
         let this = &mut *self;
         Pin::new(&mut this.inner).poll_next(cx).map(|m| {
             m.map(|m| {
-                let m = m.map_err(|s| super::errors::error_of_status_from(&this.addr, s))?;
+                let m = m.map_err(|s| {
+                    let e = super::errors::error_of_status_from(&this.addr, s);
+                    if moves_on(&e) {
+                        this.server.0.move_off(this.server.1);
+                    }
+                    e
+                })?;
                 Ok(response_from(m, &mut this.decoder))
             })
         })

@@ -49,6 +49,23 @@ pub struct GrpcService<S = SessionStore> {
     conn: ConnLimits,
     #[cfg(feature = "tls")]
     tls: Option<tonic::transport::ServerTlsConfig>,
+    probe: Option<HealthProbe>,
+}
+
+/// A check of the store behind the server, run every `every` by
+/// [`GrpcService::serve`] (see [`GrpcService::health_probe`]).
+#[derive(Clone)]
+struct HealthProbe {
+    every: Duration,
+    check: std::sync::Arc<dyn Fn() -> crate::transport::BoxFuture<bool> + Send + Sync>,
+}
+
+impl std::fmt::Debug for HealthProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HealthProbe")
+            .field("every", &self.every)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S: AsyncVarStore + Clone + Send + Sync + 'static> GrpcService<S> {
@@ -67,7 +84,30 @@ impl<S: AsyncVarStore + Clone + Send + Sync + 'static> GrpcService<S> {
             conn: ConnLimits::default(),
             #[cfg(feature = "tls")]
             tls: None,
+            probe: None,
         }
+    }
+
+    /// Checks the store behind the server every `every` (at least 10 ms)
+    /// with `check`, which answers whether the store can serve (an etcd
+    /// store: whether its cluster answers a linearizable read, see
+    /// [`AsyncEtcdStore::check`](crate::etcd::AsyncEtcdStore::check) with
+    /// feature `etcd`). A check that fails, or takes longer than `every`
+    /// or 1 s (whichever is more), turns health `NOT_SERVING` and the
+    /// service [not serving](Service::set_serving): open watch streams end
+    /// with `UNAVAILABLE` and calls are refused, so that clients given
+    /// several servers move to another; the next check that succeeds turns
+    /// both back.
+    pub fn health_probe<F, Fut>(mut self, every: Duration, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = bool> + Send + 'static,
+    {
+        self.probe = Some(HealthProbe {
+            every: every.max(Duration::from_millis(10)),
+            check: std::sync::Arc::new(move || Box::pin(check()) as crate::transport::BoxFuture<bool>),
+        });
+        self
     }
 
     /// The service behind this server.
@@ -224,8 +264,17 @@ impl<S: AsyncVarStore + Clone + Send + Sync + 'static> GrpcService<S> {
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<VarWatchServer<GrpcService<S>>>().await;
         let service = self.service.clone();
+        // The probe's task ends with `serve` (the guard aborts it).
+        let _probe = self.probe.clone().map(|probe| {
+            AbortOnDrop(tokio::spawn(run_probe(
+                probe,
+                health.clone(),
+                self.service.clone(),
+            )))
+        });
         let shutdown = async move {
             shutdown.await;
+            drop(_probe);
             health.set_not_serving::<VarWatchServer<GrpcService<S>>>().await;
             service.close_watches();
         };
@@ -256,6 +305,44 @@ impl<S: AsyncVarStore + Clone + Send + Sync + 'static> GrpcService<S> {
             .add_service(self.into_server())
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
+    }
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs `probe` for ever, turning health and `service` to what it finds
+/// (logged when it changes).
+async fn run_probe<S: AsyncVarStore + Clone + Send + Sync + 'static>(
+    probe: HealthProbe,
+    health: tonic_health::server::HealthReporter,
+    service: Service<S>,
+) {
+    let limit = probe.every.max(Duration::from_secs(1));
+    let mut serving = true;
+    loop {
+        tokio::time::sleep(probe.every).await;
+        let ok = tokio::time::timeout(limit, (probe.check)())
+            .await
+            .unwrap_or(false);
+        if ok == serving {
+            continue;
+        }
+        serving = ok;
+        service.set_serving(ok);
+        if ok {
+            crate::trace::info!("the store answers again: serving");
+            health.set_serving::<VarWatchServer<GrpcService<S>>>().await;
+        } else {
+            crate::trace::warning!("the store does not answer: not serving (watches closed, calls refused)");
+            health.set_not_serving::<VarWatchServer<GrpcService<S>>>().await;
+        }
     }
 }
 
