@@ -171,6 +171,65 @@ fn log_debug_names_connections_and_their_watches() {
     );
 }
 
+/// The store's settings have flags: a default TTL and the sweeper expire
+/// a session nobody touches, the session limit refuses one more.
+#[test]
+fn the_store_settings_are_flags() {
+    let server = start(&[
+        "--default-ttl",
+        "300ms",
+        "--sweep-interval",
+        "20ms",
+        "--max-sessions",
+        "2",
+        "--max-event-log",
+        "16",
+    ]);
+    let client = RemoteStore::connect(&server.addr, RemoteConfig::new()).unwrap();
+    let a = client
+        .create_session("a", varwatch::SessionOptions::new())
+        .unwrap();
+    assert_eq!(a.ttl, Some(Duration::from_millis(300)), "the default TTL");
+    client
+        .create_session("b", varwatch::SessionOptions::new())
+        .unwrap();
+    let refused = client
+        .create_session("c", varwatch::SessionOptions::new())
+        .unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::ResourceExhausted, "{refused}");
+    // Nobody touches them (a listing is no access): the sweeper removes
+    // them.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while client.list_sessions().unwrap().iter().any(|s| s == "a") {
+        assert!(std::time::Instant::now() < deadline, "the session did not expire");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `--log-format json`: one JSON object per line.
+#[test]
+fn log_format_json_writes_json_lines() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_varwatch-server"))
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .env_remove("VARWATCH_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+    let listening = lines
+        .by_ref()
+        .take(20)
+        .inspect(|l| assert!(l.starts_with('{') && l.ends_with('}'), "not JSON: {l}"))
+        .find(|l| l.contains("varwatch-server listening"))
+        .expect("a listening line");
+    assert!(listening.contains("\"addr\":\"127.0.0.1:"), "{listening}");
+    assert!(listening.contains("\"level\":\"INFO\""), "{listening}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 #[test]
 fn bad_flags_fail_with_a_message() {
     for args in [
@@ -182,6 +241,9 @@ fn bad_flags_fail_with_a_message() {
         &["--data-dir", "/tmp", "--durability", "interval:100"][..],
         &["--data-dir", "/dev/null/not-a-dir"][..],
         &["--data-dir", "/tmp", "--etcd", "http://127.0.0.1:2379"][..],
+        // The store's settings are the in-process store's, not etcd's.
+        &["--default-ttl", "1m", "--etcd", "http://127.0.0.1:2379"][..],
+        &["--log-format", "xml"][..],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_varwatch-server"))
             .args(["--listen", "127.0.0.1:0"])

@@ -36,150 +36,226 @@ use varwatch::{AsyncVarStore, SessionOptions, SessionStore};
 #[command(name = "varwatch-server", version)]
 struct Args {
     /// Address to listen on.
-    #[arg(long, env = "VARWATCH_LISTEN", default_value = "127.0.0.1:50551")]
+    #[arg(
+        long,
+        help_heading = "Network",
+        env = "VARWATCH_LISTEN",
+        default_value = "127.0.0.1:50551"
+    )]
     listen: SocketAddr,
     /// A file holding the bearer token every call must carry (trimmed).
-    #[arg(long, env = "VARWATCH_TOKEN_FILE")]
+    #[arg(long, help_heading = "Security", env = "VARWATCH_TOKEN_FILE")]
     token_file: Option<PathBuf>,
     /// PEM certificate chain: serve over TLS (with --tls-key).
-    #[arg(long, env = "VARWATCH_TLS_CERT", requires = "tls_key")]
+    #[arg(
+        long,
+        help_heading = "Security",
+        env = "VARWATCH_TLS_CERT",
+        requires = "tls_key"
+    )]
     tls_cert: Option<PathBuf>,
     /// PEM private key of --tls-cert.
-    #[arg(long, env = "VARWATCH_TLS_KEY", requires = "tls_cert")]
+    #[arg(
+        long,
+        help_heading = "Security",
+        env = "VARWATCH_TLS_KEY",
+        requires = "tls_cert"
+    )]
     tls_key: Option<PathBuf>,
     /// Sessions to create at start (repeat the flag, or separate with commas).
-    #[arg(long, env = "VARWATCH_SESSIONS", value_delimiter = ',')]
+    #[arg(
+        long,
+        help_heading = "Network",
+        env = "VARWATCH_SESSIONS",
+        value_delimiter = ','
+    )]
     session: Vec<String>,
     /// Most connections open at once.
-    #[arg(long, env = "VARWATCH_MAX_CONNECTIONS", default_value_t = 10_000)]
+    #[arg(
+        long,
+        help_heading = "Limits",
+        env = "VARWATCH_MAX_CONNECTIONS",
+        default_value_t = 10_000
+    )]
     max_connections: usize,
     /// Most watches open at once, over every connection.
-    #[arg(long, env = "VARWATCH_MAX_WATCHES", default_value_t = 100_000)]
+    #[arg(
+        long,
+        help_heading = "Limits",
+        env = "VARWATCH_MAX_WATCHES",
+        default_value_t = 100_000
+    )]
     max_watches: usize,
     /// Most watches open on one connection.
-    #[arg(long, env = "VARWATCH_MAX_WATCHES_PER_CONNECTION", default_value_t = 100_000)]
+    #[arg(
+        long,
+        help_heading = "Limits",
+        env = "VARWATCH_MAX_WATCHES_PER_CONNECTION",
+        default_value_t = 100_000
+    )]
     max_watches_per_connection: usize,
     /// Largest request message, in bytes (default: room for a value and
     /// metadata at their limits, and 64 KiB more).
-    #[arg(long, env = "VARWATCH_MAX_MESSAGE_BYTES")]
+    #[arg(long, help_heading = "Limits", env = "VARWATCH_MAX_MESSAGE_BYTES")]
     max_message_bytes: Option<usize>,
     /// Largest value, in bytes.
-    #[arg(long, env = "VARWATCH_MAX_VALUE_BYTES", default_value_t = 4 << 20)]
+    #[arg(long, help_heading = "Limits", env = "VARWATCH_MAX_VALUE_BYTES", default_value_t = 4 << 20)]
     max_value_bytes: usize,
     /// Most bytes of metadata and source of one session, variable or change.
-    #[arg(long, env = "VARWATCH_MAX_METADATA_BYTES", default_value_t = 64 << 10)]
+    #[arg(long, help_heading = "Limits", env = "VARWATCH_MAX_METADATA_BYTES", default_value_t = 64 << 10)]
     max_metadata_bytes: usize,
     /// Byte budget of one watch message (a single larger event goes alone).
-    #[arg(long, env = "VARWATCH_MAX_WATCH_MESSAGE_BYTES", default_value_t = 4 << 20)]
+    #[arg(long, help_heading = "Limits", env = "VARWATCH_MAX_WATCH_MESSAGE_BYTES", default_value_t = 4 << 20)]
     max_watch_message_bytes: usize,
     /// Most items in one batch, multi-get or watch.
-    #[arg(long, env = "VARWATCH_MAX_BATCH_ITEMS", default_value_t = 10_000)]
+    #[arg(
+        long,
+        help_heading = "Limits",
+        env = "VARWATCH_MAX_BATCH_ITEMS",
+        default_value_t = 10_000
+    )]
     max_batch_items: usize,
     /// How often a watch stream hears from the server (e.g. 5s, 500ms).
-    #[arg(long, env = "VARWATCH_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = duration)]
+    #[arg(long, help_heading = "Timing", env = "VARWATCH_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = duration)]
     heartbeat_interval: Duration,
     /// Silence after which a client's watch stream is closed.
-    #[arg(long, env = "VARWATCH_HEARTBEAT_TIMEOUT", default_value = "15s", value_parser = duration)]
+    #[arg(long, help_heading = "Timing", env = "VARWATCH_HEARTBEAT_TIMEOUT", default_value = "15s", value_parser = duration)]
     heartbeat_timeout: Duration,
     /// Time a connection without watches may go without a call.
-    #[arg(long, env = "VARWATCH_IDLE_TIMEOUT", default_value = "60s", value_parser = duration)]
+    #[arg(long, help_heading = "Timing", env = "VARWATCH_IDLE_TIMEOUT", default_value = "60s", value_parser = duration)]
     idle_timeout: Duration,
     /// Time a new connection has to send its first byte.
-    #[arg(long, env = "VARWATCH_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = duration)]
+    #[arg(long, help_heading = "Timing", env = "VARWATCH_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = duration)]
     handshake_timeout: Duration,
     /// Log level or filter. A bare level (`debug`, `trace`, `info`) is
     /// varwatch's own: `debug` logs each connection's open and close with its
     /// id, and every watch with the id of its connection, other crates
     /// staying at `warn`. Anything else is tracing's `EnvFilter` syntax, as
     /// given (`debug,h2=trace` for everything).
-    #[arg(long, env = "VARWATCH_LOG", default_value = "info")]
+    #[arg(long, help_heading = "Logging", env = "VARWATCH_LOG", default_value = "info")]
     log: String,
+    /// `text` (aligned, coloured at a terminal) or `json` (one object per
+    /// line, for log collectors).
+    #[arg(long, help_heading = "Logging", env = "VARWATCH_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     /// Keep the sessions in this directory (created if missing): every
     /// accepted change is on disk before it is acknowledged or seen, and a
     /// restart — or a crash — gives back every session, variable, id,
     /// version and revision; open watches resume. Not with --etcd.
-    #[arg(long, env = "VARWATCH_DATA_DIR", conflicts_with = "etcd")]
+    #[arg(
+        long,
+        help_heading = "Storage",
+        env = "VARWATCH_DATA_DIR",
+        conflicts_with = "etcd"
+    )]
     data_dir: Option<PathBuf>,
     /// With --data-dir, when a write is acknowledged: `always` (synced to
     /// disk first; writers share syncs), `interval:<duration>` (written at
     /// once, synced every interval, e.g. `interval:100ms`) or `never`
     /// (written at once, synced by the OS). A killed server loses nothing
     /// under any of them; a lost machine, up to the interval.
-    #[arg(long, env = "VARWATCH_DURABILITY", default_value = "always", value_parser = durability)]
+    #[arg(long, help_heading = "Storage", env = "VARWATCH_DURABILITY", default_value = "always", value_parser = durability)]
     durability: varwatch::durable::Durability,
+    /// Most sessions the store holds at once (creating one more fails with
+    /// RESOURCE_EXHAUSTED). Default: no limit. Not with --etcd.
+    #[arg(
+        long,
+        help_heading = "Store",
+        conflicts_with = "etcd",
+        env = "VARWATCH_MAX_SESSIONS"
+    )]
+    max_sessions: Option<usize>,
+    /// TTL of sessions created without one, e.g. `10m` (default: they never
+    /// expire). Not with --etcd (an etcd session's TTL is its lease's).
+    #[arg(long, help_heading = "Store", conflicts_with = "etcd", env = "VARWATCH_DEFAULT_TTL", value_parser = duration)]
+    default_ttl: Option<Duration>,
+    /// How often expired sessions are removed (and their watches ended with
+    /// SESSION_CLOSED); at least 10ms. Not with --etcd.
+    #[arg(long, help_heading = "Store", conflicts_with = "etcd", env = "VARWATCH_SWEEP_INTERVAL", default_value = "1s", value_parser = duration)]
+    sweep_interval: Duration,
+    /// The largest capacity, in events, a lossless watch may be granted (a
+    /// session's event log holds at most the largest among its watches).
+    /// Not with --etcd.
+    #[arg(long, help_heading = "Store", conflicts_with = "etcd", env = "VARWATCH_MAX_EVENT_LOG", default_value_t = 1 << 20)]
+    max_event_log: usize,
     /// With --etcd: how often the server checks that the cluster answers (a
     /// linearizable read). When it does not, health turns NOT_SERVING, open
     /// watches end with UNAVAILABLE and calls are refused, so that clients
     /// given several servers move to another; when it answers again, the
     /// server serves again.
-    #[arg(long, env = "VARWATCH_HEALTH_INTERVAL", default_value = "1s", value_parser = duration)]
+    #[arg(long, help_heading = "etcd", env = "VARWATCH_HEALTH_INTERVAL", default_value = "1s", value_parser = duration)]
     health_interval: Duration,
     /// Keep the sessions on this etcd cluster instead of in memory (its
     /// client URLs, comma-separated; the binary must be built with feature
     /// `etcd`). Servers on one etcd serve the same sessions.
-    #[arg(long, env = "VARWATCH_ETCD", value_delimiter = ',')]
+    #[arg(long, help_heading = "etcd", env = "VARWATCH_ETCD", value_delimiter = ',')]
     etcd: Vec<String>,
     /// Every etcd key of the store starts with this.
-    #[arg(long, env = "VARWATCH_ETCD_PREFIX", default_value = "varwatch/")]
+    #[arg(
+        long,
+        help_heading = "etcd",
+        env = "VARWATCH_ETCD_PREFIX",
+        default_value = "varwatch/"
+    )]
     etcd_prefix: String,
     /// etcd user (with --etcd-password-file).
-    #[arg(long, env = "VARWATCH_ETCD_USER", requires = "etcd_password_file")]
+    #[arg(
+        long,
+        help_heading = "etcd",
+        env = "VARWATCH_ETCD_USER",
+        requires = "etcd_password_file"
+    )]
     etcd_user: Option<String>,
     /// A file holding the etcd user's password (trimmed).
-    #[arg(long, env = "VARWATCH_ETCD_PASSWORD_FILE", requires = "etcd_user")]
+    #[arg(
+        long,
+        help_heading = "etcd",
+        env = "VARWATCH_ETCD_PASSWORD_FILE",
+        requires = "etcd_user"
+    )]
     etcd_password_file: Option<PathBuf>,
     /// PEM CA certificate that etcd's server certificate is checked against
     /// (TLS to etcd; `https://` endpoints).
-    #[arg(long, env = "VARWATCH_ETCD_CA")]
+    #[arg(long, help_heading = "etcd", env = "VARWATCH_ETCD_CA")]
     etcd_ca: Option<PathBuf>,
     /// PEM client certificate for etcd (with --etcd-key).
-    #[arg(long, env = "VARWATCH_ETCD_CERT", requires = "etcd_key")]
+    #[arg(
+        long,
+        help_heading = "etcd",
+        env = "VARWATCH_ETCD_CERT",
+        requires = "etcd_key"
+    )]
     etcd_cert: Option<PathBuf>,
     /// PEM private key of --etcd-cert.
-    #[arg(long, env = "VARWATCH_ETCD_KEY", requires = "etcd_cert")]
+    #[arg(
+        long,
+        help_heading = "etcd",
+        env = "VARWATCH_ETCD_KEY",
+        requires = "etcd_cert"
+    )]
     etcd_key: Option<PathBuf>,
 }
 
-/// Every `VARWATCH_*` variable the server reads.
-const KNOWN_ENV: &[&str] = &[
-    "VARWATCH_LISTEN",
-    "VARWATCH_DATA_DIR",
-    "VARWATCH_DURABILITY",
-    "VARWATCH_HEALTH_INTERVAL",
-    "VARWATCH_TOKEN_FILE",
-    "VARWATCH_TLS_CERT",
-    "VARWATCH_TLS_KEY",
-    "VARWATCH_SESSIONS",
-    "VARWATCH_MAX_CONNECTIONS",
-    "VARWATCH_MAX_WATCHES",
-    "VARWATCH_MAX_WATCHES_PER_CONNECTION",
-    "VARWATCH_MAX_MESSAGE_BYTES",
-    "VARWATCH_MAX_VALUE_BYTES",
-    "VARWATCH_MAX_METADATA_BYTES",
-    "VARWATCH_MAX_WATCH_MESSAGE_BYTES",
-    "VARWATCH_MAX_BATCH_ITEMS",
-    "VARWATCH_HEARTBEAT_INTERVAL",
-    "VARWATCH_HEARTBEAT_TIMEOUT",
-    "VARWATCH_IDLE_TIMEOUT",
-    "VARWATCH_HANDSHAKE_TIMEOUT",
-    "VARWATCH_LOG",
-    "VARWATCH_ETCD",
-    "VARWATCH_ETCD_PREFIX",
-    "VARWATCH_ETCD_USER",
-    "VARWATCH_ETCD_PASSWORD_FILE",
-    "VARWATCH_ETCD_CA",
-    "VARWATCH_ETCD_CERT",
-    "VARWATCH_ETCD_KEY",
-];
+/// Every `VARWATCH_*` variable the server reads: the flags' own (one
+/// list, clap's).
+fn known_env() -> Vec<String> {
+    use clap::CommandFactory;
+    Args::command()
+        .get_arguments()
+        .filter_map(|a| a.get_env())
+        .filter_map(|e| e.to_str().map(str::to_string))
+        .collect()
+}
 
 /// `VARWATCH_*` variables the server does not read: a security setting
 /// spelled wrong (`VARWATCH_TOKEN` for `VARWATCH_TOKEN_FILE`) must not leave
 /// the server open while its operator believes it closed. Returns the
 /// unknown ones; a token, password or key among them is an error.
 fn unknown_env() -> Result<Vec<String>, String> {
+    let known = known_env();
     let unknown: Vec<String> = std::env::vars_os()
         .filter_map(|(k, _)| k.into_string().ok())
-        .filter(|k| k.starts_with("VARWATCH_") && !KNOWN_ENV.contains(&k.as_str()))
+        .filter(|k| k.starts_with("VARWATCH_") && !known.contains(k))
         .collect();
     let secret = |k: &String| {
         ["TOKEN", "PASSWORD", "SECRET", "KEY", "CERT", "TLS", "AUTH"]
@@ -194,6 +270,20 @@ fn unknown_env() -> Result<Vec<String>, String> {
         ));
     }
     Ok(unknown)
+}
+
+/// The store's settings from the flags.
+fn store_config(args: &Args) -> varwatch::StoreConfig {
+    let mut config = varwatch::StoreConfig::new()
+        .sweep_interval(args.sweep_interval)
+        .max_event_log(args.max_event_log);
+    if let Some(n) = args.max_sessions {
+        config = config.max_sessions(n);
+    }
+    if let Some(ttl) = args.default_ttl {
+        config = config.default_ttl(ttl);
+    }
+    config
 }
 
 /// `always`, `interval:<duration>` or `never`.
@@ -254,11 +344,15 @@ fn read(path: &PathBuf, what: &str) -> Result<Vec<u8>, String> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(log_filter(&args.log))?)
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(log_filter(&args.log))?);
+    if args.log_format == "json" {
+        logs.json().init();
+    } else {
         // Colours for a person at a terminal, plain lines for log files.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
+        logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .init();
+    }
 
     let unknown = unknown_env()?;
     for k in &unknown {
@@ -266,7 +360,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(dir) = &args.data_dir {
         let options = varwatch::durable::DurableOptions::new().durability(args.durability);
-        let (store, recovery) = SessionStore::open(dir, varwatch::StoreConfig::new(), options)?;
+        let (store, recovery) = SessionStore::open(dir, store_config(&args), options)?;
         info!(
             dir = %dir.display(),
             durability = ?args.durability,
@@ -281,7 +375,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         warn!(
             "the sessions are kept in memory: they are lost when this server stops (use --data-dir or --etcd to keep them)"
         );
-        serve(SessionStore::new(), &args).await
+        serve(SessionStore::with_config(store_config(&args)), &args).await
     } else {
         let store = etcd(&args).await?;
         serve_etcd(store, &args).await
