@@ -747,7 +747,12 @@ mod tests {
             ],
         );
         let resume = Resume {
-            versions: [("a".to_string(), 3), ("b".to_string(), 2), ("gone".to_string(), 4)].into(),
+            versions: [
+                ("a".to_string(), 3),
+                ("b".to_string(), 2),
+                ("gone".to_string(), 4),
+            ]
+            .into(),
             incarnation: Some(7),
         };
         let key = f.attach_resumed(config(100, Mode::Resync), &resume, |_| None);
