@@ -372,7 +372,7 @@ impl SessionMap {
 /// The durable part of a store: its journal and directory lock (none for
 /// an in-memory store, and nothing at all without feature `durable`).
 #[cfg(all(feature = "durable", not(loom)))]
-type DurablePart = Option<(std::sync::Arc<crate::durable::Durable>, std::fs::File)>;
+type DurablePart = Option<std::sync::Arc<crate::durable::Durable>>;
 #[cfg(all(feature = "durable", not(loom)))]
 const IN_MEMORY: DurablePart = None;
 #[cfg(not(all(feature = "durable", not(loom))))]
@@ -551,7 +551,7 @@ impl SessionStore {
         );
         #[cfg(all(feature = "durable", not(loom)))]
         {
-            session.durable = self.inner.durable.as_ref().map(|(d, _)| d.clone());
+            session.durable = self.inner.durable.clone();
         }
         // Recorded before anyone can see it (durable stores).
         if let Err(e) = session.journal_create() {
@@ -839,10 +839,16 @@ impl SessionStore {
         }
     }
 
+    /// Whether this store is on disk (its writes wait for the disk).
+    #[cfg(all(feature = "durable", not(loom)))]
+    pub(crate) fn is_durable(&self) -> bool {
+        self.inner.durable.is_some()
+    }
+
     /// The journal's (commits, syncs); zeros for an in-memory store.
     fn journal_counts(&self) -> (u64, u64) {
         #[cfg(all(feature = "durable", not(loom)))]
-        if let Some((d, _)) = &self.inner.durable {
+        if let Some(d) = &self.inner.durable {
             return d.counts();
         }
         (0, 0)
@@ -870,11 +876,11 @@ impl SessionStore {
         options: crate::durable::DurableOptions,
     ) -> Result<(SessionStore, crate::durable::Recovery)> {
         let dir = dir.as_ref();
-        let (model, durable, recovery, lock) = crate::durable::open(dir, options)?;
+        let (model, durable, recovery) = crate::durable::open(dir, options)?;
         if let Some((_file, _bytes)) = &recovery.torn {
             crate::trace::warning!(file = %_file.display(), bytes = _bytes, "cut off a torn journal tail (a write a crash interrupted)");
         }
-        let store = SessionStore::build(config, Some((durable.clone(), lock)));
+        let store = SessionStore::build(config, Some(durable.clone()));
         let inner = &store.inner;
         inner
             .counters
@@ -891,9 +897,12 @@ impl SessionStore {
             inner.sessions.count.fetch_add(1, Ordering::AcqRel);
         }
         let weak = Arc::downgrade(&store.inner);
+        // `None` once the store is gone: a compaction then writes nothing
+        // (an empty snapshot would replace the whole journal).
         durable.set_state(Box::new(move || {
             let mut model = crate::durable::model::Model::default();
-            if let Some(inner) = weak.upgrade() {
+            let inner = weak.upgrade()?;
+            {
                 let mut sessions: Vec<_> = inner.sessions.all().iter().filter_map(|s| s.to_model()).collect();
                 sessions.sort_by(|a, b| {
                     let id =
@@ -904,7 +913,7 @@ impl SessionStore {
                 // Read after every session: no id in them is above it.
                 model.last_var_id = inner.counters.next_var_id.load(Ordering::Relaxed);
             }
-            model
+            Some(model)
         }));
         Ok((store, recovery))
     }
@@ -921,7 +930,7 @@ impl SessionStore {
     /// still holds everything).
     pub fn compact(&self) -> Result<()> {
         match &self.inner.durable {
-            Some((d, _)) => d.compact(),
+            Some(d) => d.compact(),
             None => Ok(()),
         }
     }

@@ -311,6 +311,45 @@ fn snapshots_keep_disk_use_to_the_live_state() {
     assert_eq!(state(&open(&dir.0)), before);
 }
 
+/// A store dropped while its background compaction runs loses nothing:
+/// the compaction writes no snapshot once the store is gone (an empty one
+/// would replace the whole journal), and the directory stays locked until
+/// it has finished (opening again meanwhile is refused, then works).
+#[test]
+fn dropping_a_store_while_it_compacts_loses_nothing() {
+    let dir = TempDir::new("drop-compact");
+    let opts = || {
+        DurableOptions::new()
+            .durability(Durability::Never)
+            .compact_after(4096)
+    };
+    let mut expected = 0u64;
+    for round in 0..64 {
+        let s = loop {
+            match SessionStore::open(&dir.0, StoreConfig::new(), opts()) {
+                Ok((s, _)) => break s,
+                Err(Error::Storage { reason, .. }) if reason.contains("in use") => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(e) => panic!("round {round}: {e}"),
+            }
+        };
+        if round == 0 {
+            s.create_session("s", SessionOptions::new()).unwrap();
+            s.register("s", VarDef::new("x", VarType::String, "")).unwrap();
+        }
+        assert_eq!(s.get("s", "x").unwrap().version(), expected, "round {round}");
+        // About 4 KiB of journal: a compaction starts near the end, in
+        // some round right as the store is dropped.
+        for i in 0..12 + round % 8 {
+            expected = s
+                .update("s", "x", format!("{round}-{i}-{}", "y".repeat(200)))
+                .unwrap();
+        }
+        drop(s);
+    }
+}
+
 #[test]
 fn one_directory_one_store() {
     let dir = TempDir::new("lock");

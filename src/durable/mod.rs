@@ -157,10 +157,18 @@ pub(crate) struct Durable {
     compact_after: u64,
     compacting: AtomicBool,
     /// Reads the live state for a snapshot (set once the store exists; it
-    /// holds a weak reference to the store).
-    state: OnceLock<Box<dyn Fn() -> Model + Send + Sync>>,
+    /// holds a weak reference to the store, and reads `None` once the store
+    /// is gone).
+    state: OnceLock<StateReader>,
     me: Weak<Durable>,
+    /// The directory's `LOCK`, held while anything can still write to it:
+    /// the store, a session or writer handle outliving it, a compaction
+    /// thread.
+    _lock: std::fs::File,
 }
+
+/// Reads the live state for a snapshot.
+type StateReader = Box<dyn Fn() -> Option<Model> + Send + Sync>;
 
 impl std::fmt::Debug for Durable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -172,10 +180,7 @@ impl std::fmt::Debug for Durable {
 
 /// Opens (or creates) the store in `dir`: its state as a model, and the
 /// durable part of the store that will hold it.
-pub(crate) fn open(
-    dir: &Path,
-    opts: DurableOptions,
-) -> Result<(Model, Arc<Durable>, Recovery, std::fs::File), Error> {
+pub(crate) fn open(dir: &Path, opts: DurableOptions) -> Result<(Model, Arc<Durable>, Recovery), Error> {
     let opts = opts.normalized();
     std::fs::create_dir_all(dir)
         .map_err(|e| journal::storage(dir, format!("cannot create the directory: {e}")))?;
@@ -208,8 +213,9 @@ pub(crate) fn open(
         compacting: AtomicBool::new(false),
         state: OnceLock::new(),
         me: me.clone(),
+        _lock: lock,
     });
-    Ok((model, durable, recovery, lock))
+    Ok((model, durable, recovery))
 }
 
 impl Durable {
@@ -219,7 +225,7 @@ impl Durable {
     }
 
     /// Sets how a snapshot reads the live state.
-    pub(crate) fn set_state(&self, read: Box<dyn Fn() -> Model + Send + Sync>) {
+    pub(crate) fn set_state(&self, read: StateReader) {
         let _ = self.state.set(read);
     }
 
@@ -299,7 +305,10 @@ impl Durable {
         let Some(read) = self.state.get() else {
             return Ok(());
         };
-        let mut model = read();
+        // The store is gone: nothing to snapshot (never an empty state).
+        let Some(mut model) = read() else {
+            return Ok(());
+        };
         model.start_segment = n;
         snapshot::write(self.journal.dir(), &model)
     }
