@@ -24,11 +24,17 @@
 //! the 2-core VM, and 16 writers reached 4–5× one writer; with the syncer
 //! they share syncs as they should (`benches/durable.rs`).
 //!
-//! With [`Durability::Interval`] and [`Durability::Never`] a writer writes
-//! its block to the file at once (the operating system has it: a killed
-//! process loses nothing) and does not wait for a sync; `Interval` syncs
-//! from a background thread every interval, `Never` leaves it to the
-//! operating system. A lost machine loses at most the last interval.
+//! With [`Durability::Interval`] and [`Durability::Never`] a writer's entry
+//! is in the file when its write returns (the operating system has it: a
+//! killed process loses nothing), not synced: batches are written the same
+//! way, one at a time, but without the sync. `Interval` syncs from a
+//! background thread every interval, `Never` leaves it to the operating
+//! system. A lost machine loses at most the last interval. Accesses and
+//! expiries (entries nobody waits for) are written at once when nothing
+//! else is under way, else with the batch under way or the next.
+//!
+//! `sync` and `roll` (a snapshot's) take the journal for themselves: no
+//! new batch starts while one waits, so steady writers cannot starve them.
 //!
 //! Entries of one session reach the file in the order of their revisions:
 //! a session's writer holds the session's write lock while it commits, and
@@ -75,6 +81,10 @@ struct State {
     /// Tickets: the last one handed out, and the last one synced.
     issued: u64,
     durable: u64,
+    /// The last ticket written to the file (synced or not). Batches are
+    /// written one at a time (`in_flight` is at most 1 while anyone
+    /// writes), so every ticket at or below it is in the file, in order.
+    written: u64,
     /// Batches being written (a leader's, or immediate writes).
     in_flight: usize,
     /// The file being appended to, and its number.
@@ -96,6 +106,10 @@ struct State {
     last_sync: Duration,
     /// The syncer waits on `work` for writers to come back.
     syncer_gathering: bool,
+    /// `sync` and `roll` callers waiting for the journal to themselves: no
+    /// new batch starts while one waits (else steady writers would keep
+    /// the syncer busy and starve them).
+    exclusive: usize,
     /// Counters: commits recorded, syncs made.
     commits: u64,
     syncs: u64,
@@ -191,6 +205,7 @@ impl Journal {
                 pending: Vec::new(),
                 issued: 0,
                 durable: 0,
+                written: 0,
                 in_flight: 0,
                 file: Arc::new(file),
                 segment,
@@ -202,6 +217,7 @@ impl Journal {
                 last_waiters: 0,
                 last_sync: Duration::ZERO,
                 syncer_gathering: false,
+                exclusive: 0,
                 commits: 0,
                 syncs: 0,
             }),
@@ -277,9 +293,20 @@ impl Shared {
         let ticket = st.issued;
         match self.durability {
             Durability::Always if wait => self.wait_durable(st, ticket),
-            Durability::Always => Ok(()),
-            // Written at once (a killed process loses nothing), not synced.
-            Durability::Interval(_) | Durability::Never => self.flush(st, false).map(drop),
+            // An access or expiry: written now if nothing else is under way
+            // (a killed process loses nothing); otherwise the batch under
+            // way, the syncer or the `sync`/`roll` that holds the journal
+            // takes it along (see `release`). Never left pending.
+            Durability::Always => {
+                if st.in_flight == 0 && !st.syncer_busy && st.exclusive == 0 {
+                    self.flush(st, false).map(drop)
+                } else {
+                    Ok(())
+                }
+            }
+            // Written before the write returns (a killed process loses
+            // nothing), not synced.
+            Durability::Interval(_) | Durability::Never => self.wait_written(st, ticket),
         }
     }
 
@@ -294,12 +321,33 @@ impl Shared {
             if let Some(reason) = &st.failed {
                 return Err(unknown(&self.dir, reason));
             }
-            if st.in_flight == 0 && !st.syncer_busy {
+            if st.in_flight == 0 && !st.syncer_busy && st.exclusive == 0 {
                 st = self.flush(st, true)?;
                 if st.durable >= ticket && !st.pending.is_empty() {
                     st.syncer_busy = true;
                     self.work.notify_one();
                 }
+                continue;
+            }
+            st = self.written.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Waits until `ticket` is written to the file (not synced), writing a
+    /// batch itself when none is in flight: writes are one at a time, so a
+    /// writer never returns before an entry of its own that another
+    /// writer's batch took is in the file, and entries reach the file in
+    /// the order they came.
+    fn wait_written<'a>(&'a self, mut st: MutexGuard<'a, State>, ticket: u64) -> Result<(), Error> {
+        loop {
+            if st.written >= ticket {
+                return Ok(());
+            }
+            if let Some(reason) = &st.failed {
+                return Err(unknown(&self.dir, reason));
+            }
+            if st.in_flight == 0 && st.exclusive == 0 {
+                st = self.flush(st, false)?;
                 continue;
             }
             st = self.written.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -328,7 +376,7 @@ impl Shared {
                 // are coming back, and if the syncer went idle now the
                 // first of them would lead a batch of one.
                 st = self.gather(st);
-                if st.pending.is_empty() || st.failed.is_some() {
+                if st.pending.is_empty() || st.failed.is_some() || st.exclusive > 0 {
                     break;
                 }
                 st = match self.flush(st, true) {
@@ -384,6 +432,7 @@ impl Shared {
         match result {
             Ok(()) => {
                 st.since_snapshot += bytes.len() as u64;
+                st.written = st.written.max(last);
                 if sync {
                     st.durable = st.durable.max(last);
                     st.syncs += 1;
@@ -412,7 +461,7 @@ impl Shared {
         }
         let deadline = std::time::Instant::now() + (st.last_sync / 4).min(Duration::from_micros(250));
         st.syncer_gathering = true;
-        while st.pending_waiters < st.last_waiters && !st.closing {
+        while st.pending_waiters < st.last_waiters && !st.closing && st.exclusive == 0 {
             let now = std::time::Instant::now();
             if now >= deadline {
                 break;
@@ -427,14 +476,34 @@ impl Shared {
         st
     }
 
-    /// Waits until no batch is in flight and the syncer is idle: a batch
-    /// taken now is the only one, and the tickets it marks durable are
-    /// exactly those written before it.
+    /// Takes the journal for `sync` or `roll`: no new batch starts, and
+    /// once none is in flight and the syncer is idle, returns; a batch taken
+    /// now is the only one, and the tickets it marks durable are exactly
+    /// those written before it. Must be followed by [`release`](Self::release).
     fn quiet<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        st.exclusive += 1;
+        // A gathering syncer stops gathering.
+        self.work.notify_all();
         while st.in_flight > 0 || st.syncer_busy {
             st = self.written.wait(st).unwrap_or_else(|e| e.into_inner());
         }
         st
+    }
+
+    /// Gives the journal back after [`quiet`](Self::quiet): waiting writers
+    /// may lead again, and what came meanwhile goes to the syncer.
+    fn release(&self, mut st: MutexGuard<'_, State>) {
+        st.exclusive -= 1;
+        if st.exclusive == 0
+            && !st.pending.is_empty()
+            && self.durability == Durability::Always
+            && !st.syncer_busy
+            && st.failed.is_none()
+        {
+            st.syncer_busy = true;
+            self.work.notify_one();
+        }
+        self.written.notify_all();
     }
 
     /// Writes what is pending and syncs the file (the `Interval` thread,
@@ -442,26 +511,50 @@ impl Shared {
     fn sync(&self) -> Result<(), Error> {
         let st = self.quiet(self.lock());
         if st.failed.is_some() {
+            self.release(st);
             return Ok(());
         }
-        drop(self.flush(st, true)?);
-        Ok(())
+        match self.flush(st, true) {
+            Ok(st) => {
+                self.release(st);
+                Ok(())
+            }
+            Err(e) => {
+                self.release(self.lock());
+                Err(e)
+            }
+        }
     }
 
     /// Starts the next segment (a snapshot follows): later entries go
     /// there. Returns its number.
     fn roll(&self) -> Result<u64, Error> {
         let st = self.quiet(self.lock());
-        let mut st = self.flush(st, true)?;
+        let mut st = match self.flush(st, true) {
+            Ok(st) => st,
+            Err(e) => {
+                self.release(self.lock());
+                return Err(e);
+            }
+        };
         // Wait out batches in flight: they hold the old file.
         while st.in_flight > 0 {
             st = self.written.wait(st).unwrap_or_else(|e| e.into_inner());
         }
         let n = st.segment + 1;
-        st.file = Arc::new(create_segment(&self.dir, n)?);
-        st.segment = n;
-        st.since_snapshot = 0;
-        Ok(n)
+        match create_segment(&self.dir, n) {
+            Ok(file) => {
+                st.file = Arc::new(file);
+                st.segment = n;
+                st.since_snapshot = 0;
+                self.release(st);
+                Ok(n)
+            }
+            Err(e) => {
+                self.release(st);
+                Err(e)
+            }
+        }
     }
 }
 
@@ -503,6 +596,68 @@ mod tests {
             }
         }
         out
+    }
+
+    fn temp(what: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("varwatch-journal-{what}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// An access (an entry that waits for nothing) is written at once,
+    /// not left pending until some later write comes.
+    #[test]
+    fn an_entry_that_waits_for_nothing_is_written_at_once() {
+        let dir = temp("nowait");
+        let journal = Journal::create(&dir, 1, Durability::Always).unwrap();
+        journal.commit(vec![entry(0, 7)], false).unwrap();
+        assert_eq!(entries(&dir), [entry(0, 7)]);
+        drop(journal);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Writers that never pause do not starve `roll` (a compaction) or
+    /// `sync`: each waits for the batch under way, not for a quiet moment.
+    /// Counted, not timed: twenty of each must be done before any writer has
+    /// made 2 000 commits (they need a few batches; starved, they waited
+    /// for the writers to stop).
+    #[test]
+    fn steady_writers_do_not_starve_roll_or_sync() {
+        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+        const CAP: u64 = 2_000;
+        let dir = temp("starve");
+        let journal = Arc::new(Journal::create(&dir, 1, Durability::Always).unwrap());
+        let done = Arc::new(AtomicBool::new(false));
+        let starved = Arc::new(AtomicBool::new(false));
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let (journal, done, starved) = (journal.clone(), done.clone(), starved.clone());
+                std::thread::spawn(move || {
+                    let mut k = 0;
+                    while !done.load(SeqCst) {
+                        k += 1;
+                        if k == CAP {
+                            starved.store(true, SeqCst);
+                            break;
+                        }
+                        journal.commit(vec![entry(w, k)], true).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..20 {
+            journal.roll().unwrap();
+            journal.sync().unwrap();
+        }
+        let starved_before = starved.load(SeqCst);
+        done.store(true, SeqCst);
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert!(!starved_before, "roll and sync waited for the writers to stop");
+        drop(journal);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     fn entry(writer: usize, k: u64) -> Entry {
