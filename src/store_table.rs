@@ -68,10 +68,24 @@ impl VarStore for SessionStore {
     }
 }
 
-/// The in-process store never waits: its futures are ready at once.
+/// The in-process store never waits: its futures are ready at once — but
+/// for a durable store's writes, which wait for the disk.
 impl AsyncVarStore for SessionStore {
     fn call(&self, request: Request) -> impl Future<Output = Result<Response>> + Send {
-        ready(VarStore::call(self, request))
+        // A durable store's write waits for its sync (shared by group
+        // commit). On a tokio runtime (a server's) it waits on a blocking
+        // thread: the runtime's workers go on serving heartbeats and reads,
+        // and more writers than workers can share one sync.
+        #[cfg(all(feature = "durable", not(loom)))]
+        if self.is_durable()
+            && request.as_write().is_some()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let store = self.clone();
+            let task = rt.spawn_blocking(move || VarStore::call(&store, request));
+            return futures_or_ready::Either::Later(task);
+        }
+        futures_or_ready::Either::Now(ready(VarStore::call(self, request)))
     }
 
     fn open_watch(
@@ -81,5 +95,43 @@ impl AsyncVarStore for SessionStore {
         opts: WatchOptions,
     ) -> impl Future<Output = Result<Watch>> + Send {
         ready(VarStore::open_watch(self, session, target, opts))
+    }
+}
+
+/// The future of [`AsyncVarStore::call`] on a [`SessionStore`]: an answer
+/// ready now, or (a durable store's write) a blocking task's.
+mod futures_or_ready {
+    use std::future::{Future, Ready};
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    #[cfg(all(feature = "durable", not(loom)))]
+    use crate::Error;
+    use crate::Result;
+    use crate::ops::Response;
+
+    pub(super) enum Either {
+        Now(Ready<Result<Response>>),
+        #[cfg(all(feature = "durable", not(loom)))]
+        Later(tokio::task::JoinHandle<Result<Response>>),
+    }
+
+    impl Future for Either {
+        type Output = Result<Response>;
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+            match self.get_mut() {
+                Either::Now(r) => Pin::new(r).poll(cx),
+                #[cfg(all(feature = "durable", not(loom)))]
+                Either::Later(task) => Pin::new(task).poll(cx).map(|r| {
+                    r.unwrap_or_else(|e| {
+                        Err(Error::OutcomeUnknown {
+                            session: String::new(),
+                            operation: "a write".into(),
+                            reason: format!("the write's task ended before answering: {e}"),
+                        })
+                    })
+                }),
+            }
+        }
     }
 }

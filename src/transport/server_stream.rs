@@ -530,7 +530,7 @@ pub(crate) async fn run<S, I>(
     ctx: StreamContext<S>,
     mut inbound: I,
     out: Out,
-    closing: impl Future<Output = ()> + Send,
+    closing: impl Future<Output = &'static str> + Send,
 ) where
     S: AsyncVarStore + Send + Sync + 'static,
     I: Stream<Item = ClientMessage> + Send + Unpin,
@@ -568,9 +568,9 @@ pub(crate) async fn run<S, I>(
             limits.heartbeat_timeout
         ),
     };
-    let shutting_down = || Error::Remote {
+    let shutting_down = |why: &str| Error::Remote {
         code: ErrorCode::Unavailable,
-        message: "the server is shutting down".into(),
+        message: why.into(),
     };
     loop {
         // 1. Send what is assembled, waiting for room if need be.
@@ -622,8 +622,8 @@ pub(crate) async fn run<S, I>(
                             }
                             return;
                         }
-                        _ = closing.as_mut() => {
-                            out.end(shutting_down());
+                        why = closing.as_mut() => {
+                            out.end(shutting_down(why));
                             return;
                         }
                     }
@@ -667,8 +667,8 @@ pub(crate) async fn run<S, I>(
                 return;
             }
             _ = tx.closed() => return,
-            _ = closing.as_mut() => {
-                out.end(shutting_down());
+            why = closing.as_mut() => {
+                out.end(shutting_down(why));
                 return;
             }
         }

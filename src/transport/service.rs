@@ -19,13 +19,33 @@ use tokio::sync::mpsc;
 
 use super::limits::{Limits, metadata_bytes, value_bytes};
 use super::protocol::{ClientMessage, Request, Response, ServerMessage};
+use super::server_stream::{self, StreamContext};
+use crate::{AsyncVarStore, Error, Result, SessionStore, Value};
 
 /// The message of every refusal of a server that is not serving (see
 /// [`Service::set_serving`]); clients given several servers recognise it
 /// and move on.
 pub(crate) const NOT_SERVING: &str = "not serving: this server cannot reach its store; try another server";
-use super::server_stream::{self, StreamContext};
-use crate::{AsyncVarStore, Error, Result, SessionStore, Value};
+
+/// The message of a watch stream ended, or refused, because the server is
+/// shutting down.
+pub(crate) const SHUTTING_DOWN: &str = "the server is shutting down";
+
+/// Whether `e` is a server's refusal to serve at all — not serving, or
+/// shutting down — as opposed to an answer of its store: a client given
+/// several servers moves to the next on it. A call refused so was never
+/// read (the refusal comes before the store), so it may be sent again
+/// elsewhere. One rule, for every client (`grpc/client.rs`).
+#[cfg_attr(not(feature = "grpc"), allow(dead_code))]
+pub(crate) fn refused(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Remote {
+            code: crate::ErrorCode::Unavailable,
+            message,
+        } if message == NOT_SERVING || message == SHUTTING_DOWN
+    )
+}
 
 /// A store served to remote clients (by default a [`SessionStore`]; any
 /// [`AsyncVarStore`]): the protocol-neutral server side that every
@@ -163,8 +183,12 @@ impl<S: AsyncVarStore + Clone + Send + Sync + 'static> Service<S> {
     ///
     /// [`ErrorCode::Unavailable`]: crate::ErrorCode::Unavailable
     pub fn close_watches(&self) {
-        self.shut_down.store(true, Ordering::SeqCst);
-        let _ = self.close.send(true);
+        // Under the channel's lock, as `set_serving`: a probe turning the
+        // service back on cannot undo a shutdown.
+        self.close.send_modify(|closing| {
+            self.shut_down.store(true, Ordering::SeqCst);
+            *closing = true;
+        });
     }
 
     /// Whether this server can serve: a replica whose store became
@@ -179,12 +203,10 @@ impl<S: AsyncVarStore + Clone + Send + Sync + 'static> Service<S> {
     ///
     /// [`ErrorCode::Unavailable`]: crate::ErrorCode::Unavailable
     pub fn set_serving(&self, serving: bool) {
-        self.not_serving.store(!serving, Ordering::SeqCst);
-        if !serving {
-            let _ = self.close.send(true);
-        } else if !self.shut_down.load(Ordering::SeqCst) {
-            let _ = self.close.send(false);
-        }
+        self.close.send_modify(|closing| {
+            self.not_serving.store(!serving, Ordering::SeqCst);
+            *closing = !serving || self.shut_down.load(Ordering::SeqCst);
+        });
     }
 
     /// The refusal of a server that is not serving.
@@ -198,13 +220,20 @@ impl<S: AsyncVarStore + Clone + Send + Sync + 'static> Service<S> {
         Ok(())
     }
 
-    /// Resolves once [`close_watches`](Self::close_watches) was called.
-    pub(crate) fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
+    /// Resolves once [`close_watches`](Self::close_watches) was called,
+    /// or the service stopped serving, with the message a stream ends with
+    /// ([`SHUTTING_DOWN`] or [`NOT_SERVING`]).
+    pub(crate) fn closed(&self) -> impl Future<Output = &'static str> + Send + 'static {
         let mut rx = self.closing.clone();
+        let (shut_down, not_serving) = (self.shut_down.clone(), self.not_serving.clone());
         async move {
             loop {
                 if *rx.borrow_and_update() {
-                    return;
+                    return if not_serving.load(Ordering::SeqCst) && !shut_down.load(Ordering::SeqCst) {
+                        NOT_SERVING
+                    } else {
+                        SHUTTING_DOWN
+                    };
                 }
                 if rx.changed().await.is_err() {
                     std::future::pending::<()>().await;
@@ -328,7 +357,7 @@ impl<S: AsyncVarStore + Clone + Send + Sync + 'static> Service<S> {
         if *self.closing.borrow() {
             return Err(Error::Remote {
                 code: crate::ErrorCode::Unavailable,
-                message: "the server is shutting down".into(),
+                message: SHUTTING_DOWN.into(),
             });
         }
         let ctx = StreamContext {

@@ -32,6 +32,7 @@ use super::convert::{
 };
 use super::proto::var_watch_client::VarWatchClient;
 use super::proto::{self, item_result};
+use crate::transport::service::refused;
 use crate::transport::{
     BoxFuture, ClientMessages, RemoteConfig, RemoteStore, Request, Response, ServerMessage, ServerMessages,
     Transport,
@@ -100,35 +101,22 @@ impl Connection {
 }
 
 /// Whether `e`, from a server in use, means moving to the next one: the
-/// way to it failed (no connection, a broken one), or it answered
-/// `UNAVAILABLE` (shutting down, or not serving). Any other answer is the
-/// store's own and would be the same on every replica.
+/// way to it failed (no connection, a broken one), or the server refused
+/// to serve at all (not serving, shutting down: [`refused`]). Any other
+/// answer — `UNAVAILABLE` from its store included (etcd contention, etcd
+/// unreachable before its probe notices) — is the store's own and would be
+/// the same on every replica.
 fn moves_on(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Transport { .. }
-            | Error::Remote {
-                code: ErrorCode::Unavailable,
-                ..
-            }
-    )
+    matches!(e, Error::Transport { .. }) || refused(e)
 }
 
 /// Whether a request that failed with `e` (where [`moves_on`] holds) may be
 /// sent at once to the next server: a read always; a write only if it
 /// certainly was not applied — it never left, or the server refused it
-/// unread (`UNAVAILABLE` is answered before a write reaches the store).
+/// before its store saw it ([`refused`]).
 /// Otherwise its outcome is unknown, and the caller is told so.
 fn retry_elsewhere(request: &Request, e: &Error) -> bool {
-    request.as_write().is_none()
-        || crate::error::never_sent(e)
-        || matches!(
-            e,
-            Error::Remote {
-                code: ErrorCode::Unavailable,
-                ..
-            }
-        )
+    request.as_write().is_none() || crate::error::never_sent(e) || refused(e)
 }
 
 /// The `authorization` header of `config`'s token.
