@@ -244,6 +244,10 @@ fn bad_flags_fail_with_a_message() {
         // The store's settings are the in-process store's, not etcd's.
         &["--default-ttl", "1m", "--etcd", "http://127.0.0.1:2379"][..],
         &["--log-format", "xml"][..],
+        &["--default-ttl", "0s"][..],
+        // Settings of a store that is not there.
+        &["--durability", "never"][..],
+        &["--health-interval", "2s"][..],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_varwatch-server"))
             .args(["--listen", "127.0.0.1:0"])

@@ -62,7 +62,8 @@ struct Args {
         requires = "tls_cert"
     )]
     tls_key: Option<PathBuf>,
-    /// Sessions to create at start (repeat the flag, or separate with commas).
+    /// Sessions to create at start (repeat the flag, or separate with commas);
+    /// like any session created without a TTL, they get --default-ttl.
     #[arg(
         long,
         help_heading = "Network",
@@ -154,7 +155,7 @@ struct Args {
     /// once, synced every interval, e.g. `interval:100ms`) or `never`
     /// (written at once, synced by the OS). A killed server loses nothing
     /// under any of them; a lost machine, up to the interval.
-    #[arg(long, help_heading = "Storage", env = "VARWATCH_DURABILITY", default_value = "always", value_parser = durability)]
+    #[arg(long, help_heading = "Storage", env = "VARWATCH_DURABILITY", requires = "data_dir", default_value = "always", value_parser = durability)]
     durability: varwatch::durable::Durability,
     /// Most sessions the store holds at once (creating one more fails with
     /// RESOURCE_EXHAUSTED). Default: no limit. Not with --etcd.
@@ -167,11 +168,11 @@ struct Args {
     max_sessions: Option<usize>,
     /// TTL of sessions created without one, e.g. `10m` (default: they never
     /// expire). Not with --etcd (an etcd session's TTL is its lease's).
-    #[arg(long, help_heading = "Store", conflicts_with = "etcd", env = "VARWATCH_DEFAULT_TTL", value_parser = duration)]
+    #[arg(long, help_heading = "Store", conflicts_with = "etcd", env = "VARWATCH_DEFAULT_TTL", value_parser = positive_duration)]
     default_ttl: Option<Duration>,
     /// How often expired sessions are removed (and their watches ended with
     /// SESSION_CLOSED); at least 10ms. Not with --etcd.
-    #[arg(long, help_heading = "Store", conflicts_with = "etcd", env = "VARWATCH_SWEEP_INTERVAL", default_value = "1s", value_parser = duration)]
+    #[arg(long, help_heading = "Store", conflicts_with = "etcd", env = "VARWATCH_SWEEP_INTERVAL", default_value = "1s", value_parser = positive_duration)]
     sweep_interval: Duration,
     /// The largest capacity, in events, a lossless watch may be granted (a
     /// session's event log holds at most the largest among its watches).
@@ -183,7 +184,7 @@ struct Args {
     /// watches end with UNAVAILABLE and calls are refused, so that clients
     /// given several servers move to another; when it answers again, the
     /// server serves again.
-    #[arg(long, help_heading = "etcd", env = "VARWATCH_HEALTH_INTERVAL", default_value = "1s", value_parser = duration)]
+    #[arg(long, help_heading = "etcd", env = "VARWATCH_HEALTH_INTERVAL", requires = "etcd", default_value = "1s", value_parser = positive_duration)]
     health_interval: Duration,
     /// Keep the sessions on this etcd cluster instead of in memory (its
     /// client URLs, comma-separated; the binary must be built with feature
@@ -305,6 +306,14 @@ fn durability(s: &str) -> Result<varwatch::durable::Durability, String> {
                 "`{other}` is not a durability: use always, interval:<duration> (e.g. interval:100ms) or never"
             )),
         },
+    }
+}
+
+/// A [`duration`] that is not zero.
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    match duration(s)? {
+        d if d.is_zero() => Err(format!("`{}`: must be more than zero", s.trim())),
+        d => Ok(d),
     }
 }
 
