@@ -310,7 +310,7 @@ pub mod internal {
     //!
     //! ## The durable store's engine
     //!
-    //! A durable store ([`crate::durable`], feature `durable`) needs three
+    //! A durable store (`varwatch::durable`, feature `durable`) needs three
     //! things of its disk: a change recorded before it is published (under
     //! its session's write lock, so entries of a session reach the disk in
     //! revision order), concurrent writers sharing one sync, and a way to

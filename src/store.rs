@@ -117,7 +117,7 @@ pub struct StoreStats {
     /// recorded since it was opened. 0 for an in-memory store.
     pub journal_commits: u64,
     /// A durable store's journal: syncs made since it was opened (with
-    /// [`Durability::Always`](crate::durable::Durability), group commit
+    /// `Durability::Always` (feature `durable`), group commit
     /// shares one among the writers that come together, so
     /// `journal_commits / journal_syncs` is the mean group). 0 for an
     /// in-memory store.

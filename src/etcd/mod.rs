@@ -67,7 +67,13 @@
 //! revision delivered, and report history etcd compacted away as `Lagged`
 //! then the current state (see `watch.rs`). A client's watches of one
 //! session share one etcd watch, and each write is decoded once for all of
-//! them.
+//! them. A watch opened with a resume (a remote client reconnecting to a
+//! server over etcd, perhaps another replica) gets what it is missing by
+//! the rule every store uses (`Lagged` + state, `Deleted`), with one
+//! difference: etcd keeps no record of deletions, so a variable deleted
+//! while the watcher was away is reported deleted right after the version
+//! it had — without a `Lagged` range for versions it may have had between
+//! (the local store remembers recent deletions and is exact).
 //!
 //! **Reads larger than a message** are made in pages at one etcd revision
 //! (`cut.rs`): a session holds what its writes were allowed to build,
