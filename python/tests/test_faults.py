@@ -114,7 +114,8 @@ def test_watches_continue_across_a_killed_and_restarted_durable_server(session_n
 
             until = [1 << 62]
             writer = threading.Thread(target=write)
-            async_watcher = threading.Thread(target=watch_async, args=(until,))
+            # A daemon: if it stalls, the test fails instead of hanging.
+            async_watcher = threading.Thread(target=watch_async, args=(until,), daemon=True)
             async_watcher.start()
             time.sleep(0.3)
             writer.start()
@@ -125,8 +126,11 @@ def test_watches_continue_across_a_killed_and_restarted_durable_server(session_n
             time.sleep(0.4)
             stop.set()
             writer.join()
+            # The async watch stops at the version written after `until` is
+            # set (set before the write, so it cannot be missed).
+            until[0] = c.get(session_name, "x").version + 1
             last = c.update(session_name, "x", -1)
-            until[0] = last
+            assert last == until[0]
             events = []
             while not events or events[-1].kind is EventKind.LAGGED or events[-1].version < last:
                 e = w.next(30)
