@@ -297,6 +297,7 @@ impl Feed {
     ///
     /// [`is_news`]: Self::is_news
     pub(crate) fn apply_group(&mut self, group: Vec<WatchEvent>, wakers: &mut Vec<Waker>) {
+        let group: Vec<WatchEvent> = group.into_iter().map(|e| self.named(e)).collect();
         let Some(first) = group.first() else {
             return;
         };
@@ -528,6 +529,28 @@ impl Feed {
             d.reason = Some(CloseReason::VariablesDeleted);
         }
         key
+    }
+
+    /// `e`, and for a deletion that names only its id, the name the feed
+    /// knew: a store that keeps no record of deleted variables (etcd)
+    /// answers a resume with the id the watcher gave it, and the watcher's
+    /// user is owed the name it knows the variable by.
+    fn named(&self, e: WatchEvent) -> WatchEvent {
+        if e.kind() == EventKind::Deleted
+            && e.variable_name().is_empty()
+            && let Some(known) = self.state.get(e.variable_id())
+        {
+            let record = Record::bare(
+                crate::record::RecordKind::Deleted,
+                e.variable_id(),
+                known.variable_name(),
+                e.version(),
+                e.revision(),
+                0,
+            );
+            return WatchEvent::from_parts(EventKind::Deleted, Arc::new(record), e.skipped());
+        }
+        e
     }
 
     /// Removes a downstream; returns how many are left.
@@ -775,6 +798,32 @@ mod tests {
         let key = f.attach_resumed(config(100, Mode::Resync), &other, |_| None);
         assert_eq!(drain(&mut f, key), [(SessionClosed, 0, 11)]);
         assert_eq!(f.close_reason(key), Some(CloseReason::SessionClosed));
+    }
+
+    /// A deletion that names only its id (an etcd store's answer to a
+    /// resume) reaches the watcher with the name the feed knew.
+    #[test]
+    fn a_deletion_by_id_gets_the_name_the_feed_knew() {
+        let mut f = Feed::new(true, false);
+        apply(
+            &mut f,
+            vec![WatchEvent::bare(EventKind::Initial, "var_1", "alpha", 0, 1)],
+        );
+        let key = f.attach(config(100, Mode::Resync));
+        let _ = f.recv(key, None);
+        apply(
+            &mut f,
+            vec![WatchEvent::bare(EventKind::Deleted, "var_1", "", 1, 2)],
+        );
+        match f.recv(key, None) {
+            Step::Event(e) => {
+                assert_eq!(
+                    (e.kind(), e.variable_id(), e.variable_name()),
+                    (EventKind::Deleted, "var_1", "alpha")
+                );
+            }
+            _ => panic!("no deletion"),
+        }
     }
 
     #[test]
