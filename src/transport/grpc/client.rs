@@ -133,6 +133,15 @@ fn header(addr: &str, config: &RemoteConfig) -> Result<Option<MetadataValue<toni
     }
 }
 
+/// The error of an address (`host:port`) no endpoint can be made of.
+fn bad_address(addr: &str, e: tonic::transport::Error) -> Error {
+    Error::Transport {
+        addr: crate::error::q(addr).to_string(),
+        reason: e.to_string(),
+        source: Some(ErrorSource::new(e)),
+    }
+}
+
 /// `config`'s connect timeout and keepalive (its heartbeat settings) on
 /// `endpoint`.
 fn configure(endpoint: Endpoint, config: &RemoteConfig) -> Endpoint {
@@ -150,12 +159,7 @@ impl GrpcTransport {
     /// with the connect timeout, keepalive (the heartbeat settings) and
     /// bearer token of `config`. Nothing is dialled until the first call.
     pub fn new(addr: &str, config: &RemoteConfig) -> Result<GrpcTransport> {
-        let endpoint = Endpoint::from_shared(format!("http://{addr}")).map_err(|e| Error::Transport {
-            addr: addr.to_string(),
-            reason: e.to_string(),
-            source: Some(ErrorSource::new(e)),
-        })?;
-        GrpcTransport::from_endpoint(configure(endpoint, config), config)
+        GrpcTransport::new_any([addr], config)
     }
 
     /// A transport to the server at `addr` (`host:port`) over TLS, with
@@ -167,16 +171,7 @@ impl GrpcTransport {
         tls: tonic::transport::ClientTlsConfig,
         config: &RemoteConfig,
     ) -> Result<GrpcTransport> {
-        let fail = |e: tonic::transport::Error| Error::Transport {
-            addr: addr.to_string(),
-            reason: e.to_string(),
-            source: Some(ErrorSource::new(e)),
-        };
-        let endpoint = Endpoint::from_shared(format!("https://{addr}"))
-            .map_err(fail)?
-            .tls_config(tls)
-            .map_err(fail)?;
-        GrpcTransport::from_endpoint(configure(endpoint, config), config)
+        GrpcTransport::with_tls_any([addr], tls, config)
     }
 
     /// A transport through an endpoint you built (its TLS, timeouts and
@@ -205,11 +200,7 @@ impl GrpcTransport {
                 let addr = addr.as_ref();
                 Endpoint::from_shared(format!("http://{addr}"))
                     .map(|e| configure(e, config))
-                    .map_err(|e| Error::Transport {
-                        addr: crate::error::q(addr).to_string(),
-                        reason: e.to_string(),
-                        source: Some(ErrorSource::new(e)),
-                    })
+                    .map_err(|e| bad_address(addr, e))
             })
             .collect::<Result<Vec<_>>>()?;
         GrpcTransport::from_endpoints(endpoints, config)
@@ -230,16 +221,10 @@ impl GrpcTransport {
             .into_iter()
             .map(|addr| {
                 let addr = addr.as_ref();
-                let fail = |e: tonic::transport::Error| Error::Transport {
-                    addr: crate::error::q(addr).to_string(),
-                    reason: e.to_string(),
-                    source: Some(ErrorSource::new(e)),
-                };
                 Endpoint::from_shared(format!("https://{addr}"))
-                    .map_err(fail)?
-                    .tls_config(tls.clone())
-                    .map_err(fail)
+                    .and_then(|e| e.tls_config(tls.clone()))
                     .map(|e| configure(e, config))
+                    .map_err(|e| bad_address(addr, e))
             })
             .collect::<Result<Vec<_>>>()?;
         GrpcTransport::from_endpoints(endpoints, config)
