@@ -691,23 +691,7 @@ fn durable_store_keeps_the_contract_and_the_same_after_a_reopen() {
         s.list_variables(id, None)
             .unwrap()
             .iter()
-            .map(|v| {
-                format!(
-                    "{} {} {:?} {:?} {:?} v{} r{} {:?} {:?} {:?} {:?} {:?}",
-                    v.id(),
-                    v.name(),
-                    v.var_type(),
-                    v.value(),
-                    v.constraints(),
-                    v.version(),
-                    v.revision(),
-                    v.metadata(),
-                    v.created_at(),
-                    v.updated_at(),
-                    v.source(),
-                    v.change_metadata()
-                )
-            })
+            .map(common::describe)
             .collect()
     };
     let before: Vec<(String, Vec<String>)> = s

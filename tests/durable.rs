@@ -53,26 +53,7 @@ fn state(s: &SessionStore) -> Vec<(String, u64, Vec<String>)> {
         .into_iter()
         .map(|id| {
             let list = s.list_variables(&id, None).unwrap();
-            let vars = list
-                .iter()
-                .map(|v| {
-                    format!(
-                        "{} {} {:?} {:?} {:?} v{} r{} {:?} {:?} {:?} {:?} {:?}",
-                        v.id(),
-                        v.name(),
-                        v.var_type(),
-                        v.value(),
-                        v.constraints(),
-                        v.version(),
-                        v.revision(),
-                        v.metadata(),
-                        v.created_at(),
-                        v.updated_at(),
-                        v.source(),
-                        v.change_metadata()
-                    )
-                })
-                .collect();
+            let vars = list.iter().map(common::describe).collect();
             (id, list.revision, vars)
         })
         .collect()

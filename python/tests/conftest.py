@@ -37,6 +37,35 @@ def check_contiguous(events, start, end):
     assert expected == end + 1, (expected, end)
 
 
+def collect_until(watch, last, timeout=30):
+    """A watch's CHANGED and LAGGED events up to the state at version `last`
+    (a LAGGED marker is followed by the state it covers: wait for it);
+    anything else, or a stall of `timeout` seconds, fails."""
+    from varwatch import EventKind
+
+    events = []
+    while not events or events[-1].kind is EventKind.LAGGED or events[-1].version < last:
+        e = watch.next(timeout)
+        assert e is not None, f"stalled after {events[-1:]}"
+        assert e.kind in (EventKind.CHANGED, EventKind.LAGGED), e
+        events.append(e)
+    return events
+
+
+def check_acknowledged(events, acked):
+    """Every acknowledged write (`acked`: version -> value) was delivered
+    with its value, or lies inside a LAGGED range."""
+    from varwatch import EventKind
+
+    seen = {e.version: e.value for e in events if e.kind is EventKind.CHANGED}
+    lagged = [e.lag for e in events if e.kind is EventKind.LAGGED]
+    for version, value in acked.items():
+        if version in seen:
+            assert seen[version] == value, (version, seen[version], value)
+        else:
+            assert any(lo <= version <= hi for lo, hi in lagged), f"v{version} neither seen nor lagged"
+
+
 def wait_until(what, done, timeout=20.0, interval=0.02):
     """Polls `done` until it holds; fails after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -8,7 +8,7 @@ import time
 import varwatch
 from varwatch import EventKind
 
-from conftest import Proxy, Server, check_contiguous, wait_until
+from conftest import Proxy, Server, check_acknowledged, check_contiguous, collect_until, wait_until
 
 
 def test_a_watch_resumes_through_outages_while_a_writer_continues(server, session_name):
@@ -131,25 +131,14 @@ def test_watches_continue_across_a_killed_and_restarted_durable_server(session_n
             until[0] = c.get(session_name, "x").version + 1
             last = c.update(session_name, "x", -1)
             assert last == until[0]
-            events = []
-            while not events or events[-1].kind is EventKind.LAGGED or events[-1].version < last:
-                e = w.next(30)
-                assert e is not None, f"stalled after {events[-1:]}"
-                assert e.kind in (EventKind.CHANGED, EventKind.LAGGED), e
-                events.append(e)
+            events = collect_until(w, last)
             async_watcher.join(60)
             assert not async_watcher.is_alive(), "the async watch stalled"
             assert len(acked) > 10, acked
             for evs in (events, async_events):
                 assert all(e.kind in (EventKind.CHANGED, EventKind.LAGGED) for e in evs), evs[-3:]
                 check_contiguous(evs, 1, last)
-                seen = {e.version: e.value for e in evs if e.kind is EventKind.CHANGED}
-                lagged = [e.lag for e in evs if e.kind is EventKind.LAGGED]
-                for version, value in acked.items():
-                    if version in seen:
-                        assert seen[version] == value, (version, seen[version], value)
-                    else:
-                        assert any(a <= version <= b for a, b in lagged), f"v{version} neither seen nor lagged"
+                check_acknowledged(evs, acked)
             assert c.get(session_name, "x").version == last
     finally:
         srv.stop()
@@ -205,21 +194,10 @@ def test_a_client_of_two_replicas_moves_on_when_one_dies(session_name):
             stop.set()
             writer.join()
             last = c.update(session_name, "x", -1)
-            events = []
-            while not events or events[-1].kind is EventKind.LAGGED or events[-1].version < last:
-                e = w.next(30)
-                assert e is not None, f"stalled after {events[-1:]}"
-                assert e.kind in (EventKind.CHANGED, EventKind.LAGGED), e
-                events.append(e)
+            events = collect_until(w, last)
             check_contiguous(events, 1, last)
             assert w.reconnects >= 2, w.reconnects
-            seen = {e.version: e.value for e in events if e.kind is EventKind.CHANGED}
-            lagged = [e.lag for e in events if e.kind is EventKind.LAGGED]
-            for version, value in acked.items():
-                if version in seen:
-                    assert seen[version] == value
-                else:
-                    assert any(lo <= version <= hi for lo, hi in lagged), f"v{version} neither seen nor lagged"
+            check_acknowledged(events, acked)
     finally:
         a.stop()
         b.stop()

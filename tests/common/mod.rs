@@ -45,3 +45,24 @@ pub fn ready<F: std::future::Future>(f: F) -> F::Output {
         std::task::Poll::Pending => panic!("the future was not ready"),
     }
 }
+
+/// Everything a variable holds (id, name, type, value, constraints,
+/// version, revision, metadata, times, source, change metadata), as one
+/// line: two stores agree on a variable when these lines are equal.
+pub fn describe(v: &varwatch::Variable) -> String {
+    format!(
+        "{} {} {:?} {:?} {:?} v{} r{} {:?} {:?} {:?} {:?} {:?}",
+        v.id(),
+        v.name(),
+        v.var_type(),
+        v.value(),
+        v.constraints(),
+        v.version(),
+        v.revision(),
+        v.metadata(),
+        v.created_at(),
+        v.updated_at(),
+        v.source(),
+        v.change_metadata()
+    )
+}
